@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+
+pub mod format;
+
+mod expiry;
+mod hash;
+mod key;
+mod prefix;
+mod scope;
+
+pub use expiry::{Expiry, ExpiryInPast, KeyStatus};
+pub use hash::{HashHexError, KeyHash};
+pub use key::{ApiKey, GenerateError, ParseError};
+pub use prefix::{KeyPrefix, PrefixError};
+pub use scope::{Scope, ScopeError, Scopes};
+
+/// The repository README's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct RepositoryReadme;
