@@ -1,0 +1,27 @@
+# The recipes CI runs too (.ci/run). `cargo install just` to use them; the README's two
+# commands never need just.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Run the server (release build).
+run:
+    cargo run --release
+
+# Run every test (what the README says).
+test:
+    cargo test --workspace
+
+# Everything CI checks: fmt, clippy, docs, tests (PostgreSQL suites switched on).
+ci:
+    bash .ci/run
+
+# Criterion benchmarks; figures go to docs/performance.md.
+bench:
+    cargo bench -p agentvista-keys
+
+# Fuzz ApiKey::parse with libFuzzer for SECONDS (needs `cargo install cargo-fuzz`).
+fuzz SECONDS="60":
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse -- -max_total_time={{SECONDS}}
