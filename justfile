@@ -21,6 +21,7 @@ ci:
 # Criterion benchmarks; figures go to docs/performance.md.
 bench:
     cargo bench -p agentvista-keys
+    AGENTVISTA_TEST_POSTGRES_URL=${AGENTVISTA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres} cargo bench -p agentvista-store
 
 # Fuzz ApiKey::parse with libFuzzer for SECONDS (needs `cargo install cargo-fuzz`).
 fuzz SECONDS="60":

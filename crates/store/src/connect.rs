@@ -1,0 +1,167 @@
+//! [`Store`]: the connection pools, start-up configuration and migrations.
+
+use std::time::Duration;
+
+use agentvista_migrations::{Migrator, MigratorTrait};
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+
+use crate::StoreError;
+
+/// How durable SQLite commits are. PostgreSQL ignores this (its own `synchronous_commit` rules).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// `synchronous = FULL`: a commit survives power loss. The default, because a 200 from
+    /// ingestion promises that the events are stored.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: faster; in WAL mode a power loss may drop the last commits
+    /// (never corrupts). An operator's informed choice.
+    Normal,
+}
+
+/// Options for opening a [`Store`].
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    /// Connections in the pool (for SQLite: readers; writes always go through one connection).
+    pub max_connections: u32,
+    /// SQLite durability.
+    pub sqlite_sync: SqliteSync,
+    /// How long a statement waits for a lock held by another process (SQLite) or for a pooled
+    /// connection, before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            sqlite_sync: SqliteSync::Full,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The storage of accounts, users, sessions, keys, events and usage, on SQLite or PostgreSQL.
+///
+/// Cheap to clone (pools are shared). Reach the tables through the repositories:
+/// [`Store::accounts`], [`Store::users`], [`Store::sessions`], [`Store::keys`],
+/// [`Store::events`]; usage accounting is the [`agentvista_quota::UsageLedger`] impl.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// Statements that write. On SQLite a single connection: SQLite admits one writer at a
+    /// time anyway, and queueing in the pool is fairer and faster than busy-waiting on the lock.
+    pub(crate) write: DatabaseConnection,
+    /// A pool of readers, on SQLite files only; elsewhere `write` serves reads too.
+    read: Option<DatabaseConnection>,
+}
+
+impl Store {
+    /// Opens `url` (`sqlite://…`, `sqlite::memory:` or `postgres://…`) with default options.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be reached or opened.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Opens `url` with `options`. SQLite gets WAL, the chosen `synchronous`, foreign keys and
+    /// a busy timeout on every connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be reached or opened.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        if !url.starts_with("sqlite:") {
+            let write = Database::connect(pool_options(url, options.max_connections, options))
+                .await
+                .map_err(StoreError::Unavailable)?;
+            return Ok(Store { write, read: None });
+        }
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // Every connection to an in-memory database is a database of its own: share one.
+            let write = Database::connect(pool_options(url, 1, options))
+                .await
+                .map_err(StoreError::Unavailable)?;
+            return Ok(Store { write, read: None });
+        }
+        let write = Database::connect(pool_options(url, 1, options))
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let read = Database::connect(pool_options(url, options.max_connections, options))
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(Store {
+            write,
+            read: Some(read),
+        })
+    }
+
+    /// The pool for statements that only read.
+    pub(crate) fn reader(&self) -> &DatabaseConnection {
+        self.read.as_ref().unwrap_or(&self.write)
+    }
+
+    /// Applies every pending migration.
+    ///
+    /// # Errors
+    /// [`StoreError`] when a migration fails; the database is then left as the failing
+    /// migration's transaction (PostgreSQL) or statement (SQLite) left it.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.write, None).await?;
+        Ok(())
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] (or `Database`) when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.reader().ping().await?;
+        Ok(())
+    }
+
+    /// Whether this store runs on PostgreSQL (else SQLite).
+    #[must_use]
+    pub fn is_postgres(&self) -> bool {
+        self.write.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// Closes the pools, waiting for connections in use to be returned.
+    ///
+    /// # Errors
+    /// When a pool fails to close cleanly.
+    pub async fn close(self) -> Result<(), StoreError> {
+        if let Some(read) = self.read {
+            read.close().await?;
+        }
+        self.write.close().await?;
+        Ok(())
+    }
+}
+
+fn pool_options(url: &str, max_connections: u32, options: StoreOptions) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(options.busy_timeout.max(Duration::from_secs(1)))
+        .sqlx_logging(false);
+    let sync = match options.sqlite_sync {
+        SqliteSync::Full => SqliteSynchronous::Full,
+        SqliteSync::Normal => SqliteSynchronous::Normal,
+    };
+    let busy = options.busy_timeout;
+    opts.map_sqlx_sqlite_opts(move |o| {
+        o.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .foreign_keys(true)
+            .busy_timeout(busy)
+    });
+    opts
+}
+
+/// Times as the databases keep them: PostgreSQL stores microseconds, so does SQLite here, and a
+/// value read back then equals the value written.
+pub(crate) fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}

@@ -1,0 +1,256 @@
+//! API keys: created here (so a prefix collision can be retried), stored as prefix and hash.
+
+use agentvista_keys::{ApiKey, Expiry, KeyHash, KeyPrefix, KeyStatus, Scopes};
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+
+use crate::entities::api_keys;
+use crate::error::is_unique_violation;
+use crate::{AccountId, KeyId, Store, StoreError, UserId, connect::db_time};
+
+/// How often a prefix collision (32 random bits) is retried before giving up. Eight collisions
+/// in a row would take ~10¹⁵ keys, so reaching the limit means something else is wrong.
+const PREFIX_ATTEMPTS: usize = 8;
+
+/// `last_used_at` is written at most this often per key: it is a hint, not an audit log.
+pub const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::seconds(60);
+
+/// A stored key as the API shows it: never the key, never its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Row id.
+    pub id: KeyId,
+    /// The owning account.
+    pub account_id: AccountId,
+    /// The user who created it, if it was made by a user (not the CLI or another key).
+    pub created_by: Option<UserId>,
+    /// Human name, e.g. "production".
+    pub name: String,
+    /// `av_` + 8 hex, unique.
+    pub prefix: KeyPrefix,
+    /// What the key may do.
+    pub scopes: Scopes,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expiry: Expiry,
+    /// Last successful authentication, to within [`LAST_USED_GRANULARITY`].
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl KeyRecord {
+    /// Active, expired or revoked at `now`.
+    #[must_use]
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        KeyStatus::at(self.expiry, self.revoked_at, now)
+    }
+}
+
+/// What a key needs to be created.
+#[derive(Clone, Debug)]
+pub struct NewKey<'a> {
+    /// Human name.
+    pub name: &'a str,
+    /// Granted scopes.
+    pub scopes: Scopes,
+    /// Expiry, already checked to be in the future.
+    pub expiry: Expiry,
+    /// The creating user, if any.
+    pub created_by: Option<UserId>,
+}
+
+/// The result of a revocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// Revoked by this call.
+    Now,
+    /// It was revoked already (revoking twice is not an error).
+    Already,
+}
+
+/// The api_keys table.
+#[derive(Clone, Copy, Debug)]
+pub struct Keys<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// The API keys repository.
+    #[must_use]
+    pub fn keys(&self) -> Keys<'_> {
+        Keys { store: self }
+    }
+}
+
+impl Keys<'_> {
+    /// Generates a key for `account` and stores its prefix and hash. The returned [`ApiKey`] is
+    /// the only copy of the secret: hand it to its owner once.
+    ///
+    /// # Errors
+    /// [`StoreError::KeyGeneration`] when no unique key could be made, or a database error.
+    pub async fn create(
+        &self,
+        account: AccountId,
+        new: NewKey<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKey, KeyRecord), StoreError> {
+        for _ in 0..PREFIX_ATTEMPTS {
+            let key = ApiKey::generate().map_err(|e| StoreError::KeyGeneration(Some(e)))?;
+            let row = api_keys::ActiveModel {
+                account_id: Set(account.0),
+                created_by: Set(new.created_by.map(|u| u.0)),
+                name: Set(new.name.to_owned()),
+                prefix: Set(key.prefix().to_string()),
+                key_hash: Set(key.hash().to_hex()),
+                scopes: Set(new.scopes.to_string()),
+                created_at: Set(db_time(now)),
+                expires_at: Set(new.expiry.expires_at().map(db_time)),
+                last_used_at: Set(None),
+                revoked_at: Set(None),
+                ..Default::default()
+            };
+            match row.insert(&self.store.write).await {
+                Ok(row) => return Ok((key, record(row)?)),
+                Err(e) if is_unique_violation(&e) => {
+                    tracing::info!(prefix = %key.prefix(), "key prefix collision, generating another key");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::KeyGeneration(None))
+    }
+
+    /// The key whose SHA-256 is `hash`, whatever its status (the caller decides, and logs why).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        api_keys::Entity::find()
+            .filter(api_keys::Column::KeyHash.eq(hash.to_hex()))
+            .one(self.store.reader())
+            .await?
+            .map(record)
+            .transpose()
+    }
+
+    /// The key with `prefix` in `account`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the account has no such key.
+    pub async fn find_by_prefix(
+        &self,
+        account: AccountId,
+        prefix: &KeyPrefix,
+    ) -> Result<KeyRecord, StoreError> {
+        api_keys::Entity::find()
+            .filter(api_keys::Column::AccountId.eq(account.0))
+            .filter(api_keys::Column::Prefix.eq(prefix.as_str()))
+            .one(self.store.reader())
+            .await?
+            .map(record)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The key `id` of `account`. Another account's key is [`StoreError::NotFound`], like a
+    /// key that does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], or a database error.
+    pub async fn get(&self, account: AccountId, id: KeyId) -> Result<KeyRecord, StoreError> {
+        api_keys::Entity::find_by_id(id.0)
+            .filter(api_keys::Column::AccountId.eq(account.0))
+            .one(self.store.reader())
+            .await?
+            .map(record)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Every key of `account`, newest first, revoked and expired keys included.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn list(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
+        api_keys::Entity::find()
+            .filter(api_keys::Column::AccountId.eq(account.0))
+            .order_by_desc(api_keys::Column::Id)
+            .all(self.store.reader())
+            .await?
+            .into_iter()
+            .map(record)
+            .collect()
+    }
+
+    /// Revokes key `id` of `account`. Idempotent: a second call keeps the first time.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when `account` has no such key.
+    pub async fn revoke(
+        &self,
+        account: AccountId,
+        id: KeyId,
+        now: DateTime<Utc>,
+    ) -> Result<Revoked, StoreError> {
+        let done = api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::RevokedAt, Expr::value(db_time(now)))
+            .filter(api_keys::Column::Id.eq(id.0))
+            .filter(api_keys::Column::AccountId.eq(account.0))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .exec(&self.store.write)
+            .await?;
+        if done.rows_affected == 1 {
+            return Ok(Revoked::Now);
+        }
+        // Nothing changed: revoked already, or not this account's key.
+        self.get(account, id).await.map(|_| Revoked::Already)
+    }
+
+    /// Records a successful authentication at `now`, unless one was recorded less than
+    /// [`LAST_USED_GRANULARITY`] ago (so a busy key costs one write a minute, not one a request).
+    /// Returns whether a write happened.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn touch_last_used(&self, id: KeyId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let now = db_time(now);
+        let stale = now - LAST_USED_GRANULARITY;
+        let update = Query::update()
+            .table(api_keys::Entity)
+            .value(api_keys::Column::LastUsedAt, now)
+            .and_where(api_keys::Column::Id.eq(id.0))
+            .and_where(
+                api_keys::Column::LastUsedAt
+                    .is_null()
+                    .or(api_keys::Column::LastUsedAt.lte(stale)),
+            )
+            .to_owned();
+        let done = self.store.write.execute(&update).await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn record(row: api_keys::Model) -> Result<KeyRecord, StoreError> {
+    Ok(KeyRecord {
+        id: KeyId(row.id),
+        account_id: AccountId(row.account_id),
+        created_by: row.created_by.map(UserId),
+        name: row.name,
+        prefix: KeyPrefix::parse(&row.prefix).map_err(|_| StoreError::Corrupt {
+            what: "api_keys.prefix",
+        })?,
+        scopes: row.scopes.parse().map_err(|_| StoreError::Corrupt {
+            what: "api_keys.scopes",
+        })?,
+        created_at: row.created_at,
+        expiry: Expiry::at(row.expires_at),
+        last_used_at: row.last_used_at,
+        revoked_at: row.revoked_at,
+    })
+}

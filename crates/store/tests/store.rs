@@ -1,0 +1,825 @@
+//! The store suite, run against SQLite always and PostgreSQL when
+//! `AGENTVISTA_TEST_POSTGRES_URL` is set (each test in a fresh database built by the real
+//! migrations). One integration binary for the crate.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use agentvista_keys::{ApiKey, Expiry, KeyStatus, Scope, Scopes};
+use agentvista_migrations::{Migrator, MigratorTrait};
+use agentvista_quota::{Allowance, Period, RecordError, UsageLedger};
+use agentvista_store::{
+    AccountId, EventBatch, NewEvent, NewKey, Revoked, Store, StoreError, TraceCursor,
+};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use sea_orm::{ConnectionTrait, Database};
+
+// ---------------------------------------------------------------- harness
+
+struct TestDb {
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+async fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    TestDb {
+        store,
+        url,
+        _dir: Some(dir),
+        postgres: None,
+    }
+}
+
+async fn postgres_db() -> Option<TestDb> {
+    let Ok(admin_url) = std::env::var("AGENTVISTA_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: set AGENTVISTA_TEST_POSTGRES_URL to run the PostgreSQL suite");
+        return None;
+    };
+    let name = format!("agentvista_test_{:016x}", getrandom::u64().unwrap());
+    let admin = Database::connect(&admin_url).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Some(TestDb {
+        store,
+        url,
+        _dir: None,
+        postgres: Some((admin_url, name)),
+    })
+}
+
+impl TestDb {
+    async fn finish(mut self) {
+        self.store.clone().close().await.unwrap();
+        if let Some((admin_url, name)) = self.postgres.take() {
+            drop_database(&admin_url, &name).await;
+        }
+    }
+}
+
+impl Drop for TestDb {
+    /// A failed test never reaches `finish`: drop its database all the same, from a thread of
+    /// its own because the test's runtime is unwinding.
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(drop_database(&admin_url, &name));
+            })
+            .join();
+        }
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    let admin = Database::connect(admin_url).await.unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+}
+
+/// Runs `$test(&TestDb)` as `$test::sqlite` and `$test::postgres`.
+macro_rules! on_both {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let db = super::sqlite_db().await;
+                super::$test(&db).await;
+                db.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let Some(db) = super::postgres_db().await else { return };
+                super::$test(&db).await;
+                db.finish().await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    migrations_run_down_and_up_again,
+    accounts_keep_plan_and_spend_cap,
+    user_emails_are_unique_whatever_their_case,
+    sessions_end_at_expiry_and_logout,
+    only_the_hash_of_a_key_is_stored,
+    keys_are_listed_newest_first_and_scoped_to_their_account,
+    revoking_twice_is_not_an_error_and_other_accounts_get_not_found,
+    last_used_is_written_at_most_once_a_minute,
+    recording_counts_new_events_and_skips_duplicates,
+    exactly_the_limit_fits_and_one_more_stores_nothing,
+    unlimited_and_capped_allowances_are_honoured,
+    a_new_month_starts_from_zero,
+    traces_page_newest_first_with_a_cursor,
+    concurrent_recording_never_passes_the_allowance,
+    concurrent_duplicates_are_stored_and_counted_once,
+);
+
+fn noon() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+fn event(id: Option<&str>, trace: Option<&str>, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        client_event_id: id.map(str::to_owned),
+        event_type: "span".into(),
+        trace_id: trace.map(str::to_owned),
+        name: id.map(|i| format!("name of {i}")),
+        timestamp: at,
+        body: Some(serde_json::json!({"input": "hello", "n": 1})),
+    }
+}
+
+fn batch(events: Vec<NewEvent>) -> EventBatch {
+    EventBatch {
+        api_key_id: None,
+        received_at: noon(),
+        events,
+    }
+}
+
+async fn account(store: &Store, name: &str) -> AccountId {
+    store
+        .accounts()
+        .create(name, "free", noon())
+        .await
+        .unwrap()
+        .id
+}
+
+fn write_key(name: &str) -> NewKey<'_> {
+    NewKey {
+        name,
+        scopes: Scopes::only(Scope::Write),
+        expiry: Expiry::NEVER,
+        created_by: None,
+    }
+}
+
+// ---------------------------------------------------------------- schema
+
+async fn migrations_run_down_and_up_again(db: &TestDb) {
+    let conn = Database::connect(&db.url).await.unwrap();
+    Migrator::down(&conn, None).await.unwrap();
+    assert!(
+        Migrator::get_applied_migrations(&conn)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(
+        Migrator::get_applied_migrations(&conn).await.unwrap().len(),
+        Migrator::migrations().len()
+    );
+    conn.close().await.unwrap();
+    // The store works on the rebuilt schema.
+    let id = account(&db.store, "after-rebuild").await;
+    assert_eq!(
+        db.store.accounts().get(id).await.unwrap().name,
+        "after-rebuild"
+    );
+}
+
+// ---------------------------------------------------------------- accounts, users, sessions
+
+async fn accounts_keep_plan_and_spend_cap(db: &TestDb) {
+    let accounts = db.store.accounts();
+    let id = account(&db.store, "acme").await;
+    assert_eq!(accounts.get(id).await.unwrap().plan, "free");
+    assert_eq!(accounts.set_plan(id, "pro").await.unwrap().plan, "pro");
+    let capped = accounts.set_spend_cap(id, Some(1_234)).await.unwrap();
+    assert_eq!(capped.spend_cap_cents, Some(1_234));
+    assert_eq!(accounts.get(id).await.unwrap().spend_cap_cents, Some(1_234));
+    assert_eq!(
+        accounts
+            .set_spend_cap(id, None)
+            .await
+            .unwrap()
+            .spend_cap_cents,
+        None
+    );
+    assert_eq!(accounts.find_by_name("acme").await.unwrap().unwrap().id, id);
+    assert!(accounts.find_by_name("nobody").await.unwrap().is_none());
+    assert!(matches!(
+        accounts.get(AccountId(id.0 + 100)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        accounts.set_plan(AccountId(id.0 + 100), "pro").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn user_emails_are_unique_whatever_their_case(db: &TestDb) {
+    let users = db.store.users();
+    assert_eq!(users.count().await.unwrap(), 0);
+    let acme = account(&db.store, "acme").await;
+    let ada = users
+        .create(acme, "Ada@Example.com", "$argon2id$fake", noon())
+        .await
+        .unwrap();
+    assert_eq!(ada.email, "ada@example.com");
+    assert!(matches!(
+        users.create(acme, " ADA@example.COM", "x", noon()).await,
+        Err(StoreError::EmailTaken)
+    ));
+    assert!(matches!(
+        users.create(acme, "not-an-email", "x", noon()).await,
+        Err(StoreError::InvalidEmail)
+    ));
+    let found = users
+        .find_by_email("ADA@EXAMPLE.COM")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.user, ada);
+    assert_eq!(found.password_hash, "$argon2id$fake");
+    assert!(!format!("{found:?}").contains("argon2id"));
+    assert!(
+        users
+            .find_by_email("bob@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(users.count().await.unwrap(), 1);
+    assert_eq!(users.get(ada.id).await.unwrap(), ada);
+}
+
+async fn sessions_end_at_expiry_and_logout(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let ada = db
+        .store
+        .users()
+        .create(acme, "ada@example.com", "h", noon())
+        .await
+        .unwrap();
+    let sessions = db.store.sessions();
+    let (token, other) = ([1u8; 32], [2u8; 32]);
+    let expires = noon() + TimeDelta::hours(12);
+    sessions
+        .create(&ada, &token, "csrf-1", noon(), expires)
+        .await
+        .unwrap();
+    sessions
+        .create(&ada, &other, "csrf-2", noon(), noon() + TimeDelta::hours(1))
+        .await
+        .unwrap();
+
+    let found = sessions.find(&token, noon()).await.unwrap().unwrap();
+    assert_eq!(
+        (found.user.id, found.csrf_token.as_str()),
+        (ada.id, "csrf-1")
+    );
+    assert!(
+        sessions.find(&token, expires).await.unwrap().is_none(),
+        "expired at its expiry"
+    );
+    assert!(sessions.find(&[3u8; 32], noon()).await.unwrap().is_none());
+
+    assert_eq!(
+        sessions
+            .delete_expired(noon() + TimeDelta::hours(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(sessions.find(&other, noon()).await.unwrap().is_none());
+    sessions.delete(&token).await.unwrap();
+    assert!(sessions.find(&token, noon()).await.unwrap().is_none());
+    sessions.delete(&token).await.unwrap();
+}
+
+// ---------------------------------------------------------------- keys
+
+async fn only_the_hash_of_a_key_is_stored(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let (key, record) = db
+        .store
+        .keys()
+        .create(acme, write_key("ci"), noon())
+        .await
+        .unwrap();
+    assert_eq!(record.prefix, key.prefix());
+    assert_eq!(record.status(noon()), KeyStatus::Active);
+    assert_eq!(
+        db.store.keys().find_by_hash(&key.hash()).await.unwrap(),
+        Some(record)
+    );
+
+    let other = ApiKey::generate().unwrap();
+    assert_eq!(
+        db.store.keys().find_by_hash(&other.hash()).await.unwrap(),
+        None
+    );
+
+    // Nothing in the row is the key or its secret part.
+    let conn = Database::connect(&db.url).await.unwrap();
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT name, prefix, key_hash, scopes FROM api_keys",
+        ))
+        .await
+        .unwrap();
+    let secret = &key.expose_secret()[12..];
+    for row in rows {
+        for column in ["name", "prefix", "key_hash", "scopes"] {
+            let value: String = row.try_get("", column).unwrap();
+            assert!(!value.contains(secret), "{column} holds the secret");
+        }
+        assert_eq!(
+            row.try_get::<String>("", "key_hash").unwrap(),
+            key.hash().to_hex()
+        );
+    }
+    conn.close().await.unwrap();
+}
+
+async fn keys_are_listed_newest_first_and_scoped_to_their_account(db: &TestDb) {
+    let keys = db.store.keys();
+    let (acme, globex) = (
+        account(&db.store, "acme").await,
+        account(&db.store, "globex").await,
+    );
+    let in_a_week = Expiry::for_new_key(Some(noon() + TimeDelta::days(7)), noon()).unwrap();
+    let (_, first) = keys.create(acme, write_key("first"), noon()).await.unwrap();
+    let (_, second) = keys
+        .create(
+            acme,
+            NewKey {
+                name: "second",
+                scopes: "read,admin".parse().unwrap(),
+                expiry: in_a_week,
+                created_by: None,
+            },
+            noon(),
+        )
+        .await
+        .unwrap();
+    keys.create(globex, write_key("theirs"), noon())
+        .await
+        .unwrap();
+
+    let listed = keys.list(acme).await.unwrap();
+    assert_eq!(listed, vec![second.clone(), first.clone()]);
+    assert_eq!(listed[0].scopes, "admin,read".parse().unwrap());
+    assert_eq!(listed[0].expiry, in_a_week);
+    assert_eq!(
+        listed[0].status(noon() + TimeDelta::days(7)),
+        KeyStatus::Expired
+    );
+    assert_eq!(
+        keys.find_by_prefix(acme, &first.prefix).await.unwrap(),
+        first
+    );
+    assert!(matches!(
+        keys.find_by_prefix(globex, &first.prefix).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        keys.get(globex, first.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn revoking_twice_is_not_an_error_and_other_accounts_get_not_found(db: &TestDb) {
+    let keys = db.store.keys();
+    let (acme, globex) = (
+        account(&db.store, "acme").await,
+        account(&db.store, "globex").await,
+    );
+    let (key, record) = keys.create(acme, write_key("ci"), noon()).await.unwrap();
+
+    assert!(matches!(
+        keys.revoke(globex, record.id, noon()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        keys.find_by_hash(&key.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+
+    let later = noon() + TimeDelta::minutes(5);
+    assert_eq!(
+        keys.revoke(acme, record.id, noon()).await.unwrap(),
+        Revoked::Now
+    );
+    assert_eq!(
+        keys.revoke(acme, record.id, later).await.unwrap(),
+        Revoked::Already
+    );
+    let revoked = keys.find_by_hash(&key.hash()).await.unwrap().unwrap();
+    assert_eq!(
+        revoked.revoked_at,
+        Some(noon()),
+        "the first revocation time stays"
+    );
+    assert_eq!(revoked.status(later), KeyStatus::Revoked);
+}
+
+async fn last_used_is_written_at_most_once_a_minute(db: &TestDb) {
+    let keys = db.store.keys();
+    let acme = account(&db.store, "acme").await;
+    let (key, record) = keys.create(acme, write_key("ci"), noon()).await.unwrap();
+    assert!(keys.touch_last_used(record.id, noon()).await.unwrap());
+    assert!(
+        !keys
+            .touch_last_used(record.id, noon() + TimeDelta::seconds(59))
+            .await
+            .unwrap()
+    );
+    let at = noon() + TimeDelta::seconds(60);
+    assert!(keys.touch_last_used(record.id, at).await.unwrap());
+    assert_eq!(
+        keys.find_by_hash(&key.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(at)
+    );
+}
+
+// ---------------------------------------------------------------- accounting
+
+async fn recording_counts_new_events_and_skips_duplicates(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let period = Period::containing(noon());
+    let allowance = Allowance::Limited(100);
+    let first = batch(vec![
+        event(Some("a"), Some("t1"), noon()),
+        event(Some("b"), Some("t1"), noon()),
+        event(Some("a"), Some("t1"), noon()),
+        event(None, None, noon()),
+    ]);
+    let recorded = db
+        .store
+        .record(acme, period, allowance, first)
+        .await
+        .unwrap();
+    assert_eq!(
+        (recorded.accepted, recorded.duplicates, recorded.used),
+        (3, 1, 3)
+    );
+
+    let again = batch(vec![
+        event(Some("b"), Some("t1"), noon()),
+        event(Some("c"), None, noon()),
+    ]);
+    let recorded = db
+        .store
+        .record(acme, period, allowance, again)
+        .await
+        .unwrap();
+    assert_eq!(
+        (recorded.accepted, recorded.duplicates, recorded.used),
+        (1, 1, 4)
+    );
+
+    // Ids are per account: another account may use the same ones.
+    let globex = account(&db.store, "globex").await;
+    let theirs = batch(vec![event(Some("a"), None, noon())]);
+    assert_eq!(
+        db.store
+            .record(globex, period, allowance, theirs)
+            .await
+            .unwrap()
+            .accepted,
+        1
+    );
+
+    assert_eq!(db.store.used(acme, period).await.unwrap(), 4);
+    assert_eq!(db.store.events().count(acme).await.unwrap(), 4);
+    assert_eq!(db.store.used(globex, period).await.unwrap(), 1);
+}
+
+async fn exactly_the_limit_fits_and_one_more_stores_nothing(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let period = Period::containing(noon());
+    let allowance = Allowance::Limited(5);
+    let four = (0..4)
+        .map(|i| event(Some(&format!("e{i}")), None, noon()))
+        .collect();
+    db.store
+        .record(acme, period, allowance, batch(four))
+        .await
+        .unwrap();
+
+    let two = batch(vec![
+        event(Some("x"), None, noon()),
+        event(Some("y"), None, noon()),
+    ]);
+    let Err(RecordError::Exceeded(refused)) = db.store.record(acme, period, allowance, two).await
+    else {
+        panic!("two more events than fit were accepted");
+    };
+    assert_eq!((refused.limit, refused.used), (5, 4));
+    assert_eq!(
+        refused.resets_at,
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+    );
+    assert_eq!(
+        db.store.events().count(acme).await.unwrap(),
+        4,
+        "a refused batch stores nothing"
+    );
+
+    // A duplicate of a stored event costs nothing, even at the limit.
+    let one = batch(vec![
+        event(Some("x"), None, noon()),
+        event(Some("e0"), None, noon()),
+    ]);
+    let recorded = db.store.record(acme, period, allowance, one).await.unwrap();
+    assert_eq!(
+        (recorded.accepted, recorded.duplicates, recorded.used),
+        (1, 1, 5)
+    );
+    let dup = batch(vec![event(Some("e1"), None, noon())]);
+    assert_eq!(
+        db.store
+            .record(acme, period, allowance, dup)
+            .await
+            .unwrap()
+            .duplicates,
+        1
+    );
+    let more = batch(vec![event(None, None, noon())]);
+    assert!(matches!(
+        db.store.record(acme, period, allowance, more).await,
+        Err(RecordError::Exceeded(_))
+    ));
+    assert_eq!(db.store.used(acme, period).await.unwrap(), 5);
+    assert_eq!(db.store.events().count(acme).await.unwrap(), 5);
+}
+
+async fn unlimited_and_capped_allowances_are_honoured(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let period = Period::containing(noon());
+    let many: Vec<_> = (0..1_200)
+        .map(|i| event(Some(&format!("u{i}")), None, noon()))
+        .collect();
+    let recorded = db
+        .store
+        .record(acme, period, Allowance::Unlimited, batch(many))
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded.accepted, 1_200,
+        "more rows than one INSERT statement holds"
+    );
+    let over = batch(vec![event(None, None, noon()); 2]);
+    assert!(
+        db.store
+            .record(acme, period, Allowance::Limited(1_201), over)
+            .await
+            .is_err()
+    );
+    let fits = batch(vec![event(None, None, noon())]);
+    assert_eq!(
+        db.store
+            .record(acme, period, Allowance::Limited(1_201), fits)
+            .await
+            .unwrap()
+            .used,
+        1_201
+    );
+}
+
+async fn a_new_month_starts_from_zero(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let november = Period::containing(noon());
+    let december = november.next();
+    let one = || batch(vec![event(None, None, noon())]);
+    db.store
+        .record(acme, november, Allowance::Limited(1), one())
+        .await
+        .unwrap();
+    assert!(
+        db.store
+            .record(acme, november, Allowance::Limited(1), one())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        db.store
+            .record(acme, december, Allowance::Limited(1), one())
+            .await
+            .unwrap()
+            .used,
+        1
+    );
+    assert_eq!(db.store.used(acme, november).await.unwrap(), 1);
+    assert_eq!(db.store.used(acme, december.next()).await.unwrap(), 0);
+}
+
+// ---------------------------------------------------------------- reads
+
+async fn traces_page_newest_first_with_a_cursor(db: &TestDb) {
+    let (acme, globex) = (
+        account(&db.store, "acme").await,
+        account(&db.store, "globex").await,
+    );
+    let period = Period::containing(noon());
+    let mut events = Vec::new();
+    for t in 0..5i64 {
+        let trace = format!("trace-{t}");
+        for e in 0..=t {
+            let at = noon() + TimeDelta::minutes(t) + TimeDelta::seconds(e);
+            events.push(event(Some(&format!("{trace}-{e}")), Some(&trace), at));
+        }
+    }
+    events.push(event(Some("orphan"), None, noon()));
+    db.store
+        .record(acme, period, Allowance::Unlimited, batch(events))
+        .await
+        .unwrap();
+    let theirs = batch(vec![event(Some("x"), Some("their-trace"), noon())]);
+    db.store
+        .record(globex, period, Allowance::Unlimited, theirs)
+        .await
+        .unwrap();
+
+    let first = db.store.events().traces(acme, None, 2).await.unwrap();
+    let ids: Vec<_> = first.traces.iter().map(|t| t.trace_id.as_str()).collect();
+    assert_eq!(ids, ["trace-4", "trace-3"]);
+    assert_eq!(first.traces[0].event_count, 5);
+    assert_eq!(first.traces[0].started_at, noon() + TimeDelta::minutes(4));
+    assert_eq!(first.traces[0].name.as_deref(), Some("name of trace-4-0"));
+
+    let cursor = TraceCursor::decode(&first.next_cursor.unwrap().encode()).unwrap();
+    let second = db
+        .store
+        .events()
+        .traces(acme, Some(&cursor), 2)
+        .await
+        .unwrap();
+    let ids: Vec<_> = second.traces.iter().map(|t| t.trace_id.as_str()).collect();
+    assert_eq!(ids, ["trace-2", "trace-1"]);
+    let third = db
+        .store
+        .events()
+        .traces(acme, second.next_cursor.as_ref(), 2)
+        .await
+        .unwrap();
+    let ids: Vec<_> = third.traces.iter().map(|t| t.trace_id.as_str()).collect();
+    assert_eq!(ids, ["trace-0"]);
+    assert!(third.next_cursor.is_none());
+
+    let events = db.store.events().of_trace(acme, "trace-3").await.unwrap();
+    assert_eq!(events.len(), 4);
+    assert!(events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    assert_eq!(
+        events[0].body,
+        Some(serde_json::json!({"input": "hello", "n": 1}))
+    );
+    assert!(
+        db.store
+            .events()
+            .of_trace(acme, "their-trace")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------- concurrency
+
+/// A small xorshift generator: reproducible from the printed seed, no extra dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Self {
+        let seed = getrandom::u64().unwrap() | 1;
+        eprintln!("rng seed {seed:#x}");
+        Rng(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+async fn concurrent_recording_never_passes_the_allowance(db: &TestDb) {
+    const TASKS: u64 = 16;
+    const CALLS: u64 = 200;
+    const LIMIT: u64 = 1_000;
+    let acme = account(&db.store, "acme").await;
+    let period = Period::containing(noon());
+    let mut seeds = Rng::seeded();
+    let handles: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let store = db.store.clone();
+            let mut rng = Rng(seeds.below(u64::MAX) | 1);
+            tokio::spawn(async move {
+                let (mut accepted, mut refused) = (0u64, 0u64);
+                for _ in 0..CALLS {
+                    let size = 1 + rng.below(10);
+                    let events = (0..size).map(|_| event(None, None, noon())).collect();
+                    match store
+                        .record(acme, period, Allowance::Limited(LIMIT), batch(events))
+                        .await
+                    {
+                        Ok(recorded) => {
+                            assert_eq!(recorded.accepted, size);
+                            assert!(recorded.used <= LIMIT);
+                            accepted += size;
+                        }
+                        Err(RecordError::Exceeded(e)) => {
+                            assert!(e.used + size > LIMIT, "refused although it fitted: {e:?}");
+                            refused += 1;
+                        }
+                        Err(RecordError::Storage(e)) => panic!("storage failed: {e:?}"),
+                    }
+                }
+                (accepted, refused)
+            })
+        })
+        .collect();
+    let (mut accepted, mut refused) = (0, 0);
+    for handle in handles {
+        let (a, r) = handle.await.unwrap();
+        accepted += a;
+        refused += r;
+    }
+    let used = db.store.used(acme, period).await.unwrap();
+    let stored = db.store.events().count(acme).await.unwrap();
+    assert!(used <= LIMIT, "used {used} > {LIMIT}");
+    assert_eq!(used, stored, "the count equals the rows stored");
+    assert_eq!(used, accepted, "refused calls stored nothing");
+    assert!(
+        refused > 0,
+        "the allowance was never reached; the test proves nothing"
+    );
+    // Random sizes of 1–10 leave at most 9 events unused once every task is refused.
+    assert!(used > LIMIT - 10, "used {used}");
+}
+
+async fn concurrent_duplicates_are_stored_and_counted_once(db: &TestDb) {
+    const TASKS: usize = 16;
+    const IDS: usize = 60;
+    let acme = account(&db.store, "acme").await;
+    let period = Period::containing(noon());
+    let store = Arc::new(db.store.clone());
+    let mut seeds = Rng::seeded();
+    let handles: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let mut rng = Rng(seeds.below(u64::MAX) | 1);
+            tokio::spawn(async move {
+                // Every task sends every id once, in its own random order and batch sizes.
+                let mut ids: Vec<usize> = (0..IDS).collect();
+                for i in (1..ids.len()).rev() {
+                    ids.swap(i, usize::try_from(rng.below(i as u64 + 1)).unwrap());
+                }
+                let mut accepted = 0;
+                for chunk in ids.chunks(1 + usize::try_from(rng.below(7)).unwrap()) {
+                    let events = chunk
+                        .iter()
+                        .map(|i| event(Some(&format!("dup-{i}")), Some("t"), noon()))
+                        .collect();
+                    let recorded = store
+                        .record(acme, period, Allowance::Unlimited, batch(events))
+                        .await
+                        .unwrap();
+                    assert_eq!(recorded.accepted + recorded.duplicates, chunk.len() as u64);
+                    accepted += recorded.accepted;
+                }
+                accepted
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for handle in handles {
+        accepted += handle.await.unwrap();
+    }
+    assert_eq!(accepted, IDS as u64);
+    assert_eq!(db.store.used(acme, period).await.unwrap(), IDS as u64);
+    assert_eq!(db.store.events().count(acme).await.unwrap(), IDS as u64);
+}

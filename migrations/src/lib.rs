@@ -1,0 +1,24 @@
+//! The AgentVista schema as sea-orm migrations. They run on SQLite and PostgreSQL, each has a
+//! `down`, and a released migration is never edited: a change is a new file.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_create_accounts_users_sessions;
+mod m20261127_000002_create_api_keys;
+mod m20261127_000003_create_usage_periods;
+mod m20261127_000004_create_events;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261127_000001_create_accounts_users_sessions::Migration),
+            Box::new(m20261127_000002_create_api_keys::Migration),
+            Box::new(m20261127_000003_create_usage_periods::Migration),
+            Box::new(m20261127_000004_create_events::Migration),
+        ]
+    }
+}
