@@ -1,0 +1,170 @@
+//! The administrative subcommands: thin wrappers over the store.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use agentvista_http::password::hash_password;
+use agentvista_http::{CreatedKey, KeyObject};
+use agentvista_keys::{Expiry, KeyPrefix, Scopes};
+use agentvista_store::{Account, NewKey, Store, StoreError, User};
+use chrono::Utc;
+
+use crate::settings::Settings;
+
+/// A failed command: one line for standard error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CommandError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn usage(message: impl Into<String>) -> CommandError {
+    CommandError::Usage(message.into())
+}
+
+async fn user_by_email(store: &Store, email: &str) -> Result<User, CommandError> {
+    store
+        .users()
+        .find_by_email(email)
+        .await?
+        .map(|credentials| credentials.user)
+        .ok_or_else(|| usage(format!("no user with e-mail {email}")))
+}
+
+/// The password from `AGENTVISTA_PASSWORD`, else one line of standard input.
+fn read_password() -> Result<String, CommandError> {
+    if let Ok(password) = std::env::var("AGENTVISTA_PASSWORD") {
+        return Ok(password);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (shown as you type; or set AGENTVISTA_PASSWORD): ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+pub(crate) async fn create_user(
+    store: &Store,
+    settings: &Settings,
+    email: &str,
+    account_name: Option<&str>,
+) -> Result<(), CommandError> {
+    if store.users().find_by_email(email).await?.is_some() {
+        return Err(usage(format!("a user with e-mail {email} exists already")));
+    }
+    let password = read_password()?;
+    let hash = actix_web::web::block(move || hash_password(&password))
+        .await
+        .map_err(|e| usage(e.to_string()))?
+        .map_err(|e| usage(e.to_string()))?;
+    let now = Utc::now();
+    let name = account_name.map_or_else(|| email.trim().to_lowercase(), str::to_owned);
+    let account: Account = match store.accounts().find_by_name(&name).await? {
+        Some(account) if account_name.is_some() => account,
+        Some(_) => {
+            return Err(usage(format!(
+                "an account named {name} exists already; pass --account"
+            )));
+        }
+        None => {
+            store
+                .accounts()
+                .create(&name, &settings.default_plan, now)
+                .await?
+        }
+    };
+    let user = store.users().create(account.id, email, &hash, now).await?;
+    println!(
+        "created user {} (id {}) in account {} (id {}, plan {})",
+        user.email, user.id, account.name, account.id.0, account.plan
+    );
+    Ok(())
+}
+
+pub(crate) async fn create_key(
+    store: &Store,
+    email: &str,
+    name: &str,
+    scopes: &str,
+    json: bool,
+) -> Result<(), CommandError> {
+    let scopes: Scopes = scopes
+        .parse()
+        .map_err(|e| usage(format!("--scopes: {e}")))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(usage("--name: a key needs a name"));
+    }
+    let user = user_by_email(store, email).await?;
+    let new = NewKey {
+        name,
+        scopes,
+        expiry: Expiry::NEVER,
+        created_by: Some(user.id),
+    };
+    let (key, record) = store
+        .keys()
+        .create(user.account_id, new, Utc::now())
+        .await?;
+    if json {
+        let created = CreatedKey {
+            object: KeyObject::from(record),
+            key: key.expose_secret().to_owned(),
+        };
+        let text = serde_json::to_string_pretty(&created).map_err(|e| usage(e.to_string()))?;
+        println!("{text}");
+    } else {
+        eprintln!(
+            "created key {} ({}, scopes {}); it is shown once, store it now:",
+            record.prefix, record.name, record.scopes
+        );
+        println!("{}", key.expose_secret());
+    }
+    Ok(())
+}
+
+pub(crate) async fn revoke_key(
+    store: &Store,
+    email: &str,
+    prefix: &str,
+) -> Result<(), CommandError> {
+    let prefix = KeyPrefix::parse(prefix).map_err(|e| usage(format!("--prefix: {e}")))?;
+    let user = user_by_email(store, email).await?;
+    let record = match store.keys().find_by_prefix(user.account_id, &prefix).await {
+        Err(StoreError::NotFound) => {
+            return Err(usage(format!("the account of {email} has no key {prefix}")));
+        }
+        other => other?,
+    };
+    store
+        .keys()
+        .revoke(user.account_id, record.id, Utc::now())
+        .await?;
+    println!("revoked key {prefix}");
+    Ok(())
+}
+
+pub(crate) async fn set_plan(
+    store: &Store,
+    settings: &Settings,
+    email: &str,
+    plan: &str,
+) -> Result<(), CommandError> {
+    if !settings.plans.contains_key(plan) {
+        let known: Vec<&str> = settings.plans.keys().map(String::as_str).collect();
+        return Err(usage(format!(
+            "--plan: no plan named {plan:?} (known: {})",
+            known.join(", ")
+        )));
+    }
+    let user = user_by_email(store, email).await?;
+    let account = store.accounts().set_plan(user.account_id, plan).await?;
+    println!("account {} is now on plan {}", account.name, account.plan);
+    Ok(())
+}

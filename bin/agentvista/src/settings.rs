@@ -1,0 +1,177 @@
+//! Configuration (contract §8): defaults, then the file, then `AGENTVISTA__` variables;
+//! typed and validated once, naming the key at fault.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use agentvista_http::HttpConfig;
+use agentvista_quota::Plan;
+use agentvista_store::{SqliteSync, StoreOptions};
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// Everything the binary reads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    pub(crate) server: ServerSettings,
+    pub(crate) database: DatabaseSettings,
+    pub(crate) default_plan: String,
+    pub(crate) plans: BTreeMap<String, PlanSettings>,
+    pub(crate) limits: LimitSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerSettings {
+    pub(crate) bind: String,
+    pub(crate) insecure_cookies: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DatabaseSettings {
+    pub(crate) url: String,
+    /// `full` (default) or `normal`; SQLite only.
+    pub(crate) sqlite_synchronous: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanSettings {
+    pub(crate) monthly_events: u64,
+    pub(crate) overage_cents_per_1000_events: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitSettings {
+    pub(crate) max_body_bytes: usize,
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+const DEFAULT_FILE: &str = "agentvista.toml";
+
+impl Settings {
+    /// Loads `path` (required when given) or `./agentvista.toml` (when present), over the
+    /// defaults, under the environment.
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self, SettingsError> {
+        let file = match path {
+            Some(path) => File::from(path).format(FileFormat::Toml).required(true),
+            None => File::new(DEFAULT_FILE, FileFormat::Toml).required(false),
+        };
+        let settings: Settings = Config::builder()
+            .set_default("server.bind", "127.0.0.1:8080")?
+            .set_default("server.insecure_cookies", false)?
+            .set_default("database.url", "sqlite://agentvista.db?mode=rwc")?
+            .set_default("database.sqlite_synchronous", "full")?
+            .set_default("default_plan", "free")?
+            .set_default("plans.free.monthly_events", 50_000)?
+            .set_default("plans.free.overage_cents_per_1000_events", 0)?
+            .set_default("plans.pro.monthly_events", 1_000_000)?
+            .set_default("plans.pro.overage_cents_per_1000_events", 50)?
+            .set_default("limits.max_body_bytes", 5_242_880)?
+            .add_source(file)
+            .add_source(
+                Environment::with_prefix("AGENTVISTA")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, problem: &str| SettingsError::Invalid {
+            key,
+            problem: problem.to_owned(),
+        };
+        self.bind_addr()?;
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "expected a sqlite://, postgres:// or postgresql:// URL",
+            ));
+        }
+        self.sqlite_sync()?;
+        if !self.plans.contains_key(&self.default_plan) {
+            return Err(SettingsError::Invalid {
+                key: "default_plan",
+                problem: format!("no plan named {:?} under [plans]", self.default_plan),
+            });
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return Err(invalid("limits.max_body_bytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn bind_addr(&self) -> Result<SocketAddr, SettingsError> {
+        self.server
+            .bind
+            .parse()
+            .map_err(|_| SettingsError::Invalid {
+                key: "server.bind",
+                problem: format!("{:?} is not an address:port", self.server.bind),
+            })
+    }
+
+    fn sqlite_sync(&self) -> Result<SqliteSync, SettingsError> {
+        match self
+            .database
+            .sqlite_synchronous
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "full" => Ok(SqliteSync::Full),
+            "normal" => Ok(SqliteSync::Normal),
+            _ => Err(SettingsError::Invalid {
+                key: "database.sqlite_synchronous",
+                problem: "expected full or normal".into(),
+            }),
+        }
+    }
+
+    pub(crate) fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            sqlite_sync: self.sqlite_sync().unwrap_or_default(),
+            ..StoreOptions::default()
+        }
+    }
+
+    pub(crate) fn http_config(&self) -> HttpConfig {
+        HttpConfig {
+            insecure_cookies: self.server.insecure_cookies,
+            max_body_bytes: self.limits.max_body_bytes,
+            plans: self
+                .plans
+                .iter()
+                .map(|(name, p)| {
+                    let plan = Plan {
+                        monthly_events: p.monthly_events,
+                        overage_cents_per_1000_events: p.overage_cents_per_1000_events,
+                    };
+                    (name.clone(), plan)
+                })
+                .collect(),
+            default_plan: self.default_plan.clone(),
+            ..HttpConfig::default()
+        }
+    }
+}

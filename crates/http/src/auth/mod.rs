@@ -1,0 +1,269 @@
+//! Authentication: an API key (`Authorization: Bearer`) or a session cookie, and the scope a
+//! handler requires — visible in its signature as `Auth<Write>`, `Auth<Read>`, `Auth<Admin>`.
+
+mod lookup;
+mod session;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use agentvista_keys::{ApiKey, KeyPrefix, KeyStatus, Scope, Scopes};
+use agentvista_store::{AccountId, KeyId, User};
+use chrono::Utc;
+
+pub use lookup::{KeyLookup, LookupError, LookupFuture};
+pub use session::{CSRF_HEADER, SESSION_COOKIE};
+pub(crate) use session::{random_token, session_cookie, token_hash};
+
+use crate::{ApiError, AppState};
+
+/// Who is making a request, and what they may do.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// The account acted for.
+    pub account_id: AccountId,
+    /// What the credential grants: the key's scopes, or every scope for a session.
+    pub scopes: Scopes,
+    /// How the request authenticated.
+    pub credential: Credential,
+}
+
+/// The credential behind a [`Principal`].
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// An API key.
+    Key {
+        /// The key's row id.
+        id: KeyId,
+        /// Its public prefix (safe to log).
+        prefix: KeyPrefix,
+    },
+    /// A dashboard session.
+    Session {
+        /// The logged-in user.
+        user: User,
+        /// The session's CSRF token.
+        csrf_token: String,
+        /// SHA-256 of the cookie value, to end the session.
+        token_hash: [u8; 32],
+    },
+}
+
+impl Principal {
+    /// The key's id when the request came with a key.
+    #[must_use]
+    pub fn key_id(&self) -> Option<KeyId> {
+        match &self.credential {
+            Credential::Key { id, .. } => Some(*id),
+            Credential::Session { .. } => None,
+        }
+    }
+
+    /// The user when the request came with a session.
+    #[must_use]
+    pub fn user(&self) -> Option<&User> {
+        match &self.credential {
+            Credential::Session { user, .. } => Some(user),
+            Credential::Key { .. } => None,
+        }
+    }
+}
+
+/// The scope an [`Auth`] extractor demands.
+pub trait Requirement {
+    /// `None`: any authenticated principal.
+    const SCOPE: Option<Scope>;
+}
+
+/// Requires the `read` scope (sessions have it).
+#[derive(Debug)]
+pub struct Read;
+/// Requires the `write` scope (sessions have it).
+#[derive(Debug)]
+pub struct Write;
+/// Requires the `admin` scope (sessions have it).
+#[derive(Debug)]
+pub struct Admin;
+/// Any valid key or session; the handler decides.
+#[derive(Debug)]
+pub struct Authenticated;
+
+impl Requirement for Read {
+    const SCOPE: Option<Scope> = Some(Scope::Read);
+}
+impl Requirement for Write {
+    const SCOPE: Option<Scope> = Some(Scope::Write);
+}
+impl Requirement for Admin {
+    const SCOPE: Option<Scope> = Some(Scope::Admin);
+}
+impl Requirement for Authenticated {
+    const SCOPE: Option<Scope> = None;
+}
+
+/// Extracts the authenticated [`Principal`] and enforces `R`'s scope:
+/// `async fn ping(_: Auth<Read>)`.
+#[derive(Debug)]
+pub struct Auth<R> {
+    /// Who is calling.
+    pub principal: Principal,
+    requirement: PhantomData<R>,
+}
+
+/// Extracts a dashboard session and refuses API keys (403 `session_required`).
+#[derive(Debug)]
+pub struct SessionOnly {
+    /// The session's user.
+    pub user: User,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+    /// SHA-256 of the cookie value.
+    pub token_hash: [u8; 32],
+}
+
+type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+impl<R: Requirement + 'static> FromRequest for Auth<R> {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let principal = authenticate(&req).await?;
+            if let Some(scope) = R::SCOPE
+                && !principal.scopes.contains(scope)
+            {
+                return Err(ApiError::InsufficientScope(scope));
+            }
+            Ok(Auth {
+                principal,
+                requirement: PhantomData,
+            })
+        })
+    }
+}
+
+impl FromRequest for SessionOnly {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match authenticate(&req).await?.credential {
+                Credential::Session {
+                    user,
+                    csrf_token,
+                    token_hash,
+                } => Ok(SessionOnly {
+                    user,
+                    csrf_token,
+                    token_hash,
+                }),
+                Credential::Key { .. } => Err(ApiError::SessionRequired),
+            }
+        })
+    }
+}
+
+pub(crate) fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().ok_or_else(|| {
+        ApiError::Internal("agentvista_http::configure was not given an AppState".into())
+    })
+}
+
+/// A key when an `Authorization` header is present (cookies are then ignored), else a session
+/// cookie, else 401 `missing_api_key`.
+async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+    let state = state(req)?;
+    if let Some(header) = req.headers().get(AUTHORIZATION) {
+        let principal = authenticate_key(state, header.as_bytes()).await?;
+        if let Credential::Key { prefix, .. } = &principal.credential {
+            // For the request log: the prefix, never the key.
+            req.extensions_mut().insert(*prefix);
+        }
+        return Ok(principal);
+    }
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        return authenticate_session(state, req, cookie.value()).await;
+    }
+    Err(ApiError::MissingApiKey)
+}
+
+async fn authenticate_key(state: &AppState, header: &[u8]) -> Result<Principal, ApiError> {
+    let token = std::str::from_utf8(header)
+        .ok()
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        tracing::info!(cause = "not a Bearer token", "API key refused");
+        return Err(ApiError::InvalidApiKey);
+    };
+    let key = ApiKey::parse(token).map_err(|cause| {
+        tracing::info!(%cause, "API key refused before lookup");
+        ApiError::InvalidApiKey
+    })?;
+    let (hash, prefix) = (key.hash(), key.prefix());
+    drop(key);
+    let record = state
+        .keys
+        .find_by_hash(&hash)
+        .await
+        .map_err(|err| match err {
+            LookupError::Unavailable(source) => ApiError::Unavailable(source),
+            LookupError::Failed(source) => ApiError::Internal(source),
+        })?;
+    let Some(record) = record else {
+        tracing::info!(%prefix, cause = "unknown key", "API key refused");
+        return Err(ApiError::InvalidApiKey);
+    };
+    let now = Utc::now();
+    match record.status(now) {
+        KeyStatus::Active => {}
+        status => {
+            tracing::info!(%prefix, cause = ?status, "API key refused");
+            return Err(ApiError::InvalidApiKey);
+        }
+    }
+    state.note_key_use(record.id, now);
+    Ok(Principal {
+        account_id: record.account_id,
+        scopes: record.scopes,
+        credential: Credential::Key {
+            id: record.id,
+            prefix: record.prefix,
+        },
+    })
+}
+
+async fn authenticate_session(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+) -> Result<Principal, ApiError> {
+    let hash = token_hash(token);
+    let Some(found) = state.store.sessions().find(&hash, Utc::now()).await? else {
+        return Err(ApiError::InvalidSession);
+    };
+    if !req.method().is_safe() {
+        let presented = req.headers().get(CSRF_HEADER).map(|v| v.as_bytes());
+        if !presented.is_some_and(|p| session::csrf_matches(p, &found.csrf_token)) {
+            return Err(ApiError::CsrfFailed);
+        }
+    }
+    Ok(Principal {
+        account_id: found.user.account_id,
+        scopes: Scopes::all(),
+        credential: Credential::Session {
+            user: found.user,
+            csrf_token: found.csrf_token,
+            token_hash: hash,
+        },
+    })
+}

@@ -1,0 +1,260 @@
+//! [`ApiError`]: every error the API answers with, mapped to HTTP in exactly one place.
+
+use std::error::Error as StdError;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use agentvista_keys::Scope;
+use agentvista_quota::QuotaExceeded;
+use agentvista_store::StoreError;
+use serde_json::{Map, Value, json};
+
+/// Seconds a client should wait before retrying when the database is unreachable.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
+/// An error answer of the API. Each variant's doc names its status and `error` code; the
+/// messages never contain a key, a password or a database message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `bad_request`: malformed JSON or parameters; the message names the field.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401 `missing_api_key`: no credentials at all.
+    #[error("No credentials: send an API key as \"Authorization: Bearer av_...\" or log in")]
+    MissingApiKey,
+    /// 401 `invalid_api_key`: one message for malformed, unknown, revoked and expired keys.
+    #[error("The API key is not valid: it may be mistyped, revoked or expired")]
+    InvalidApiKey,
+    /// 401 `invalid_session`: a session cookie that is unknown or expired.
+    #[error("The session is not valid or has expired: log in again")]
+    InvalidSession,
+    /// 401 `invalid_credentials`: one message for an unknown e-mail and a wrong password.
+    #[error("The e-mail address or the password is wrong")]
+    InvalidCredentials,
+    /// 403 `session_required`: a session-only endpoint called with an API key.
+    #[error("This endpoint needs a dashboard session, not an API key")]
+    SessionRequired,
+    /// 403 `insufficient_scope`: a valid key without the scope the endpoint needs.
+    #[error("The API key lacks the \"{0}\" scope this endpoint needs")]
+    InsufficientScope(Scope),
+    /// 403 `csrf_failed`: a cookie-authenticated unsafe request without the session's token.
+    #[error("The X-CSRF-Token header is missing or does not match the session")]
+    CsrfFailed,
+    /// 404 `not_found`: unknown route, unknown id, or another account's id.
+    #[error("Not found")]
+    NotFound,
+    /// 413 `payload_too_large`: a body over the configured limit (after decompression too).
+    #[error("The request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// 415 `unsupported_media_type`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429 `monthly_event_limit_exceeded`, with `limit`, `used`, `resets_at`, `Retry-After`.
+    #[error("The plan's monthly event limit does not leave room for these events")]
+    QuotaExceeded {
+        /// The refusal.
+        exceeded: QuotaExceeded,
+        /// Whole seconds until the period resets.
+        retry_after_secs: u64,
+    },
+    /// 503 `unavailable`: the database cannot be reached (never reported as a 401).
+    #[error("The service cannot reach its database; try again shortly")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// 500 `internal`: logged with its whole source chain, answered opaquely.
+    #[error("An internal error occurred")]
+    Internal(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl ApiError {
+    /// The contract's `error` code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::MissingApiKey => "missing_api_key",
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::InvalidSession => "invalid_session",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::SessionRequired => "session_required",
+            ApiError::InsufficientScope(_) => "insufficient_scope",
+            ApiError::CsrfFailed => "csrf_failed",
+            ApiError::NotFound => "not_found",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::QuotaExceeded { .. } => "monthly_event_limit_exceeded",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The sentence for a human, as sent in `message`.
+    #[must_use]
+    pub fn message(&self) -> String {
+        let mut message = self.to_string();
+        if !message.ends_with('.') {
+            message.push('.');
+        }
+        message
+    }
+
+    /// The JSON body: `error`, `message`, and the fields the contract adds for this error.
+    #[must_use]
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("error".into(), self.code().into());
+        body.insert("message".into(), self.message().into());
+        match self {
+            ApiError::InsufficientScope(scope) => {
+                body.insert("required_scope".into(), scope.as_str().into());
+            }
+            ApiError::QuotaExceeded { exceeded, .. } => {
+                body.insert("limit".into(), exceeded.limit.into());
+                body.insert("used".into(), exceeded.used.into());
+                body.insert(
+                    "resets_at".into(),
+                    json!(
+                        exceeded
+                            .resets_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                );
+            }
+            _ => {}
+        }
+        Value::Object(body)
+    }
+
+    /// Headers the contract attaches to this error.
+    #[must_use]
+    pub fn headers(&self) -> Vec<(header::HeaderName, String)> {
+        match self {
+            ApiError::MissingApiKey => vec![(
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="agentvista""#.to_owned(),
+            )],
+            ApiError::InvalidApiKey => vec![(
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="agentvista", error="invalid_token""#.to_owned(),
+            )],
+            ApiError::InsufficientScope(scope) => vec![(
+                header::WWW_AUTHENTICATE,
+                format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
+            )],
+            ApiError::QuotaExceeded {
+                retry_after_secs, ..
+            } => vec![(header::RETRY_AFTER, retry_after_secs.to_string())],
+            ApiError::Unavailable(_) => vec![(
+                header::RETRY_AFTER,
+                UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Wraps any error as a 500.
+    pub fn internal(err: impl StdError + Send + Sync + 'static) -> Self {
+        ApiError::Internal(Box::new(err))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MissingApiKey
+            | ApiError::InvalidApiKey
+            | ApiError::InvalidSession
+            | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::SessionRequired | ApiError::InsufficientScope(_) | ApiError::CsrfFailed => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(source) | ApiError::Unavailable(source) = self {
+            tracing::error!(error = %error_chain(source.as_ref()), code = self.code(), "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        for (name, value) in self.headers() {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.insert_header((name, value));
+            }
+        }
+        if matches!(self, ApiError::PayloadTooLarge { .. }) {
+            // The rest of the body may still be on the wire; do not read it.
+            response.insert_header((header::CONNECTION, "close"));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::InvalidEmail => ApiError::BadRequest("email: not an e-mail address".into()),
+            StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(err)),
+            StoreError::Database(_)
+            | StoreError::EmailTaken
+            | StoreError::Corrupt { .. }
+            | StoreError::KeyGeneration(_) => ApiError::internal(err),
+        }
+    }
+}
+
+/// An error and its sources on one line, for logs and command-line messages.
+pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn messages_are_sentences() {
+        assert_eq!(ApiError::NotFound.message(), "Not found.");
+        assert_eq!(
+            ApiError::InsufficientScope(Scope::Write).message(),
+            "The API key lacks the \"write\" scope this endpoint needs."
+        );
+    }
+
+    #[test]
+    fn quota_errors_carry_the_contract_fields() {
+        let err = ApiError::QuotaExceeded {
+            exceeded: QuotaExceeded {
+                limit: 25,
+                used: 24,
+                resets_at: chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
+            },
+            retry_after_secs: 42,
+        };
+        let body = err.body();
+        assert_eq!(body["error"], "monthly_event_limit_exceeded");
+        assert_eq!(body["limit"], 25);
+        assert_eq!(body["used"], 24);
+        assert_eq!(body["resets_at"], "2026-12-01T00:00:00Z");
+        assert_eq!(err.headers(), vec![(header::RETRY_AFTER, "42".to_owned())]);
+        assert_eq!(err.status_code(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}

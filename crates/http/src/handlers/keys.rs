@@ -1,0 +1,161 @@
+//! `/api/v1/me/api-keys/`: ping, list, create, revoke.
+
+use actix_web::{HttpResponse, web};
+use agentvista_keys::{Expiry, KeyPrefix, Scope, Scopes};
+use agentvista_store::{KeyId, KeyRecord, NewKey};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::json;
+
+use crate::auth::{Admin, Auth, Authenticated, Credential, Read};
+use crate::{ApiError, AppState, JsonBody};
+
+/// Longest key name accepted.
+const MAX_NAME_CHARS: usize = 100;
+
+/// A key as the API shows it — never the key, never its hash.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyObject {
+    /// Row id.
+    pub id: KeyId,
+    /// Human name.
+    pub name: String,
+    /// `av_` + 8 hex.
+    pub prefix: KeyPrefix,
+    /// Granted scopes.
+    pub scopes: Scopes,
+    /// Creation time.
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    /// Expiry, if any.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last use, to within a minute.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Revocation time.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<KeyRecord> for KeyObject {
+    fn from(record: KeyRecord) -> Self {
+        KeyObject {
+            id: record.id,
+            name: record.name,
+            prefix: record.prefix,
+            scopes: record.scopes,
+            created_at: record.created_at,
+            expires_at: record.expiry.expires_at(),
+            last_used_at: record.last_used_at,
+            revoked_at: record.revoked_at,
+        }
+    }
+}
+
+/// The create response: the key object plus the full key, shown this once.
+#[derive(Serialize)]
+pub struct CreatedKey {
+    /// The stored key.
+    #[serde(flatten)]
+    pub object: KeyObject,
+    /// The full key. Never logged, never stored, never returned again.
+    pub key: String,
+}
+
+fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+#[allow(clippy::ref_option)] // serde's serialize_with passes `&Option<T>`
+fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// The body of `POST /api/v1/me/api-keys/`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateKey {
+    name: String,
+    scopes: Scopes,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    auth: Auth<Admin>,
+) -> Result<HttpResponse, ApiError> {
+    let keys = state.store.keys().list(auth.principal.account_id).await?;
+    let data: Vec<KeyObject> = keys.into_iter().map(KeyObject::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+}
+
+pub(crate) async fn create(
+    state: web::Data<AppState>,
+    auth: Auth<Admin>,
+    JsonBody(body): JsonBody<CreateKey>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "name: needs 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    let now = Utc::now();
+    let expiry = Expiry::for_new_key(body.expires_at, now)
+        .map_err(|_| ApiError::BadRequest("expires_at: must be in the future".into()))?;
+    let created_by = auth.principal.user().map(|u| u.id);
+    let (key, record) = state
+        .store
+        .keys()
+        .create(
+            auth.principal.account_id,
+            NewKey {
+                name,
+                scopes: body.scopes,
+                expiry,
+                created_by,
+            },
+            now,
+        )
+        .await?;
+    tracing::info!(prefix = %record.prefix, scopes = %record.scopes, "API key created");
+    Ok(HttpResponse::Created().json(CreatedKey {
+        object: record.into(),
+        key: key.expose_secret().to_owned(),
+    }))
+}
+
+pub(crate) async fn revoke(
+    state: web::Data<AppState>,
+    auth: Auth<Authenticated>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path
+        .parse::<i64>()
+        .map(KeyId)
+        .map_err(|_| ApiError::NotFound)?;
+    let principal = &auth.principal;
+    let allowed = match &principal.credential {
+        Credential::Session { .. } => true,
+        Credential::Key { id: own, .. } => *own == id || principal.scopes.contains(Scope::Admin),
+    };
+    // Another account's key is a 404 whatever the caller's rights, so check it exists first.
+    let keys = state.store.keys();
+    let record = keys.get(principal.account_id, id).await?;
+    if !allowed {
+        return Err(ApiError::InsufficientScope(Scope::Admin));
+    }
+    keys.revoke(principal.account_id, id, Utc::now()).await?;
+    tracing::info!(prefix = %record.prefix, "API key revoked");
+    state.forget_key(id);
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,71 @@
+//! Dashboard login, logout and the current session.
+
+use actix_web::{HttpResponse, web};
+use agentvista_store::User;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{SessionOnly, random_token, session_cookie, token_hash};
+use crate::password::verify_password;
+use crate::{ApiError, AppState, JsonBody};
+
+/// A login request. No `Debug`: it holds a password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Login {
+    email: String,
+    password: String,
+}
+
+fn user_json(user: &User) -> serde_json::Value {
+    json!({"id": user.id, "email": user.email})
+}
+
+pub(crate) async fn login(
+    state: web::Data<AppState>,
+    JsonBody(login): JsonBody<Login>,
+) -> Result<HttpResponse, ApiError> {
+    let found = state.store.users().find_by_email(&login.email).await?;
+    // An unknown e-mail is checked against a dummy hash, so both failures take as long.
+    let (hash, user) = match found {
+        Some(credentials) => (credentials.password_hash, Some(credentials.user)),
+        None => (state.dummy_password_hash.clone(), None),
+    };
+    let password = login.password;
+    let matches = web::block(move || verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    let (true, Some(user)) = (matches, user) else {
+        tracing::info!(cause = "wrong e-mail or password", "login refused");
+        return Err(ApiError::InvalidCredentials);
+    };
+
+    let token = random_token().map_err(ApiError::internal)?;
+    let csrf_token = random_token().map_err(ApiError::internal)?;
+    let now = Utc::now();
+    let ttl = state.config.session_ttl;
+    let sessions = state.store.sessions();
+    sessions.delete_expired(now).await?;
+    sessions
+        .create(&user, &token_hash(&token), &csrf_token, now, now + ttl)
+        .await?;
+    let cookie = session_cookie(token, ttl.num_seconds(), !state.config.insecure_cookies);
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .json(json!({"user": user_json(&user), "csrf_token": csrf_token})))
+}
+
+pub(crate) async fn logout(
+    state: web::Data<AppState>,
+    session: SessionOnly,
+) -> Result<HttpResponse, ApiError> {
+    state.store.sessions().delete(&session.token_hash).await?;
+    let gone = session_cookie(String::new(), 0, !state.config.insecure_cookies);
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+pub(crate) async fn current(session: SessionOnly) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(json!({"user": user_json(&session.user), "csrf_token": session.csrf_token}))
+}

@@ -1,0 +1,551 @@
+//! Handler tests: the whole API mounted with `configure`, driven by `actix_web::test` over an
+//! in-memory SQLite store. One integration binary for the crate.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{App, test, web};
+use agentvista_http::auth::{KeyLookup, LookupError, LookupFuture};
+use agentvista_http::password::hash_password;
+use agentvista_http::{AppState, HttpConfig, configure};
+use agentvista_keys::{ApiKey, Expiry, KeyHash};
+use agentvista_store::{AccountId, KeyId, KeyRecord, NewKey, Store};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Fixture {
+    store: Store,
+    account: AccountId,
+}
+
+async fn fixture() -> Fixture {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let account = store
+        .accounts()
+        .create("acme", "free", Utc::now())
+        .await
+        .unwrap()
+        .id;
+    let hash = hash_password(PASSWORD).unwrap();
+    store
+        .users()
+        .create(account, "ada@example.com", &hash, Utc::now())
+        .await
+        .unwrap();
+    Fixture { store, account }
+}
+
+fn config() -> HttpConfig {
+    HttpConfig {
+        insecure_cookies: true,
+        max_body_bytes: 4096,
+        ..HttpConfig::default()
+    }
+}
+
+async fn app(
+    state: AppState,
+) -> impl Service<
+    actix_http::Request,
+    Response = ServiceResponse<impl MessageBody>,
+    Error = actix_web::Error,
+> {
+    let state = web::Data::new(state);
+    test::init_service(App::new().configure(move |cfg| configure(cfg, state))).await
+}
+
+async fn key(store: &Store, account: AccountId, scopes: &str) -> (String, KeyRecord) {
+    key_with(store, account, scopes, Expiry::NEVER).await
+}
+
+async fn key_with(
+    store: &Store,
+    account: AccountId,
+    scopes: &str,
+    expiry: Expiry,
+) -> (String, KeyRecord) {
+    let new = NewKey {
+        name: "test",
+        scopes: scopes.parse().unwrap(),
+        expiry,
+        created_by: None,
+    };
+    let (key, record) = store.keys().create(account, new, Utc::now()).await.unwrap();
+    (key.expose_secret().to_owned(), record)
+}
+
+/// Sends a request, returns status, headers and JSON body (Null when empty).
+async fn send<S, B>(app: &S, req: test::TestRequest) -> (StatusCode, header::HeaderMap, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let res = test::call_service(app, req.to_request()).await;
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = test::read_body(res).await;
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, headers, body)
+}
+
+fn get(path: &str) -> test::TestRequest {
+    test::TestRequest::get().uri(path)
+}
+
+fn bearer(req: test::TestRequest, key: &str) -> test::TestRequest {
+    req.insert_header((header::AUTHORIZATION, format!("Bearer {key}")))
+}
+
+const PING: &str = "/api/v1/me/api-keys/ping/";
+const KEYS: &str = "/api/v1/me/api-keys/";
+
+#[actix_web::test]
+async fn health_and_readiness_answer_without_credentials() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    for path in ["/healthz", "/healthz/", "/readyz", "/readyz/"] {
+        let (status, _, body) = send(&app, get(path)).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"status": "ok"})),
+            "{path}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_read_key_pings_with_or_without_trailing_slash_and_any_scheme_case() {
+    let f = fixture().await;
+    let (read, _) = key(&f.store, f.account, "read").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    for (path, scheme) in [
+        (PING, "Bearer"),
+        ("/api/v1/me/api-keys/ping", "bearer"),
+        (PING, "BEARER"),
+    ] {
+        let req = get(path).insert_header((header::AUTHORIZATION, format!("{scheme} {read}")));
+        let (status, _, body) = send(&app, req).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"status": "ok"})),
+            "{path} {scheme}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn no_credentials_is_missing_api_key_with_a_bearer_challenge() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let (status, headers, body) = send(&app, get(PING)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "missing_api_key");
+    assert!(body["message"].as_str().unwrap().ends_with('.'));
+    assert_eq!(
+        headers.get(header::WWW_AUTHENTICATE).unwrap(),
+        r#"Bearer realm="agentvista""#
+    );
+}
+
+#[actix_web::test]
+async fn every_kind_of_bad_key_gets_one_and_the_same_answer() {
+    let f = fixture().await;
+    let (valid, _) = key(&f.store, f.account, "read").await;
+    let (revoked, record) = key(&f.store, f.account, "read").await;
+    f.store
+        .keys()
+        .revoke(f.account, record.id, Utc::now())
+        .await
+        .unwrap();
+    let past = Expiry::at(Some(Utc::now() - TimeDelta::seconds(1)));
+    let (expired, _) = key_with(&f.store, f.account, "read", past).await;
+    let unknown = ApiKey::generate().unwrap().expose_secret().to_owned();
+    let mut bad_checksum = valid.clone();
+    let last = if bad_checksum.ends_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    bad_checksum.replace_range(49.., last);
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+
+    let mut answers = Vec::new();
+    for header_value in [
+        format!("Bearer {}", &valid[..20]),
+        format!("Bearer {bad_checksum}"),
+        format!("Bearer {unknown}"),
+        format!("Bearer {revoked}"),
+        format!("Bearer {expired}"),
+        format!("Basic {valid}"),
+        "Bearer ".to_owned(),
+        "Bearer".to_owned(),
+    ] {
+        let req = get(PING).insert_header((header::AUTHORIZATION, header_value.clone()));
+        let (status, headers, body) = send(&app, req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header_value}");
+        assert_eq!(
+            headers.get(header::WWW_AUTHENTICATE).unwrap(),
+            r#"Bearer realm="agentvista", error="invalid_token""#
+        );
+        assert!(
+            !body.to_string().contains(&valid[12..]),
+            "the key is echoed"
+        );
+        answers.push(body);
+    }
+    assert!(
+        answers
+            .iter()
+            .all(|a| *a == answers[0] && a["error"] == "invalid_api_key")
+    );
+}
+
+#[actix_web::test]
+async fn a_key_without_the_scope_gets_insufficient_scope() {
+    let f = fixture().await;
+    let (write, _) = key(&f.store, f.account, "write,admin").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let (status, headers, body) = send(&app, bearer(get(PING), &write)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "insufficient_scope");
+    assert_eq!(body["required_scope"], "read");
+    assert_eq!(
+        headers.get(header::WWW_AUTHENTICATE).unwrap(),
+        r#"Bearer error="insufficient_scope", scope="read""#
+    );
+}
+
+/// Logs in; returns the cookie header value and the CSRF token.
+async fn login<S, B>(app: &S) -> (String, String)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let req = test::TestRequest::post()
+        .uri("/api/v1/auth/login/")
+        .set_json(json!({"email": "ADA@example.com", "password": PASSWORD}));
+    let res = test::call_service(app, req.to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = res.response().cookies().next().unwrap().into_owned();
+    assert_eq!(cookie.name(), "av_session");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(
+        cookie.same_site(),
+        Some(actix_web::cookie::SameSite::Strict)
+    );
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["user"]["email"], "ada@example.com");
+    (
+        format!("av_session={}", cookie.value()),
+        body["csrf_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn wrong_email_and_wrong_password_are_indistinguishable() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let mut answers = Vec::new();
+    for (email, password) in [
+        ("ada@example.com", "wrong password"),
+        ("bob@example.com", PASSWORD),
+    ] {
+        let req = test::TestRequest::post()
+            .uri("/api/v1/auth/login")
+            .set_json(json!({"email": email, "password": password}));
+        let (status, headers, body) = send(&app, req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(headers.get(header::SET_COOKIE).is_none());
+        answers.push(body);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0]["error"], "invalid_credentials");
+}
+
+#[actix_web::test]
+async fn a_session_needs_the_csrf_token_for_unsafe_methods() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let (cookie, csrf) = login(&app).await;
+    let with_cookie = |req: test::TestRequest| req.insert_header((header::COOKIE, cookie.clone()));
+    let create = || {
+        test::TestRequest::post()
+            .uri(KEYS)
+            .set_json(json!({"name": "ci", "scopes": ["write"]}))
+    };
+
+    let (status, _, body) = send(&app, with_cookie(get(KEYS))).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"data": []})));
+    let (status, _, body) = send(&app, with_cookie(create())).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("csrf_failed"))
+    );
+    let wrong = with_cookie(create()).insert_header(("X-CSRF-Token", "0".repeat(64)));
+    assert_eq!(send(&app, wrong).await.0, StatusCode::FORBIDDEN);
+    let right = with_cookie(create()).insert_header(("X-CSRF-Token", csrf.clone()));
+    let (status, _, body) = send(&app, right).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(body["key"].as_str().unwrap().starts_with("av_"));
+
+    let (status, _, body) = send(&app, with_cookie(get("/api/v1/auth/session"))).await;
+    assert_eq!(
+        (status, body["csrf_token"].as_str()),
+        (StatusCode::OK, Some(csrf.as_str()))
+    );
+    let logout = || with_cookie(test::TestRequest::post().uri("/api/v1/auth/logout/"));
+    assert_eq!(send(&app, logout()).await.0, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(&app, logout().insert_header(("X-CSRF-Token", csrf))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, body) = send(&app, with_cookie(get(KEYS))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_session"))
+    );
+}
+
+#[actix_web::test]
+async fn an_authorization_header_wins_over_the_cookie() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let (cookie, _) = login(&app).await;
+    let req = get(KEYS)
+        .insert_header((header::COOKIE, cookie))
+        .insert_header((header::AUTHORIZATION, "Bearer nonsense"));
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
+    );
+}
+
+#[actix_web::test]
+async fn session_endpoints_refuse_api_keys() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "read,write,admin").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let (status, _, body) = send(&app, bearer(get("/api/v1/auth/session"), &admin)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("session_required"))
+    );
+    let logout = bearer(test::TestRequest::post().uri("/api/v1/auth/logout"), &admin);
+    assert_eq!(send(&app, logout).await.0, StatusCode::FORBIDDEN);
+}
+
+#[actix_web::test]
+async fn the_full_key_is_returned_once_and_never_listed() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let create = bearer(test::TestRequest::post().uri(KEYS), &admin).set_json(
+        json!({"name": "production", "scopes": ["write"], "expires_at": "2099-01-01T00:00:00Z"}),
+    );
+    let (status, _, created) = send(&app, create).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let full = created["key"].as_str().unwrap();
+    assert!(ApiKey::parse(full).is_ok());
+    assert_eq!(created["prefix"], full[..11]);
+    assert_eq!(created["scopes"], json!(["write"]));
+    assert_eq!(created["expires_at"], "2099-01-01T00:00:00Z");
+
+    let (_, _, listed) = send(&app, bearer(get(KEYS), &admin)).await;
+    let first = &listed["data"][0];
+    let mut fields: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "created_at",
+            "expires_at",
+            "id",
+            "last_used_at",
+            "name",
+            "prefix",
+            "revoked_at",
+            "scopes"
+        ]
+    );
+    assert_eq!(first["id"], created["id"], "newest first");
+    assert!(!listed.to_string().contains(&full[12..]));
+    let hash = ApiKey::parse(full).unwrap().hash().to_hex();
+    assert!(!listed.to_string().contains(&hash) && !created.to_string().contains(&hash));
+}
+
+#[actix_web::test]
+async fn bad_create_bodies_get_a_400_naming_the_field() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let post = |body: Value| bearer(test::TestRequest::post().uri(KEYS), &admin).set_json(body);
+    for (body, field) in [
+        (
+            json!({"name": "x", "scopes": ["write", "owner"]}),
+            "scopes[1]",
+        ),
+        (json!({"name": "x", "scopes": []}), "scopes"),
+        (json!({"name": "x"}), "missing field `scopes`"),
+        (json!({"name": "", "scopes": ["read"]}), "name"),
+        (
+            json!({"name": "x", "scopes": ["read"], "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "x", "scopes": ["read"], "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
+    ] {
+        let (status, _, answer) = send(&app, post(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer["error"], "bad_request");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{answer} lacks {field}"
+        );
+    }
+    let malformed = bearer(test::TestRequest::post().uri(KEYS), &admin)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .set_payload("{\"name\":");
+    assert_eq!(send(&app, malformed).await.0, StatusCode::BAD_REQUEST);
+    let form = bearer(test::TestRequest::post().uri(KEYS), &admin)
+        .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+        .set_payload("name=x");
+    let (status, _, answer) = send(&app, form).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    let huge = bearer(test::TestRequest::post().uri(KEYS), &admin)
+        .set_json(json!({"name": "x".repeat(5000), "scopes": ["read"]}));
+    let (status, _, answer) = send(&app, huge).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+}
+
+#[actix_web::test]
+async fn revocation_rules_and_tenant_isolation() {
+    let f = fixture().await;
+    let globex = f
+        .store
+        .accounts()
+        .create("globex", "free", Utc::now())
+        .await
+        .unwrap()
+        .id;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let (writer, writer_record) = key(&f.store, f.account, "write").await;
+    let (_, other_record) = key(&f.store, f.account, "read").await;
+    let (_, theirs) = key(&f.store, globex, "read").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let delete = |id: KeyId, key: &str| {
+        bearer(
+            test::TestRequest::delete().uri(&format!("{KEYS}{}/", id.0)),
+            key,
+        )
+    };
+
+    let (status, _, body) = send(&app, delete(theirs.id, &admin)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _, body) = send(&app, delete(other_record.id, &writer)).await;
+    assert_eq!(
+        (status, body["required_scope"].as_str()),
+        (StatusCode::FORBIDDEN, Some("admin"))
+    );
+    let garbage = bearer(
+        test::TestRequest::delete().uri(&format!("{KEYS}abc/")),
+        &admin,
+    );
+    assert_eq!(send(&app, garbage).await.0, StatusCode::NOT_FOUND);
+
+    assert_eq!(
+        send(&app, delete(other_record.id, &admin)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&app, delete(other_record.id, &admin)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    // A key may revoke itself, and fails on the very next request.
+    let own = bearer(
+        test::TestRequest::delete().uri(&format!("/api/v1/me/api-keys/{}", writer_record.id.0)),
+        &writer,
+    );
+    assert_eq!(send(&app, own).await.0, StatusCode::NO_CONTENT);
+    let (status, _, body) = send(&app, bearer(get(PING), &writer)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
+    );
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_methods_are_json_404s() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    for req in [
+        get("/nope"),
+        get("/api/v1/me/api-keys/1/"),
+        test::TestRequest::default().method(Method::PUT).uri(PING),
+    ] {
+        let (status, _, body) = send(&app, req).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found"))
+        );
+    }
+}
+
+/// A lookup whose storage is down: clients must see 503, never 401.
+struct Down;
+
+impl KeyLookup for Down {
+    fn find_by_hash<'a>(&'a self, _: &'a KeyHash) -> LookupFuture<'a, Option<KeyRecord>> {
+        Box::pin(async { Err(LookupError::Unavailable("connection refused".into())) })
+    }
+    fn touch_last_used(&self, _: KeyId, _: DateTime<Utc>) -> LookupFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[actix_web::test]
+async fn an_unreachable_key_store_is_503_not_401() {
+    let f = fixture().await;
+    let (read, _) = key(&f.store, f.account, "read").await;
+    let state = AppState::new(f.store, config())
+        .unwrap()
+        .with_key_lookup(Arc::new(Down));
+    let app = app(state).await;
+    let (status, headers, body) = send(&app, bearer(get(PING), &read)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+    );
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        !body.to_string().contains("connection refused"),
+        "internals leak: {body}"
+    );
+}
