@@ -1,0 +1,296 @@
+//! Starting the real binary, running its CLI, and the databases they share.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use serde_json::{Value, json};
+
+/// How long the binary may take to start listening (a cold debug build migrates first).
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A database of the test's own: a SQLite file in a temporary directory, or a fresh
+/// PostgreSQL database dropped afterwards.
+pub(crate) struct Db {
+    pub(crate) url: String,
+    pub(crate) dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl Db {
+    pub(crate) fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("agentvista.db").display()
+        );
+        Db {
+            url,
+            dir,
+            postgres: None,
+        }
+    }
+
+    pub(crate) async fn postgres() -> Option<Db> {
+        let Ok(admin_url) = std::env::var("AGENTVISTA_TEST_POSTGRES_URL") else {
+            eprintln!(
+                "skipped: set AGENTVISTA_TEST_POSTGRES_URL to run the PostgreSQL end-to-end suite"
+            );
+            return None;
+        };
+        let name = format!("agentvista_e2e_{:016x}", getrandom::u64().unwrap());
+        let admin = Database::connect(&admin_url).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        Some(Db {
+            url: format!("{base}/{name}"),
+            dir: tempfile::tempdir().unwrap(),
+            postgres: Some((admin_url, name)),
+        })
+    }
+
+    /// The binary, in the test's directory, on the test's database, with no stray settings.
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agentvista"));
+        command
+            .current_dir(self.dir.path())
+            .env("AGENTVISTA__DATABASE__URL", &self.url)
+            .env_remove("AGENTVISTA_PASSWORD")
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    /// Runs a CLI command, with `stdin` (if any) on standard input.
+    pub(crate) fn cli(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+        let mut command = self.command();
+        command.args(args).envs(env.iter().copied());
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            writeln!(input, "{text}").unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a CLI command that must succeed; returns its standard output.
+    pub(crate) fn cli_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.cli(args, &[], stdin);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "agentvista {args:?} failed: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Creates a key with the CLI; returns the full key it printed.
+    pub(crate) fn create_key(&self, email: &str, name: &str, scopes: &str) -> String {
+        let args = [
+            "keys", "create", "--email", email, "--name", name, "--scopes", scopes,
+        ];
+        let key = self.cli_ok(&args, None).trim().to_owned();
+        assert!(
+            agentvista_keys::ApiKey::parse(&key).is_ok(),
+            "not a key: {key}"
+        );
+        key
+    }
+
+    /// Sets a key's expiry directly in the database, as the passing of time would.
+    pub(crate) async fn set_expiry(&self, prefix: &str, at: DateTime<Utc>) {
+        let conn = Database::connect(&self.url).await.unwrap();
+        let backend = conn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => "UPDATE api_keys SET expires_at = $1 WHERE prefix = $2",
+            _ => "UPDATE api_keys SET expires_at = ? WHERE prefix = ?",
+        };
+        let values = [at.trunc_subsecs(6).into(), prefix.into()];
+        let done = conn
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        conn.close().await.unwrap();
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let admin = Database::connect(&admin_url).await.unwrap();
+                    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    admin.execute_unprepared(&drop).await.unwrap();
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A running server, its captured output, and the address it reported.
+pub(crate) struct Server {
+    child: Option<Child>,
+    base: String,
+    log: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// A logged-in dashboard session.
+pub(crate) struct Session {
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
+}
+
+impl Server {
+    /// Starts `agentvista serve` on port 0 and waits for the line that names the real port.
+    pub(crate) async fn start(db: &Db) -> Server {
+        let mut command = db.command();
+        command
+            .arg("serve")
+            .env("AGENTVISTA__SERVER__BIND", "127.0.0.1:0")
+            .env("AGENTVISTA__SERVER__INSECURE_COOKIES", "true")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, listening) = mpsc::channel();
+        let readers = [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ]
+        .into_iter()
+        .map(|stream| {
+            let log = Arc::clone(&log);
+            let found = found.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(at) = line.find("listening on http://") {
+                        let _ = found.send(line[at + "listening on ".len()..].trim().to_owned());
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            })
+        })
+        .collect();
+        let base = tokio::task::spawn_blocking(move || listening.recv_timeout(START_DEADLINE))
+            .await
+            .unwrap()
+            .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
+        Server {
+            child: Some(child),
+            base,
+            log,
+            readers,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Everything the server has written so far.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub(crate) async fn login(
+        &self,
+        http: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> Session {
+        let res = http
+            .post(self.url("/api/v1/auth/login/"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::OK);
+        let set_cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+            "{set_cookie}"
+        );
+        let body: Value = res.json().await.unwrap();
+        Session {
+            cookie: set_cookie.split(';').next().unwrap().to_owned(),
+            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// SIGTERM, then wait for the process and its output to end.
+    pub(crate) async fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let waited = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || {
+                let status = child.wait();
+                (child, status)
+            }),
+        )
+        .await
+        .expect("the server did not stop within 30 s of SIGTERM")
+        .unwrap();
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        waited.1.unwrap()
+    }
+
+    /// Stops the server and checks that no key (nor its secret part) reached its output.
+    pub(crate) async fn stop_and_check_logs(self, keys: &[&str]) {
+        let log = Arc::clone(&self.log);
+        self.stop().await;
+        let log = log.lock().unwrap();
+        assert!(log.contains("request"), "no request was logged:\n{log}");
+        for key in keys {
+            assert!(
+                !log.contains(&key[12..]),
+                "a key reached the server log:\n{log}"
+            );
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Adds `Authorization: Bearer <key>`.
+pub(crate) fn bearer(req: reqwest::RequestBuilder, key: &str) -> reqwest::RequestBuilder {
+    req.header("Authorization", format!("Bearer {key}"))
+}

@@ -1,0 +1,484 @@
+//! End-to-end: the real `agentvista` binary on a free port with its own database, users and
+//! keys made with the real CLI, everything else over real HTTP. Each test runs on SQLite and,
+//! when `AGENTVISTA_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod docs;
+mod harness;
+
+use chrono::{TimeDelta, Utc};
+use harness::{Db, Server, bearer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Runs `$test(Db)` as `$test::sqlite` and `$test::postgres`.
+macro_rules! on_both {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$test(super::Db::sqlite()).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = super::Db::postgres().await else { return };
+                super::$test(db).await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    keys_authenticate_and_fail_exactly_as_the_contract_says,
+    sessions_create_and_revoke_keys_with_csrf,
+    revocation_fails_the_key_on_the_very_next_request,
+    keys_and_sessions_survive_a_restart,
+    docs_api_examples_run_as_written,
+);
+
+const PASSWORD: &str = "correct horse battery";
+const PING: &str = "/api/v1/me/api-keys/ping/";
+const KEYS: &str = "/api/v1/me/api-keys/";
+
+async fn keys_authenticate_and_fail_exactly_as_the_contract_says(db: Db) {
+    db.cli_ok(
+        &["users", "create", "--email", "ada@example.com"],
+        Some(PASSWORD),
+    );
+    let read = db.create_key("ada@example.com", "reader", "read");
+    let write = db.create_key("ada@example.com", "writer", "write");
+    let expiring = db.create_key("ada@example.com", "expiring", "read");
+    let server = Server::start(&db).await;
+    let http = reqwest::Client::new();
+
+    let ping = |auth: Option<String>| {
+        let mut req = http.get(server.url(PING));
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        req.send()
+    };
+    let res = ping(Some(format!("Bearer {read}"))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    let res = ping(Some(format!("bearer {read}"))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "lowercase scheme");
+
+    let res = ping(None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="agentvista""#
+    );
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "missing_api_key"
+    );
+
+    // Expire one key behind the server's back, as time would.
+    db.set_expiry(&expiring[..11], Utc::now() - TimeDelta::seconds(1))
+        .await;
+    let mut bad_checksum = read.clone();
+    bad_checksum.replace_range(49.., if read.ends_with('x') { "y" } else { "x" });
+    let unknown = agentvista_keys::ApiKey::generate()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    for (what, auth) in [
+        ("malformed", "Bearer av_123".to_owned()),
+        ("bad checksum", format!("Bearer {bad_checksum}")),
+        ("unknown", format!("Bearer {unknown}")),
+        ("expired", format!("Bearer {expiring}")),
+        ("other scheme", format!("Token {read}")),
+    ] {
+        let res = ping(Some(auth)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            r#"Bearer realm="agentvista", error="invalid_token""#,
+            "{what}"
+        );
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["error"],
+            "invalid_api_key",
+            "{what}"
+        );
+    }
+
+    let res = ping(Some(format!("Bearer {write}"))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_scope", scope="read""#
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["required_scope"].as_str()),
+        (Some("insufficient_scope"), Some("read"))
+    );
+
+    let res = http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    server
+        .stop_and_check_logs(&[&read, &write, &expiring])
+        .await;
+}
+
+async fn sessions_create_and_revoke_keys_with_csrf(db: Db) {
+    db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--account",
+            "acme",
+        ],
+        Some(PASSWORD),
+    );
+    db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--email",
+            "bob@example.com",
+            "--account",
+            "globex",
+        ],
+        Some(PASSWORD),
+    );
+    let bobs: Value = serde_json::from_str(&db.cli_ok(
+        &[
+            "keys",
+            "create",
+            "--email",
+            "bob@example.com",
+            "--name",
+            "bob",
+            "--scopes",
+            "read",
+            "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let server = Server::start(&db).await;
+    let http = reqwest::Client::new();
+    let session = server.login(&http, "ada@example.com", PASSWORD).await;
+
+    let create = |csrf: Option<&str>| {
+        let mut req = http
+            .post(server.url(KEYS))
+            .header("Cookie", &session.cookie)
+            .json(&json!({"name": "sdk", "scopes": ["write"]}));
+        if let Some(csrf) = csrf {
+            req = req.header("X-CSRF-Token", csrf);
+        }
+        req.send()
+    };
+    for csrf in [None, Some("not-the-token")] {
+        let res = create(csrf).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(res.json::<Value>().await.unwrap()["error"], "csrf_failed");
+    }
+    let res = create(Some(&session.csrf)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: Value = res.json().await.unwrap();
+    let full = created["key"].as_str().unwrap().to_owned();
+
+    // The full key is shown once: not in the list, not anywhere afterwards.
+    let listed: Value = http
+        .get(server.url(KEYS))
+        .header("Cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"][0]["prefix"], full[..11]);
+    assert!(!listed.to_string().contains(&full[12..]));
+
+    // Bob's key id, seen from Ada's session: 404, not 403.
+    let res = http
+        .delete(server.url(&format!("{KEYS}{}/", bobs["id"])))
+        .header("Cookie", &session.cookie)
+        .header("X-CSRF-Token", &session.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "not_found");
+
+    let res = http
+        .post(server.url("/api/v1/auth/logout/"))
+        .header("Cookie", &session.cookie)
+        .header("X-CSRF-Token", &session.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = http
+        .get(server.url(KEYS))
+        .header("Cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_session"
+    );
+    server
+        .stop_and_check_logs(&[&full, bobs["key"].as_str().unwrap()])
+        .await;
+}
+
+async fn revocation_fails_the_key_on_the_very_next_request(db: Db) {
+    db.cli_ok(
+        &["users", "create", "--email", "ada@example.com"],
+        Some(PASSWORD),
+    );
+    let admin = db.create_key("ada@example.com", "admin", "admin");
+    let victim = db.create_key("ada@example.com", "victim", "read");
+    let selfish = db.create_key("ada@example.com", "selfish", "read");
+    let by_cli = db.create_key("ada@example.com", "cli", "read");
+    let server = Server::start(&db).await;
+    let http = reqwest::Client::new();
+    let ping = |key: &str| bearer(http.get(server.url(PING)), key).send();
+    let id_of = |key: &str| {
+        let key = key.to_owned();
+        let http = http.clone();
+        let url = server.url(KEYS);
+        let admin = admin.clone();
+        async move {
+            let listed: Value = bearer(http.get(url), &admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            listed["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["prefix"] == key[..11])
+                .unwrap()["id"]
+                .clone()
+        }
+    };
+
+    assert_eq!(ping(&victim).await.unwrap().status(), StatusCode::OK);
+    let url = server.url(&format!("{KEYS}{}/", id_of(&victim).await));
+    for _ in 0..2 {
+        let res = bearer(http.delete(&url), &admin).send().await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::NO_CONTENT,
+            "revoking twice is 204 too"
+        );
+    }
+    assert_eq!(
+        ping(&victim).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let own = server.url(&format!("{KEYS}{}", id_of(&selfish).await));
+    assert_eq!(
+        bearer(http.delete(&own), &selfish)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        ping(&selfish).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    assert_eq!(ping(&by_cli).await.unwrap().status(), StatusCode::OK);
+    db.cli_ok(
+        &[
+            "keys",
+            "revoke",
+            "--email",
+            "ada@example.com",
+            "--prefix",
+            &by_cli[..11],
+        ],
+        None,
+    );
+    assert_eq!(
+        ping(&by_cli).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let listed: Value = bearer(http.get(server.url(KEYS)), &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let revoked = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| !k["revoked_at"].is_null())
+        .count();
+    assert_eq!(revoked, 3, "revoked keys are still listed");
+    server
+        .stop_and_check_logs(&[&admin, &victim, &selfish, &by_cli])
+        .await;
+}
+
+async fn keys_and_sessions_survive_a_restart(db: Db) {
+    db.cli_ok(
+        &["users", "create", "--email", "ada@example.com"],
+        Some(PASSWORD),
+    );
+    let kept = db.create_key("ada@example.com", "kept", "read");
+    let gone = db.create_key("ada@example.com", "gone", "read");
+    db.cli_ok(
+        &[
+            "keys",
+            "revoke",
+            "--email",
+            "ada@example.com",
+            "--prefix",
+            &gone[..11],
+        ],
+        None,
+    );
+    let http = reqwest::Client::new();
+
+    let server = Server::start(&db).await;
+    let session = server.login(&http, "ada@example.com", PASSWORD).await;
+    let status = server.stop().await;
+    assert!(status.success(), "SIGTERM is a graceful stop: {status:?}");
+
+    let server = Server::start(&db).await;
+    let ping = |key: &str| bearer(http.get(server.url(PING)), key).send();
+    assert_eq!(ping(&kept).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        ping(&gone).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let res = http
+        .get(server.url("/api/v1/auth/session"))
+        .header("Cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["csrf_token"],
+        session.csrf.as_str()
+    );
+    server.stop_and_check_logs(&[&kept, &gone]).await;
+}
+
+async fn docs_api_examples_run_as_written(db: Db) {
+    docs::run_api_examples(db).await;
+}
+
+#[tokio::test]
+async fn first_run_says_how_to_create_a_user() {
+    let db = Db::sqlite();
+    let server = Server::start(&db).await;
+    assert!(
+        server.log().contains("agentvista users create --email"),
+        "{}",
+        server.log()
+    );
+    server.stop().await;
+}
+
+#[test]
+fn command_line_failures_are_one_line_and_non_zero() {
+    let db = Db::sqlite();
+    for (args, env, expected) in [
+        (
+            vec![
+                "keys",
+                "create",
+                "--email",
+                "nobody@example.com",
+                "--name",
+                "x",
+                "--scopes",
+                "read",
+            ],
+            vec![],
+            "no user with e-mail",
+        ),
+        (
+            vec![
+                "accounts",
+                "set-plan",
+                "--email",
+                "a@example.com",
+                "--plan",
+                "gold",
+            ],
+            vec![],
+            "no plan named",
+        ),
+        (
+            vec!["migrate"],
+            vec![("AGENTVISTA__LIMITS__MAX_BODY_BYTES", "lots")],
+            "limits.max_body_bytes",
+        ),
+        (
+            vec!["migrate"],
+            vec![("AGENTVISTA__SERVER__BIND", "nowhere")],
+            "server.bind",
+        ),
+        (
+            vec!["migrate"],
+            vec![("AGENTVISTA__DATABASE__URL", "mysql://x")],
+            "database.url",
+        ),
+    ] {
+        let out = db.cli(&args, &env, None);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr} lacks {expected}");
+    }
+    db.cli_ok(
+        &["users", "create", "--email", "ada@example.com"],
+        Some(PASSWORD),
+    );
+    let out = db.cli(
+        &["users", "create", "--email", "ADA@example.com"],
+        &[],
+        Some(PASSWORD),
+    );
+    assert!(
+        !out.status.success(),
+        "an e-mail is taken whatever its case"
+    );
+    let out = db.cli(
+        &["users", "create", "--email", "short@example.com"],
+        &[],
+        Some("short"),
+    );
+    assert!(String::from_utf8(out.stderr).unwrap().contains("password"));
+    assert!(
+        db.cli_ok(
+            &[
+                "accounts",
+                "set-plan",
+                "--email",
+                "ada@example.com",
+                "--plan",
+                "pro"
+            ],
+            None
+        )
+        .contains("pro")
+    );
+}
