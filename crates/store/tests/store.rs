@@ -3,6 +3,7 @@
 //! migrations). One integration binary for the crate.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::io::Write;
 use std::sync::Arc;
 
 use agentvista_keys::{ApiKey, Expiry, KeyStatus, Scope, Scopes};
@@ -38,7 +39,11 @@ async fn sqlite_db() -> TestDb {
 
 async fn postgres_db() -> Option<TestDb> {
     let Ok(admin_url) = std::env::var("AGENTVISTA_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: set AGENTVISTA_TEST_POSTGRES_URL to run the PostgreSQL suite");
+        // Written past the test harness's capture, so that a plain `cargo test` shows it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: set AGENTVISTA_TEST_POSTGRES_URL to run the PostgreSQL suite"
+        );
         return None;
     };
     let name = format!("agentvista_test_{:016x}", getrandom::u64().unwrap());

@@ -38,7 +38,9 @@ impl Db {
 
     pub(crate) async fn postgres() -> Option<Db> {
         let Ok(admin_url) = std::env::var("AGENTVISTA_TEST_POSTGRES_URL") else {
-            eprintln!(
+            // Written past the test harness's capture, so that a plain `cargo test` shows it.
+            let _ = writeln!(
+                std::io::stderr(),
                 "skipped: set AGENTVISTA_TEST_POSTGRES_URL to run the PostgreSQL end-to-end suite"
             );
             return None;

@@ -1,0 +1,59 @@
+//! [`Event`]: one unit of usage, decoded and validated, ready to store.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What an event is. The batch API sends the first five; OTLP produces `span`, `log` and
+/// `metric`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A whole trace.
+    Trace,
+    /// A span (batch API, or one OTLP span).
+    Span,
+    /// An LLM generation.
+    Generation,
+    /// A point-in-time event.
+    Event,
+    /// A score attached to a trace.
+    Score,
+    /// One OTLP log record.
+    Log,
+    /// One OTLP metric data point.
+    Metric,
+}
+
+impl EventKind {
+    /// The name stored and shown in the API.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Trace => "trace",
+            EventKind::Span => "span",
+            EventKind::Generation => "generation",
+            EventKind::Event => "event",
+            EventKind::Score => "score",
+            EventKind::Log => "log",
+            EventKind::Metric => "metric",
+        }
+    }
+}
+
+/// One event: counted once, stored once per `(account, id)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// The client's id (`<trace>-<span>` for OTLP spans); a repeat of a stored id is a
+    /// duplicate. `None` for log records and data points.
+    pub id: Option<String>,
+    /// What it is.
+    pub kind: EventKind,
+    /// The trace it belongs to (lowercase hex for OTLP).
+    pub trace_id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// When it happened, by the sender's clock.
+    pub timestamp: DateTime<Utc>,
+    /// Everything else, as a JSON object.
+    pub body: Option<serde_json::Value>,
+}
