@@ -1,9 +1,9 @@
-//! [`JsonBody`]: a JSON request body, size-capped, whose errors name the offending field.
+//! Request bodies: read under the size limit, and [`JsonBody`] for JSON endpoints.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web::BytesMut};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -26,86 +26,63 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = state(req).map(|s| s.config.max_body_bytes);
-        let content_type = req.headers().get(CONTENT_TYPE).cloned();
-        let declared_len = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let json = is_json(req.headers());
+        let declared = declared_length(req.headers());
+        let payload = payload.take();
         Box::pin(async move {
             let limit = limit?;
-            if let Some(content_type) = content_type {
-                let essence = content_type
-                    .to_str()
-                    .unwrap_or_default()
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase();
-                if essence != "application/json" {
-                    return Err(ApiError::UnsupportedMediaType(
-                        "this endpoint takes Content-Type: application/json".into(),
-                    ));
-                }
-            }
-            if declared_len.is_some_and(|len| len > limit) {
-                return Err(ApiError::PayloadTooLarge { limit });
-            }
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse(&body).map(JsonBody)
+            json?;
+            let body = read_body(payload, limit, declared).await?;
+            Ok(JsonBody(agentvista_ingest::json::parse(&body)?))
         })
     }
 }
 
-/// Deserializes JSON, naming the path of the first offending field in the error.
-pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        let what = inner.to_string();
-        // serde_json appends " at line 1 column 12"; the path says more.
-        let what = what.split(" at line ").next().unwrap_or(&what).to_owned();
-        if matches!(path.as_str(), "" | "." | "?") {
-            ApiError::BadRequest(format!("body: {what}"))
-        } else {
-            ApiError::BadRequest(format!("{path}: {what}"))
-        }
-    })
+/// Accepts `application/json` (with parameters) or no `Content-Type` at all.
+pub(crate) fn is_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(content_type) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = content_type
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "This endpoint takes Content-Type: application/json".into(),
+        ))
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+}
 
-    #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)]
-    struct Item {
-        r#type: String,
+/// Reads the whole body, refusing it (413) as soon as it is known to exceed `limit`: from
+/// `Content-Length` before reading anything, else while streaming.
+pub(crate) async fn read_body(
+    mut payload: Payload,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<BytesMut, ApiError> {
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
     }
-
-    #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)]
-    struct Batch {
-        batch: Vec<Item>,
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
     }
-
-    #[test]
-    fn errors_name_the_field_and_the_index() {
-        let err = parse::<Batch>(br#"{"batch":[{"type":"a"},{"type":5}]}"#).unwrap_err();
-        assert!(
-            err.to_string().starts_with("batch[1].type: invalid type"),
-            "{err}"
-        );
-        let err = parse::<Batch>(b"{").unwrap_err();
-        assert!(err.to_string().starts_with("body: EOF"), "{err}");
-    }
+    Ok(body)
 }

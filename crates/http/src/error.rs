@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use agentvista_ingest::IngestError;
 use agentvista_keys::Scope;
 use agentvista_quota::QuotaExceeded;
 use agentvista_store::StoreError;
@@ -155,6 +156,20 @@ impl ApiError {
         }
     }
 
+    /// The gRPC status code the OTLP specification pairs with this error's HTTP status.
+    #[must_use]
+    pub fn grpc_code(&self) -> i32 {
+        match self.status_code().as_u16() {
+            400 | 413 | 415 => 3, // INVALID_ARGUMENT
+            401 => 16,            // UNAUTHENTICATED
+            403 => 7,             // PERMISSION_DENIED
+            404 => 5,             // NOT_FOUND
+            429 => 8,             // RESOURCE_EXHAUSTED
+            503 => 14,            // UNAVAILABLE
+            _ => 13,              // INTERNAL
+        }
+    }
+
     /// Wraps any error as a 500.
     pub fn internal(err: impl StdError + Send + Sync + 'static) -> Self {
         ApiError::Internal(Box::new(err))
@@ -196,6 +211,16 @@ impl ResponseError for ApiError {
             response.insert_header((header::CONNECTION, "close"));
         }
         response.json(self.body())
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::Invalid(message) => ApiError::BadRequest(message),
+            IngestError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            IngestError::UnsupportedMediaType(message) => ApiError::UnsupportedMediaType(message),
+        }
     }
 }
 

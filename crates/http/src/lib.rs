@@ -168,7 +168,11 @@ fn resource(path: &str) -> Resource {
 /// # }
 /// ```
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
-    use handlers::{health, keys, session};
+    use agentvista_ingest::Signal;
+    use handlers::{health, ingest, keys, session, traces, usage};
+    let otlp = |signal: Signal| {
+        web::post().to(move |state, req, payload| ingest::otlp(state, req, payload, signal))
+    };
     cfg.app_data(state)
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
@@ -182,5 +186,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::post().to(keys::create)),
         )
         .service(resource("/api/v1/me/api-keys/{key_id}").route(web::delete().to(keys::revoke)))
+        // Before "/api/v1/traces/{trace_id}", which would otherwise take "batch" for an id.
+        .service(resource("/api/v1/traces/batch").route(web::post().to(ingest::batch)))
+        .service(resource("/otlp/v1/traces").route(otlp(Signal::Traces)))
+        .service(resource("/otlp/v1/logs").route(otlp(Signal::Logs)))
+        .service(resource("/otlp/v1/metrics").route(otlp(Signal::Metrics)))
+        .service(resource("/api/v1/traces").route(web::get().to(traces::list)))
+        .service(resource("/api/v1/traces/{trace_id}").route(web::get().to(traces::events)))
+        .service(resource("/api/v1/me/usage").route(web::get().to(usage::usage)))
+        .service(
+            resource("/api/v1/me/billing/spend-cap").route(web::put().to(usage::set_spend_cap)),
+        )
         .default_service(web::to(handlers::not_found));
 }

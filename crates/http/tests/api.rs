@@ -549,3 +549,446 @@ async fn an_unreachable_key_store_is_503_not_401() {
         "internals leak: {body}"
     );
 }
+
+// ---------------------------------------------------------------- ingestion
+
+const BATCH: &str = "/api/v1/traces/batch/";
+
+fn item(id: Option<&str>, trace: &str) -> Value {
+    let mut item = json!({"type": "span", "trace_id": trace, "timestamp": "2026-11-27T12:00:00Z", "name": "llm", "body": {"tokens": 3}});
+    if let Some(id) = id {
+        item["id"] = json!(id);
+    }
+    item
+}
+
+fn plans(free_events: u64) -> HttpConfig {
+    let mut config = config();
+    config.plans.get_mut("free").unwrap().monthly_events = free_events;
+    config
+}
+
+#[actix_web::test]
+async fn a_batch_is_stored_counted_and_retries_are_duplicates() {
+    let f = fixture().await;
+    let (key, _) = key(&f.store, f.account, "read,write").await;
+    let app = app(AppState::new(f.store.clone(), config()).unwrap()).await;
+    let batch =
+        json!({"batch": [item(Some("e1"), "t1"), item(Some("e2"), "t1"), item(None, "t2")]});
+    let post = || bearer(test::TestRequest::post().uri(BATCH), &key).set_json(batch.clone());
+    let (status, _, body) = send(&app, post()).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"accepted": 3, "duplicates": 0}))
+    );
+    let (_, _, body) = send(&app, post()).await;
+    assert_eq!(
+        body,
+        json!({"accepted": 1, "duplicates": 2}),
+        "the id-less event is new each time"
+    );
+
+    let (_, _, usage) = send(&app, bearer(get("/api/v1/me/usage/"), &key)).await;
+    assert_eq!(usage["events_used"], 4);
+    assert_eq!(usage["events_limit"], 50_000);
+    let (_, _, traces) = send(&app, bearer(get("/api/v1/traces/"), &key)).await;
+    assert_eq!(
+        traces["data"][0]["event_count"].as_u64().unwrap()
+            + traces["data"][1]["event_count"].as_u64().unwrap(),
+        4
+    );
+    let (status, _, trace) = send(&app, bearer(get("/api/v1/traces/t1"), &key)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(trace["events"].as_array().unwrap().len(), 2);
+    assert_eq!(trace["events"][0]["body"], json!({"tokens": 3}));
+    assert_eq!(
+        send(&app, bearer(get("/api/v1/traces/nope/"), &key))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    for bad in [
+        "/api/v1/traces/?limit=0",
+        "/api/v1/traces/?cursor=zz",
+        "/api/v1/traces/?limit=x",
+    ] {
+        let (status, _, body) = send(&app, bearer(get(bad), &key)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_request")),
+            "{bad}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn one_invalid_event_refuses_the_batch_and_names_its_index() {
+    let f = fixture().await;
+    let (key, _) = key(&f.store, f.account, "write").await;
+    let app = app(AppState::new(f.store.clone(), config()).unwrap()).await;
+    let mut bad = item(None, "t");
+    bad["type"] = json!("spam");
+    let req = bearer(test::TestRequest::post().uri(BATCH), &key)
+        .set_json(json!({"batch": [item(None, "t"), bad]}));
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("batch[1].type:"),
+        "{body}"
+    );
+    assert_eq!(
+        f.store.events().count(f.account).await.unwrap(),
+        0,
+        "nothing of it stored"
+    );
+
+    let (status, _, body) = send(
+        &app,
+        bearer(test::TestRequest::post().uri(BATCH), &key).set_json(json!({"batch": []})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("batch: 1 to 1000 events, got 0.")
+        )
+    );
+    let text = bearer(test::TestRequest::post().uri(BATCH), &key)
+        .insert_header((header::CONTENT_TYPE, "text/plain"))
+        .set_payload("{}");
+    assert_eq!(send(&app, text).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let read_only = key_with(&f.store, f.account, "read", Expiry::NEVER).await.0;
+    let req = bearer(test::TestRequest::post().uri(BATCH), &read_only)
+        .set_json(json!({"batch": [item(None, "t")]}));
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(
+        (status, body["required_scope"].as_str()),
+        (StatusCode::FORBIDDEN, Some("write"))
+    );
+}
+
+#[actix_web::test]
+async fn a_gzipped_batch_is_accepted_and_a_bomb_is_413() {
+    use std::io::Write;
+    let f = fixture().await;
+    let (key, _) = key(&f.store, f.account, "write").await;
+    let app = app(AppState::new(f.store.clone(), config()).unwrap()).await;
+    let gzip = |data: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    };
+    let body = serde_json::to_vec(&json!({"batch": [item(Some("z1"), "t")]})).unwrap();
+    let req = bearer(test::TestRequest::post().uri(BATCH), &key)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::CONTENT_ENCODING, "gzip"))
+        .set_payload(gzip(&body));
+    assert_eq!(
+        send(&app, req).await.2,
+        json!({"accepted": 1, "duplicates": 0})
+    );
+    // 1 MiB of spaces inflates past the 4 KiB limit of this configuration.
+    let bomb = gzip(&vec![b' '; 1 << 20]);
+    assert!(bomb.len() < 4096);
+    let req = bearer(test::TestRequest::post().uri(BATCH), &key)
+        .insert_header((header::CONTENT_ENCODING, "gzip"))
+        .set_payload(bomb);
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+}
+
+#[actix_web::test]
+async fn past_the_monthly_limit_nothing_is_stored_and_429_says_when_to_retry() {
+    let f = fixture().await;
+    let (key, _) = key(&f.store, f.account, "write").await;
+    let app = app(AppState::new(f.store.clone(), plans(3)).unwrap()).await;
+    let post = |n: usize| {
+        let items: Vec<Value> = (0..n).map(|_| item(None, "t")).collect();
+        bearer(test::TestRequest::post().uri(BATCH), &key).set_json(json!({"batch": items}))
+    };
+    assert_eq!(send(&app, post(2)).await.0, StatusCode::OK);
+    let (status, headers, body) = send(&app, post(2)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"], "monthly_event_limit_exceeded");
+    assert_eq!(
+        (body["limit"].as_u64(), body["used"].as_u64()),
+        (Some(3), Some(2))
+    );
+    let period = agentvista_quota::Period::containing(Utc::now());
+    assert_eq!(
+        body["resets_at"],
+        period
+            .resets_at()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let retry: u64 = headers
+        .get(header::RETRY_AFTER)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        retry.abs_diff(period.seconds_until_reset(Utc::now())) <= 2,
+        "{retry}"
+    );
+    assert_eq!(f.store.events().count(f.account).await.unwrap(), 2);
+    assert_eq!(
+        send(&app, post(1)).await.0,
+        StatusCode::OK,
+        "exactly the limit fits"
+    );
+    assert_eq!(send(&app, post(1)).await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[actix_web::test]
+async fn the_spend_cap_moves_the_limit_only_on_plans_with_overage() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "read,admin").await;
+    let (writer, _) = key(&f.store, f.account, "read,write").await;
+    let store = f.store.clone();
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let put = |cap: Value, key: &str| {
+        bearer(
+            test::TestRequest::put().uri("/api/v1/me/billing/spend-cap/"),
+            key,
+        )
+        .set_json(json!({"spend_cap_cents": cap}))
+    };
+    let (status, _, usage) = send(&app, put(json!(100), &admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (usage["plan"].as_str(), usage["events_limit"].as_u64()),
+        (Some("free"), Some(50_000)),
+        "a hard limit ignores the cap"
+    );
+    assert_eq!(usage["spend_cap_cents"], 100);
+
+    store.accounts().set_plan(f.account, "pro").await.unwrap();
+    let (_, _, usage) = send(&app, bearer(get("/api/v1/me/usage"), &writer)).await;
+    assert_eq!(usage["events_limit"], 1_000_000 + 100 * 1000 / 50);
+    let (_, _, usage) = send(&app, put(json!(99), &admin)).await;
+    assert_eq!(usage["events_limit"], 1_000_000 + 1_980);
+    let (_, _, usage) = send(&app, put(Value::Null, &admin)).await;
+    assert_eq!(
+        (
+            usage["events_limit"].clone(),
+            usage["spend_cap_cents"].clone()
+        ),
+        (Value::Null, Value::Null)
+    );
+    assert!(
+        usage["period_start"]
+            .as_str()
+            .unwrap()
+            .ends_with("-01T00:00:00Z")
+    );
+
+    let (status, _, body) = send(&app, put(json!(-5), &admin)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("spend_cap_cents:")
+    );
+    assert_eq!(
+        send(&app, put(json!(5), &writer)).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+// ---------------------------------------------------------------- OTLP
+
+const TRACE_JSON: &[u8] = include_bytes!("../../ingest/tests/fixtures/trace.json");
+
+fn otlp(path: &str, key: &str, content_type: &str, body: Vec<u8>) -> test::TestRequest {
+    bearer(test::TestRequest::post().uri(path), key)
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .set_payload(body)
+}
+
+async fn raw<S, B>(app: &S, req: test::TestRequest) -> (StatusCode, header::HeaderMap, Vec<u8>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let res = test::call_service(app, req.to_request()).await;
+    let (status, headers) = (res.status(), res.headers().clone());
+    (status, headers, test::read_body(res).await.to_vec())
+}
+
+#[actix_web::test]
+async fn otlp_json_and_protobuf_are_answered_in_kind_and_retries_cost_nothing() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+    let f = fixture().await;
+    let (key, _) = key(&f.store, f.account, "read,write").await;
+    let store = f.store.clone();
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+
+    let (status, headers, body) = raw(
+        &app,
+        otlp(
+            "/otlp/v1/traces",
+            &key,
+            "application/json; charset=utf-8",
+            TRACE_JSON.to_vec(),
+        ),
+    )
+    .await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"{}"[..]));
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/json"
+    );
+
+    let request: ExportTraceServiceRequest = serde_json::from_slice(TRACE_JSON).unwrap();
+    let (status, headers, body) = raw(
+        &app,
+        otlp(
+            "/otlp/v1/traces/",
+            &key,
+            "application/x-protobuf",
+            request.encode_to_vec(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/x-protobuf"
+    );
+    assert_eq!(
+        ExportTraceServiceResponse::decode(&body[..]).unwrap(),
+        ExportTraceServiceResponse::default()
+    );
+    assert_eq!(
+        store.events().count(f.account).await.unwrap(),
+        1,
+        "the retry is a duplicate"
+    );
+
+    let logs = include_bytes!("../../ingest/tests/fixtures/logs.json").to_vec();
+    let metrics = include_bytes!("../../ingest/tests/fixtures/metrics.json").to_vec();
+    assert_eq!(
+        raw(&app, otlp("/otlp/v1/logs", &key, "application/json", logs))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        raw(
+            &app,
+            otlp("/otlp/v1/metrics", &key, "application/json", metrics)
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let (_, _, usage) = send(&app, bearer(get("/api/v1/me/usage"), &key)).await;
+    assert_eq!(usage["events_used"], 1 + 1 + 3);
+    let (_, _, trace) = send(
+        &app,
+        bearer(
+            get("/api/v1/traces/5b8efff798038103d269b633813fc60c/"),
+            &key,
+        ),
+    )
+    .await;
+    assert_eq!(
+        trace["events"][0]["id"],
+        "5b8efff798038103d269b633813fc60c-eee19b7ec3c1b174"
+    );
+}
+
+#[actix_web::test]
+async fn otlp_errors_are_google_rpc_status_in_the_request_format() {
+    use prost::Message;
+    let f = fixture().await;
+    let (read_only, _) = key(&f.store, f.account, "read").await;
+    let (writer, _) = key(&f.store, f.account, "write").await;
+    let app = app(AppState::new(f.store.clone(), plans(0)).unwrap()).await;
+
+    let (status, headers, body) = raw(
+        &app,
+        otlp(
+            "/otlp/v1/traces",
+            &read_only,
+            "application/x-protobuf",
+            Vec::new(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/x-protobuf"
+    );
+    assert_eq!(
+        headers.get(header::WWW_AUTHENTICATE).unwrap(),
+        r#"Bearer error="insufficient_scope", scope="write""#
+    );
+    let rpc = tonic_types::Status::decode(&body[..]).unwrap();
+    assert_eq!(rpc.code, 7);
+    assert!(rpc.message.contains("write"));
+
+    let anonymous = test::TestRequest::post()
+        .uri("/otlp/v1/logs")
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .set_payload("{}");
+    let (status, _, body) = raw(&app, anonymous).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let rpc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(rpc["code"], 16);
+
+    let (status, _, body) = raw(
+        &app,
+        otlp("/otlp/v1/traces", &writer, "text/plain", b"hi".to_vec()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["code"], 3);
+
+    let (status, _, body) = raw(
+        &app,
+        otlp(
+            "/otlp/v1/traces",
+            &writer,
+            "application/x-protobuf",
+            b"\xff\xff\xff".to_vec(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, tonic_types::Status::decode(&body[..]).unwrap().code),
+        (StatusCode::BAD_REQUEST, 3)
+    );
+
+    let (status, headers, body) = raw(
+        &app,
+        otlp(
+            "/otlp/v1/traces",
+            &writer,
+            "application/json",
+            TRACE_JSON.to_vec(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "a plan of 0 events");
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["code"], 8);
+    assert_eq!(f.store.events().count(f.account).await.unwrap(), 0);
+}

@@ -133,14 +133,8 @@ impl<R: Requirement + 'static> FromRequest for Auth<R> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let principal = authenticate(&req).await?;
-            if let Some(scope) = R::SCOPE
-                && !principal.scopes.contains(scope)
-            {
-                return Err(ApiError::InsufficientScope(scope));
-            }
             Ok(Auth {
-                principal,
+                principal: authorize::<R>(&req).await?,
                 requirement: PhantomData,
             })
         })
@@ -168,6 +162,21 @@ impl FromRequest for SessionOnly {
             }
         })
     }
+}
+
+/// Authenticates the request and checks `R`'s scope: what [`Auth<R>`] does, for handlers
+/// that must render its errors themselves (OTLP answers in `google.rpc.Status`).
+///
+/// # Errors
+/// 401, 403 or 503 as [`ApiError`]s.
+pub async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Principal, ApiError> {
+    let principal = authenticate(req).await?;
+    if let Some(scope) = R::SCOPE
+        && !principal.scopes.contains(scope)
+    {
+        return Err(ApiError::InsufficientScope(scope));
+    }
+    Ok(principal)
 }
 
 pub(crate) fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {

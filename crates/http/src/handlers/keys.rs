@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use agentvista_keys::{Expiry, KeyPrefix, Scope, Scopes};
 use agentvista_store::{KeyId, KeyRecord, NewKey};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::json;
 
@@ -64,7 +64,7 @@ pub struct CreatedKey {
 }
 
 fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    s.serialize_str(&super::rfc3339(t))
 }
 
 #[allow(clippy::ref_option)] // serde's serialize_with passes `&Option<T>`
