@@ -163,9 +163,15 @@ pub(crate) struct Session {
 impl Server {
     /// Starts `agentvista serve` on port 0 and waits for the line that names the real port.
     pub(crate) async fn start(db: &Db) -> Server {
+        Server::start_with(db, &[]).await
+    }
+
+    /// [`Server::start`] with extra environment (configuration overrides).
+    pub(crate) async fn start_with(db: &Db, env: &[(&str, &str)]) -> Server {
         let mut command = db.command();
         command
             .arg("serve")
+            .envs(env.iter().copied())
             .env("AGENTVISTA__SERVER__BIND", "127.0.0.1:0")
             .env("AGENTVISTA__SERVER__INSECURE_COOKIES", "true")
             .env("RUST_LOG", "info")

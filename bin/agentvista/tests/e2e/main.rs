@@ -5,6 +5,7 @@
 
 mod docs;
 mod harness;
+mod ingest;
 
 use chrono::{TimeDelta, Utc};
 use harness::{Db, Server, bearer};
@@ -35,7 +36,15 @@ on_both!(
     revocation_fails_the_key_on_the_very_next_request,
     keys_and_sessions_survive_a_restart,
     docs_api_examples_run_as_written,
+    the_opentelemetry_sdk_exports_spans_that_are_stored_and_counted,
+    the_monthly_limit_holds_under_concurrent_clients,
+    a_spend_cap_sets_the_allowance_exactly,
 );
+
+use ingest::{
+    a_spend_cap_sets_the_allowance_exactly, the_monthly_limit_holds_under_concurrent_clients,
+    the_opentelemetry_sdk_exports_spans_that_are_stored_and_counted,
+};
 
 const PASSWORD: &str = "correct horse battery";
 const PING: &str = "/api/v1/me/api-keys/ping/";
