@@ -44,14 +44,18 @@ fn body(batch: usize, worker: usize, n: usize) -> Vec<u8> {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .unwrap();
     let url = format!("{}/api/v1/traces/batch/", args.url.trim_end_matches('/'));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let per_worker = args.max_requests.div_ceil(args.concurrency);
     let started = Instant::now();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|worker| {
-            let (client, url, key, batch) = (client.clone(), url.clone(), args.key.clone(), args.batch);
+            let (client, url, key, batch) =
+                (client.clone(), url.clone(), args.key.clone(), args.batch);
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0usize);
                 for n in 0..per_worker {

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use agentvista_quota::{Allowance, Period, UsageLedger};
-use agentvista_store::{AccountId, EventBatch, NewEvent, Store};
+use agentvista_store::{AccountId, EventBatch, NewEvent, Store, testing};
 use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait, Value};
@@ -38,14 +38,10 @@ async fn postgres() -> Option<Target> {
         eprintln!("postgres benchmarks skipped: AGENTVISTA_TEST_POSTGRES_URL is not set");
         return None;
     };
-    let name = format!("agentvista_bench_{:016x}", getrandom::u64().unwrap());
-    let admin = Database::connect(&admin_url).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+    let (url, name) = testing::create_database(&admin_url, "agentvista_bench")
         .await
         .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let mut target = target("postgres", &format!("{base}/{name}"), None).await;
+    let mut target = target("postgres", &url, None).await;
     target.drop_after = Some((admin_url, name));
     Some(target)
 }
@@ -186,9 +182,7 @@ fn accounting(c: &mut Criterion) {
             target.plain.close().await.unwrap();
             target.store.close().await.unwrap();
             if let Some((admin_url, name)) = target.drop_after {
-                let admin = Database::connect(&admin_url).await.unwrap();
-                let drop = format!("DROP DATABASE \"{name}\" WITH (FORCE)");
-                admin.execute_unprepared(&drop).await.unwrap();
+                testing::drop_database(&admin_url, &name).await.unwrap();
             }
         });
     }

@@ -9,6 +9,8 @@ mod ids;
 mod keys;
 mod ledger;
 mod sessions;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod users;
 
 pub use accounts::{Account, Accounts};

@@ -10,7 +10,7 @@ use agentvista_keys::{ApiKey, Expiry, KeyStatus, Scope, Scopes};
 use agentvista_migrations::{Migrator, MigratorTrait};
 use agentvista_quota::{Allowance, Period, RecordError, UsageLedger};
 use agentvista_store::{
-    AccountId, EventBatch, NewEvent, NewKey, Revoked, Store, StoreError, TraceCursor,
+    AccountId, EventBatch, NewEvent, NewKey, Revoked, Store, StoreError, TraceCursor, testing,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, Database};
@@ -46,15 +46,9 @@ async fn postgres_db() -> Option<TestDb> {
         );
         return None;
     };
-    let name = format!("agentvista_test_{:016x}", getrandom::u64().unwrap());
-    let admin = Database::connect(&admin_url).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+    let (url, name) = testing::create_database(&admin_url, "agentvista_test")
         .await
         .unwrap();
-    admin.close().await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{base}/{name}");
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     Some(TestDb {
@@ -92,12 +86,7 @@ impl Drop for TestDb {
 }
 
 async fn drop_database(admin_url: &str, name: &str) {
-    let admin = Database::connect(admin_url).await.unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
+    testing::drop_database(admin_url, name).await.unwrap();
 }
 
 /// Runs `$test(&TestDb)` as `$test::sqlite` and `$test::postgres`.

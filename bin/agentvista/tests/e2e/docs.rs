@@ -5,9 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{Db, Server};
-
-const PASSWORD: &str = "correct horse battery";
+use crate::harness::{Db, PASSWORD, Server};
 
 /// A `sh` block and the `http` block documented after it.
 struct Example {
@@ -61,10 +59,7 @@ pub(crate) async fn run_api_examples(db: Db) {
         examples.len()
     );
 
-    db.cli_ok(
-        &["users", "create", "--email", "ada@example.com"],
-        Some(PASSWORD),
-    );
+    db.create_user("ada@example.com");
     let key = db.create_key("ada@example.com", "sdk", "read,write");
     let admin = db.create_key("ada@example.com", "admin", "admin");
     let doomed: Value = serde_json::from_str(&db.cli_ok(

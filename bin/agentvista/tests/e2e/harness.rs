@@ -7,9 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use agentvista_store::testing;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
+
+/// The password of every user the tests create.
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// How long the binary may take to start listening (a cold debug build migrates first).
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -45,16 +49,11 @@ impl Db {
             );
             return None;
         };
-        let name = format!("agentvista_e2e_{:016x}", getrandom::u64().unwrap());
-        let admin = Database::connect(&admin_url).await.unwrap();
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        let (url, name) = testing::create_database(&admin_url, "agentvista_e2e")
             .await
             .unwrap();
-        admin.close().await.unwrap();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
         Some(Db {
-            url: format!("{base}/{name}"),
+            url,
             dir: tempfile::tempdir().unwrap(),
             postgres: Some((admin_url, name)),
         })
@@ -96,6 +95,12 @@ impl Db {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Creates a user (in a new account named after the e-mail) with the CLI, the password on
+    /// standard input.
+    pub(crate) fn create_user(&self, email: &str) {
+        self.cli_ok(&["users", "create", "--email", email], Some(PASSWORD));
+    }
+
     /// Creates a key with the CLI; returns the full key it printed.
     pub(crate) fn create_key(&self, email: &str, name: &str, scopes: &str) -> String {
         let args = [
@@ -135,11 +140,8 @@ impl Drop for Db {
                     .enable_all()
                     .build()
                     .unwrap();
-                rt.block_on(async {
-                    let admin = Database::connect(&admin_url).await.unwrap();
-                    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    admin.execute_unprepared(&drop).await.unwrap();
-                });
+                rt.block_on(testing::drop_database(&admin_url, &name))
+                    .unwrap();
             })
             .join();
         }
@@ -220,6 +222,17 @@ impl Server {
 
     pub(crate) fn base(&self) -> &str {
         &self.base
+    }
+
+    /// `GET path` with a Bearer key, as JSON.
+    pub(crate) async fn get_json(&self, http: &reqwest::Client, path: &str, key: &str) -> Value {
+        bearer(http.get(self.url(path)), key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Everything the server has written so far.

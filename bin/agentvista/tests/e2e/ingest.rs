@@ -12,8 +12,6 @@ use serde_json::{Value, json};
 
 use crate::harness::{Db, Server, bearer};
 
-const PASSWORD: &str = "correct horse battery";
-
 /// Exports `spans` spans, in one trace, with the real SDK and exporter; returns the trace id.
 /// Runs on a thread of its own: the SDK's simple processor blocks on the export.
 fn export_spans(endpoint: String, key: String, spans: usize) -> String {
@@ -50,10 +48,7 @@ fn export_spans(endpoint: String, key: String, spans: usize) -> String {
 }
 
 pub(crate) async fn the_opentelemetry_sdk_exports_spans_that_are_stored_and_counted(db: Db) {
-    db.cli_ok(
-        &["users", "create", "--email", "ada@example.com"],
-        Some(PASSWORD),
-    );
+    db.create_user("ada@example.com");
     let writer = db.create_key("ada@example.com", "sdk", "read,write");
     let reader = db.create_key("ada@example.com", "dashboard", "read");
     let server = Server::start(&db).await;
@@ -61,16 +56,9 @@ pub(crate) async fn the_opentelemetry_sdk_exports_spans_that_are_stored_and_coun
     let endpoint = server.url("/otlp/v1/traces");
 
     let trace_id = export_spans(endpoint.clone(), writer.clone(), 4);
-    let trace: Value = bearer(
-        http.get(server.url(&format!("/api/v1/traces/{trace_id}/"))),
-        &reader,
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let trace: Value = server
+        .get_json(&http, &format!("/api/v1/traces/{trace_id}/"), &reader)
+        .await;
     let events = trace["events"].as_array().unwrap();
     assert_eq!(events.len(), 4, "{trace}");
     assert!(
@@ -79,13 +67,7 @@ pub(crate) async fn the_opentelemetry_sdk_exports_spans_that_are_stored_and_coun
             .all(|e| e["type"] == "span" && e["id"].as_str().unwrap().starts_with(&trace_id))
     );
     assert!(events.iter().any(|e| e["name"] == "agent run"));
-    let usage: Value = bearer(http.get(server.url("/api/v1/me/usage/")), &reader)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = server.get_json(&http, "/api/v1/me/usage/", &reader).await;
     assert_eq!(usage["events_used"], 4);
 
     // The same exporter with a read-only key: refused, nothing stored, nothing counted.
@@ -98,13 +80,7 @@ pub(crate) async fn the_opentelemetry_sdk_exports_spans_that_are_stored_and_coun
     .await
     .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let usage: Value = bearer(http.get(server.url("/api/v1/me/usage/")), &reader)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = server.get_json(&http, "/api/v1/me/usage/", &reader).await;
     assert_eq!(usage["events_used"], 4);
     assert!(
         server.log().contains("status=403"),
@@ -127,10 +103,7 @@ fn sizes(seed: u64) -> impl Iterator<Item = usize> {
 pub(crate) async fn the_monthly_limit_holds_under_concurrent_clients(db: Db) {
     const LIMIT: u64 = 25;
     let plan = [("AGENTVISTA__PLANS__FREE__MONTHLY_EVENTS", "25")];
-    db.cli_ok(
-        &["users", "create", "--email", "ada@example.com"],
-        Some(PASSWORD),
-    );
+    db.create_user("ada@example.com");
     let key = db.create_key("ada@example.com", "sdk", "read,write");
     let server = Server::start_with(&db, &plan).await;
     let http = reqwest::Client::new();
@@ -175,13 +148,7 @@ pub(crate) async fn the_monthly_limit_holds_under_concurrent_clients(db: Db) {
         acknowledged += client.await.unwrap();
     }
 
-    let usage: Value = bearer(http.get(server.url("/api/v1/me/usage")), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = server.get_json(&http, "/api/v1/me/usage", &key).await;
     let used = usage["events_used"].as_u64().unwrap();
     assert!(used <= LIMIT, "{used}");
     assert_eq!(
@@ -228,10 +195,7 @@ pub(crate) async fn a_spend_cap_sets_the_allowance_exactly(db: Db) {
             "50",
         ),
     ];
-    db.cli_ok(
-        &["users", "create", "--email", "ada@example.com"],
-        Some(PASSWORD),
-    );
+    db.create_user("ada@example.com");
     assert!(
         db.cli(
             &[
@@ -252,13 +216,7 @@ pub(crate) async fn a_spend_cap_sets_the_allowance_exactly(db: Db) {
     let server = Server::start_with(&db, &plan).await;
     let http = reqwest::Client::new();
 
-    let usage: Value = bearer(http.get(server.url("/api/v1/me/usage/")), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = server.get_json(&http, "/api/v1/me/usage/", &key).await;
     assert_eq!(
         (usage["plan"].as_str(), usage["events_limit"].clone()),
         (Some("pro"), Value::Null),

@@ -8,7 +8,7 @@ mod harness;
 mod ingest;
 
 use chrono::{TimeDelta, Utc};
-use harness::{Db, Server, bearer};
+use harness::{Db, PASSWORD, Server, bearer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -46,15 +46,11 @@ use ingest::{
     the_opentelemetry_sdk_exports_spans_that_are_stored_and_counted,
 };
 
-const PASSWORD: &str = "correct horse battery";
 const PING: &str = "/api/v1/me/api-keys/ping/";
 const KEYS: &str = "/api/v1/me/api-keys/";
 
 async fn keys_authenticate_and_fail_exactly_as_the_contract_says(db: Db) {
-    db.cli_ok(
-        &["users", "create", "--email", "ada@example.com"],
-        Some(PASSWORD),
-    );
+    db.create_user("ada@example.com");
     let read = db.create_key("ada@example.com", "reader", "read");
     let write = db.create_key("ada@example.com", "writer", "write");
     let expiring = db.create_key("ada@example.com", "expiring", "read");
@@ -244,10 +240,7 @@ async fn sessions_create_and_revoke_keys_with_csrf(db: Db) {
 }
 
 async fn revocation_fails_the_key_on_the_very_next_request(db: Db) {
-    db.cli_ok(
-        &["users", "create", "--email", "ada@example.com"],
-        Some(PASSWORD),
-    );
+    db.create_user("ada@example.com");
     let admin = db.create_key("ada@example.com", "admin", "admin");
     let victim = db.create_key("ada@example.com", "victim", "read");
     let selfish = db.create_key("ada@example.com", "selfish", "read");
@@ -324,13 +317,7 @@ async fn revocation_fails_the_key_on_the_very_next_request(db: Db) {
         StatusCode::UNAUTHORIZED
     );
 
-    let listed: Value = bearer(http.get(server.url(KEYS)), &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = server.get_json(&http, KEYS, &admin).await;
     let revoked = listed["data"]
         .as_array()
         .unwrap()
@@ -344,10 +331,7 @@ async fn revocation_fails_the_key_on_the_very_next_request(db: Db) {
 }
 
 async fn keys_and_sessions_survive_a_restart(db: Db) {
-    db.cli_ok(
-        &["users", "create", "--email", "ada@example.com"],
-        Some(PASSWORD),
-    );
+    db.create_user("ada@example.com");
     let kept = db.create_key("ada@example.com", "kept", "read");
     let gone = db.create_key("ada@example.com", "gone", "read");
     db.cli_ok(
@@ -457,10 +441,7 @@ fn command_line_failures_are_one_line_and_non_zero() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(expected), "{stderr} lacks {expected}");
     }
-    db.cli_ok(
-        &["users", "create", "--email", "ada@example.com"],
-        Some(PASSWORD),
-    );
+    db.create_user("ada@example.com");
     let out = db.cli(
         &["users", "create", "--email", "ADA@example.com"],
         &[],

@@ -1,0 +1,41 @@
+//! Scratch PostgreSQL databases for test suites and benchmarks (feature `test-support`).
+
+use sea_orm::{ConnectionTrait, Database};
+
+use crate::StoreError;
+
+/// Creates an empty database named `<prefix>_<16 random hex>` on the server of `admin_url` (a
+/// URL whose user may create databases); returns its URL and name.
+///
+/// # Errors
+/// [`StoreError`] when the server cannot be reached or refuses.
+pub async fn create_database(
+    admin_url: &str,
+    prefix: &str,
+) -> Result<(String, String), StoreError> {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|_| StoreError::KeyGeneration(None))?;
+    let name = format!("{prefix}_{}", hex::encode(random));
+    let admin = Database::connect(admin_url).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await?;
+    admin.close().await?;
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url, |(base, _)| base);
+    Ok((format!("{base}/{name}"), name))
+}
+
+/// Drops a database made by [`create_database`], disconnecting whoever still uses it.
+///
+/// # Errors
+/// [`StoreError`] when the server cannot be reached or refuses.
+pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
+    let admin = Database::connect(admin_url).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
