@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod body;
+mod dashboard;
 mod error;
 mod handlers;
 mod log;
@@ -169,13 +170,14 @@ fn resource(path: &str) -> Resource {
 /// ```
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     use agentvista_ingest::Signal;
-    use handlers::{health, ingest, keys, session, traces, usage};
+    use handlers::{health, ingest, keys, session, setup, traces, usage};
     let otlp = |signal: Signal| {
         web::post().to(move |state, req, payload| ingest::otlp(state, req, payload, signal))
     };
     cfg.app_data(state)
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/api/v1/setup").route(web::post().to(setup::setup)))
         .service(resource("/api/v1/auth/login").route(web::post().to(session::login)))
         .service(resource("/api/v1/auth/logout").route(web::post().to(session::logout)))
         .service(resource("/api/v1/auth/session").route(web::get().to(session::current)))
@@ -197,5 +199,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(
             resource("/api/v1/me/billing/spend-cap").route(web::put().to(usage::set_spend_cap)),
         )
+        .configure(dashboard::routes)
         .default_service(web::to(handlers::not_found));
 }

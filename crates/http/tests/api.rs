@@ -992,3 +992,83 @@ async fn otlp_errors_are_google_rpc_status_in_the_request_format() {
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["code"], 8);
     assert_eq!(f.store.events().count(f.account).await.unwrap(), 0);
 }
+
+// ---------------------------------------------------------------- dashboard
+
+#[actix_web::test]
+async fn setup_exists_only_until_the_first_user() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let app = app(AppState::new(store, config()).unwrap()).await;
+    let res = test::call_service(&app, get("/").to_request()).await;
+    assert_eq!(
+        (
+            res.status(),
+            res.headers()
+                .get(header::LOCATION)
+                .unwrap()
+                .to_str()
+                .unwrap()
+        ),
+        (StatusCode::SEE_OTHER, "/setup")
+    );
+    let res = test::call_service(&app, get("/setup").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(
+        html.contains("<label for=\"setup-email\">"),
+        "form controls are labelled"
+    );
+
+    let setup = |password: &str| {
+        test::TestRequest::post()
+            .uri("/api/v1/setup/")
+            .set_json(json!({"account": "Acme", "email": "ada@example.com", "password": password}))
+    };
+    let (status, _, body) = send(&app, setup("short")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let res = test::call_service(&app, setup(PASSWORD).to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.response().cookies().any(|c| c.name() == "av_session"));
+
+    let (status, _, _) = send(&app, setup(PASSWORD)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "setup cannot be replayed");
+    assert_eq!(
+        test::call_service(&app, get("/setup").to_request())
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[actix_web::test]
+async fn pages_send_strangers_to_the_login_and_never_show_a_key() {
+    let f = fixture().await;
+    let (full, _) = key(&f.store, f.account, "write").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    for page in ["/settings/api-keys", "/settings/billing", "/traces"] {
+        let res = test::call_service(&app, get(page).to_request()).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(res.headers().get(header::LOCATION).unwrap(), "/login");
+    }
+    let (cookie, csrf) = login(&app).await;
+    let res = test::call_service(
+        &app,
+        get("/settings/api-keys")
+            .insert_header((header::COOKIE, cookie))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(html.contains(&full[..11]) && !html.contains(&full[12..]));
+    assert!(html.contains(&format!("<meta name=\"csrf-token\" content=\"{csrf}\">")));
+    let res = test::call_service(&app, get("/assets/app.js").to_request()).await;
+    assert_eq!(
+        res.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/javascript; charset=utf-8"
+    );
+}

@@ -173,10 +173,10 @@ impl Server {
         let mut command = db.command();
         command
             .arg("serve")
-            .envs(env.iter().copied())
             .env("AGENTVISTA__SERVER__BIND", "127.0.0.1:0")
             .env("AGENTVISTA__SERVER__INSECURE_COOKIES", "true")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -3,6 +3,7 @@
 //! when `AGENTVISTA_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod browser;
 mod docs;
 mod harness;
 mod ingest;
@@ -375,6 +376,11 @@ async fn keys_and_sessions_survive_a_restart(db: Db) {
 
 async fn docs_api_examples_run_as_written(db: Db) {
     docs::run_api_examples(db).await;
+}
+
+#[tokio::test]
+async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
+    browser::the_dashboard_takes_a_new_user_from_setup_to_revocation().await;
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ pub(crate) mod health;
 pub(crate) mod ingest;
 pub(crate) mod keys;
 pub(crate) mod session;
+pub(crate) mod setup;
 pub(crate) mod traces;
 pub(crate) mod usage;
 

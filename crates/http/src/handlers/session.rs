@@ -41,6 +41,11 @@ pub(crate) async fn login(
         return Err(ApiError::InvalidCredentials);
     };
 
+    start_session(&state, &user).await
+}
+
+/// Opens a session for `user`: the cookie, and the CSRF token in the body.
+pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpResponse, ApiError> {
     let token = random_token().map_err(ApiError::internal)?;
     let csrf_token = random_token().map_err(ApiError::internal)?;
     let now = Utc::now();
@@ -48,12 +53,12 @@ pub(crate) async fn login(
     let sessions = state.store.sessions();
     sessions.delete_expired(now).await?;
     sessions
-        .create(&user, &token_hash(&token), &csrf_token, now, now + ttl)
+        .create(user, &token_hash(&token), &csrf_token, now, now + ttl)
         .await?;
     let cookie = session_cookie(token, ttl.num_seconds(), !state.config.insecure_cookies);
     Ok(HttpResponse::Ok()
         .cookie(cookie)
-        .json(json!({"user": user_json(&user), "csrf_token": csrf_token})))
+        .json(json!({"user": user_json(user), "csrf_token": csrf_token})))
 }
 
 pub(crate) async fn logout(

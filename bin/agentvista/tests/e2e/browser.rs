@@ -1,0 +1,319 @@
+//! The dashboard in real headless Chromium (Debian's `chromium` and `chromium-driver`), driven
+//! over WebDriver with fantoccini, against the real binary. Screenshots of every page go to
+//! `target/screenshots/`. Without Chromium the test says that it skips.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{Db, Server, bearer};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const WAIT: Duration = Duration::from_secs(15);
+const EMAIL: &str = "ada@example.com";
+const PASSWORD: &str = "a long dashboard password";
+
+/// chromedriver on a port of its own, stopped on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        // chromedriver cannot report a port it picked itself; take a free one and hand it over.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        for line in stdout.lines() {
+            if line.unwrap().contains("started successfully") {
+                break;
+            }
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let profile = tempfile::tempdir().unwrap().keep();
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .unwrap()
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn wait_css(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let input = wait_css(client, css).await;
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+/// Waits until the element matching `css` shows `expected` in its text.
+async fn wait_text(client: &Client, css: &str, expected: &str) -> String {
+    let mut text = String::new();
+    let found = client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(&format!(
+            "//*[@id='{}' and contains(normalize-space(.), \"{expected}\")]",
+            css.trim_start_matches('#')
+        )))
+        .await;
+    if let Ok(element) = found {
+        text = element.text().await.unwrap();
+    }
+    assert!(text.contains(expected), "{css} never showed {expected:?}");
+    text
+}
+
+pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
+    if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: the browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+        );
+        return;
+    }
+    let db = Db::sqlite();
+    // The default configuration: Secure cookies, which browsers keep for http://127.0.0.1.
+    let server =
+        Server::start_with(&db, &[("AGENTVISTA__SERVER__INSECURE_COOKIES", "false")]).await;
+    let driver = Driver::start();
+    let client = browser(&driver).await;
+    let http = reqwest::Client::new();
+
+    // First run: "/" offers to create the account.
+    client.goto(&server.url("/")).await.unwrap();
+    fill(&client, "#setup-account", "Acme").await;
+    fill(&client, "#setup-email", EMAIL).await;
+    fill(&client, "#setup-password", PASSWORD).await;
+    shot(&client, "01-setup").await;
+    client
+        .find(Locator::Css("#setup-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&client, "#no-keys", "No keys yet").await;
+    shot(&client, "02-keys-empty").await;
+    let res = http.get(server.url("/setup")).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "setup cannot be replayed"
+    );
+
+    // Log out, fail a login, log in.
+    client
+        .find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&client, "#login-email", EMAIL).await;
+    fill(&client, "#login-password", "not the password").await;
+    client
+        .find(Locator::Css("#login-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&client, "#login-error", "password is wrong").await;
+    shot(&client, "03-login-error").await;
+    fill(&client, "#login-password", PASSWORD).await;
+    client
+        .find(Locator::Css("#login-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_css(&client, "#open-create-key").await;
+
+    // Create a write key and read it from the shown-once dialog.
+    client
+        .find(Locator::Id("open-create-key"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&client, "#key-name", "production").await;
+    client
+        .find(Locator::Id("scope-write"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shot(&client, "04-create-key").await;
+    client
+        .find(Locator::Id("create-key-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let key = wait_text(&client, "#new-key", "av_").await;
+    assert!(agentvista_keys::ApiKey::parse(&key).is_ok(), "{key}");
+    shot(&client, "05-key-shown-once").await;
+    client
+        .find(Locator::Id("close-key-created"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // After the reload the full key is nowhere in the page, the prefix is.
+    let row = wait_css(&client, &format!("tr[data-prefix='{}']", &key[..11])).await;
+    assert!(row.text().await.unwrap().contains("active"));
+    let html = client.source().await.unwrap();
+    assert!(
+        !html.contains(&key[12..]),
+        "the full key is still in the page"
+    );
+    assert!(html.contains(&key[..11]));
+    shot(&client, "06-keys").await;
+
+    // The key ingests through the API; billing and traces show it.
+    let batch = json!({"batch": [{"id": "e1", "type": "trace", "trace_id": "trace-1", "timestamp": "2026-11-27T12:00:00Z", "name": "first trace"}]});
+    let res = bearer(http.post(server.url("/api/v1/traces/batch/")), &key)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["accepted"], 1);
+    client.goto(&server.url("/settings/billing")).await.unwrap();
+    wait_text(&client, "#events-used", "1").await;
+    assert_eq!(
+        wait_css(&client, "#events-limit")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "50,000"
+    );
+    shot(&client, "07-billing").await;
+    client.goto(&server.url("/traces")).await.unwrap();
+    wait_css(&client, "a[href='/traces/trace-1']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_text(&client, "#trace-events", "first trace").await;
+    shot(&client, "08-trace").await;
+
+    // Revoke it in the page: the API refuses it on the very next request.
+    client
+        .goto(&server.url("/settings/api-keys"))
+        .await
+        .unwrap();
+    wait_css(&client, &format!("button[data-prefix='{}']", &key[..11]))
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_text(&client, "#revoke-prefix", &key[..11]).await;
+    shot(&client, "09-revoke-confirm").await;
+    client
+        .find(Locator::Id("confirm-revoke"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(&format!(
+            "//tr[@data-prefix='{}']//span[contains(., 'revoked')]",
+            &key[..11]
+        )))
+        .await
+        .unwrap();
+    let res = bearer(http.post(server.url("/api/v1/traces/batch/")), &key)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    shot(&client, "10-revoked").await;
+
+    client
+        .find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_css(&client, "#login-form").await;
+    client.close().await.unwrap();
+    drop(driver);
+    server.stop_and_check_logs(&[&key]).await;
+}

@@ -1,0 +1,118 @@
+//! The dashboard: server-rendered pages (maud, checked at compile time) with a little plain
+//! JavaScript that calls the JSON API with the session's CSRF token. No build step, no CDN:
+//! the CSS and JavaScript are compiled into the binary.
+
+mod pages;
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_store::User;
+use maud::{DOCTYPE, Markup, html};
+
+use crate::ApiError;
+use crate::auth::{Authenticated, Credential, authorize};
+
+pub(crate) use pages::{billing, index, keys, login, setup, trace, traces};
+
+const APP_CSS: &str = include_str!("assets/app.css");
+const APP_JS: &str = include_str!("assets/app.js");
+
+pub(crate) async fn css() -> HttpResponse {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+pub(crate) async fn js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+fn asset(content_type: &str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, content_type))
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        .body(body)
+}
+
+/// The logged-in user of a page, with the CSRF token its scripts must send.
+pub(crate) struct Viewer {
+    pub(crate) user: User,
+    pub(crate) csrf_token: String,
+}
+
+/// The page's session, or `None` (the page then redirects to the login).
+pub(crate) async fn viewer(req: &HttpRequest) -> Result<Option<Viewer>, ApiError> {
+    match authorize::<Authenticated>(req).await {
+        Ok(principal) => match principal.credential {
+            Credential::Session {
+                user, csrf_token, ..
+            } => Ok(Some(Viewer { user, csrf_token })),
+            Credential::Key { .. } => Ok(None),
+        },
+        Err(ApiError::Unavailable(source)) => Err(ApiError::Unavailable(source)),
+        Err(ApiError::Internal(source)) => Err(ApiError::Internal(source)),
+        Err(_) => Ok(None),
+    }
+}
+
+pub(crate) fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, to))
+        .finish()
+}
+
+pub(crate) fn page(
+    title: &str,
+    viewer: Option<&Viewer>,
+    active: &str,
+    body: Markup,
+) -> HttpResponse {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(viewer) = viewer {
+                    meta name="csrf-token" content=(viewer.csrf_token);
+                }
+                title { (title) " · AgentVista" }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "AgentVista" }
+                    @if let Some(viewer) = viewer {
+                        nav aria-label="Main" {
+                            a href="/traces" aria-current=[(active == "traces").then_some("page")] { "Traces" }
+                            span.section { "Settings" }
+                            a href="/settings/api-keys" aria-current=[(active == "keys").then_some("page")] { "API Keys" }
+                            a href="/settings/billing" aria-current=[(active == "billing").then_some("page")] { "Billing" }
+                        }
+                        div.who {
+                            span { (viewer.user.email) }
+                            button type="button" id="logout" { "Log out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    };
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .body(markup.into_string())
+}
+
+/// Mounts the pages and assets.
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index))
+        .route("/setup", web::get().to(setup))
+        .route("/login", web::get().to(login))
+        .route("/settings/api-keys", web::get().to(keys))
+        .route("/settings/billing", web::get().to(billing))
+        .route("/traces", web::get().to(traces))
+        .route("/traces/{trace_id}", web::get().to(trace))
+        .route("/assets/app.css", web::get().to(css))
+        .route("/assets/app.js", web::get().to(js));
+}

@@ -1,0 +1,361 @@
+//! The pages: setup, login, API keys, billing, traces.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_keys::{KeyStatus, Scope};
+use agentvista_quota::{Allowance, Period, UsageLedger};
+use chrono::{DateTime, Utc};
+use maud::html;
+
+use super::{page, redirect, viewer};
+use crate::{ApiError, AppState};
+
+fn when(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// 1234567 → "1,234,567".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn base_url(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+pub(crate) async fn index(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if state.store.users().count().await? == 0 {
+        return Ok(redirect("/setup"));
+    }
+    Ok(match viewer(&req).await? {
+        Some(_) => redirect("/settings/api-keys"),
+        None => redirect("/login"),
+    })
+}
+
+/// First-run setup: only while no user exists; afterwards a 404.
+pub(crate) async fn setup(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.store.users().count().await? > 0 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(page(
+        "Set up",
+        None,
+        "",
+        html! {
+            section.card.narrow {
+                h1 { "Welcome to AgentVista" }
+                p { "Create your account and its first user. You will use this e-mail address and password to log in." }
+                form id="setup-form" novalidate {
+                    label for="setup-account" { "Account name" }
+                    input id="setup-account" name="account" type="text" required autocomplete="organization" placeholder="Acme";
+                    label for="setup-email" { "E-mail" }
+                    input id="setup-email" name="email" type="email" required autocomplete="email";
+                    label for="setup-password" { "Password " span.hint { "(at least 8 characters)" } }
+                    input id="setup-password" name="password" type="password" required minlength="8" autocomplete="new-password";
+                    p.error id="setup-error" role="alert" hidden {}
+                    button.primary type="submit" { "Create account" }
+                }
+            }
+        },
+    ))
+}
+
+pub(crate) async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if state.store.users().count().await? == 0 {
+        return Ok(redirect("/setup"));
+    }
+    if viewer(&req).await?.is_some() {
+        return Ok(redirect("/settings/api-keys"));
+    }
+    Ok(page(
+        "Log in",
+        None,
+        "",
+        html! {
+            section.card.narrow {
+                h1 { "Log in" }
+                form id="login-form" novalidate {
+                    label for="login-email" { "E-mail" }
+                    input id="login-email" name="email" type="email" required autocomplete="username";
+                    label for="login-password" { "Password" }
+                    input id="login-password" name="password" type="password" required autocomplete="current-password";
+                    p.error id="login-error" role="alert" hidden {}
+                    button.primary type="submit" { "Log in" }
+                }
+            }
+        },
+    ))
+}
+
+pub(crate) async fn keys(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let Some(viewer) = viewer(&req).await? else {
+        return Ok(redirect("/login"));
+    };
+    let keys = state.store.keys().list(viewer.user.account_id).await?;
+    let now = Utc::now();
+    let base = base_url(&req);
+    Ok(page(
+        "API Keys",
+        Some(&viewer),
+        "keys",
+        html! {
+            div.heading {
+                h1 { "API Keys" }
+                button.primary type="button" id="open-create-key" { "Create Key" }
+            }
+            p { "Keys authenticate SDKs and API calls. Each key is shown in full once, when it is created; afterwards only its prefix is shown." }
+            @if keys.is_empty() {
+                p.empty id="no-keys" { "No keys yet — create one to send traces." }
+            } @else {
+                table id="keys" {
+                    thead { tr { th { "Prefix" } th { "Name" } th { "Scopes" } th { "Created" } th { "Last used" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
+                    tbody {
+                        @for key in &keys {
+                            @let status = key.status(now);
+                            tr data-prefix=(key.prefix) {
+                                td { code { (key.prefix) } }
+                                td { (key.name) }
+                                td { (key.scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(", ")) }
+                                td { (when(&key.created_at)) }
+                                td { @match &key.last_used_at { Some(t) => (when(t)), None => "never" } }
+                                td { span class=(format!("status {}", status_name(status))) { (status_name(status)) } }
+                                td {
+                                    @if status == KeyStatus::Active {
+                                        button.danger type="button" data-revoke=(key.id) data-prefix=(key.prefix) { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card {
+                h2 { "Quick start" }
+                p { "Check a key with the ping endpoint:" }
+                pre { code id="snippet-curl" { "curl " (base) "/api/v1/me/api-keys/ping/ \\\n  -H \"Authorization: Bearer av_a1b2c3d4...\"" } }
+                p { "Send traces from the SDK (a key with the " strong { "write" } " scope):" }
+                pre { code id="snippet-sdk" { "import os, agentvista\nagentvista.init(api_key=os.environ[\"AGENTVISTA_API_KEY\"], host=\"" (base) "\")" } }
+                p { "Or from any OpenTelemetry SDK:" }
+                pre { code { "OTEL_EXPORTER_OTLP_ENDPOINT=" (base) "/otlp\nOTEL_EXPORTER_OTLP_HEADERS=\"Authorization=Bearer%20av_a1b2c3d4...\"" } }
+            }
+
+            dialog id="create-key" aria-labelledby="create-key-title" {
+                form id="create-key-form" method="dialog" novalidate {
+                    h2 id="create-key-title" { "Create Key" }
+                    label for="key-name" { "Name" }
+                    input id="key-name" name="name" type="text" required maxlength="100" placeholder="production";
+                    fieldset {
+                        legend { "Scopes" }
+                        div.choice { input id="scope-write" type="checkbox" name="scopes" value="write"; label for="scope-write" { strong { "write" } " — for SDKs sending traces" } }
+                        div.choice { input id="scope-read" type="checkbox" name="scopes" value="read"; label for="scope-read" { strong { "read" } " — for dashboards, the traces API and the ping endpoint" } }
+                        div.choice { input id="scope-admin" type="checkbox" name="scopes" value="admin"; label for="scope-admin" { strong { "admin" } " — for managing keys and billing through the API" } }
+                    }
+                    label for="key-expiry" { "Expires " span.hint { "(optional; the key stops working at the end of that day, UTC)" } }
+                    input id="key-expiry" name="expires" type="date";
+                    p.error id="create-key-error" role="alert" hidden {}
+                    div.actions {
+                        button type="button" data-close { "Cancel" }
+                        button.primary type="submit" id="create-key-submit" { "Create" }
+                    }
+                }
+            }
+            dialog id="key-created" aria-labelledby="key-created-title" {
+                h2 id="key-created-title" { "Your new key" }
+                p.warning { "Copy it now. You cannot retrieve the full key after closing this dialog; if you lose it, revoke the key and create a new one." }
+                div.secret {
+                    code id="new-key" {}
+                    button type="button" id="copy-key" { "Copy" }
+                }
+                p.status id="copy-status" role="status" {}
+                div.actions { button.primary type="button" id="close-key-created" { "I have stored it" } }
+            }
+            dialog id="revoke-key" aria-labelledby="revoke-key-title" {
+                h2 id="revoke-key-title" { "Revoke key" }
+                p { "Revoke " code id="revoke-prefix" {} "? Requests with this key will fail immediately. This cannot be undone." }
+                p.error id="revoke-error" role="alert" hidden {}
+                div.actions {
+                    button type="button" data-close { "Cancel" }
+                    button.danger type="button" id="confirm-revoke" { "Revoke" }
+                }
+            }
+        },
+    ))
+}
+
+fn status_name(status: KeyStatus) -> &'static str {
+    match status {
+        KeyStatus::Active => "active",
+        KeyStatus::Expired => "expired",
+        KeyStatus::Revoked => "revoked",
+    }
+}
+
+pub(crate) async fn billing(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let Some(viewer) = viewer(&req).await? else {
+        return Ok(redirect("/login"));
+    };
+    let account = state.store.accounts().get(viewer.user.account_id).await?;
+    let now = Utc::now();
+    let period = Period::containing(now);
+    let used = state.store.used(account.id, period).await?;
+    let plan = state.config.plans.get(&account.plan).copied();
+    let limit = plan.and_then(|p| Allowance::new(&p, account.spend_cap_cents).limit());
+    let has_overage = plan.is_some_and(|p| p.has_overage());
+    Ok(page(
+        "Billing",
+        Some(&viewer),
+        "billing",
+        html! {
+            h1 { "Billing" }
+            section.card {
+                h2 { "Plan: " span id="plan" { (account.plan) } }
+                @if let Some(plan) = plan {
+                    p { (thousands(plan.monthly_events)) " events included per month"
+                        @if plan.has_overage() { ", then " (plan.overage_cents_per_1000_events) "¢ per 1,000 events" } @else { "; a hard limit" }
+                        "." }
+                }
+                h3 { "This month" }
+                @match limit {
+                    Some(limit) => {
+                        label for="usage-bar" { span id="events-used" { (thousands(used)) } " of " span id="events-limit" { (thousands(limit)) } " events used" }
+                        progress id="usage-bar" max=(limit.max(1)) value=(used.min(limit)) { (used) " of " (limit) }
+                    }
+                    None => { p { span id="events-used" { (thousands(used)) } " events used — no limit (no spend cap is set)." } }
+                }
+                p { "Usage resets on " strong id="resets-at" { (period.resets_at().format("%B %-d, %Y")) } " at 00:00 UTC." }
+            }
+            section.card {
+                h2 { "Spend cap" }
+                @if has_overage {
+                    p { "Cap what overage may cost each month. At the cap, ingestion answers 429 until the month resets." }
+                    form id="spend-cap-form" novalidate {
+                        label for="spend-cap" { "Spend cap in dollars " span.hint { "(empty for no cap)" } }
+                        input id="spend-cap" name="spend_cap" type="number" min="0" step="0.01"
+                            value=[account.spend_cap_cents.map(|c| format!("{}.{:02}", c / 100, c % 100))];
+                        p.error id="spend-cap-error" role="alert" hidden {}
+                        button.primary type="submit" { "Save" }
+                    }
+                } @else {
+                    p { "The " (account.plan) " plan has a hard limit, so there is no overage to cap. Ask an operator to move the account to a plan with overage (" code { "agentvista accounts set-plan" } ")." }
+                }
+            }
+        },
+    ))
+}
+
+pub(crate) async fn traces(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let Some(viewer) = viewer(&req).await? else {
+        return Ok(redirect("/login"));
+    };
+    let page_of = state
+        .store
+        .events()
+        .traces(viewer.user.account_id, None, 50)
+        .await?;
+    Ok(page(
+        "Traces",
+        Some(&viewer),
+        "traces",
+        html! {
+            h1 { "Traces" }
+            @if page_of.traces.is_empty() {
+                p.empty { "No traces yet. Create a key with the write scope under " a href="/settings/api-keys" { "Settings → API Keys" } " and point your SDK at this server." }
+            } @else {
+                table id="traces" {
+                    thead { tr { th { "Trace" } th { "Name" } th { "Started" } th { "Events" } } }
+                    tbody {
+                        @for trace in &page_of.traces {
+                            tr {
+                                td { a href=(format!("/traces/{}", trace.trace_id)) { code { (trace.trace_id) } } }
+                                td { (trace.name.as_deref().unwrap_or("—")) }
+                                td { (when(&trace.started_at)) }
+                                td { (trace.event_count) }
+                            }
+                        }
+                    }
+                }
+                @if page_of.next_cursor.is_some() { p.hint { "Showing the 50 latest traces; the API pages through all of them." } }
+            }
+        },
+    ))
+}
+
+pub(crate) async fn trace(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(viewer) = viewer(&req).await? else {
+        return Ok(redirect("/login"));
+    };
+    let trace_id = path.into_inner();
+    let events = state
+        .store
+        .events()
+        .of_trace(viewer.user.account_id, &trace_id)
+        .await?;
+    if events.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(page(
+        "Trace",
+        Some(&viewer),
+        "traces",
+        html! {
+            p { a href="/traces" { "← Traces" } }
+            h1 { "Trace " code { (trace_id) } }
+            ol.events id="trace-events" {
+                @for event in &events {
+                    li {
+                        div.event-head {
+                            span.tag { (event.event_type) }
+                            strong { (event.name.as_deref().unwrap_or("(unnamed)")) }
+                            span.hint { (when(&event.timestamp)) }
+                        }
+                        @if let Some(body) = &event.body {
+                            details { summary { "Details" } pre { code { (serde_json::to_string_pretty(body).unwrap_or_default()) } } }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(50_000), "50,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

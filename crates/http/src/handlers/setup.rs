@@ -1,0 +1,55 @@
+//! `POST /api/v1/setup/`: the first account and user, on a fresh installation only.
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::handlers::session::start_session;
+use crate::password::hash_password;
+use crate::{ApiError, AppState, JsonBody};
+
+/// The first-run form. No `Debug`: it holds a password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Setup {
+    account: String,
+    email: String,
+    password: String,
+}
+
+/// Creates the first account and user and logs them in. Once any user exists this endpoint is
+/// a 404, so it cannot be replayed to take over an installation.
+pub(crate) async fn setup(
+    state: web::Data<AppState>,
+    JsonBody(form): JsonBody<Setup>,
+) -> Result<HttpResponse, ApiError> {
+    if state.store.users().count().await? > 0 {
+        return Err(ApiError::NotFound);
+    }
+    let account = form.account.trim();
+    if account.is_empty() || account.chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "account: needs 1 to 100 characters".into(),
+        ));
+    }
+    let email = agentvista_store::normalize_email(&form.email)
+        .map_err(|_| ApiError::BadRequest("email: not an e-mail address".into()))?;
+    let password = form.password;
+    let hash = web::block(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::BadRequest(format!("password: {e}")))?;
+    let now = Utc::now();
+    let account = state
+        .store
+        .accounts()
+        .create(account, &state.config.default_plan, now)
+        .await?;
+    let user = state
+        .store
+        .users()
+        .create(account.id, &email, &hash, now)
+        .await?;
+    tracing::info!(email = %user.email, account = %account.name, "first user created");
+    start_session(&state, &user).await
+}
