@@ -104,6 +104,10 @@ async fn wait_css(client: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
+async fn click(client: &Client, css: &str) {
+    wait_css(client, css).await.click().await.unwrap();
+}
+
 async fn fill(client: &Client, css: &str, text: &str) {
     let input = wait_css(client, css).await;
     input.clear().await.unwrap();
@@ -150,13 +154,7 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     fill(&client, "#setup-email", EMAIL).await;
     fill(&client, "#setup-password", PASSWORD).await;
     shot(&client, "01-setup").await;
-    client
-        .find(Locator::Css("#setup-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#setup-form button[type=submit]").await;
     wait_text(&client, "#no-keys", "No keys yet").await;
     shot(&client, "02-keys-empty").await;
     let res = http.get(server.url("/setup")).send().await.unwrap();
@@ -167,68 +165,26 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     );
 
     // Log out, fail a login, log in.
-    client
-        .find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#logout").await;
     fill(&client, "#login-email", EMAIL).await;
     fill(&client, "#login-password", "not the password").await;
-    client
-        .find(Locator::Css("#login-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#login-form button[type=submit]").await;
     wait_text(&client, "#login-error", "password is wrong").await;
     shot(&client, "03-login-error").await;
     fill(&client, "#login-password", PASSWORD).await;
-    client
-        .find(Locator::Css("#login-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#login-form button[type=submit]").await;
     wait_css(&client, "#open-create-key").await;
 
     // Create a write key and read it from the shown-once dialog.
-    client
-        .find(Locator::Id("open-create-key"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#open-create-key").await;
     fill(&client, "#key-name", "production").await;
-    client
-        .find(Locator::Id("scope-write"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#scope-write").await;
     shot(&client, "04-create-key").await;
-    client
-        .find(Locator::Id("create-key-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#create-key-submit").await;
     let key = wait_text(&client, "#new-key", "av_").await;
     assert!(agentvista_keys::ApiKey::parse(&key).is_ok(), "{key}");
     shot(&client, "05-key-shown-once").await;
-    client
-        .find(Locator::Id("close-key-created"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#close-key-created").await;
 
     // After the reload the full key is nowhere in the page, the prefix is.
     let row = wait_css(&client, &format!("tr[data-prefix='{}']", &key[..11])).await;
@@ -281,13 +237,7 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         .unwrap();
     wait_text(&client, "#revoke-prefix", &key[..11]).await;
     shot(&client, "09-revoke-confirm").await;
-    client
-        .find(Locator::Id("confirm-revoke"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#confirm-revoke").await;
     client
         .wait()
         .at_most(WAIT)
@@ -305,13 +255,7 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     shot(&client, "10-revoked").await;
 
-    client
-        .find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#logout").await;
     wait_css(&client, "#login-form").await;
     client.close().await.unwrap();
     drop(driver);
