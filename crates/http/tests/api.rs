@@ -1014,6 +1014,15 @@ async fn setup_exists_only_until_the_first_user() {
     );
     let res = test::call_service(&app, get("/setup").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers().get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
+    assert!(
+        res.headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
     assert!(
         html.contains("<label for=\"setup-email\">"),
