@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -254,6 +255,55 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     shot(&client, "10-revoked").await;
+
+    // Keyboard only: open the dialog, name the key, tick `write`, submit, dismiss with Escape.
+    let key_press = |key: Key| char::from(key).to_string();
+    wait_css(&client, "#open-create-key")
+        .await
+        .send_keys(&key_press(Key::Enter))
+        .await
+        .unwrap();
+    let name = client.active_element().await.unwrap();
+    assert_eq!(
+        name.attr("id").await.unwrap().as_deref(),
+        Some("key-name"),
+        "the dialog focuses its first field"
+    );
+    name.send_keys("keyboard").await.unwrap();
+    name.send_keys(&key_press(Key::Tab)).await.unwrap();
+    let checkbox = client.active_element().await.unwrap();
+    assert_eq!(
+        checkbox.attr("id").await.unwrap().as_deref(),
+        Some("scope-write")
+    );
+    checkbox.send_keys(" ").await.unwrap();
+    checkbox
+        .send_keys(&format!("{}{}", key_press(Key::Shift), key_press(Key::Tab)))
+        .await
+        .unwrap();
+    client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&key_press(Key::Enter))
+        .await
+        .unwrap();
+    wait_text(&client, "#new-key", "av_").await;
+    client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&key_press(Key::Escape))
+        .await
+        .unwrap();
+    // Escape closed the dialog and the page reloaded with the new key, newest first.
+    wait_text(&client, "#keys", "keyboard").await;
+    let newest = wait_css(&client, "#keys tbody tr:first-child").await;
+    let newest = newest.text().await.unwrap();
+    assert!(
+        newest.contains("keyboard") && newest.contains("write"),
+        "{newest}"
+    );
 
     click(&client, "#logout").await;
     wait_css(&client, "#login-form").await;
