@@ -100,8 +100,19 @@ impl Keys<'_> {
         new: NewKey<'_>,
         now: DateTime<Utc>,
     ) -> Result<(ApiKey, KeyRecord), StoreError> {
+        self.create_with(account, new, now, ApiKey::generate).await
+    }
+
+    /// [`Keys::create`] with the key generator as a parameter, so a collision can be tested.
+    async fn create_with(
+        &self,
+        account: AccountId,
+        new: NewKey<'_>,
+        now: DateTime<Utc>,
+        mut generate: impl FnMut() -> Result<ApiKey, agentvista_keys::GenerateError>,
+    ) -> Result<(ApiKey, KeyRecord), StoreError> {
         for _ in 0..PREFIX_ATTEMPTS {
-            let key = ApiKey::generate().map_err(|e| StoreError::KeyGeneration(Some(e)))?;
+            let key = generate().map_err(|e| StoreError::KeyGeneration(Some(e)))?;
             let row = api_keys::ActiveModel {
                 account_id: Set(account.0),
                 created_by: Set(new.created_by.map(|u| u.0)),
@@ -253,4 +264,65 @@ fn record(row: api_keys::Model) -> Result<KeyRecord, StoreError> {
         last_used_at: row.last_used_at,
         revoked_at: row.revoked_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentvista_keys::Scope;
+
+    /// The same key every time, from a fixed byte stream.
+    fn fixed_key() -> ApiKey {
+        ApiKey::generate_with(|buf: &mut [u8]| {
+            buf.fill(7);
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+    }
+
+    fn new_key() -> NewKey<'static> {
+        NewKey {
+            name: "k",
+            scopes: Scopes::only(Scope::Read),
+            expiry: Expiry::NEVER,
+            created_by: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prefix_collision_is_retried_with_a_new_key() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let now = Utc::now();
+        let account = store.accounts().create("a", "free", now).await.unwrap().id;
+        let keys = store.keys();
+        let (first, _) = keys
+            .create_with(account, new_key(), now, || Ok(fixed_key()))
+            .await
+            .unwrap();
+
+        let mut calls = 0;
+        let (second, record) = keys
+            .create_with(account, new_key(), now, || {
+                calls += 1;
+                if calls == 1 {
+                    Ok(fixed_key())
+                } else {
+                    ApiKey::generate()
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(calls, 2, "the colliding key was replaced");
+        assert_ne!(second.prefix(), first.prefix());
+        assert_eq!(record.prefix, second.prefix());
+
+        let always = keys
+            .create_with(account, new_key(), now, || Ok(fixed_key()))
+            .await;
+        assert!(
+            matches!(always, Err(StoreError::KeyGeneration(None))),
+            "gives up after {PREFIX_ATTEMPTS} tries"
+        );
+    }
 }
