@@ -8,6 +8,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 use crate::StoreError;
+use crate::group::Committer;
 
 /// How durable SQLite commits are. PostgreSQL ignores this (its own `synchronous_commit` rules).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,10 +56,15 @@ pub struct Store {
     pub(crate) write: DatabaseConnection,
     /// A pool of readers, on SQLite files only; elsewhere `write` serves reads too.
     read: Option<DatabaseConnection>,
+    /// On SQLite, the task that groups concurrent accounting transactions into one commit.
+    pub(crate) committer: Option<Committer>,
 }
 
 impl Store {
     /// Opens `url` (`sqlite://…`, `sqlite::memory:` or `postgres://…`) with default options.
+    ///
+    /// On SQLite this starts the group-commit task on the current tokio runtime, so call it
+    /// from within one.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the database cannot be reached or opened.
@@ -76,14 +82,23 @@ impl Store {
             let write = Database::connect(pool_options(url, options.max_connections, options))
                 .await
                 .map_err(StoreError::Unavailable)?;
-            return Ok(Store { write, read: None });
+            // PostgreSQL commits concurrent transactions in parallel; no grouping needed.
+            return Ok(Store {
+                write,
+                read: None,
+                committer: None,
+            });
         }
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Every connection to an in-memory database is a database of its own: share one.
             let write = Database::connect(pool_options(url, 1, options))
                 .await
                 .map_err(StoreError::Unavailable)?;
-            return Ok(Store { write, read: None });
+            return Ok(Store {
+                committer: Some(Committer::start(write.clone())),
+                write,
+                read: None,
+            });
         }
         let write = Database::connect(pool_options(url, 1, options))
             .await
@@ -92,6 +107,7 @@ impl Store {
             .await
             .map_err(StoreError::Unavailable)?;
         Ok(Store {
+            committer: Some(Committer::start(write.clone())),
             write,
             read: Some(read),
         })

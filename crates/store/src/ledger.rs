@@ -4,18 +4,32 @@
 use std::collections::HashSet;
 
 use agentvista_quota::{Allowance, Period, QuotaExceeded, RecordError, Recorded, UsageLedger};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::entities::{events, usage_periods};
 use crate::events::{EventBatch, NewEvent};
-use crate::{AccountId, Store, StoreError, connect::db_time};
+use crate::{AccountId, KeyId, Store, StoreError, connect::db_time};
 
 /// Rows per INSERT statement: 10 values each stays far below both databases' parameter limits.
 const ROWS_PER_INSERT: usize = 500;
+
+/// One request's events, deduplicated and sorted, with what they are counted against.
+pub(crate) struct Job {
+    pub(crate) account: AccountId,
+    pub(crate) period: Period,
+    pub(crate) allowance: Allowance,
+    pub(crate) api_key_id: Option<KeyId>,
+    pub(crate) received_at: DateTime<Utc>,
+    pub(crate) events: Vec<NewEvent>,
+}
+
+/// Committed (`Ok(Ok)`), refused for the quota with nothing stored (`Ok(Err)`), or failed.
+pub(crate) type Outcome = Result<Result<Recorded, QuotaExceeded>, DbErr>;
 
 impl UsageLedger for Store {
     type Batch = EventBatch;
@@ -29,41 +43,25 @@ impl UsageLedger for Store {
         batch: EventBatch,
     ) -> Result<Recorded, RecordError<StoreError>> {
         let (events, repeated_in_batch) = without_repeats(batch.events);
-        let txn = self
-            .write
-            .begin_with_options(TransactionOptions {
-                // Take SQLite's write lock at BEGIN: a deferred transaction that must upgrade
-                // later fails at once under concurrent writers (the busy timeout cannot help).
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await
-            .map_err(storage)?;
-        let outcome = record_in(
-            &txn,
+        let job = Job {
             account,
             period,
             allowance,
-            &batch.api_key_id,
-            batch.received_at,
-            &events,
-        )
-        .await;
+            api_key_id: batch.api_key_id,
+            received_at: batch.received_at,
+            events,
+        };
+        let outcome = match &self.committer {
+            Some(committer) => committer.submit(job).await,
+            None => commit_alone(&self.write, &job).await,
+        };
         match outcome {
             Ok(Ok(mut recorded)) => {
-                txn.commit().await.map_err(storage)?;
                 recorded.duplicates += repeated_in_batch;
                 Ok(recorded)
             }
-            Ok(Err(exceeded)) => {
-                txn.rollback().await.map_err(storage)?;
-                Err(RecordError::Exceeded(exceeded))
-            }
-            Err(e) => {
-                // Dropping the transaction rolls it back; say so explicitly all the same.
-                let _ = txn.rollback().await;
-                Err(storage(e))
-            }
+            Ok(Err(exceeded)) => Err(RecordError::Exceeded(exceeded)),
+            Err(e) => Err(RecordError::Storage(e.into())),
         }
     }
 
@@ -75,17 +73,46 @@ impl UsageLedger for Store {
     }
 }
 
+/// Takes SQLite's write lock at `BEGIN`: a deferred transaction that must upgrade later fails at
+/// once under concurrent writers (the busy timeout cannot help). PostgreSQL ignores the mode.
+pub(crate) async fn begin_immediate(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
+/// One job, one transaction.
+pub(crate) async fn commit_alone(db: &DatabaseConnection, job: &Job) -> Outcome {
+    let txn = begin_immediate(db).await?;
+    finish(txn, job).await
+}
+
+/// Runs `job` in `txn` (a transaction or a savepoint) and commits or rolls it back.
+pub(crate) async fn finish(txn: DatabaseTransaction, job: &Job) -> Outcome {
+    match record_in(&txn, job).await {
+        Ok(Ok(recorded)) => txn.commit().await.map(|()| Ok(recorded)),
+        Ok(Err(exceeded)) => txn.rollback().await.map(|()| Err(exceeded)),
+        Err(e) => {
+            // Dropping the transaction rolls it back; say so explicitly all the same.
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
 /// The body of the accounting transaction: `Ok(Err(_))` means "refused, roll back".
-async fn record_in(
-    txn: &DatabaseTransaction,
-    account: AccountId,
-    period: Period,
-    allowance: Allowance,
-    api_key_id: &Option<crate::KeyId>,
-    received_at: chrono::DateTime<chrono::Utc>,
-    events: &[NewEvent],
-) -> Result<Result<Recorded, QuotaExceeded>, DbErr> {
+async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
     use usage_periods::Column as U;
+    let Job {
+        account,
+        period,
+        allowance,
+        api_key_id,
+        received_at,
+        ref events,
+    } = *job;
 
     let mut inserted = 0u64;
     for chunk in events.chunks(ROWS_PER_INSERT) {
@@ -158,8 +185,8 @@ async fn used_in(
 async fn insert_new(
     txn: &DatabaseTransaction,
     account: AccountId,
-    api_key_id: &Option<crate::KeyId>,
-    received_at: chrono::DateTime<chrono::Utc>,
+    api_key_id: Option<KeyId>,
+    received_at: DateTime<Utc>,
     chunk: &[NewEvent],
 ) -> Result<u64, DbErr> {
     use events::Column as E;
@@ -216,8 +243,4 @@ fn without_repeats(events: Vec<NewEvent>) -> (Vec<NewEvent>, u64) {
     let repeats = (total - kept.len()) as u64;
     kept.sort_by(|a, b| a.client_event_id.cmp(&b.client_event_id));
     (kept, repeats)
-}
-
-fn storage(e: DbErr) -> RecordError<StoreError> {
-    RecordError::Storage(e.into())
 }

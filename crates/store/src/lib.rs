@@ -5,6 +5,7 @@ mod connect;
 mod entities;
 mod error;
 mod events;
+mod group;
 mod ids;
 mod keys;
 mod ledger;
