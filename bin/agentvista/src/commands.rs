@@ -1,6 +1,6 @@
 //! The administrative subcommands: thin wrappers over the store.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 use agentvista_http::password::hash_password;
 use agentvista_http::{CreatedKey, KeyObject};
@@ -41,8 +41,8 @@ fn read_password() -> Result<String, CommandError> {
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("Password (shown as you type; or set AGENTVISTA_PASSWORD): ");
-        std::io::stderr().flush()?;
+        // Typed at a terminal: not echoed.
+        return Ok(rpassword::prompt_password("Password: ")?);
     }
     let mut line = String::new();
     stdin.lock().read_line(&mut line)?;
