@@ -4,6 +4,25 @@ use sea_orm::{ConnectionTrait, Database};
 
 use crate::StoreError;
 
+/// The environment variable naming a PostgreSQL server the suites may create databases on.
+pub const POSTGRES_URL_VAR: &str = "AGENTVISTA_TEST_POSTGRES_URL";
+
+/// The admin URL from [`POSTGRES_URL_VAR`], or `None` after saying on standard error that
+/// `suite` skips. The notice is written past the test harness's output capture, so that a
+/// plain `cargo test` shows it.
+#[must_use]
+pub fn postgres_admin_url(suite: &str) -> Option<String> {
+    use std::io::Write;
+    let url = std::env::var(POSTGRES_URL_VAR).ok();
+    if url.is_none() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: set {POSTGRES_URL_VAR} to run the PostgreSQL {suite}"
+        );
+    }
+    url
+}
+
 /// Creates an empty database named `<prefix>_<16 random hex>` on the server of `admin_url` (a
 /// URL whose user may create databases); returns its URL and name.
 ///

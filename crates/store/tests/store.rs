@@ -3,7 +3,6 @@
 //! migrations). One integration binary for the crate.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::Write;
 use std::sync::Arc;
 
 use agentvista_keys::{ApiKey, Expiry, KeyStatus, Scope, Scopes};
@@ -38,14 +37,7 @@ async fn sqlite_db() -> TestDb {
 }
 
 async fn postgres_db() -> Option<TestDb> {
-    let Ok(admin_url) = std::env::var("AGENTVISTA_TEST_POSTGRES_URL") else {
-        // Written past the test harness's capture, so that a plain `cargo test` shows it.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: set AGENTVISTA_TEST_POSTGRES_URL to run the PostgreSQL suite"
-        );
-        return None;
-    };
+    let admin_url = testing::postgres_admin_url("store suite")?;
     let (url, name) = testing::create_database(&admin_url, "agentvista_test")
         .await
         .unwrap();

@@ -41,14 +41,7 @@ impl Db {
     }
 
     pub(crate) async fn postgres() -> Option<Db> {
-        let Ok(admin_url) = std::env::var("AGENTVISTA_TEST_POSTGRES_URL") else {
-            // Written past the test harness's capture, so that a plain `cargo test` shows it.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: set AGENTVISTA_TEST_POSTGRES_URL to run the PostgreSQL end-to-end suite"
-            );
-            return None;
-        };
+        let admin_url = testing::postgres_admin_url("end-to-end suite")?;
         let (url, name) = testing::create_database(&admin_url, "agentvista_e2e")
             .await
             .unwrap();
