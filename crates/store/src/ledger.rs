@@ -66,10 +66,7 @@ impl UsageLedger for Store {
     }
 
     async fn used(&self, account: AccountId, period: Period) -> Result<u64, StoreError> {
-        let row = usage_periods::Entity::find_by_id((account.0, period.first_day()))
-            .one(self.reader())
-            .await?;
-        Ok(row.map_or(0, |r| u64::try_from(r.events_used).unwrap_or(0)))
+        Ok(used_in(self.reader(), account, period).await?)
     }
 }
 
@@ -170,13 +167,14 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
     }
 }
 
+/// Events counted for `account` in `period`, as `db` (a pool or a transaction) sees them.
 async fn used_in(
-    txn: &DatabaseTransaction,
+    db: &impl ConnectionTrait,
     account: AccountId,
     period: Period,
 ) -> Result<u64, DbErr> {
     let row = usage_periods::Entity::find_by_id((account.0, period.first_day()))
-        .one(txn)
+        .one(db)
         .await?;
     Ok(row.map_or(0, |r| u64::try_from(r.events_used).unwrap_or(0)))
 }
