@@ -227,7 +227,7 @@ impl From<IngestError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::NotFound => ApiError::NotFound,
+            StoreError::NotFound | StoreError::AlreadySetUp => ApiError::NotFound,
             StoreError::InvalidEmail => ApiError::BadRequest("email: not an e-mail address".into()),
             StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(err)),
             StoreError::Database(_)

@@ -123,7 +123,7 @@ impl Accounts<'_> {
     }
 }
 
-fn account(row: accounts::Model) -> Result<Account, StoreError> {
+pub(crate) fn account(row: accounts::Model) -> Result<Account, StoreError> {
     Ok(Account {
         id: AccountId(row.id),
         name: row.name,

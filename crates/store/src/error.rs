@@ -17,6 +17,9 @@ pub enum StoreError {
     /// A user with this e-mail address exists already.
     #[error("a user with this e-mail address exists already")]
     EmailTaken,
+    /// First-run setup after a user exists (HTTP 404: the setup is gone).
+    #[error("this installation is set up already")]
+    AlreadySetUp,
     /// Not an e-mail address (HTTP 400).
     #[error("not an e-mail address")]
     InvalidEmail,

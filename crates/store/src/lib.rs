@@ -10,6 +10,7 @@ mod ids;
 mod keys;
 mod ledger;
 mod sessions;
+mod setup;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod users;
@@ -23,4 +24,5 @@ pub use events::{
 pub use ids::{AccountId, KeyId, UserId};
 pub use keys::{KeyRecord, Keys, LAST_USED_GRANULARITY, NewKey, Revoked};
 pub use sessions::{Session, Sessions};
+pub use setup::FirstUser;
 pub use users::{User, UserCredentials, Users, normalize_email};

@@ -9,7 +9,8 @@ use agentvista_keys::{ApiKey, Expiry, KeyStatus, Scope, Scopes};
 use agentvista_migrations::{Migrator, MigratorTrait};
 use agentvista_quota::{Allowance, Period, RecordError, UsageLedger};
 use agentvista_store::{
-    AccountId, EventBatch, NewEvent, NewKey, Revoked, Store, StoreError, TraceCursor, testing,
+    AccountId, EventBatch, FirstUser, NewEvent, NewKey, Revoked, Store, StoreError, TraceCursor,
+    testing,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, Database};
@@ -118,6 +119,7 @@ on_both!(
     traces_page_newest_first_with_a_cursor,
     concurrent_recording_never_passes_the_allowance,
     concurrent_duplicates_are_stored_and_counted_once,
+    only_one_of_racing_first_runs_creates_a_user,
 );
 
 fn noon() -> DateTime<Utc> {
@@ -808,4 +810,33 @@ async fn concurrent_duplicates_are_stored_and_counted_once(db: &TestDb) {
     assert_eq!(accepted, IDS as u64);
     assert_eq!(db.store.used(acme, period).await.unwrap(), IDS as u64);
     assert_eq!(db.store.events().count(acme).await.unwrap(), IDS as u64);
+}
+
+async fn only_one_of_racing_first_runs_creates_a_user(db: &TestDb) {
+    let attempts: Vec<_> = (0..8)
+        .map(|i| {
+            let store = db.store.clone();
+            tokio::spawn(async move {
+                let email = format!("admin{i}@example.com");
+                let name = format!("account {i}");
+                let first = FirstUser {
+                    account_name: &name,
+                    plan: "free",
+                    email: &email,
+                    password_hash: "h",
+                };
+                store.create_first_user(first, noon()).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::AlreadySetUp) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(db.store.users().count().await.unwrap(), 1);
 }

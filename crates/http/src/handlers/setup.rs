@@ -1,6 +1,7 @@
 //! `POST /api/v1/setup/`: the first account and user, on a fresh installation only.
 
 use actix_web::{HttpResponse, web};
+use agentvista_store::FirstUser;
 use chrono::Utc;
 use serde::Deserialize;
 
@@ -39,16 +40,17 @@ pub(crate) async fn setup(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::BadRequest(format!("password: {e}")))?;
-    let now = Utc::now();
-    let account = state
+    let (account, user) = state
         .store
-        .accounts()
-        .create(account, &state.config.default_plan, now)
-        .await?;
-    let user = state
-        .store
-        .users()
-        .create(account.id, &email, &hash, now)
+        .create_first_user(
+            FirstUser {
+                account_name: account,
+                plan: &state.config.default_plan,
+                email: &email,
+                password_hash: &hash,
+            },
+            Utc::now(),
+        )
         .await?;
     tracing::info!(email = %user.email, account = %account.name, "first user created");
     start_session(&state, &user).await
