@@ -26,3 +26,11 @@ bench:
 # Fuzz ApiKey::parse with libFuzzer for SECONDS (needs `cargo install cargo-fuzz`).
 fuzz SECONDS="60":
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse -- -max_total_time={{SECONDS}}
+
+# The end-to-end suite alone: the real binary over HTTP, the docs examples, the browser test.
+e2e:
+    cargo test -p agentvista --test e2e
+
+# HTTP ingestion under load against the release binary (SQLite, and PostgreSQL when configured).
+load SECONDS="10":
+    bench/run.sh {{SECONDS}}
