@@ -107,6 +107,12 @@ impl Db {
         key
     }
 
+    /// Revokes a key with the CLI, by the prefix of the full `key`.
+    pub(crate) fn revoke_key(&self, email: &str, key: &str) {
+        let args = ["keys", "revoke", "--email", email, "--prefix", &key[..11]];
+        self.cli_ok(&args, None);
+    }
+
     /// Sets a key's expiry directly in the database, as the passing of time would.
     pub(crate) async fn set_expiry(&self, prefix: &str, at: DateTime<Utc>) {
         let conn = Database::connect(&self.url).await.unwrap();

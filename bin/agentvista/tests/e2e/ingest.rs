@@ -158,17 +158,11 @@ pub(crate) async fn the_monthly_limit_holds_under_concurrent_clients(db: Db) {
     let mut readable = 0;
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = server.url("/api/v1/traces/?limit=3");
+        let mut path = "/api/v1/traces/?limit=3".to_owned();
         if let Some(cursor) = &cursor {
-            url.push_str(&format!("&cursor={cursor}"));
+            path.push_str(&format!("&cursor={cursor}"));
         }
-        let page: Value = bearer(http.get(url), &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = server.get_json(&http, &path, &key).await;
         readable += page["data"]
             .as_array()
             .unwrap()

@@ -250,23 +250,15 @@ async fn revocation_fails_the_key_on_the_very_next_request(db: Db) {
     let http = reqwest::Client::new();
     let ping = |key: &str| bearer(http.get(server.url(PING)), key).send();
     let id_of = |key: &str| {
-        let key = key.to_owned();
-        let http = http.clone();
-        let url = server.url(KEYS);
-        let admin = admin.clone();
+        let prefix = key[..11].to_owned();
+        let (server, http, admin) = (&server, &http, &admin);
         async move {
-            let listed: Value = bearer(http.get(url), &admin)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let listed = server.get_json(http, KEYS, admin).await;
             listed["data"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|k| k["prefix"] == key[..11])
+                .find(|k| k["prefix"] == prefix.as_str())
                 .unwrap()["id"]
                 .clone()
         }
@@ -302,17 +294,7 @@ async fn revocation_fails_the_key_on_the_very_next_request(db: Db) {
     );
 
     assert_eq!(ping(&by_cli).await.unwrap().status(), StatusCode::OK);
-    db.cli_ok(
-        &[
-            "keys",
-            "revoke",
-            "--email",
-            "ada@example.com",
-            "--prefix",
-            &by_cli[..11],
-        ],
-        None,
-    );
+    db.revoke_key("ada@example.com", &by_cli);
     assert_eq!(
         ping(&by_cli).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
@@ -335,17 +317,7 @@ async fn keys_and_sessions_survive_a_restart(db: Db) {
     db.create_user("ada@example.com");
     let kept = db.create_key("ada@example.com", "kept", "read");
     let gone = db.create_key("ada@example.com", "gone", "read");
-    db.cli_ok(
-        &[
-            "keys",
-            "revoke",
-            "--email",
-            "ada@example.com",
-            "--prefix",
-            &gone[..11],
-        ],
-        None,
-    );
+    db.revoke_key("ada@example.com", &gone);
     let http = reqwest::Client::new();
 
     let server = Server::start(&db).await;

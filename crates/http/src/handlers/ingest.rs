@@ -1,7 +1,10 @@
 //! Ingestion: `POST /api/v1/traces/batch/` and `POST /otlp/v1/{traces,logs,metrics}`.
 //! Every request is one all-or-nothing insert-and-count transaction; 200 only after commit.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use agentvista_ingest::{
     ContentEncoding, Event, Format, Signal, decode_batch, decode_otlp, export_response,
@@ -93,17 +96,22 @@ fn otlp_error(err: &ApiError, format: Format) -> HttpResponse {
     response.content_type(format.content_type()).body(body)
 }
 
-/// The body, read under the limit and inflated under the same limit.
+/// The body, read under the limit and inflated under the same limit. An unencoded body is
+/// handed on as read, without a copy.
 async fn read_decoded(
     state: &AppState,
     headers: &HeaderMap,
     payload: actix_web::dev::Payload,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Bytes, ApiError> {
     let limit = state.config.max_body_bytes;
     let encoding =
         ContentEncoding::parse(headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()))?;
     let raw = read_body(payload, limit, declared_length(headers)).await?;
-    Ok(encoding.decode(&raw, limit)?.into_owned())
+    let inflated = match encoding.decode(&raw, limit)? {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(inflated) => Some(inflated),
+    };
+    Ok(inflated.map_or_else(|| raw.freeze(), Bytes::from))
 }
 
 /// Stores and counts `events` for the principal's account, or refuses them all.
