@@ -1,16 +1,52 @@
 //! [`StoreError`]: everything the store can fail with, sea-orm kept inside.
+//!
+//! Which database errors mean "unavailable" (HTTP 503, OTLP code 14: retry later) rather than
+//! a failure of this request (HTTP 500):
+//!
+//! - no connection: the pool timed out or is closed, the connection broke (I/O, TLS), the
+//!   server closed it (a protocol error saying so), SQLite's worker thread died;
+//! - SQLite, by primary result code: `BUSY` (5) and `LOCKED` (6) — past the busy timeout —,
+//!   `NOMEM` (7), `READONLY` (8), `IOERR` (10), `FULL` (13), `CANTOPEN` (14): conditions of the
+//!   server, not of the request;
+//! - PostgreSQL, by SQLSTATE: class 08 (connection exception), class 53 (insufficient
+//!   resources: disk full, out of memory, too many connections), 57P01 `admin_shutdown` (also
+//!   what a backend terminated by `pg_terminate_backend` reports), 57P02 `crash_shutdown`,
+//!   57P03 `cannot_connect_now`, 57P05 `idle_session_timeout`, 58030 `io_error`, 25006
+//!   `read_only_sql_transaction` (connected to a standby);
+//! - PostgreSQL 40001 `serialization_failure`, 40P01 `deadlock_detected` and 55P03
+//!   `lock_not_available` too: the server rolled the whole transaction back, so a retry is
+//!   safe and will most likely succeed. A 500 would be wrong for the client — OTLP exporters
+//!   retry a 503 but drop the data on a 500 — and the 503 is logged with its source all the
+//!   same, so a conflict that should not happen still shows.
+//!
+//! PostgreSQL 22021 `character_not_in_repertoire` and 22P05 `untranslatable_character` (a NUL
+//! character in text or in JSON) are [`StoreError::InvalidInput`].
 
+use std::borrow::Cow;
+
+use sea_orm::sqlx::error::DatabaseError;
+use sea_orm::sqlx::postgres::PgDatabaseError;
+use sea_orm::sqlx::sqlite::SqliteError;
 use sea_orm::{DbErr, RuntimeErr, sqlx};
 
 /// Why a store operation failed. `DbErr` never leaves this crate as a type, only as a source.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached (HTTP 503 `unavailable`, never 401).
+    /// The database cannot serve this now — unreachable, connection lost, shutting down or
+    /// starting up, out of connections, memory or disk, read-only, locked past the busy
+    /// timeout, the SQLite writer restarting, or a transaction rolled back by a transient
+    /// conflict (see the module documentation for the exact codes). Retrying later may
+    /// succeed: HTTP 503 `unavailable` (never 401), OTLP code 14.
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),
     /// Any other database failure (HTTP 500; logged with its source chain).
     #[error("a database operation failed")]
     Database(#[source] DbErr),
+    /// The database refused a value of the request as text it cannot hold: PostgreSQL rejects
+    /// a NUL character in text (SQLSTATE 22021) and in JSON (22P05). HTTP 400. The last line
+    /// of defence: input is validated before it gets here.
+    #[error("the database refused a value as invalid text")]
+    InvalidInput(#[source] DbErr),
     /// No such row for this account (HTTP 404 `not_found`).
     #[error("not found")]
     NotFound,
@@ -35,7 +71,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the database could not be reached at all (as opposed to refusing a statement).
+    /// Whether the database cannot serve this now, as opposed to refusing this request
+    /// ([`StoreError::Unavailable`]).
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
@@ -44,28 +81,87 @@ impl StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
-        if is_connection_failure(&err) {
-            StoreError::Unavailable(err)
-        } else {
-            StoreError::Database(err)
+        match classify(&err) {
+            Class::Unavailable => StoreError::Unavailable(err),
+            Class::InvalidInput => StoreError::InvalidInput(err),
+            Class::Other => StoreError::Database(err),
         }
     }
 }
 
-fn is_connection_failure(err: &DbErr) -> bool {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Unavailable,
+    InvalidInput,
+    Other,
+}
+
+fn classify(err: &DbErr) -> Class {
     match err {
-        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Class::Unavailable,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(
-                **e,
-                sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            )
+            classify_sqlx(e)
         }
-        _ => false,
+        _ => Class::Other,
+    }
+}
+
+fn classify_sqlx(err: &sqlx::Error) -> Class {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Class::Unavailable,
+        sqlx::Error::Protocol(message) if says_connection_closed(message) => Class::Unavailable,
+        sqlx::Error::Database(db) => classify_database(db.as_ref()),
+        _ => Class::Other,
+    }
+}
+
+/// A protocol error is normally a bug; one that reports the server going away is an outage.
+fn says_connection_closed(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["closed", "terminat", "eof", "reset by peer", "broken pipe"]
+        .iter()
+        .any(|needle| message.contains(needle))
+}
+
+fn classify_database(err: &dyn DatabaseError) -> Class {
+    let code = err.code().unwrap_or(Cow::Borrowed(""));
+    if err.try_downcast_ref::<SqliteError>().is_some() {
+        sqlite_class(&code)
+    } else if err.try_downcast_ref::<PgDatabaseError>().is_some() {
+        postgres_class(&code)
+    } else {
+        Class::Other
+    }
+}
+
+/// `code` is SQLite's extended result code in decimal; its low byte is the primary code.
+fn sqlite_class(code: &str) -> Class {
+    const BUSY: i32 = 5;
+    const LOCKED: i32 = 6;
+    const NOMEM: i32 = 7;
+    const READONLY: i32 = 8;
+    const IOERR: i32 = 10;
+    const FULL: i32 = 13;
+    const CANTOPEN: i32 = 14;
+    match code.parse::<i32>().map(|extended| extended & 0xff) {
+        Ok(BUSY | LOCKED | NOMEM | READONLY | IOERR | FULL | CANTOPEN) => Class::Unavailable,
+        _ => Class::Other,
+    }
+}
+
+/// `code` is a PostgreSQL SQLSTATE.
+fn postgres_class(code: &str) -> Class {
+    match code {
+        "22021" | "22P05" => Class::InvalidInput,
+        "57P01" | "57P02" | "57P03" | "57P05" | "58030" | "25006" | "40001" | "40P01" | "55P03" => {
+            Class::Unavailable
+        }
+        _ if code.starts_with("08") || code.starts_with("53") => Class::Unavailable,
+        _ => Class::Other,
     }
 }
 
@@ -74,4 +170,96 @@ pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
         err.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sqlx};
+
+    use super::{Class, StoreError, classify, postgres_class, sqlite_class};
+
+    fn exec(err: sqlx::Error) -> DbErr {
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    fn query(err: sqlx::Error) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    #[test]
+    fn lost_connections_are_unavailable() {
+        let io = |kind| sqlx::Error::Io(std::io::Error::from(kind));
+        let unavailable = [
+            exec(io(std::io::ErrorKind::UnexpectedEof)),
+            query(io(std::io::ErrorKind::ConnectionReset)),
+            query(io(std::io::ErrorKind::BrokenPipe)),
+            query(sqlx::Error::PoolTimedOut),
+            exec(sqlx::Error::PoolClosed),
+            exec(sqlx::Error::WorkerCrashed),
+            query(sqlx::Error::Protocol(
+                "connection closed by the server".into(),
+            )),
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+            DbErr::Conn(RuntimeErr::Internal("refused".into())),
+        ];
+        for err in unavailable {
+            let text = err.to_string();
+            assert!(
+                StoreError::from(err).is_unavailable(),
+                "{text} should be unavailable"
+            );
+        }
+    }
+
+    #[test]
+    fn failures_of_the_request_are_not_unavailable() {
+        let others = [
+            query(sqlx::Error::RowNotFound),
+            query(sqlx::Error::Protocol("unexpected message type 'Z'".into())),
+            exec(sqlx::Error::ColumnNotFound("x".into())),
+            DbErr::Custom("bug".into()),
+            DbErr::RecordNotFound("x".into()),
+        ];
+        for err in others {
+            assert_eq!(classify(&err), Class::Other, "{err}");
+            assert!(matches!(StoreError::from(err), StoreError::Database(_)));
+        }
+    }
+
+    #[test]
+    fn sqlite_codes() {
+        // Primary codes and extended ones: BUSY_RECOVERY 261, BUSY_SNAPSHOT 517,
+        // BUSY_TIMEOUT 773, LOCKED_SHAREDCACHE 262, IOERR_FSYNC 1034, READONLY_DBMOVED 1032.
+        for code in [
+            "5", "261", "517", "773", "6", "262", "7", "8", "1032", "10", "1034", "13",
+        ] {
+            assert_eq!(sqlite_class(code), Class::Unavailable, "{code}");
+        }
+        // ERROR, CONSTRAINT_UNIQUE 2067, CONSTRAINT_TRIGGER 1811, CORRUPT, NOTADB, MISMATCH.
+        for code in ["1", "2067", "1811", "11", "26", "20", "", "x"] {
+            assert_eq!(sqlite_class(code), Class::Other, "{code}");
+        }
+    }
+
+    #[test]
+    fn postgres_sqlstates() {
+        for code in [
+            "08000", "08003", "08006", "08001", "08004", "08P01", "57P01", "57P02", "57P03",
+            "57P05", "53000", "53100", "53200", "53300", "58030", "25006", "40001", "40P01",
+            "55P03",
+        ] {
+            assert_eq!(postgres_class(code), Class::Unavailable, "{code}");
+        }
+        for code in ["22021", "22P05"] {
+            assert_eq!(postgres_class(code), Class::InvalidInput, "{code}");
+        }
+        for code in [
+            "23505", "23503", "42P01", "42601", "22P02", "57014", "57P04", "",
+        ] {
+            assert_eq!(postgres_class(code), Class::Other, "{code}");
+        }
+    }
 }
