@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use agentvista_migrations::{Migrator, MigratorTrait};
 use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sqlx::Connection as _;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
 
 use crate::StoreError;
 use crate::group::Committer;
@@ -58,7 +61,13 @@ pub struct Store {
     read: Option<DatabaseConnection>,
     /// On SQLite, the task that groups concurrent accounting transactions into one commit.
     pub(crate) committer: Option<Committer>,
+    /// How long a statement waits for a lock; [`Store::ready`] waits a little longer.
+    busy_timeout: Duration,
 }
+
+/// How much longer than the busy timeout [`Store::ready`] waits before it reports the store
+/// unavailable: time for the queue ahead of its probe.
+const READY_MARGIN: Duration = Duration::from_secs(1);
 
 impl Store {
     /// Opens `url` (`sqlite://…`, `sqlite::memory:` or `postgres://…`) with default options.
@@ -78,6 +87,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] when the database cannot be reached or opened.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let busy_timeout = options.busy_timeout;
         if !url.starts_with("sqlite:") {
             let write = Database::connect(pool_options(url, options.max_connections, options))
                 .await
@@ -87,10 +97,13 @@ impl Store {
                 write,
                 read: None,
                 committer: None,
+                busy_timeout,
             });
         }
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Every connection to an in-memory database is a database of its own: share one.
+            // It is never closed for a fault, which would lose the database (so after a failed
+            // rollback writes keep failing, and readiness says so).
             let write = Database::connect(pool_options(url, 1, options))
                 .await
                 .map_err(StoreError::Unavailable)?;
@@ -98,9 +111,24 @@ impl Store {
                 committer: Some(Committer::start(write.clone())),
                 write,
                 read: None,
+                busy_timeout,
             });
         }
-        let write = Database::connect(pool_options(url, 1, options))
+        let mut write_options = pool_options(url, 1, options);
+        write_options.map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_release(|conn, _| {
+                Box::pin(async move {
+                    // A transaction whose rollback failed (SQLite had rolled it back by itself
+                    // already, or the disk failed) leaves sqlx counting an open transaction,
+                    // and every later BEGIN on this connection would fail: close it, the pool
+                    // opens a fresh one. The ping first runs a rollback still queued by a
+                    // transaction that was dropped unfinished, so that count is current.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
+        });
+        let write = Database::connect(write_options)
             .await
             .map_err(StoreError::Unavailable)?;
         let read = Database::connect(pool_options(url, options.max_connections, options))
@@ -110,6 +138,7 @@ impl Store {
             committer: Some(Committer::start(write.clone())),
             write,
             read: Some(read),
+            busy_timeout,
         })
     }
 
@@ -128,12 +157,64 @@ impl Store {
         Ok(())
     }
 
-    /// Checks that the database answers (for `/readyz`).
+    /// Checks that the database answers reads (the read pool only; `/readyz` wants
+    /// [`Store::ready`]).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] (or `Database`) when it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.reader().ping().await?;
+        Ok(())
+    }
+
+    /// Checks that the store can serve reads and writes now, for `/readyz`:
+    ///
+    /// - SQLite: the read pool answers, and a probe queued to the writer task is answered
+    ///   after the writer took SQLite's write lock (`BEGIN IMMEDIATE`) and let it go — so a
+    ///   dead or stuck writer, or a lock held by another process past the busy timeout, fails.
+    /// - PostgreSQL: a query on the pool answers, and the server is neither in recovery
+    ///   (`pg_is_in_recovery()`) nor read-only (`transaction_read_only`): a standby cannot
+    ///   take writes.
+    ///
+    /// Nothing is written. The whole check gives up after the busy timeout plus one second.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot serve reads or writes (including when
+    /// the check timed out), [`StoreError::Database`] for an unexpected failure.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let limit = self.busy_timeout.saturating_add(READY_MARGIN);
+        match tokio::time::timeout(limit, self.check_ready()).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(DbErr::Conn(
+                sea_orm::RuntimeErr::Internal(format!(
+                    "the readiness check took longer than {} ms",
+                    limit.as_millis()
+                )),
+            ))),
+        }
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        if let Some(committer) = &self.committer {
+            self.reader().ping().await?;
+            committer.probe().await?;
+            return Ok(());
+        }
+        let probe = Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_is_in_recovery() AS recovery, \
+             current_setting('transaction_read_only') = 'on' AS read_only",
+        );
+        let row = self.write.query_one_raw(probe).await?.ok_or_else(|| {
+            StoreError::Database(DbErr::Custom("the readiness query returned no row".into()))
+        })?;
+        let recovery: bool = row.try_get("", "recovery")?;
+        let read_only: bool = row.try_get("", "read_only")?;
+        if recovery || read_only {
+            return Err(StoreError::Unavailable(DbErr::Custom(
+                "the PostgreSQL server takes no writes (in recovery or read-only)".into(),
+            )));
+        }
         Ok(())
     }
 

@@ -92,8 +92,16 @@ pub(crate) async fn finish(txn: DatabaseTransaction, job: &Job) -> Outcome {
         Ok(Ok(recorded)) => txn.commit().await.map(|()| Ok(recorded)),
         Ok(Err(exceeded)) => txn.rollback().await.map(|()| Err(exceeded)),
         Err(e) => {
-            // Dropping the transaction rolls it back; say so explicitly all the same.
-            let _ = txn.rollback().await;
+            // The job's error is the answer. A rollback that fails as well is no less an
+            // error: the connection is then in an unknown state, and SQLite's write pool
+            // closes it on release (`connect.rs`); a group this job belongs to aborts whole
+            // (`group.rs`). Nothing more can be done here but say it.
+            if let Err(rollback) = txn.rollback().await {
+                tracing::error!(
+                    error = %rollback,
+                    "rolling back a failed accounting transaction failed too"
+                );
+            }
             Err(e)
         }
     }
