@@ -4,9 +4,12 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod browser;
+mod campaign;
 mod docs;
+mod faults;
 mod harness;
 mod ingest;
+mod wire;
 
 use chrono::{TimeDelta, Utc};
 use harness::{Db, PASSWORD, Server, bearer};
@@ -40,7 +43,36 @@ on_both!(
     the_opentelemetry_sdk_exports_spans_that_are_stored_and_counted,
     the_monthly_limit_holds_under_concurrent_clients,
     a_spend_cap_sets_the_allowance_exactly,
+    hostile_and_clumsy_requests_get_the_contracts_answers,
+    wrong_passwords_throttle_logins_for_the_account,
+    acknowledged_events_survive_kill_9_under_load,
 );
+
+/// Runs `$test(Db)` as `$test::postgres` only (faults only PostgreSQL has).
+macro_rules! on_postgres {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = super::Db::postgres().await else { return };
+                super::$test(db).await;
+            }
+        }
+    )*};
+}
+
+on_postgres!(
+    a_database_outage_is_503_then_recovers_without_restart,
+    terminated_backends_are_503_or_success_then_recovery,
+);
+
+use campaign::hostile_and_clumsy_requests_get_the_contracts_answers;
+use faults::{
+    a_database_outage_is_503_then_recovers_without_restart,
+    acknowledged_events_survive_kill_9_under_load,
+    terminated_backends_are_503_or_success_then_recovery,
+    wrong_passwords_throttle_logins_for_the_account,
+};
 
 use ingest::{
     a_spend_cap_sets_the_allowance_exactly, the_monthly_limit_holds_under_concurrent_clients,
