@@ -69,6 +69,8 @@ struct Case {
     expect: Expect,
     /// Headers the answer must carry (value must contain the given text).
     expect_headers: Vec<(&'static str, String)>,
+    /// Fields the JSON answer must have, with these values.
+    expect_fields: Vec<(&'static str, Value)>,
     /// For an OTLP request: how many events it carries, counted whenever it gets a 200.
     otlp_events: u64,
 }
@@ -84,6 +86,7 @@ impl Case {
             wire: Wire::Client,
             expect: Expect::Success(200),
             expect_headers: Vec::new(),
+            expect_fields: Vec::new(),
             otlp_events: 0,
         }
     }
@@ -174,6 +177,11 @@ impl Case {
 
     fn with_header(mut self, name: &'static str, contains: impl Into<String>) -> Case {
         self.expect_headers.push((name, contains.into()));
+        self
+    }
+
+    fn with_field(mut self, name: &'static str, value: Value) -> Case {
+        self.expect_fields.push((name, value));
         self
     }
 
@@ -650,7 +658,6 @@ fn bodies_and_json(ctx: &Ctx) -> Vec<Case> {
 
     // Spend cap.
     for (what, body) in [
-        ("empty object", "{}"),
         ("negative", r#"{"spend_cap_cents": -1}"#),
         ("fraction", r#"{"spend_cap_cents": 2.5}"#),
         ("string", r#"{"spend_cap_cents": "10"}"#),
@@ -669,10 +676,30 @@ fn bodies_and_json(ctx: &Ctx) -> Vec<Case> {
         );
     }
     cases.push(
+        Case::new("spend cap: 100 sets a cap", Method::PUT, CAP)
+            .key(&ctx.admin)
+            .json(r#"{"spend_cap_cents": 100}"#)
+            .ok(200)
+            .with_field("spend_cap_cents", json!(100)),
+    );
+    cases.push(
+        Case::new("spend cap: empty object", Method::PUT, CAP)
+            .key(&ctx.admin)
+            .json("{}")
+            .err(400, "bad_request"),
+    );
+    cases.push(
+        Case::get("spend cap: kept after the refused empty object", USAGE)
+            .key(&ctx.read)
+            .ok(200)
+            .with_field("spend_cap_cents", json!(100)),
+    );
+    cases.push(
         Case::new("spend cap: null removes the cap", Method::PUT, CAP)
             .key(&ctx.admin)
             .json(cap_body())
-            .ok(200),
+            .ok(200)
+            .with_field("spend_cap_cents", Value::Null),
     );
 
     // Batches.
@@ -1403,6 +1430,12 @@ async fn run_case(server: &Server, http: &reqwest::Client, case: &Case, tally: &
                     if *proto { "protobuf" } else { "JSON" }
                 ));
             }
+        }
+    }
+    let json = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    for (name, value) in &case.expect_fields {
+        if json[name] != *value {
+            fail(format!("expected {name}: {value}"));
         }
     }
     for (name, contains) in &case.expect_headers {

@@ -81,11 +81,22 @@ impl Secrets {
 
     /// Panics, showing the log, if any registered secret is in `log`.
     fn check(&self, log: &str) {
-        for secret in self.0.lock().unwrap().iter() {
-            assert!(
-                !log.contains(secret.as_str()),
-                "a secret ({}…) reached the server log:\n{log}",
-                &secret[..4]
+        // Found under the lock, reported after it: a poisoned registry would hide later leaks.
+        let leaked = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|secret| log.contains(secret.as_str()))
+            .cloned();
+        if let Some(secret) = leaked {
+            // The lines that hold it, not the whole debug log.
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains(&secret)).collect();
+            panic!(
+                "a secret ({}…) reached the server log in {} lines, e.g.:\n{}",
+                &secret[..4],
+                lines.len(),
+                lines[..lines.len().min(5)].join("\n")
             );
         }
     }
@@ -437,4 +448,35 @@ impl Drop for Server {
 /// Adds `Authorization: Bearer <key>`.
 pub(crate) fn bearer(req: reqwest::RequestBuilder, key: &str) -> reqwest::RequestBuilder {
     req.header("Authorization", format!("Bearer {key}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Secrets;
+
+    #[test]
+    #[should_panic(expected = "a secret")]
+    fn the_scan_finds_a_key_secret_without_its_prefix() {
+        let key = agentvista_keys::ApiKey::generate().unwrap();
+        let secrets = Secrets::default();
+        secrets.add(key.expose_secret());
+        let log = format!("DEBUG token={}", &key.expose_secret()[12..]);
+        secrets.check(&log);
+    }
+
+    #[test]
+    fn the_scan_learns_cookies_and_tokens_from_responses() {
+        let secrets = Secrets::default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "set-cookie",
+            "av_session=0123456789abcdef; HttpOnly".parse().unwrap(),
+        );
+        secrets.observe(&headers, br#"{"csrf_token": "fedcba9876543210"}"#);
+        secrets.check("av_session prefix only, the prefix av_0123 is fine");
+        for leaked in ["0123456789abcdef", "fedcba9876543210"] {
+            let caught = std::panic::catch_unwind(|| secrets.check(leaked));
+            assert!(caught.is_err(), "{leaked} not caught");
+        }
+    }
 }

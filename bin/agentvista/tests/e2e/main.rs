@@ -88,7 +88,7 @@ async fn keys_authenticate_and_fail_exactly_as_the_contract_says(db: Db) {
     let write = db.create_key("ada@example.com", "writer", "write");
     let expiring = db.create_key("ada@example.com", "expiring", "read");
     let server = Server::start(&db).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
 
     let ping = |auth: Option<String>| {
         let mut req = http.get(server.url(PING));
@@ -202,7 +202,7 @@ async fn sessions_create_and_revoke_keys_with_csrf(db: Db) {
     ))
     .unwrap();
     let server = Server::start(&db).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
     let session = server.login(&http, "ada@example.com", PASSWORD).await;
 
     let create = |csrf: Option<&str>| {
@@ -279,7 +279,7 @@ async fn revocation_fails_the_key_on_the_very_next_request(db: Db) {
     let selfish = db.create_key("ada@example.com", "selfish", "read");
     let by_cli = db.create_key("ada@example.com", "cli", "read");
     let server = Server::start(&db).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
     let ping = |key: &str| bearer(http.get(server.url(PING)), key).send();
     let id_of = |key: &str| {
         let prefix = key[..11].to_owned();
@@ -350,7 +350,7 @@ async fn keys_and_sessions_survive_a_restart(db: Db) {
     let kept = db.create_key("ada@example.com", "kept", "read");
     let gone = db.create_key("ada@example.com", "gone", "read");
     db.revoke_key("ada@example.com", &gone);
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
 
     let server = Server::start(&db).await;
     let session = server.login(&http, "ada@example.com", PASSWORD).await;
