@@ -295,7 +295,6 @@ type JsonEndpoint = (&'static str, Method, &'static str, Option<String>, Vec<u8>
 fn json_endpoints(ctx: &Ctx) -> Vec<JsonEndpoint> {
     vec![
         ("login", Method::POST, LOGIN, None, login_body()),
-        ("setup", Method::POST, SETUP, None, setup_body()),
         (
             "key create",
             Method::POST,
@@ -554,8 +553,9 @@ fn bodies_and_json(ctx: &Ctx) -> Vec<Case> {
     ];
     for (label, method, path, key, _) in json_endpoints(ctx) {
         for (what, body) in malformed {
-            // Setup may be throttled per client address: a few cases make the point there.
-            if path == SETUP && !matches!(what, "empty body" | "not JSON" | "array") {
+            // Every login attempt spends the client address's throttle, which the whole
+            // campaign shares: a few cases make the point there (the body reader is shared).
+            if path == LOGIN && !matches!(what, "empty body" | "not JSON" | "trailing garbage") {
                 continue;
             }
             cases.push(
@@ -610,11 +610,22 @@ fn bodies_and_json(ctx: &Ctx) -> Vec<Case> {
                 .err(401, "invalid_credentials"),
         );
     }
-    cases.push(
-        Case::post("setup: replayed with a valid body", SETUP)
-            .json(setup_body())
-            .err(404, "not_found"),
-    );
+    // Once a user exists, setup is gone whatever is sent (see `first_run_setup_takes_only_json`
+    // for the endpoint while it exists).
+    for (what, content_type, encoding) in [
+        ("valid body", Some(JSON), None),
+        ("no Content-Type", None, None),
+        ("Content-Encoding br", Some(JSON), Some("br")),
+    ] {
+        let mut case = Case::post(format!("setup after the first user: {what}"), SETUP);
+        if let Some(content_type) = content_type {
+            case = case.header("content-type", content_type);
+        }
+        if let Some(encoding) = encoding {
+            case = case.header("content-encoding", encoding);
+        }
+        cases.push(case.raw(setup_body()).err(404, "not_found"));
+    }
 
     // Key creation.
     for (what, body) in [
@@ -851,7 +862,6 @@ fn encodings(ctx: &Ctx) -> Vec<Case> {
     for (path, key, content_type) in [
         (BATCH, Some(&ctx.write), JSON),
         (KEYS, Some(&ctx.admin), JSON),
-        (LOGIN, None, JSON),
         (OTLP_TRACES, Some(&ctx.write), PROTOBUF),
     ] {
         let case = endpoint_case(
@@ -890,7 +900,7 @@ fn content_types(ctx: &Ctx) -> Vec<Case> {
             "multipart/form-data; boundary=x",
             "application/jsonx",
         ] {
-            if path == SETUP && content_type != "text/plain" {
+            if path == LOGIN && content_type != "text/plain" {
                 continue;
             }
             cases.push(
@@ -1679,5 +1689,89 @@ pub(crate) async fn hostile_and_clumsy_requests_get_the_contracts_answers(db: Db
         "{} of {cases} cases failed:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// `POST /api/v1/setup/` while the installation has no user: only JSON, and the session it
+/// starts is not cached.
+pub(crate) async fn first_run_setup_takes_only_json(db: Db) {
+    let server = Server::start(&db).await;
+    let http = harness::client();
+    let password = "first run password";
+    server.secret(password);
+    let body = json!({"account": "Acme", "email": EMAIL, "password": password}).to_string();
+    let mut cases = Vec::new();
+    let post = |what: &str| Case::post(format!("setup: {what}"), SETUP);
+    cases.push(
+        post("no Content-Type")
+            .raw(body.clone())
+            .err(415, "unsupported_media_type"),
+    );
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        cases.push(
+            post(content_type)
+                .header("content-type", content_type)
+                .raw(body.clone())
+                .err(415, "unsupported_media_type"),
+        );
+    }
+    for encoding in ["br", "zstd", "x-unknown"] {
+        cases.push(
+            post(&format!("Content-Encoding {encoding}"))
+                .header("content-encoding", encoding)
+                .json(body.clone())
+                .err(415, "unsupported_media_type"),
+        );
+    }
+    for (what, bad) in [
+        ("not JSON", "{".to_owned()),
+        (
+            "unknown field",
+            json!({"account": "Acme", "email": EMAIL, "password": password, "plan": "pro"})
+                .to_string(),
+        ),
+        (
+            "NUL in the password",
+            json!({"account": "Acme", "email": EMAIL, "password": "first\u{0}run password"})
+                .to_string(),
+        ),
+        (
+            "NUL in the account",
+            json!({"account": "Ac\u{0}me", "email": EMAIL, "password": password}).to_string(),
+        ),
+    ] {
+        cases.push(post(what).json(bad).err(400, "bad_request"));
+    }
+    cases.push(
+        post("valid")
+            .header("content-type", "application/json; charset=utf-8")
+            .raw(body.clone())
+            .ok(200)
+            .no_store(),
+    );
+    cases.push(post("replayed").json(body).err(404, "not_found"));
+    cases.push(
+        Case::post("login as the first user", LOGIN)
+            .json(json!({"email": EMAIL, "password": password}).to_string())
+            .ok(200)
+            .no_store(),
+    );
+    let mut tally = Tally::default();
+    for case in &cases {
+        run_case(&server, &http, case, &mut tally).await;
+    }
+    let health = http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    server.stop_and_check_logs(&[]).await;
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        tally.failures.len(),
+        tally.cases,
+        tally.failures.join("\n")
     );
 }

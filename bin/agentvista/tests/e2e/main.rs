@@ -44,6 +44,7 @@ on_both!(
     the_monthly_limit_holds_under_concurrent_clients,
     a_spend_cap_sets_the_allowance_exactly,
     hostile_and_clumsy_requests_get_the_contracts_answers,
+    first_run_setup_takes_only_json,
     wrong_passwords_throttle_logins_for_the_account,
     acknowledged_events_survive_kill_9_under_load,
 );
@@ -66,7 +67,9 @@ on_postgres!(
     terminated_backends_are_503_or_success_then_recovery,
 );
 
-use campaign::hostile_and_clumsy_requests_get_the_contracts_answers;
+use campaign::{
+    first_run_setup_takes_only_json, hostile_and_clumsy_requests_get_the_contracts_answers,
+};
 use faults::{
     a_database_outage_is_503_then_recovers_without_restart,
     acknowledged_events_survive_kill_9_under_load,
