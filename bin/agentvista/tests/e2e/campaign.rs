@@ -714,17 +714,32 @@ fn bodies_and_json(ctx: &Ctx) -> Vec<Case> {
     );
 
     // Batches.
-    let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+    // 300 nested arrays inside an event's body: past any sane recursion limit.
+    let nested = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+    let deep = String::from_utf8(batch_of(&json!({"body": {"a": "DEEP"}})))
+        .unwrap()
+        .replace("\"DEEP\"", &nested)
+        .into_bytes();
     let long = "x".repeat(257);
     let mut batches: Vec<(&str, Vec<u8>)> = vec![
         ("empty batch", br#"{"batch": []}"#.to_vec()),
-        ("1001 events", json!({"batch": vec![event(&json!({})); 1001]}).to_string().into_bytes()),
+        (
+            "1001 events",
+            json!({"batch": vec![event(&json!({})); 1001]})
+                .to_string()
+                .into(),
+        ),
         ("batch an object", br#"{"batch": {}}"#.to_vec()),
         ("batch a string", br#"{"batch": "x"}"#.to_vec()),
         ("no batch", br#"{"events": []}"#.to_vec()),
-        ("unknown top-level field", json!({"batch": [event(&json!({}))], "x": 1}).to_string().into_bytes()),
+        (
+            "unknown top-level field",
+            json!({"batch": [event(&json!({}))], "x": 1})
+                .to_string()
+                .into(),
+        ),
         ("item an array", br#"{"batch": [[]]}"#.to_vec()),
-        ("deeply nested body", format!(r#"{{"batch": [{{"type": "span", "trace_id": "t", "timestamp": "{AT}", "body": {{"a": {deep}}}}}]}}"#).into_bytes()),
+        ("deeply nested body", deep),
     ];
     for (what, extra) in [
         ("unknown type", json!({"type": "spam"})),
@@ -822,9 +837,9 @@ fn encodings(ctx: &Ctx) -> Vec<Case> {
         gz("gzip of non-JSON", "gzip", wire::gzip(b"\x00\x01binary")).err(400, "bad_request"),
         gz("gzip bomb", "gzip", bomb.clone()).err(413, "payload_too_large"),
         gz(
-            "deflate of 5 MiB + 1",
+            "deflate bomb",
             "deflate",
-            wire::zlib(&vec![b' '; MAX_BODY + 1]),
+            wire::zlib_bomb(MAX_BODY / 258 + 4096),
         )
         .err(413, "payload_too_large"),
     ]);
@@ -1278,25 +1293,86 @@ fn otlp(ctx: &Ctx) -> Vec<Case> {
         );
     }
     let too_many = u64::try_from(MAX_OTLP_EVENTS).unwrap() + 1;
-    cases.extend([
-        json_case("OTLP traces: 10,001 spans".into(), OTLP_TRACES, otlp_spans_json(&spans(10_000, too_many), &json!([]))).carries(too_many).otlp_err(400, 3),
-        json_case("OTLP logs: 10,001 records".into(), OTLP_LOGS, otlp_logs_json(MAX_OTLP_EVENTS + 1, "x")).carries(too_many).otlp_err(400, 3),
-        json_case("OTLP metrics: 10,001 points".into(), OTLP_METRICS, otlp_metrics_json(MAX_OTLP_EVENTS + 1)).carries(too_many).otlp_err(400, 3),
+    let no_attributes = json!([]);
+    let attribute = |key: &str, value: &str| json!([{"key": key, "value": {"stringValue": value}}]);
+    let one_id = format!("{:016x}", 1);
+    let resource_nul = json!({"resourceSpans": [{
+        "resource": {"attributes": attribute("service.name", "\u{0}")},
+        "scopeSpans": [{"spans": [{"traceId": span_ids(52).0, "spanId": span_ids(52).1, "name": "s"}]}],
+    }]});
+    // (what, endpoint, JSON body, events it carries): each a 400 with code 3, nothing counted.
+    let invalid: [(&str, &str, Vec<u8>, u64); 9] = [
+        (
+            "10,001 spans",
+            OTLP_TRACES,
+            otlp_spans_json(&spans(10_000, too_many), &no_attributes),
+            too_many,
+        ),
+        (
+            "10,001 log records",
+            OTLP_LOGS,
+            otlp_logs_json(MAX_OTLP_EVENTS + 1, "x"),
+            too_many,
+        ),
+        (
+            "10,001 data points",
+            OTLP_METRICS,
+            otlp_metrics_json(MAX_OTLP_EVENTS + 1),
+            too_many,
+        ),
+        (
+            "a 15-byte trace id",
+            OTLP_TRACES,
+            otlp_spans_json(&[(format!("{:030x}", 1), one_id.clone())], &no_attributes),
+            0,
+        ),
+        (
+            "a trace id not hex",
+            OTLP_TRACES,
+            otlp_spans_json(&[("zz".repeat(16), one_id)], &no_attributes),
+            0,
+        ),
+        (
+            "NUL in an attribute value",
+            OTLP_TRACES,
+            otlp_spans_json(&spans(50, 1), &attribute("k", "a\u{0}b")),
+            1,
+        ),
+        (
+            "NUL in an attribute key",
+            OTLP_TRACES,
+            otlp_spans_json(&spans(51, 1), &attribute("k\u{0}", "v")),
+            1,
+        ),
+        (
+            "NUL in a log body",
+            OTLP_LOGS,
+            otlp_logs_json(1, "log\u{0}line"),
+            1,
+        ),
+        (
+            "NUL in a resource attribute",
+            OTLP_TRACES,
+            resource_nul.to_string().into_bytes(),
+            1,
+        ),
+    ];
+    for (what, path, body, events) in invalid {
+        cases.push(
+            json_case(format!("OTLP {path}: {what}"), path, body)
+                .carries(events)
+                .otlp_err(400, 3),
+        );
+    }
+    let proto_spans: Vec<_> = (100..100 + too_many).map(proto_span).collect();
+    cases.push(
         Case::post("OTLP traces: 10,001 spans in protobuf", OTLP_TRACES)
             .key(&ctx.write)
             .header("content-type", PROTOBUF)
-            .raw(wire::otlp_spans_proto(&(100..100 + too_many).map(proto_span).collect::<Vec<_>>(), "p"))
+            .raw(wire::otlp_spans_proto(&proto_spans, "p"))
             .carries(too_many)
             .otlp_err(400, 3),
-        json_case("OTLP traces: 15-byte trace id".into(), OTLP_TRACES, otlp_spans_json(&[(format!("{:030x}", 1), format!("{:016x}", 1))], &json!([]))).otlp_err(400, 3),
-        json_case("OTLP traces: trace id not hex".into(), OTLP_TRACES, otlp_spans_json(&[("zz".repeat(16), format!("{:016x}", 1))], &json!([]))).otlp_err(400, 3),
-        json_case("OTLP traces: NUL in an attribute value".into(), OTLP_TRACES, otlp_spans_json(&spans(50, 1), &json!([{"key": "k", "value": {"stringValue": "a\u{0}b"}}]))).carries(1).otlp_err(400, 3),
-        json_case("OTLP traces: NUL in an attribute key".into(), OTLP_TRACES, otlp_spans_json(&spans(51, 1), &json!([{"key": "k\u{0}", "value": {"stringValue": "v"}}]))).carries(1).otlp_err(400, 3),
-        json_case("OTLP logs: NUL in the body".into(), OTLP_LOGS, otlp_logs_json(1, "log\u{0}line")).carries(1).otlp_err(400, 3),
-        json_case("OTLP traces: NUL in a resource attribute".into(), OTLP_TRACES,
-            json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "\u{0}"}}]},
-                   "scopeSpans": [{"spans": [{"traceId": span_ids(52).0, "spanId": span_ids(52).1, "name": "s"}]}]}]}).to_string().into_bytes()).carries(1).otlp_err(400, 3),
-    ]);
+    );
     cases
 }
 

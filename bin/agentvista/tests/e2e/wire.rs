@@ -80,9 +80,29 @@ pub(crate) fn zlib(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A gzip member that inflates to `1 + 258 × repeats` zero bytes from 13 bits per 258 bytes:
-/// fixed-Huffman DEFLATE, one literal 0, then back-references of length 258 at distance 1.
+/// A gzip member that inflates to `1 + 258 × repeats` zero bytes.
 pub(crate) fn gzip_bomb(repeats: usize) -> Vec<u8> {
+    let mut out = GZIP_HEADER.to_vec();
+    out.extend_from_slice(&deflate_bomb(repeats));
+    let len = 1 + 258 * repeats;
+    out.extend_from_slice(&crc32_of(len, |_| 0).to_le_bytes());
+    out.extend_from_slice(&len32(len));
+    out
+}
+
+/// HTTP `deflate` (zlib) that inflates to `1 + 258 × repeats` zero bytes.
+pub(crate) fn zlib_bomb(repeats: usize) -> Vec<u8> {
+    let mut out = vec![0x78, 0x01];
+    out.extend_from_slice(&deflate_bomb(repeats));
+    // Adler-32 of n zeros: a stays 1, b adds it n times.
+    let b = u32::try_from((1 + 258 * repeats) % 65521).unwrap();
+    out.extend_from_slice(&((b << 16) | 1).to_be_bytes());
+    out
+}
+
+/// Raw DEFLATE of `1 + 258 × repeats` zero bytes in 13 bits per 258 bytes: fixed Huffman, one
+/// literal 0, then back-references of length 258 at distance 1.
+fn deflate_bomb(repeats: usize) -> Vec<u8> {
     struct Bits {
         out: Vec<u8>,
         acc: u32,
@@ -109,7 +129,7 @@ pub(crate) fn gzip_bomb(repeats: usize) -> Vec<u8> {
         }
     }
     let mut bits = Bits {
-        out: GZIP_HEADER.to_vec(),
+        out: Vec::new(),
         acc: 0,
         n: 0,
     };
@@ -124,11 +144,7 @@ pub(crate) fn gzip_bomb(repeats: usize) -> Vec<u8> {
     if bits.n > 0 {
         bits.put(0, 8 - bits.n);
     }
-    let mut out = bits.out;
-    let len = 1 + 258 * repeats;
-    out.extend_from_slice(&crc32_of(len, |_| 0).to_le_bytes());
-    out.extend_from_slice(&len32(len));
-    out
+    bits.out
 }
 
 fn varint(mut value: u64, out: &mut Vec<u8>) {
