@@ -1728,7 +1728,14 @@ pub(crate) async fn hostile_and_clumsy_requests_get_the_contracts_answers(db: Db
     let server = Server::start(&db).await;
     let http = harness::client();
     let ctx = setup_ctx(&db, &server, &http).await;
-    server.secret(&ctx.unknown);
+    for secret in [
+        &ctx.unknown,
+        &ctx.bad_checksum,
+        "not the password at all",
+        "taking over now",
+    ] {
+        server.secret(secret);
+    }
     let mut tally = Tally::default();
 
     let groups: [(&str, Vec<Case>); 6] = [

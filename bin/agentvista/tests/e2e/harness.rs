@@ -426,6 +426,11 @@ impl Server {
         self.stop().await;
         let log = log.lock().unwrap();
         assert!(log.contains("request"), "no request was logged:\n{log}");
+        // The scan means something only if debug output was there to scan.
+        assert!(
+            log.contains("DEBUG"),
+            "the server did not log at debug level"
+        );
     }
 }
 
