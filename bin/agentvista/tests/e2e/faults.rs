@@ -511,3 +511,33 @@ pub(crate) async fn terminated_backends_are_503_or_success_then_recovery(db: Db)
     .await;
     server.stop_and_check_logs(&[&key]).await;
 }
+
+pub(crate) async fn a_body_that_never_arrives_is_cut_at_the_deadline(db: Db) {
+    db.create_user(EMAIL);
+    let key = db.create_key(EMAIL, "sdk", "write");
+    // A short deadline, so that the test does not wait the default 30 s.
+    let server = Server::start_with(&db, &[("AGENTVISTA__LIMITS__BODY_TIMEOUT_SECS", "2")]).await;
+    let addr = server.base().trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST /api/v1/traces/batch/ HTTP/1.1\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json"
+    );
+    // 100 bytes declared, 10 sent, and then nothing: the answer must come anyway.
+    let answer = tokio::task::spawn_blocking(move || {
+        crate::wire::raw_exchange(&addr, &head, 100, b"{\"batch\": ")
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("no answer to a stalled body: {e}"));
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body["error"], "bad_request");
+    let usage = server
+        .get_json(&harness::client(), "/api/v1/me/usage/", &key)
+        .await;
+    assert_eq!(
+        usage["error"], "insufficient_scope",
+        "the key is write-only"
+    );
+    server.stop_and_check_logs(&[&key]).await;
+}

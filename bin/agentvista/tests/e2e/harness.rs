@@ -304,6 +304,8 @@ impl Server {
             })
         })
         .collect();
+        // Only the readers may send now: a server that exits before listening ends the wait.
+        drop(found);
         let base = tokio::task::spawn_blocking(move || listening.recv_timeout(START_DEADLINE))
             .await
             .unwrap()

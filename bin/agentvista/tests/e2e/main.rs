@@ -47,6 +47,7 @@ on_both!(
     first_run_setup_takes_only_json,
     wrong_passwords_throttle_logins_for_the_account,
     acknowledged_events_survive_kill_9_under_load,
+    a_body_that_never_arrives_is_cut_at_the_deadline,
 );
 
 /// Runs `$test(Db)` as `$test::postgres` only (faults only PostgreSQL has).
@@ -71,6 +72,7 @@ use campaign::{
     first_run_setup_takes_only_json, hostile_and_clumsy_requests_get_the_contracts_answers,
 };
 use faults::{
+    a_body_that_never_arrives_is_cut_at_the_deadline,
     a_database_outage_is_503_then_recovers_without_restart,
     acknowledged_events_survive_kill_9_under_load,
     terminated_backends_are_503_or_success_then_recovery,
