@@ -147,7 +147,9 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         Server::start_with(&db, &[("AGENTVISTA__SERVER__INSECURE_COOKIES", "false")]).await;
     let driver = Driver::start();
     let client = browser(&driver).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
+    server.secret(PASSWORD);
+    server.secret("not the password");
 
     // First run: "/" offers to create the account.
     client.goto(&server.url("/")).await.unwrap();
@@ -175,6 +177,19 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     fill(&client, "#login-password", PASSWORD).await;
     click(&client, "#login-form button[type=submit]").await;
     wait_css(&client, "#open-create-key").await;
+    // The browser's session, for the scan of the server log: its cookie and CSRF token.
+    let cookie = client.get_named_cookie("av_session").await.unwrap();
+    server.secret(cookie.value());
+    let res = http
+        .get(server.url("/api/v1/auth/session/"))
+        .header("Cookie", format!("av_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap();
+    let headers = res.headers().clone();
+    server
+        .secrets()
+        .observe(&headers, &res.bytes().await.unwrap());
 
     // Create a write key and read it from the shown-once dialog.
     click(&client, "#open-create-key").await;

@@ -118,6 +118,14 @@ pub(crate) async fn run_api_examples(db: Db) {
             example.line,
             String::from_utf8_lossy(&out.stderr)
         );
+        // curl's jar (Netscape format: the value is the last field) holds the session cookie.
+        for line in std::fs::read_to_string(&jar).unwrap_or_default().lines() {
+            if line.contains("\tav_session\t")
+                && let Some(value) = line.rsplit('\t').next().filter(|v| !v.is_empty())
+            {
+                server.secret(value);
+            }
+        }
         let (head, body) = stdout.split_once("\n\n").unwrap_or((&stdout, ""));
         let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert_eq!(
@@ -131,6 +139,7 @@ pub(crate) async fn run_api_examples(db: Db) {
             same_shape(documented, &actual, example.line);
             if let Some(token) = actual["csrf_token"].as_str() {
                 csrf = token.to_owned();
+                server.secret(&csrf);
             }
         }
     }

@@ -18,12 +18,98 @@ pub(crate) const PASSWORD: &str = "correct horse battery";
 /// How long the binary may take to start listening (a cold debug build migrates first).
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The longest any single request of the suite may take: a request that hangs fails its test
+/// instead of hanging the run.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every server of the suite logs at this level, so that the secret scan covers debug output.
+const LOG_LEVEL: &str = "debug";
+
+/// An HTTP client whose every request times out after [`REQUEST_TIMEOUT`].
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .unwrap()
+}
+
+/// The secrets a test has seen — keys, passwords, session cookies, CSRF tokens. Every server
+/// started on the test's database scans its whole output for each of them when it stops, is
+/// killed, or is dropped.
+#[derive(Clone, Default)]
+pub(crate) struct Secrets(Arc<Mutex<Vec<String>>>);
+
+impl Secrets {
+    /// Registers a secret. For an API key, the part after the prefix is what must never
+    /// appear (the prefix itself may be logged).
+    pub(crate) fn add(&self, secret: &str) {
+        let secret = if agentvista_keys::ApiKey::parse(secret).is_ok() {
+            &secret[12..]
+        } else {
+            secret
+        };
+        // Shorter strings would match log text by chance.
+        assert!(secret.len() >= 8, "too short to scan for: {secret:?}");
+        let mut all = self.0.lock().unwrap();
+        if !all.iter().any(|s| s == secret) {
+            all.push(secret.to_owned());
+        }
+    }
+
+    /// Registers the secrets a response hands out: the `av_session` cookie's value, and the
+    /// `csrf_token` and `key` fields of a JSON body.
+    pub(crate) fn observe(&self, headers: &reqwest::header::HeaderMap, body: &[u8]) {
+        for cookie in headers.get_all(reqwest::header::SET_COOKIE) {
+            let cookie = String::from_utf8_lossy(cookie.as_bytes());
+            if let Some(value) = cookie
+                .split(';')
+                .next()
+                .and_then(|pair| pair.trim().strip_prefix("av_session="))
+                .filter(|v| !v.is_empty())
+            {
+                self.add(value);
+            }
+        }
+        if let Ok(json) = serde_json::from_slice::<Value>(body) {
+            for field in ["csrf_token", "key"] {
+                if let Some(secret) = json[field].as_str() {
+                    self.add(secret);
+                }
+            }
+        }
+    }
+
+    /// Panics, showing the log, if any registered secret is in `log`.
+    fn check(&self, log: &str) {
+        // Found under the lock, reported after it: a poisoned registry would hide later leaks.
+        let leaked = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|secret| log.contains(secret.as_str()))
+            .cloned();
+        if let Some(secret) = leaked {
+            // The lines that hold it, not the whole debug log.
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains(&secret)).collect();
+            panic!(
+                "a secret ({}…) reached the server log in {} lines, e.g.:\n{}",
+                &secret[..4],
+                lines.len(),
+                lines[..lines.len().min(5)].join("\n")
+            );
+        }
+    }
+}
+
 /// A database of the test's own: a SQLite file in a temporary directory, or a fresh
 /// PostgreSQL database dropped afterwards.
 pub(crate) struct Db {
     pub(crate) url: String,
     pub(crate) dir: tempfile::TempDir,
     postgres: Option<(String, String)>,
+    /// What the servers on this database must never log.
+    pub(crate) secrets: Secrets,
 }
 
 impl Db {
@@ -37,6 +123,7 @@ impl Db {
             url,
             dir,
             postgres: None,
+            secrets: Secrets::default(),
         }
     }
 
@@ -49,7 +136,15 @@ impl Db {
             url,
             dir: tempfile::tempdir().unwrap(),
             postgres: Some((admin_url, name)),
+            secrets: Secrets::default(),
         })
+    }
+
+    /// The admin URL and database name, on PostgreSQL.
+    pub(crate) fn postgres_names(&self) -> Option<(&str, &str)> {
+        self.postgres
+            .as_ref()
+            .map(|(admin, name)| (admin.as_str(), name.as_str()))
     }
 
     /// The binary, in the test's directory, on the test's database, with no stray settings.
@@ -65,6 +160,9 @@ impl Db {
 
     /// Runs a CLI command, with `stdin` (if any) on standard input.
     pub(crate) fn cli(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+        if let Some(secret) = stdin.filter(|s| s.len() >= 8) {
+            self.secrets.add(secret);
+        }
         let mut command = self.command();
         command.args(args).envs(env.iter().copied());
         command
@@ -91,6 +189,7 @@ impl Db {
     /// Creates a user (in a new account named after the e-mail) with the CLI, the password on
     /// standard input.
     pub(crate) fn create_user(&self, email: &str) {
+        self.secrets.add(PASSWORD);
         self.cli_ok(&["users", "create", "--email", email], Some(PASSWORD));
     }
 
@@ -104,6 +203,7 @@ impl Db {
             agentvista_keys::ApiKey::parse(&key).is_ok(),
             "not a key: {key}"
         );
+        self.secrets.add(&key);
         key
     }
 
@@ -153,6 +253,7 @@ pub(crate) struct Server {
     base: String,
     log: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
+    secrets: Secrets,
 }
 
 /// A logged-in dashboard session.
@@ -174,7 +275,7 @@ impl Server {
             .arg("serve")
             .env("AGENTVISTA__SERVER__BIND", "127.0.0.1:0")
             .env("AGENTVISTA__SERVER__INSECURE_COOKIES", "true")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", LOG_LEVEL)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -203,6 +304,8 @@ impl Server {
             })
         })
         .collect();
+        // Only the readers may send now: a server that exits before listening ends the wait.
+        drop(found);
         let base = tokio::task::spawn_blocking(move || listening.recv_timeout(START_DEADLINE))
             .await
             .unwrap()
@@ -212,7 +315,18 @@ impl Server {
             base,
             log,
             readers,
+            secrets: db.secrets.clone(),
         }
+    }
+
+    /// Registers a secret the test saw, for the scan of this server's log.
+    pub(crate) fn secret(&self, secret: &str) {
+        self.secrets.add(secret);
+    }
+
+    /// The registry this server's log is scanned against.
+    pub(crate) fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -257,19 +371,36 @@ impl Server {
             set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
             "{set_cookie}"
         );
-        let body: Value = res.json().await.unwrap();
+        let headers = res.headers().clone();
+        let body = res.bytes().await.unwrap();
+        self.secrets.observe(&headers, &body);
+        let body: Value = serde_json::from_slice(&body).unwrap();
         Session {
             cookie: set_cookie.split(';').next().unwrap().to_owned(),
             csrf: body["csrf_token"].as_str().unwrap().to_owned(),
         }
     }
 
-    /// SIGTERM, then wait for the process and its output to end.
-    pub(crate) async fn stop(mut self) -> ExitStatus {
+    /// SIGTERM, then wait for the process and its output to end; scans the log for secrets.
+    pub(crate) async fn stop(self) -> ExitStatus {
+        self.end(false).await
+    }
+
+    /// SIGKILL (no chance to flush or finish anything), then wait for the process and its
+    /// output to end; scans the log for secrets.
+    pub(crate) async fn kill(self) -> ExitStatus {
+        self.end(true).await
+    }
+
+    async fn end(mut self, kill: bool) -> ExitStatus {
         let mut child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
+        if kill {
+            child.kill().unwrap();
+        } else {
+            let pid = child.id().to_string();
+            let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            assert!(sent.success());
+        }
         let waited = tokio::time::timeout(
             Duration::from_secs(30),
             tokio::task::spawn_blocking(move || {
@@ -283,21 +414,25 @@ impl Server {
         for reader in self.readers.drain(..) {
             reader.join().unwrap();
         }
+        self.secrets.check(&self.log.lock().unwrap());
         waited.1.unwrap()
     }
 
-    /// Stops the server and checks that no key (nor its secret part) reached its output.
+    /// Stops the server and checks that no secret — these keys and every one registered —
+    /// reached its output.
     pub(crate) async fn stop_and_check_logs(self, keys: &[&str]) {
+        for key in keys {
+            self.secrets.add(key);
+        }
         let log = Arc::clone(&self.log);
         self.stop().await;
         let log = log.lock().unwrap();
         assert!(log.contains("request"), "no request was logged:\n{log}");
-        for key in keys {
-            assert!(
-                !log.contains(&key[12..]),
-                "a key reached the server log:\n{log}"
-            );
-        }
+        // The scan means something only if debug output was there to scan.
+        assert!(
+            log.contains("DEBUG"),
+            "the server did not log at debug level"
+        );
     }
 }
 
@@ -306,6 +441,13 @@ impl Drop for Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            for reader in self.readers.drain(..) {
+                let _ = reader.join();
+            }
+            // Not over a test that already failed: its own message matters more.
+            if !std::thread::panicking() {
+                self.secrets.check(&self.log.lock().unwrap());
+            }
         }
     }
 }
@@ -313,4 +455,35 @@ impl Drop for Server {
 /// Adds `Authorization: Bearer <key>`.
 pub(crate) fn bearer(req: reqwest::RequestBuilder, key: &str) -> reqwest::RequestBuilder {
     req.header("Authorization", format!("Bearer {key}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Secrets;
+
+    #[test]
+    #[should_panic(expected = "a secret")]
+    fn the_scan_finds_a_key_secret_without_its_prefix() {
+        let key = agentvista_keys::ApiKey::generate().unwrap();
+        let secrets = Secrets::default();
+        secrets.add(key.expose_secret());
+        let log = format!("DEBUG token={}", &key.expose_secret()[12..]);
+        secrets.check(&log);
+    }
+
+    #[test]
+    fn the_scan_learns_cookies_and_tokens_from_responses() {
+        let secrets = Secrets::default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "set-cookie",
+            "av_session=0123456789abcdef; HttpOnly".parse().unwrap(),
+        );
+        secrets.observe(&headers, br#"{"csrf_token": "fedcba9876543210"}"#);
+        secrets.check("av_session prefix only, the prefix av_0123 is fine");
+        for leaked in ["0123456789abcdef", "fedcba9876543210"] {
+            let caught = std::panic::catch_unwind(|| secrets.check(leaked));
+            assert!(caught.is_err(), "{leaked} not caught");
+        }
+    }
 }

@@ -52,7 +52,7 @@ pub(crate) async fn the_opentelemetry_sdk_exports_spans_that_are_stored_and_coun
     let writer = db.create_key("ada@example.com", "sdk", "read,write");
     let reader = db.create_key("ada@example.com", "dashboard", "read");
     let server = Server::start(&db).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
     let endpoint = server.url("/otlp/v1/traces");
 
     let trace_id = export_spans(endpoint.clone(), writer.clone(), 4);
@@ -106,7 +106,7 @@ pub(crate) async fn the_monthly_limit_holds_under_concurrent_clients(db: Db) {
     db.create_user("ada@example.com");
     let key = db.create_key("ada@example.com", "sdk", "read,write");
     let server = Server::start_with(&db, &plan).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
     let seed = getrandom::u64().unwrap();
 
     let clients: Vec<_> = (0..8u64)
@@ -208,7 +208,7 @@ pub(crate) async fn a_spend_cap_sets_the_allowance_exactly(db: Db) {
     );
     let key = db.create_key("ada@example.com", "ops", "read,write,admin");
     let server = Server::start_with(&db, &plan).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
 
     let usage: Value = server.get_json(&http, "/api/v1/me/usage/", &key).await;
     assert_eq!(

@@ -4,9 +4,12 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod browser;
+mod campaign;
 mod docs;
+mod faults;
 mod harness;
 mod ingest;
+mod wire;
 
 use chrono::{TimeDelta, Utc};
 use harness::{Db, PASSWORD, Server, bearer};
@@ -40,7 +43,41 @@ on_both!(
     the_opentelemetry_sdk_exports_spans_that_are_stored_and_counted,
     the_monthly_limit_holds_under_concurrent_clients,
     a_spend_cap_sets_the_allowance_exactly,
+    hostile_and_clumsy_requests_get_the_contracts_answers,
+    first_run_setup_takes_only_json,
+    wrong_passwords_throttle_logins_for_the_account,
+    acknowledged_events_survive_kill_9_under_load,
+    a_body_that_never_arrives_is_cut_at_the_deadline,
 );
+
+/// Runs `$test(Db)` as `$test::postgres` only (faults only PostgreSQL has).
+macro_rules! on_postgres {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = super::Db::postgres().await else { return };
+                super::$test(db).await;
+            }
+        }
+    )*};
+}
+
+on_postgres!(
+    a_database_outage_is_503_then_recovers_without_restart,
+    terminated_backends_are_503_or_success_then_recovery,
+);
+
+use campaign::{
+    first_run_setup_takes_only_json, hostile_and_clumsy_requests_get_the_contracts_answers,
+};
+use faults::{
+    a_body_that_never_arrives_is_cut_at_the_deadline,
+    a_database_outage_is_503_then_recovers_without_restart,
+    acknowledged_events_survive_kill_9_under_load,
+    terminated_backends_are_503_or_success_then_recovery,
+    wrong_passwords_throttle_logins_for_the_account,
+};
 
 use ingest::{
     a_spend_cap_sets_the_allowance_exactly, the_monthly_limit_holds_under_concurrent_clients,
@@ -56,7 +93,7 @@ async fn keys_authenticate_and_fail_exactly_as_the_contract_says(db: Db) {
     let write = db.create_key("ada@example.com", "writer", "write");
     let expiring = db.create_key("ada@example.com", "expiring", "read");
     let server = Server::start(&db).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
 
     let ping = |auth: Option<String>| {
         let mut req = http.get(server.url(PING));
@@ -170,7 +207,7 @@ async fn sessions_create_and_revoke_keys_with_csrf(db: Db) {
     ))
     .unwrap();
     let server = Server::start(&db).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
     let session = server.login(&http, "ada@example.com", PASSWORD).await;
 
     let create = |csrf: Option<&str>| {
@@ -247,7 +284,7 @@ async fn revocation_fails_the_key_on_the_very_next_request(db: Db) {
     let selfish = db.create_key("ada@example.com", "selfish", "read");
     let by_cli = db.create_key("ada@example.com", "cli", "read");
     let server = Server::start(&db).await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
     let ping = |key: &str| bearer(http.get(server.url(PING)), key).send();
     let id_of = |key: &str| {
         let prefix = key[..11].to_owned();
@@ -318,7 +355,7 @@ async fn keys_and_sessions_survive_a_restart(db: Db) {
     let kept = db.create_key("ada@example.com", "kept", "read");
     let gone = db.create_key("ada@example.com", "gone", "read");
     db.revoke_key("ada@example.com", &gone);
-    let http = reqwest::Client::new();
+    let http = crate::harness::client();
 
     let server = Server::start(&db).await;
     let session = server.login(&http, "ada@example.com", PASSWORD).await;
