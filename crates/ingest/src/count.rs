@@ -1,0 +1,357 @@
+//! Counting an OTLP request's entries before decoding it: decoding into the generated types
+//! costs up to a hundred times the body (an empty span is 2 bytes of protobuf and a few hundred
+//! bytes decoded), so an oversized request is refused after a scan that allocates nothing.
+//!
+//! The scan may count more than the decoder would keep (a field repeated where the decoder
+//! merges), never less; where it cannot read the body it gives up, and the decoder's own error
+//! and the count after decoding decide.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::otlp::Counts;
+use crate::{Format, Signal};
+
+/// The entries of `body` at each level of the signal's tree, or `None` when the scan cannot
+/// read it.
+pub(crate) fn scan(signal: Signal, format: Format, body: &[u8]) -> Option<Counts> {
+    match format {
+        Format::Protobuf => {
+            // Field numbers, outermost first: request → resource → scope → (metric → data →)
+            // span, record or point.
+            let path: &[&[u64]] = match signal {
+                Signal::Traces | Signal::Logs => &[&[1], &[2], &[2]],
+                Signal::Metrics => &[&[1], &[2], &[2], &[5, 7, 9, 10, 11], &[1]],
+            };
+            let mut counts = [0usize; 5];
+            protobuf(body, path, &mut counts, 0).ok()?;
+            Some(counts_of(signal, &counts))
+        }
+        Format::Json => {
+            let levels = match signal {
+                Signal::Traces => TRACES,
+                Signal::Logs => LOGS,
+                Signal::Metrics => METRICS,
+            };
+            let mut counts = [0usize; 5];
+            let mut de = serde_json::Deserializer::from_slice(body);
+            Object {
+                levels,
+                counts: &mut counts,
+            }
+            .deserialize(&mut de)
+            .ok()?;
+            Some(counts_of(signal, &counts))
+        }
+    }
+}
+
+fn counts_of(signal: Signal, counts: &[usize; 5]) -> Counts {
+    match signal {
+        Signal::Traces | Signal::Logs => Counts {
+            events: counts[2],
+            groups: counts[0].saturating_add(counts[1]),
+        },
+        Signal::Metrics => Counts {
+            events: counts[4],
+            groups: counts[0]
+                .saturating_add(counts[1])
+                .saturating_add(counts[2]),
+        },
+    }
+}
+
+const TRACES: &[Level] = &[
+    Level::many(&["resourceSpans"]),
+    Level::many(&["scopeSpans"]),
+    Level::many(&["spans"]),
+];
+const LOGS: &[Level] = &[
+    Level::many(&["resourceLogs"]),
+    Level::many(&["scopeLogs"]),
+    Level::many(&["logRecords"]),
+];
+const METRICS: &[Level] = &[
+    Level::many(&["resourceMetrics"]),
+    Level::many(&["scopeMetrics"]),
+    Level::many(&["metrics"]),
+    Level {
+        keys: &[
+            "gauge",
+            "sum",
+            "histogram",
+            "exponentialHistogram",
+            "summary",
+        ],
+        many: false,
+    },
+    Level::many(&["dataPoints"]),
+];
+
+/// Protobuf's nesting limit (prost's default recursion limit).
+const MAX_DEPTH: usize = 100;
+
+/// Not a readable protobuf message.
+struct Unreadable;
+
+fn varint(buf: &mut &[u8]) -> Result<u64, Unreadable> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = buf.split_first().ok_or(Unreadable)?;
+        *buf = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(Unreadable)
+}
+
+fn skip<'a>(buf: &mut &'a [u8], len: u64) -> Result<&'a [u8], Unreadable> {
+    let len = usize::try_from(len).map_err(|_| Unreadable)?;
+    if len > buf.len() {
+        return Err(Unreadable);
+    }
+    let (head, rest) = buf.split_at(len);
+    *buf = rest;
+    Ok(head)
+}
+
+/// Counts, in the message `buf`, the fields numbered `path[0]` (into `counts[0]`), and in each
+/// of them those numbered `path[1]` (into `counts[1]`), and so on.
+fn protobuf(
+    mut buf: &[u8],
+    path: &[&[u64]],
+    counts: &mut [usize],
+    depth: usize,
+) -> Result<(), Unreadable> {
+    let (Some((fields, rest)), Some((count, deeper))) =
+        (path.split_first(), counts.split_first_mut())
+    else {
+        return Ok(());
+    };
+    while !buf.is_empty() {
+        let key = varint(&mut buf)?;
+        let number = key >> 3;
+        match key & 7 {
+            0 => {
+                varint(&mut buf)?;
+            }
+            1 => {
+                skip(&mut buf, 8)?;
+            }
+            2 => {
+                let len = varint(&mut buf)?;
+                let payload = skip(&mut buf, len)?;
+                if fields.contains(&number) {
+                    *count = count.saturating_add(1);
+                    protobuf(payload, rest, deeper, depth + 1)?;
+                }
+            }
+            3 => skip_group(&mut buf, number, depth + 1)?,
+            5 => {
+                skip(&mut buf, 4)?;
+            }
+            _ => return Err(Unreadable),
+        }
+    }
+    Ok(())
+}
+
+/// Skips a (deprecated, but still decodable) group up to its end tag.
+fn skip_group(buf: &mut &[u8], number: u64, depth: usize) -> Result<(), Unreadable> {
+    if depth > MAX_DEPTH {
+        return Err(Unreadable);
+    }
+    loop {
+        let key = varint(buf)?;
+        match key & 7 {
+            0 => {
+                varint(buf)?;
+            }
+            1 => {
+                skip(buf, 8)?;
+            }
+            2 => {
+                let len = varint(buf)?;
+                skip(buf, len)?;
+            }
+            3 => skip_group(buf, key >> 3, depth + 1)?,
+            4 if key >> 3 == number => return Ok(()),
+            5 => {
+                skip(buf, 4)?;
+            }
+            _ => return Err(Unreadable),
+        }
+    }
+}
+
+/// One level of the JSON tree: the keys that lead to it, and whether they hold an array of
+/// entries or one object.
+struct Level {
+    keys: &'static [&'static str],
+    many: bool,
+}
+
+impl Level {
+    const fn many(keys: &'static [&'static str]) -> Self {
+        Level { keys, many: true }
+    }
+}
+
+/// Counts, in a JSON object, the entries under `levels[0]`'s keys (into `counts[0]`), in each
+/// of them those under `levels[1]`'s keys, and so on; anything else is skipped unread.
+struct Object<'a> {
+    levels: &'a [Level],
+    counts: &'a mut [usize],
+}
+
+impl<'de> DeserializeSeed<'de> for Object<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Object<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (Some((level, deeper)), Some((count, counts))) =
+            (self.levels.split_first(), self.counts.split_first_mut())
+        else {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(());
+        };
+        while let Some(known) = map.next_key_seed(Key(level.keys))? {
+            if !known {
+                map.next_value::<IgnoredAny>()?;
+            } else if level.many {
+                map.next_value_seed(Entries {
+                    levels: deeper,
+                    count: &mut *count,
+                    counts: &mut *counts,
+                })?;
+            } else {
+                *count = count.saturating_add(1);
+                map.next_value_seed(Object {
+                    levels: deeper,
+                    counts: &mut *counts,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    // Any other value: the decoder says what is wrong with it.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// An array of entries, each an object read at the next level.
+struct Entries<'a> {
+    levels: &'a [Level],
+    count: &'a mut usize,
+    counts: &'a mut [usize],
+}
+
+impl<'de> DeserializeSeed<'de> for Entries<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entries<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(Object {
+                levels: self.levels,
+                counts: &mut *self.counts,
+            })?
+            .is_some()
+        {
+            *self.count = self.count.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// Whether a key is one of the level's, read without allocating.
+struct Key(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(self.0.contains(&key))
+    }
+}
