@@ -3,19 +3,21 @@
 //! bytes decoded), so an oversized request is refused after a scan that allocates nothing.
 //!
 //! The scan may count more than the decoder would keep (a field repeated where the decoder
-//! merges), never less; where it cannot read the body it gives up, and the decoder's own error
-//! and the count after decoding decide.
+//! merges), never less. A body the scan cannot read is refused at once: the decoder would fail
+//! on it too, but perhaps only at its last byte, after building everything before it.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::otlp::Counts;
-use crate::{Format, Signal};
+use crate::{Format, IngestError, Signal};
 
-/// The entries of `body` at each level of the signal's tree, or `None` when the scan cannot
-/// read it.
-pub(crate) fn scan(signal: Signal, format: Format, body: &[u8]) -> Option<Counts> {
+/// The entries of `body` at each level of the signal's tree.
+///
+/// # Errors
+/// [`IngestError::Invalid`] for a body that is not protobuf or JSON at all.
+pub(crate) fn scan(signal: Signal, format: Format, body: &[u8]) -> Result<Counts, IngestError> {
     match format {
         Format::Protobuf => {
             // Field numbers, outermost first: request → resource → scope → (metric → data →)
@@ -25,8 +27,12 @@ pub(crate) fn scan(signal: Signal, format: Format, body: &[u8]) -> Option<Counts
                 Signal::Metrics => &[&[1], &[2], &[2], &[5, 7, 9, 10, 11], &[1]],
             };
             let mut counts = [0usize; 5];
-            protobuf(body, path, &mut counts, 0).ok()?;
-            Some(counts_of(signal, &counts))
+            protobuf(body, path, &mut counts, 0).map_err(|Unreadable| {
+                IngestError::Invalid(
+                    "body: not a valid OTLP protobuf message: malformed wire data".into(),
+                )
+            })?;
+            Ok(counts_of(signal, &counts))
         }
         Format::Json => {
             let levels = match signal {
@@ -41,8 +47,13 @@ pub(crate) fn scan(signal: Signal, format: Format, body: &[u8]) -> Option<Counts
                 counts: &mut counts,
             }
             .deserialize(&mut de)
-            .ok()?;
-            Some(counts_of(signal, &counts))
+            .map_err(|_| ())
+            .or_else(|()| {
+                // The same syntax check without counting, for the parser's own message (with
+                // its path); should it pass, the decoder and the count after it decide.
+                crate::json::parse::<IgnoredAny>(body).map(|_| ())
+            })?;
+            Ok(counts_of(signal, &counts))
         }
     }
 }

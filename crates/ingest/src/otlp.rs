@@ -89,9 +89,7 @@ pub fn decode_otlp(
     body: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<Decoded, IngestError> {
-    if let Some(counts) = crate::count::scan(signal, format, body) {
-        check_counts(signal, counts)?;
-    }
+    check_counts(signal, crate::count::scan(signal, format, body)?)?;
     match signal {
         Signal::Traces => {
             let request = decode::<ExportTraceServiceRequest>(format, body)?;

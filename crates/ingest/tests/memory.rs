@@ -183,6 +183,24 @@ fn cases() -> Vec<Case> {
             }),
             false,
         );
+        // (a') Empty spans cut off before their end: malformed, but only at the last byte.
+        case(
+            "a': empty spans, malformed at the end",
+            Signal::Traces,
+            Box::new(move || match format {
+                Format::Protobuf => {
+                    let mut body = fit(format, |n| traces(None, vec![Span::default(); n]));
+                    body.truncate(BODY - 1);
+                    body.push(0xff);
+                    body
+                }
+                Format::Json => {
+                    let head = r#"{"resourceSpans":[{"scopeSpans":[{"spans":["#;
+                    format!("{head}{}", "{},".repeat((BODY - head.len()) / 3)).into_bytes()
+                }
+            }),
+            false,
+        );
         // (b) The same with exactly the most spans a request may hold.
         case(
             "b: 1 MiB resource + 10000 spans",
@@ -344,7 +362,7 @@ fn the_worst_5_mib_requests_stay_under_a_small_multiple_of_their_size() {
             (Ok(decoded), true) => assert!(!decoded.events.is_empty(), "{}", case.name),
             (Err(IngestError::Invalid(message)), false) => {
                 assert!(
-                    message.contains("at most 10000"),
+                    message.contains("at most 10000") || message.starts_with("body: "),
                     "{}: {message}",
                     case.name
                 );
