@@ -366,3 +366,112 @@ impl<'de> Visitor<'de> for Key {
         Ok(self.0.contains(&key))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    const TRACE: &[u8] = include_bytes!("../tests/fixtures/trace.json");
+    const LOGS: &[u8] = include_bytes!("../tests/fixtures/logs.json");
+    const METRICS: &[u8] = include_bytes!("../tests/fixtures/metrics.json");
+
+    /// The fixtures, each twice over (so every level holds more than one entry), in both formats.
+    fn bodies() -> Vec<(Signal, Format, Vec<u8>, Counts)> {
+        let mut out = Vec::new();
+        let mut traces: ExportTraceServiceRequest = serde_json::from_slice(TRACE).unwrap();
+        traces.resource_spans.push(traces.resource_spans[0].clone());
+        let scope = traces.resource_spans[1].scope_spans[0].clone();
+        traces.resource_spans[1].scope_spans.push(scope);
+        let mut logs: ExportLogsServiceRequest = serde_json::from_slice(LOGS).unwrap();
+        logs.resource_logs.push(logs.resource_logs[0].clone());
+        let mut metrics: ExportMetricsServiceRequest = serde_json::from_slice(METRICS).unwrap();
+        metrics
+            .resource_metrics
+            .push(metrics.resource_metrics[0].clone());
+        let expected = |spans, groups| Counts {
+            events: spans,
+            groups,
+        };
+        out.push((
+            Signal::Traces,
+            traces.encode_to_vec(),
+            serde_json::to_vec(&traces).unwrap(),
+            expected(3, 5),
+        ));
+        out.push((
+            Signal::Logs,
+            logs.encode_to_vec(),
+            serde_json::to_vec(&logs).unwrap(),
+            expected(2, 4),
+        ));
+        out.push((
+            Signal::Metrics,
+            metrics.encode_to_vec(),
+            serde_json::to_vec(&metrics).unwrap(),
+            expected(6, 10),
+        ));
+        out.into_iter()
+            .flat_map(|(signal, protobuf, json, counts)| {
+                [
+                    (signal, Format::Protobuf, protobuf, counts),
+                    (signal, Format::Json, json, counts),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_scan_counts_what_the_decoder_finds() {
+        for (signal, format, body, expected) in bodies() {
+            assert_eq!(
+                scan(signal, format, &body),
+                Ok(expected),
+                "{signal:?} {format:?}"
+            );
+            let decoded =
+                crate::decode_otlp(signal, format, &body, chrono::DateTime::UNIX_EPOCH).unwrap();
+            assert_eq!(
+                decoded.events.len(),
+                expected.events,
+                "{signal:?} {format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_groups_are_skipped_and_bad_wire_data_refused() {
+        // Field 15 as a varint, a fixed64, a fixed32 and a group (start 15, a varint, end 15)
+        // around one empty resource.
+        let body = [
+            0x78, 0x01, 0x79, 0, 0, 0, 0, 0, 0, 0, 0, 0x7d, 0, 0, 0, 0, 0x7b, 0x08, 0x01, 0x7c,
+            0x0a, 0x00,
+        ];
+        assert_eq!(
+            scan(Signal::Traces, Format::Protobuf, &body),
+            Ok(Counts {
+                events: 0,
+                groups: 1
+            })
+        );
+        for bad in [&[0x0a, 0x05, 0x00][..], &[0x0e], &[0xff], &[0x7b, 0x08]] {
+            assert!(
+                scan(Signal::Traces, Format::Protobuf, bad).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(scan(Signal::Logs, Format::Json, b"{\"resourceLogs\":[").is_err());
+        // Values of the wrong type are left to the decoder, which names them.
+        assert_eq!(
+            scan(
+                Signal::Logs,
+                Format::Json,
+                br#"{"resourceLogs":5,"x":[null]}"#
+            ),
+            Ok(Counts::default())
+        );
+    }
+}
