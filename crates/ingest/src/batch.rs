@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::{Event, EventKind, IngestError};
+use crate::{Decoded, Event, EventKind, IngestError};
 
 /// Most events one batch may carry.
 pub const MAX_BATCH_EVENTS: usize = 1000;
@@ -46,8 +46,9 @@ enum BatchKind {
 ///
 /// ```
 /// let body = br#"{"batch":[{"type":"span","trace_id":"t1","timestamp":"2026-11-27T12:00:00Z"}]}"#;
-/// let events = agentvista_ingest::decode_batch(body)?;
-/// assert_eq!(events.len(), 1);
+/// let decoded = agentvista_ingest::decode_batch(body)?;
+/// assert_eq!(decoded.events.len(), 1);
+/// assert!(decoded.contexts.is_empty());
 ///
 /// let bad = br#"{"batch":[{"type":"span","trace_id":"t1","timestamp":"2026-11-27T12:00:00Z"},{"type":"spam","trace_id":"t","timestamp":"2026-11-27T12:00:00Z"}]}"#;
 /// let err = agentvista_ingest::decode_batch(bad).unwrap_err();
@@ -56,8 +57,9 @@ enum BatchKind {
 /// ```
 ///
 /// # Errors
-/// [`IngestError::Invalid`] naming the offending field.
-pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, IngestError> {
+/// [`IngestError::Invalid`] naming the offending field; a NUL character in any string (or
+/// body key) is one (`batch[3].body.x: must not contain NUL characters`).
+pub fn decode_batch(body: &[u8]) -> Result<Decoded, IngestError> {
     let parsed: BatchBody = crate::json::parse(body)?;
     let count = parsed.batch.len();
     if count == 0 || count > MAX_BATCH_EVENTS {
@@ -65,7 +67,7 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, IngestError> {
             "batch: 1 to {MAX_BATCH_EVENTS} events, got {count}"
         )));
     }
-    parsed
+    let events = parsed
         .batch
         .into_iter()
         .enumerate()
@@ -76,6 +78,8 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, IngestError> {
             let text = |field: &str, value: &str| {
                 if value.trim().is_empty() {
                     Err(invalid(field, "must not be empty"))
+                } else if value.contains('\0') {
+                    Err(invalid(field, "must not contain NUL characters"))
                 } else if value.chars().count() > MAX_ID_CHARS {
                     Err(invalid(field, "is longer than 256 characters"))
                 } else {
@@ -89,6 +93,13 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, IngestError> {
             if let Some(name) = &item.name {
                 text("name", name)?;
             }
+            let body = item.body.map(serde_json::Value::Object);
+            if let Some(path) = body.as_ref().and_then(crate::json::nul_path) {
+                return Err(invalid(
+                    &format!("body{path}"),
+                    "must not contain NUL characters",
+                ));
+            }
             Ok(Event {
                 id: item.id,
                 kind: match item.kind {
@@ -101,10 +112,15 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, IngestError> {
                 trace_id: Some(item.trace_id),
                 name: item.name,
                 timestamp: item.timestamp,
-                body: item.body.map(serde_json::Value::Object),
+                body,
+                context: None,
             })
         })
-        .collect()
+        .collect::<Result<Vec<Event>, IngestError>>()?;
+    Ok(Decoded {
+        contexts: Vec::new(),
+        events,
+    })
 }
 
 #[cfg(test)]
@@ -128,7 +144,8 @@ mod tests {
         let events = decode_batch(&batch(&[item(
             r#","id":"e1","name":"llm","body":{"tokens":3}"#,
         )]))
-        .unwrap();
+        .unwrap()
+        .events;
         assert_eq!(events[0].id.as_deref(), Some("e1"));
         assert_eq!(events[0].kind, EventKind::Span);
         assert_eq!(events[0].trace_id.as_deref(), Some("t1"));
@@ -182,7 +199,7 @@ mod tests {
     fn batches_hold_1_to_1000_events() {
         assert!(error(br#"{"batch":[]}"#).starts_with("batch: 1 to 1000 events, got 0"));
         let full: Vec<String> = (0..1000).map(|_| item("")).collect();
-        assert_eq!(decode_batch(&batch(&full)).unwrap().len(), 1000);
+        assert_eq!(decode_batch(&batch(&full)).unwrap().events.len(), 1000);
         let over: Vec<String> = (0..1001).map(|_| item("")).collect();
         assert!(error(&batch(&over)).contains("got 1001"));
         assert!(error(b"[]").starts_with("body:"));

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 
-use flate2::read::{GzDecoder, ZlibDecoder};
+use flate2::bufread::{GzDecoder, ZlibDecoder};
 
 use crate::IngestError;
 
@@ -35,39 +35,69 @@ impl ContentEncoding {
         }
     }
 
-    /// Decodes `body`, refusing anything that would exceed `limit` bytes once decoded.
+    /// Decodes `body`, refusing anything that would exceed `limit` bytes once decoded. A gzip
+    /// body may hold several members (RFC 1952 §2.2), decoded one after the other as one
+    /// stream; nothing may follow the last gzip member or the zlib stream.
     ///
     /// # Errors
-    /// [`IngestError::TooLarge`] past the limit; [`IngestError::Invalid`] for corrupt data.
+    /// [`IngestError::TooLarge`] past the limit; [`IngestError::Invalid`] for corrupt data or
+    /// bytes after the compressed data (`body: trailing bytes after the gzip data`).
     pub fn decode(self, body: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, IngestError> {
         if body.len() > limit {
             return Err(IngestError::TooLarge { limit });
         }
         match self {
             ContentEncoding::Identity => Ok(Cow::Borrowed(body)),
-            ContentEncoding::Gzip => inflate(GzDecoder::new(body), limit, "gzip"),
-            ContentEncoding::Deflate => inflate(ZlibDecoder::new(body), limit, "deflate"),
+            ContentEncoding::Gzip => {
+                let mut rest = body;
+                let mut out = Vec::new();
+                loop {
+                    inflate(GzDecoder::new(&mut rest), &mut out, limit, "gzip")?;
+                    match rest {
+                        [] => break,
+                        [0x1f, 0x8b, ..] => {}
+                        _ => return Err(trailing("gzip")),
+                    }
+                }
+                Ok(Cow::Owned(out))
+            }
+            ContentEncoding::Deflate => {
+                let mut rest = body;
+                let mut out = Vec::new();
+                inflate(ZlibDecoder::new(&mut rest), &mut out, limit, "deflate")?;
+                if !rest.is_empty() {
+                    return Err(trailing("deflate"));
+                }
+                Ok(Cow::Owned(out))
+            }
         }
     }
 }
 
+fn trailing(name: &str) -> IngestError {
+    IngestError::Invalid(format!("body: trailing bytes after the {name} data"))
+}
+
+/// Appends what `decoder` yields to `out`, up to `limit` bytes in all. The decoder reads its
+/// input through a `&mut &[u8]`, which is left just past the end of the compressed stream.
 fn inflate(
     decoder: impl Read,
+    out: &mut Vec<u8>,
     limit: usize,
     name: &str,
-) -> Result<Cow<'static, [u8]>, IngestError> {
-    let mut out = Vec::new();
+) -> Result<(), IngestError> {
     // One byte past the limit tells "exactly at the limit" from "over it" without ever
-    // holding more than limit + 1 bytes.
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    // holding more than limit + 1 bytes; it also makes the decoder read on to its trailer.
+    let room = limit.saturating_add(1).saturating_sub(out.len());
+    let cap = u64::try_from(room).unwrap_or(u64::MAX);
     decoder
         .take(cap)
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(|e| IngestError::Invalid(format!("body: invalid {name} data: {e}")))?;
     if out.len() > limit {
         return Err(IngestError::TooLarge { limit });
     }
-    Ok(Cow::Owned(out))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -120,6 +150,60 @@ mod tests {
             ContentEncoding::Gzip.decode(&gzip(&data), 4095),
             Err(IngestError::TooLarge { .. })
         ));
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn every_gzip_member_is_decoded() {
+        let (first, second) = (vec![b'a'; 1000], vec![b'b'; 1000]);
+        let mut body = gzip(&first);
+        body.extend(gzip(b""));
+        body.extend(gzip(&second));
+        let whole = [first, second].concat();
+        assert_eq!(ContentEncoding::Gzip.decode(&body, 2000).unwrap(), whole);
+        // The limit holds over all members together.
+        assert_eq!(
+            ContentEncoding::Gzip.decode(&body, 1999),
+            Err(IngestError::TooLarge { limit: 1999 })
+        );
+    }
+
+    #[test]
+    fn bytes_after_the_compressed_data_are_refused() {
+        let trailing = |name: &str| {
+            Err(IngestError::Invalid(format!(
+                "body: trailing bytes after the {name} data"
+            )))
+        };
+        for garbage in [&b"x"[..], b"\0", b"\0\0\0\0\0\0\0\0", b"\x1f"] {
+            let mut body = gzip(b"data");
+            body.extend_from_slice(garbage);
+            assert_eq!(ContentEncoding::Gzip.decode(&body, 100), trailing("gzip"));
+            let mut body = zlib(b"data");
+            body.extend_from_slice(garbage);
+            assert_eq!(
+                ContentEncoding::Deflate.decode(&body, 100),
+                trailing("deflate")
+            );
+        }
+        // A second member that is cut short is corrupt data, not trailing bytes.
+        let mut body = gzip(b"data");
+        body.extend_from_slice(&gzip(b"more")[..12]);
+        assert!(matches!(
+            ContentEncoding::Gzip.decode(&body, 100),
+            Err(IngestError::Invalid(message)) if message.starts_with("body: invalid gzip data")
+        ));
+        assert_eq!(
+            ContentEncoding::Deflate
+                .decode(&zlib(b"data"), 100)
+                .unwrap(),
+            &b"data"[..]
+        );
     }
 
     #[test]

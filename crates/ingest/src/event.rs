@@ -54,6 +54,11 @@ pub struct Event {
     pub name: Option<String>,
     /// When it happened, by the sender's clock.
     pub timestamp: DateTime<Utc>,
-    /// Everything else, as a JSON object.
+    /// Everything else, as a JSON object. For OTLP events, without the fields shared with other
+    /// events of the request (resource, scope, unit, description): those are in `context`.
     pub body: Option<serde_json::Value>,
+    /// Index into [`Decoded::contexts`](crate::Decoded::contexts) of the shared fields that
+    /// complete `body` (see [`Decoded::body_of`](crate::Decoded::body_of)); `None` for batch
+    /// events.
+    pub context: Option<usize>,
 }

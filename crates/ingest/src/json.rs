@@ -27,3 +27,33 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
     })?;
     Ok(value)
 }
+
+/// Whether a NUL character (U+0000) appears anywhere in `value`: in a string, or in an object's
+/// key, at any depth. PostgreSQL cannot store it in `text` or `jsonb`, so such input is a 400.
+#[must_use]
+pub fn contains_nul(value: &serde_json::Value) -> bool {
+    nul_path(value).is_some()
+}
+
+/// Where the first NUL character in `value` is, as a path to append to the value's own name:
+/// `""` for the value itself, `.key`, `[3]`, `.a.b[0]`. A key that itself holds the NUL is
+/// shown with it escaped as `\u0000`.
+#[must_use]
+pub fn nul_path(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0').then(String::new),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item).map(|rest| format!("[{i}]{rest}"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(format!(".{}", key.replace('\0', "\\u0000")))
+            } else {
+                nul_path(item).map(|rest| format!(".{key}{rest}"))
+            }
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
+    }
+}

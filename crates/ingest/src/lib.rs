@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod batch;
+mod count;
+mod decoded;
 mod encoding;
 mod error;
 mod event;
@@ -8,7 +10,9 @@ pub mod json;
 mod otlp;
 
 pub use batch::{MAX_BATCH_EVENTS, MAX_ID_CHARS, decode_batch};
+pub use decoded::{Context, Decoded, merge_context};
 pub use encoding::ContentEncoding;
 pub use error::IngestError;
 pub use event::{Event, EventKind};
-pub use otlp::{Format, Signal, decode_otlp, export_response};
+pub use json::contains_nul;
+pub use otlp::{Format, MAX_OTLP_EVENTS, Signal, decode_otlp, export_response};

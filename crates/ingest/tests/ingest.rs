@@ -6,7 +6,8 @@
 use std::io::Write;
 
 use agentvista_ingest::{
-    ContentEncoding, Event, EventKind, Format, IngestError, Signal, decode_otlp, export_response,
+    ContentEncoding, Decoded, Event, EventKind, Format, IngestError, Signal, decode_otlp,
+    export_response,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use flate2::{Compression, write::GzEncoder};
@@ -16,6 +17,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValueList};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use proptest::prelude::*;
 use prost::Message;
@@ -28,13 +35,24 @@ fn received() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
 }
 
-fn json(signal: Signal, body: &[u8]) -> Result<Vec<Event>, IngestError> {
+fn json(signal: Signal, body: &[u8]) -> Result<Decoded, IngestError> {
     decode_otlp(signal, Format::Json, body, received())
+}
+
+/// The events as the API shows them: each body merged with its contexts.
+fn merged(decoded: &Decoded) -> Vec<Event> {
+    (0..decoded.events.len())
+        .map(|i| Event {
+            body: decoded.body_of(i),
+            context: None,
+            ..decoded.events[i].clone()
+        })
+        .collect()
 }
 
 #[test]
 fn the_official_trace_example_is_one_span_with_lowercase_ids() {
-    let events = json(Signal::Traces, TRACE).unwrap();
+    let events = merged(&json(Signal::Traces, TRACE).unwrap());
     assert_eq!(events.len(), 1);
     let span = &events[0];
     assert_eq!(span.kind, EventKind::Span);
@@ -59,7 +77,7 @@ fn the_official_trace_example_is_one_span_with_lowercase_ids() {
 
 #[test]
 fn the_official_logs_example_is_one_record() {
-    let events = json(Signal::Logs, LOGS).unwrap();
+    let events = merged(&json(Signal::Logs, LOGS).unwrap());
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, EventKind::Log);
     assert_eq!(events[0].id, None, "log records have no id");
@@ -71,7 +89,7 @@ fn the_official_logs_example_is_one_record() {
 
 #[test]
 fn the_official_metrics_example_is_three_data_points() {
-    let events = json(Signal::Metrics, METRICS).unwrap();
+    let events = merged(&json(Signal::Metrics, METRICS).unwrap());
     assert_eq!(events.len(), 3);
     assert!(
         events
@@ -126,9 +144,9 @@ fn protobuf_and_json_encodings_of_one_request_give_the_same_events() {
     .unwrap();
     let as_json = serde_json::to_vec(&request).unwrap();
     assert_eq!(json(Signal::Traces, &as_json).unwrap(), protobuf);
-    assert_eq!(protobuf.len(), 3);
+    assert_eq!(protobuf.events.len(), 3);
     assert_eq!(
-        protobuf[2].id.as_deref(),
+        protobuf.events[2].id.as_deref(),
         Some("abababababababababababababababab-0000000000000003")
     );
 }
@@ -169,6 +187,7 @@ fn a_gzipped_protobuf_body_decodes_and_a_bomb_is_too_large() {
     assert_eq!(
         decode_otlp(Signal::Traces, Format::Protobuf, &inflated, received())
             .unwrap()
+            .events
             .len(),
         50
     );
@@ -230,6 +249,7 @@ fn an_empty_export_has_no_events_and_the_answer_decodes() {
     assert!(
         decode_otlp(Signal::Traces, Format::Protobuf, b"", received())
             .unwrap()
+            .events
             .is_empty()
     );
     let answer = export_response(Signal::Traces, Format::Protobuf);
@@ -251,4 +271,324 @@ proptest! {
         let _ = agentvista_ingest::decode_batch(&bytes);
         let _ = ContentEncoding::Gzip.decode(&bytes, 4096);
     }
+}
+
+#[test]
+fn shared_fields_are_held_once_and_merged_on_reading() {
+    let mut req = request(3);
+    req.resource_spans[0].resource = Some(Resource {
+        attributes: vec![kv("service.name", "svc")],
+        ..Default::default()
+    });
+    let decoded = decode_otlp(
+        Signal::Traces,
+        Format::Protobuf,
+        &req.encode_to_vec(),
+        received(),
+    )
+    .unwrap();
+    // One resource context, one scope context whose parent it is.
+    assert_eq!(decoded.contexts.len(), 2);
+    assert_eq!(decoded.contexts[0].parent, None);
+    assert_eq!(decoded.contexts[1].parent, Some(0));
+    for (i, event) in decoded.events.iter().enumerate() {
+        assert_eq!(event.context, Some(1));
+        let own = event.body.as_ref().unwrap();
+        assert!(own.get("resource").is_none() && own.get("scope").is_none());
+        let body = decoded.body_of(i).unwrap();
+        assert_eq!(body["resource"]["service.name"], "svc");
+        assert_eq!(body["scope"], serde_json::Value::Null);
+        assert_eq!(body["attributes"]["gen_ai.system"], "openai");
+    }
+
+    // Metrics: resource, scope, then one context per metric for its unit and description.
+    let metrics = json(Signal::Metrics, METRICS).unwrap();
+    for event in &metrics.events {
+        let own = event.body.as_ref().unwrap();
+        assert!(own.get("unit").is_none() && own.get("description").is_none());
+        let metric = &metrics.contexts[event.context.unwrap()];
+        assert!(metric.fields.contains_key("unit") && metric.fields.contains_key("description"));
+        let scope = &metrics.contexts[metric.parent.unwrap()];
+        assert!(scope.fields.contains_key("scope"));
+        let resource = &metrics.contexts[scope.parent.unwrap()];
+        assert!(resource.fields.contains_key("resource"));
+        assert_eq!(resource.parent, None);
+    }
+    let merged = merged(&metrics);
+    assert_eq!(merged[0].body.as_ref().unwrap()["unit"], "1");
+    assert_eq!(merged[0].body.as_ref().unwrap()["metric_type"], "sum");
+    assert_eq!(
+        merged[0].body.as_ref().unwrap()["resource"]["service.name"],
+        "my.service"
+    );
+}
+
+fn empty_spans(n: usize) -> ExportTraceServiceRequest {
+    let mut req = request(0);
+    req.resource_spans[0].scope_spans[0].spans = vec![Span::default(); n];
+    req
+}
+
+#[test]
+fn an_otlp_request_holds_at_most_10000_events() {
+    assert_eq!(agentvista_ingest::MAX_OTLP_EVENTS, 10_000);
+    let full = request(10_000);
+    let decoded = decode_otlp(
+        Signal::Traces,
+        Format::Protobuf,
+        &full.encode_to_vec(),
+        received(),
+    )
+    .unwrap();
+    assert_eq!(decoded.events.len(), 10_000);
+    for format in [Format::Protobuf, Format::Json] {
+        let over = request(10_001);
+        let body = match format {
+            Format::Protobuf => over.encode_to_vec(),
+            Format::Json => serde_json::to_vec(&over).unwrap(),
+        };
+        assert_eq!(
+            decode_otlp(Signal::Traces, format, &body, received()),
+            Err(IngestError::Invalid(
+                "resourceSpans: at most 10000 spans per request, got 10001".into()
+            )),
+            "{format:?}"
+        );
+    }
+    // Spread over several scope groups, and empty spans: the count comes first.
+    let mut split = empty_spans(6_000);
+    split.resource_spans[0]
+        .scope_spans
+        .push(empty_spans(6_000).resource_spans[0].scope_spans[0].clone());
+    let err = decode_otlp(
+        Signal::Traces,
+        Format::Protobuf,
+        &split.encode_to_vec(),
+        received(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().ends_with("got 12000"), "{err}");
+
+    // Logs and metrics name their own unit.
+    let logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord::default(); 10_001],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let err = decode_otlp(
+        Signal::Logs,
+        Format::Json,
+        &serde_json::to_vec(&logs).unwrap(),
+        received(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "resourceLogs: at most 10000 log records per request, got 10001"
+    );
+    let metrics = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "m".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint::default(); 10_001],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    for body in [
+        metrics.encode_to_vec(),
+        serde_json::to_vec(&metrics).unwrap(),
+    ] {
+        let format = if body.first() == Some(&b'{') {
+            Format::Json
+        } else {
+            Format::Protobuf
+        };
+        let err = decode_otlp(Signal::Metrics, format, &body, received()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "resourceMetrics: at most 10000 data points per request, got 10001"
+        );
+    }
+    // Empty groups are bounded too: each costs memory once decoded.
+    let groups = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans::default(); 10_001],
+    };
+    let err = decode_otlp(
+        Signal::Traces,
+        Format::Protobuf,
+        &groups.encode_to_vec(),
+        received(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "resourceSpans: at most 10000 resource and scope entries per request, got 10001"
+    );
+}
+
+#[test]
+fn a_nul_character_anywhere_is_refused_with_its_path() {
+    fn refused(signal: Signal, body: Vec<u8>, format: Format) -> String {
+        match decode_otlp(signal, format, &body, received()) {
+            Err(IngestError::Invalid(message)) => message,
+            other => panic!("{other:?}"),
+        }
+    }
+    let both = |req: &ExportTraceServiceRequest, expected: &str| {
+        assert_eq!(
+            refused(Signal::Traces, req.encode_to_vec(), Format::Protobuf),
+            expected
+        );
+        assert_eq!(
+            refused(
+                Signal::Traces,
+                serde_json::to_vec(req).unwrap(),
+                Format::Json
+            ),
+            expected
+        );
+    };
+    let mut req = request(3);
+    req.resource_spans[0].scope_spans[0].spans[2].name = "a\0b".into();
+    both(
+        &req,
+        "resourceSpans[0].scopeSpans[0].spans[2].name: must not contain NUL characters",
+    );
+    let mut req = request(1);
+    req.resource_spans[0].scope_spans[0].spans[0].attributes = vec![kv("ok", "x"), kv("k\0", "v")];
+    both(
+        &req,
+        "resourceSpans[0].scopeSpans[0].spans[0].attributes[1].key: must not contain NUL characters",
+    );
+    let mut req = request(1);
+    req.resource_spans[0].scope_spans[0].spans[0].attributes = vec![KeyValue {
+        key: "list".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::KvlistValue(KeyValueList {
+                values: vec![kv("inner", "\0")],
+            })),
+        }),
+        ..Default::default()
+    }];
+    both(
+        &req,
+        "resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value.kvlistValue.values[0].value: must not contain NUL characters",
+    );
+    let mut req = request(1);
+    req.resource_spans[0].resource = Some(Resource {
+        attributes: vec![kv("service.name", "s\0")],
+        ..Default::default()
+    });
+    both(
+        &req,
+        "resourceSpans[0].resource.attributes[0].value: must not contain NUL characters",
+    );
+    let mut req = request(1);
+    req.resource_spans[0].scope_spans[0].scope = Some(InstrumentationScope {
+        name: "\0".into(),
+        ..Default::default()
+    });
+    both(
+        &req,
+        "resourceSpans[0].scopeSpans[0].scope.name: must not contain NUL characters",
+    );
+
+    let logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("x\0".into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(
+        refused(Signal::Logs, logs.encode_to_vec(), Format::Protobuf),
+        "resourceLogs[0].scopeLogs[0].logRecords[0].body: must not contain NUL characters"
+    );
+    let metrics = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "m".into(),
+                    description: "\0".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(
+        refused(Signal::Metrics, metrics.encode_to_vec(), Format::Protobuf),
+        "resourceMetrics[0].scopeMetrics[0].metrics[0].description: must not contain NUL characters"
+    );
+    // JSON escapes reach the same check.
+    assert_eq!(
+        refused(
+            Signal::Logs,
+            br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityText":"a\u0000"}]}]}]}"#
+                .to_vec(),
+            Format::Json
+        ),
+        "resourceLogs[0].scopeLogs[0].logRecords[0].severityText: must not contain NUL characters"
+    );
+}
+
+#[test]
+fn a_nul_character_in_a_batch_is_refused_with_its_path() {
+    let item = |extra: &str| {
+        let trace = if extra.contains("trace_id") {
+            ""
+        } else {
+            r#","trace_id":"t1""#
+        };
+        format!(r#"{{"type":"span","timestamp":"2026-11-27T12:00:00Z"{trace}{extra}}}"#)
+    };
+    let cases = [
+        (r#","id":"a\u0000""#, "batch[1].id"),
+        (r#","trace_id":"\u0000""#, "batch[1].trace_id"),
+        (r#","name":"n\u0000""#, "batch[1].name"),
+        (r#","body":{"x":"\u0000"}"#, "batch[1].body.x"),
+        (
+            r#","body":{"a":{"b":[1,"ok","\u0000"]}}"#,
+            "batch[1].body.a.b[2]",
+        ),
+        (r#","body":{"k\u0000":1}"#, "batch[1].body.k\\u0000"),
+    ];
+    for (extra, path) in cases {
+        let body = format!(r#"{{"batch":[{},{}]}}"#, item(""), item(extra));
+        assert_eq!(
+            agentvista_ingest::decode_batch(body.as_bytes()),
+            Err(IngestError::Invalid(format!(
+                "{path}: must not contain NUL characters"
+            ))),
+            "{extra}"
+        );
+    }
+    assert!(agentvista_ingest::contains_nul(
+        &serde_json::json!({"a": ["\u{0}"]})
+    ));
+    assert!(agentvista_ingest::contains_nul(
+        &serde_json::json!({"\u{0}": 1})
+    ));
+    assert!(!agentvista_ingest::contains_nul(
+        &serde_json::json!({"a": ["\\u0000", 0]})
+    ));
 }
