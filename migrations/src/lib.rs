@@ -7,6 +7,7 @@ mod m20261127_000001_create_accounts_users_sessions;
 mod m20261127_000002_create_api_keys;
 mod m20261127_000003_create_usage_periods;
 mod m20261127_000004_create_events;
+mod m20261128_000005_create_event_contexts_and_traces;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_api_keys::Migration),
             Box::new(m20261127_000003_create_usage_periods::Migration),
             Box::new(m20261127_000004_create_events::Migration),
+            Box::new(m20261128_000005_create_event_contexts_and_traces::Migration),
         ]
     }
 }

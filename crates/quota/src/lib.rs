@@ -8,4 +8,4 @@ mod plan;
 pub use allowance::{Allowance, QuotaExceeded};
 pub use ledger::{AccountId, RecordError, Recorded, UsageLedger};
 pub use period::Period;
-pub use plan::Plan;
+pub use plan::{Plan, Plans, UnknownPlan};

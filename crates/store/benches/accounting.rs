@@ -1,13 +1,18 @@
-//! `cargo bench -p agentvista-store`: insert-and-count (the accounting transaction) against a
+//! `cargo bench -p agentvista-store --bench accounting`: insert-and-count (the accounting
+//! transaction: allowance read, shared context, events, trace summaries, usage) against a
 //! baseline of plain inserts of the same rows in one transaction, for batches of 1, 10 and 100,
 //! on SQLite (WAL, synchronous = FULL) and on PostgreSQL when `AGENTVISTA_TEST_POSTGRES_URL`
 //! is set. Both run in the same process, one after the other, on the same database.
+//!
+//! Then `traces/<db>`: one page of the trace list in an account of 10k events (1k traces) and
+//! in one of 1M events (100k traces), first page and a page from the middle. Those rows are
+//! written by bulk `INSERT … SELECT`, not through the ledger, to keep the set-up short.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
-use agentvista_quota::{Allowance, Period, UsageLedger};
-use agentvista_store::{AccountId, EventBatch, NewEvent, Store, testing};
+use agentvista_quota::{Period, Plan, Plans, UsageLedger};
+use agentvista_store::{AccountId, EventBatch, NewContext, NewEvent, Store, testing};
 use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait, Value};
@@ -78,9 +83,34 @@ fn events(next_id: &mut u64, n: u64) -> Vec<NewEvent> {
                 name: Some("llm.call".into()),
                 timestamp: now,
                 body: Some(serde_json::json!({"model": "gpt", "tokens": 42})),
+                context: Some(0),
             }
         })
         .collect()
+}
+
+/// What an OTLP request from one service shares among its events: stored once.
+fn contexts() -> Vec<NewContext> {
+    let fields = serde_json::json!({
+        "resource": {"service.name": "checkout", "service.version": "1.4.2",
+                     "host.name": "web-7", "telemetry.sdk.language": "python",
+                     "telemetry.sdk.name": "opentelemetry", "telemetry.sdk.version": "1.27.0"},
+        "scope": {"name": "openai.instrumentation", "version": "0.33.0"},
+    });
+    vec![NewContext {
+        parent: None,
+        fields: fields.as_object().cloned().unwrap(),
+    }]
+}
+
+fn plans() -> Plans {
+    Plans::from_iter([(
+        "free".to_owned(),
+        Plan {
+            monthly_events: u64::MAX / 2,
+            overage_cents_per_1000_events: 0,
+        },
+    )])
 }
 
 /// The baseline: the same rows, one plain multi-row INSERT in one transaction, no accounting.
@@ -128,6 +158,7 @@ fn accounting(c: &mut Criterion) {
     let mut targets = vec![rt.block_on(sqlite())];
     targets.extend(rt.block_on(postgres()));
     let mut next_id = 0u64;
+    let plans = plans();
     for target in &targets {
         let mut group = c.benchmark_group(format!("record/{}", target.label));
         for n in BATCHES {
@@ -154,18 +185,14 @@ fn accounting(c: &mut Criterion) {
                             let batch = EventBatch {
                                 api_key_id: None,
                                 received_at: Utc::now(),
+                                contexts: contexts(),
                                 events: events(&mut next_id, n),
                             };
                             let period = Period::containing(batch.received_at);
                             let start = Instant::now();
                             target
                                 .store
-                                .record(
-                                    target.account,
-                                    period,
-                                    Allowance::Limited(u64::MAX / 2),
-                                    batch,
-                                )
+                                .record(target.account, period, &plans, batch)
                                 .await
                                 .unwrap();
                             spent += start.elapsed();
@@ -177,6 +204,9 @@ fn accounting(c: &mut Criterion) {
         }
         group.finish();
     }
+    for target in &targets {
+        list_traces(c, &rt, target);
+    }
     for target in targets {
         rt.block_on(async {
             target.plain.close().await.unwrap();
@@ -186,6 +216,110 @@ fn accounting(c: &mut Criterion) {
             }
         });
     }
+}
+
+/// Writes `events` events in traces of 10 (and their summaries) for a new account, in bulk.
+async fn bulk_account(target: &Target, name: &str, events: u64) -> AccountId {
+    let account = target
+        .store
+        .accounts()
+        .create(name, "free", Utc::now())
+        .await
+        .unwrap()
+        .id
+        .0;
+    let traces = events / 10;
+    let (event_rows, trace_rows) = if target.label == "postgres" {
+        (
+            format!(
+                "INSERT INTO events (account_id, event_type, trace_id, name, timestamp, \
+                 received_at) \
+                 SELECT {account}, 'span', 'trace-' || (i / 10), \
+                        CASE WHEN i % 10 = 0 THEN 'op' END, \
+                        to_timestamp(1800000000 + i), to_timestamp(1800000000 + i) \
+                 FROM generate_series(0, {events} - 1) AS i"
+            ),
+            format!(
+                "INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, \
+                 event_count) \
+                 SELECT {account}, 'trace-' || j, 'op', to_timestamp(1800000000 + 10 * j), \
+                        to_timestamp(1800000000 + 10 * j), to_timestamp(1800000009 + 10 * j), 10 \
+                 FROM generate_series(0, {traces} - 1) AS j"
+            ),
+        )
+    } else {
+        // The text form the store writes (RFC 3339, `+00:00`), so that comparisons hold.
+        let at = |seconds: &str| {
+            format!("strftime('%Y-%m-%dT%H:%M:%S+00:00', 1800000000 + {seconds}, 'unixepoch')")
+        };
+        (
+            format!(
+                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n \
+                 WHERE i + 1 < {events}) \
+                 INSERT INTO events (account_id, event_type, trace_id, name, timestamp, \
+                 received_at) \
+                 SELECT {account}, 'span', 'trace-' || (i / 10), \
+                        CASE WHEN i % 10 = 0 THEN 'op' END, {}, {} FROM n",
+                at("i"),
+                at("i")
+            ),
+            format!(
+                "WITH RECURSIVE n(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM n \
+                 WHERE j + 1 < {traces}) \
+                 INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, \
+                 event_count) \
+                 SELECT {account}, 'trace-' || j, 'op', {}, {}, {}, 10 FROM n",
+                at("10 * j"),
+                at("10 * j"),
+                at("10 * j + 9")
+            ),
+        )
+    };
+    let txn = target.plain.begin().await.unwrap();
+    txn.execute_unprepared(&event_rows).await.unwrap();
+    txn.execute_unprepared(&trace_rows).await.unwrap();
+    txn.commit().await.unwrap();
+    AccountId(account)
+}
+
+/// A page of 50 traces: the first, and one from the middle of the list (through a cursor).
+fn list_traces(c: &mut Criterion, rt: &tokio::runtime::Runtime, target: &Target) {
+    const PAGE: u64 = 50;
+    let started = Instant::now();
+    let accounts = rt.block_on(async {
+        [
+            ("10k", bulk_account(target, "ten-thousand", 10_000).await),
+            ("1M", bulk_account(target, "one-million", 1_000_000).await),
+        ]
+    });
+    eprintln!(
+        "{}: 1.01M events and their traces written in {:.1?}",
+        target.label,
+        started.elapsed()
+    );
+    let mut group = c.benchmark_group(format!("traces/{}", target.label));
+    for (size, account) in accounts {
+        let events = target.store.events();
+        // The cursor of the page in the middle, found once outside the measurement.
+        let middle = rt.block_on(async {
+            let traces = events.count(account).await.unwrap() / 10;
+            events
+                .traces(account, None, traces / 2)
+                .await
+                .unwrap()
+                .next_cursor
+        });
+        group.bench_function(BenchmarkId::new("first_page", size), |b| {
+            b.iter(|| rt.block_on(events.traces(account, None, PAGE)).unwrap());
+        });
+        group.bench_function(BenchmarkId::new("middle_page", size), |b| {
+            b.iter(|| {
+                rt.block_on(events.traces(account, middle.as_ref(), PAGE))
+                    .unwrap()
+            });
+        });
+    }
+    group.finish();
 }
 
 criterion_group! {

@@ -1,12 +1,25 @@
-//! Stored events, and the reads the API needs: traces newest first, events of one trace.
+//! Stored events, and the reads the API needs: traces newest first, events of one trace, a
+//! page at a time.
+
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement, Value,
-};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::{Map, Value};
 
-use crate::entities::events;
+use crate::entities::{event_contexts, events, traces};
 use crate::{AccountId, KeyId, Store, StoreError, connect::db_time};
+
+/// Fields shared by many events of one request (an OTLP resource and scope, or a metric's unit
+/// and description), stored once per account however many events and requests carry them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewContext {
+    /// Index in [`EventBatch::contexts`] of a context this one adds to; it must come earlier.
+    pub parent: Option<usize>,
+    /// The shared fields, merged into the body of every event that points here.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
 
 /// An event to store, already decoded and validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,8 +34,11 @@ pub struct NewEvent {
     pub name: Option<String>,
     /// When it happened, by the client's clock.
     pub timestamp: DateTime<Utc>,
-    /// Free-form JSON payload.
+    /// Free-form JSON payload: the event's own fields only.
     pub body: Option<serde_json::Value>,
+    /// Index in [`EventBatch::contexts`] of the context whose fields (and its parents') the
+    /// event's body is read back with.
+    pub context: Option<usize>,
 }
 
 /// Events received in one request: stored and counted all together, or not at all.
@@ -32,6 +48,8 @@ pub struct EventBatch {
     pub api_key_id: Option<KeyId>,
     /// When the server received them (this decides the period they count in).
     pub received_at: DateTime<Utc>,
+    /// Contexts the events point at by index; a parent comes before its children.
+    pub contexts: Vec<NewContext>,
     /// The events, in the order received.
     pub events: Vec<NewEvent>,
 }
@@ -49,7 +67,8 @@ pub struct StoredEvent {
     pub name: Option<String>,
     /// When it happened.
     pub timestamp: DateTime<Utc>,
-    /// Payload.
+    /// Payload: the event's own fields, then those of its context and the context's parents
+    /// (the event's own keys win, then the nearest context's).
     pub body: Option<serde_json::Value>,
     /// When the server received it.
     pub received_at: DateTime<Utc>,
@@ -64,6 +83,8 @@ pub struct TraceSummary {
     pub name: Option<String>,
     /// Timestamp of its earliest event.
     pub started_at: DateTime<Utc>,
+    /// Timestamp of its latest event.
+    pub last_at: DateTime<Utc>,
     /// Number of its events.
     pub event_count: u64,
 }
@@ -75,7 +96,7 @@ pub struct TraceCursor {
     trace_id: String,
 }
 
-/// A cursor string that was not produced by [`TraceCursor::encode`].
+/// A cursor string that was not produced by [`TraceCursor::encode`] or [`EventCursor::encode`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid cursor")]
 pub struct CursorError;
@@ -99,9 +120,8 @@ impl TraceCursor {
         let bytes = hex::decode(text).map_err(|_| CursorError)?;
         let text = String::from_utf8(bytes).map_err(|_| CursorError)?;
         let (micros, trace_id) = text.split_once('\n').ok_or(CursorError)?;
-        let micros: i64 = micros.parse().map_err(|_| CursorError)?;
         Ok(TraceCursor {
-            started_at: DateTime::from_timestamp_micros(micros).ok_or(CursorError)?,
+            started_at: micros_time(micros)?,
             trace_id: trace_id.to_owned(),
         })
     }
@@ -114,6 +134,53 @@ pub struct TracePage {
     pub traces: Vec<TraceSummary>,
     /// Present when more traces follow.
     pub next_cursor: Option<TraceCursor>,
+}
+
+/// Where the next page of a trace's events starts: after this event, in oldest-first order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventCursor {
+    timestamp: DateTime<Utc>,
+    id: i64,
+}
+
+impl EventCursor {
+    /// The opaque form handed to clients as `next_cursor`.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        hex::encode(format!(
+            "{}\n{}",
+            self.timestamp.timestamp_micros(),
+            self.id
+        ))
+    }
+
+    /// Reads a cursor back.
+    ///
+    /// # Errors
+    /// [`CursorError`] for anything [`EventCursor::encode`] did not produce.
+    pub fn decode(text: &str) -> Result<Self, CursorError> {
+        let bytes = hex::decode(text).map_err(|_| CursorError)?;
+        let text = String::from_utf8(bytes).map_err(|_| CursorError)?;
+        let (micros, id) = text.split_once('\n').ok_or(CursorError)?;
+        Ok(EventCursor {
+            timestamp: micros_time(micros)?,
+            id: id.parse().map_err(|_| CursorError)?,
+        })
+    }
+}
+
+/// A page of one trace's events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventPage {
+    /// Oldest first (by timestamp, then in the order stored).
+    pub events: Vec<StoredEvent>,
+    /// Present when more events follow.
+    pub next_cursor: Option<EventCursor>,
+}
+
+fn micros_time(text: &str) -> Result<DateTime<Utc>, CursorError> {
+    let micros: i64 = text.parse().map_err(|_| CursorError)?;
+    DateTime::from_timestamp_micros(micros).ok_or(CursorError)
 }
 
 /// The events table (writes go through [`agentvista_quota::UsageLedger`]).
@@ -131,7 +198,8 @@ impl Store {
 }
 
 impl Events<'_> {
-    /// Every event of `trace_id` in `account`, oldest first (empty for an unknown trace).
+    /// Events of `trace_id` in `account`, oldest first, `limit` at a time after `after` (an
+    /// empty page for an unknown trace). Bodies come back merged with their contexts.
     ///
     /// # Errors
     /// [`StoreError`] from the database.
@@ -139,15 +207,52 @@ impl Events<'_> {
         &self,
         account: AccountId,
         trace_id: &str,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = events::Entity::find()
-            .filter(events::Column::AccountId.eq(account.0))
-            .filter(events::Column::TraceId.eq(trace_id))
-            .order_by_asc(events::Column::Timestamp)
-            .order_by_asc(events::Column::Id)
-            .all(self.store.reader())
+        after: Option<&EventCursor>,
+        limit: u64,
+    ) -> Result<EventPage, StoreError> {
+        use events::Column as E;
+        let db = self.store.reader();
+        let mut query = events::Entity::find()
+            .filter(E::AccountId.eq(account.0))
+            .filter(E::TraceId.eq(trace_id));
+        if let Some(cursor) = after {
+            query = query.filter(Expr::tuple([Expr::col(E::Timestamp), Expr::col(E::Id)]).gt(
+                Expr::tuple([Expr::val(cursor.timestamp), Expr::val(cursor.id)]),
+            ));
+        }
+        // One more than asked, to learn whether a next page exists.
+        let mut rows = query
+            .order_by_asc(E::Timestamp)
+            .order_by_asc(E::Id)
+            .limit(limit.saturating_add(1))
+            .all(db)
             .await?;
-        Ok(rows.into_iter().map(stored).collect())
+        let more = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = more.then(|| rows.last()).flatten().map(|last| EventCursor {
+            timestamp: db_time(last.timestamp),
+            id: last.id,
+        });
+        let contexts = contexts_of(db, account, rows.iter().filter_map(|r| r.context_id)).await?;
+        let events = rows
+            .into_iter()
+            .map(|row| {
+                let body = merged(row.body, row.context_id, &contexts);
+                StoredEvent {
+                    client_event_id: row.client_event_id,
+                    event_type: row.event_type,
+                    trace_id: row.trace_id,
+                    name: row.name,
+                    timestamp: row.timestamp,
+                    body,
+                    received_at: row.received_at,
+                }
+            })
+            .collect();
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
     }
 
     /// Number of events stored for `account` (all periods).
@@ -162,7 +267,9 @@ impl Events<'_> {
             .await?)
     }
 
-    /// Traces of `account`, newest first (by their earliest event), `limit` at a time.
+    /// Traces of `account`, newest first (by their earliest event, then by id descending),
+    /// `limit` at a time. Reads the per-trace summaries, so a page costs the same whatever the
+    /// number of events in the account.
     ///
     /// # Errors
     /// [`StoreError`] from the database.
@@ -172,59 +279,36 @@ impl Events<'_> {
         after: Option<&TraceCursor>,
         limit: u64,
     ) -> Result<TracePage, StoreError> {
-        let db = self.store.reader();
-        let backend = db.get_database_backend();
-        let mut values: Vec<Value> = vec![account.0.into()];
-        let having = match after {
-            Some(cursor) => {
-                values.push(cursor.started_at.into());
-                values.push(cursor.started_at.into());
-                values.push(cursor.trace_id.clone().into());
-                "HAVING MIN(e.timestamp) < ? OR (MIN(e.timestamp) = ? AND e.trace_id < ?)"
-            }
-            None => "",
-        };
-        // One more than asked, to learn whether a next page exists.
-        values.push(
-            i64::try_from(limit.saturating_add(1))
-                .unwrap_or(i64::MAX)
-                .into(),
-        );
-        let sql = format!(
-            "SELECT e.trace_id AS trace_id, MIN(e.timestamp) AS started_at, \
-                    COUNT(*) AS event_count, \
-                    (SELECT n.name FROM events n \
-                      WHERE n.account_id = e.account_id AND n.trace_id = e.trace_id \
-                        AND n.name IS NOT NULL \
-                      ORDER BY n.timestamp, n.id LIMIT 1) AS name \
-             FROM events e \
-             WHERE e.account_id = ? AND e.trace_id IS NOT NULL \
-             GROUP BY e.account_id, e.trace_id \
-             {having} \
-             ORDER BY started_at DESC, e.trace_id DESC \
-             LIMIT ?"
-        );
-        let rows = db
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                placeholders(backend, &sql),
-                values,
-            ))
+        use traces::Column as T;
+        let mut query = traces::Entity::find().filter(T::AccountId.eq(account.0));
+        if let Some(cursor) = after {
+            // A row comparison, so that both databases seek the index to the cursor.
+            query = query.filter(
+                Expr::tuple([Expr::col(T::StartedAt), Expr::col(T::TraceId)]).lt(Expr::tuple([
+                    Expr::val(cursor.started_at),
+                    Expr::val(cursor.trace_id.as_str()),
+                ])),
+            );
+        }
+        let rows = query
+            .order_by_desc(T::StartedAt)
+            .order_by_desc(T::TraceId)
+            .limit(limit.saturating_add(1))
+            .all(self.store.reader())
             .await?;
         let mut traces = rows
-            .iter()
+            .into_iter()
             .map(|row| {
-                let corrupt = |_| StoreError::Corrupt {
-                    what: "events (trace summary)",
-                };
                 Ok(TraceSummary {
-                    trace_id: row.try_get("", "trace_id").map_err(corrupt)?,
-                    name: row.try_get("", "name").map_err(corrupt)?,
-                    started_at: row.try_get("", "started_at").map_err(corrupt)?,
-                    event_count: u64::try_from(
-                        row.try_get::<i64>("", "event_count").map_err(corrupt)?,
-                    )
-                    .unwrap_or(0),
+                    trace_id: row.trace_id,
+                    name: row.name,
+                    started_at: row.started_at,
+                    last_at: row.last_at,
+                    event_count: u64::try_from(row.event_count).map_err(|_| {
+                        StoreError::Corrupt {
+                            what: "traces.event_count",
+                        }
+                    })?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -244,40 +328,78 @@ impl Events<'_> {
     }
 }
 
-/// Rewrites `?` placeholders as `$1, $2, …` for PostgreSQL (the SQL here has no `?` in strings).
-fn placeholders(backend: DbBackend, sql: &str) -> String {
-    if backend != DbBackend::Postgres {
-        return sql.to_owned();
-    }
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
+/// A stored context: its parent and its fields.
+type Context = (Option<i64>, Map<String, Value>);
+
+/// The contexts `ids` of `account` and all their ancestors: one query per level of nesting
+/// (contexts are one or two deep), whatever the number of events they serve.
+async fn contexts_of(
+    db: &impl sea_orm::ConnectionTrait,
+    account: AccountId,
+    ids: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, Context>, StoreError> {
+    use event_contexts::Column as C;
+    let mut found: HashMap<i64, Context> = HashMap::new();
+    let mut wanted: BTreeSet<i64> = ids.collect();
+    while !wanted.is_empty() {
+        let rows = event_contexts::Entity::find()
+            .filter(C::AccountId.eq(account.0))
+            .filter(C::Id.is_in(std::mem::take(&mut wanted)))
+            .all(db)
+            .await?;
+        for row in rows {
+            let Value::Object(fields) = row.body else {
+                return Err(StoreError::Corrupt {
+                    what: "event_contexts.body",
+                });
+            };
+            if let Some(parent) = row.parent_id.filter(|p| !found.contains_key(p)) {
+                wanted.insert(parent);
+            }
+            found.insert(row.id, (row.parent_id, fields));
         }
+        wanted.retain(|id| !found.contains_key(id));
     }
-    out
+    Ok(found)
 }
 
-fn stored(row: events::Model) -> StoredEvent {
-    StoredEvent {
-        client_event_id: row.client_event_id,
-        event_type: row.event_type,
-        trace_id: row.trace_id,
-        name: row.name,
-        timestamp: row.timestamp,
-        body: row.body,
-        received_at: row.received_at,
+/// The event's body with the fields of its context chain added under keys it does not have.
+fn merged(
+    body: Option<Value>,
+    context: Option<i64>,
+    contexts: &HashMap<i64, Context>,
+) -> Option<Value> {
+    let Some(mut next) = context else {
+        return body;
+    };
+    let mut out = match body {
+        Some(Value::Object(fields)) => fields,
+        None | Some(Value::Null) => Map::new(),
+        // Not an object: nothing to merge into (the write path never pairs these).
+        Some(other) => return Some(other),
+    };
+    // Bounded by the number of contexts, so that even a corrupt cycle ends.
+    for _ in 0..=contexts.len() {
+        let Some((parent, fields)) = contexts.get(&next) else {
+            break;
+        };
+        for (key, value) in fields {
+            if !out.contains_key(key) {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+        match parent {
+            Some(parent) => next = *parent,
+            None => break,
+        }
     }
+    Some(Value::Object(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
@@ -289,14 +411,73 @@ mod tests {
         assert_eq!(TraceCursor::decode("zz"), Err(CursorError));
         assert_eq!(TraceCursor::decode(&hex::encode("12")), Err(CursorError));
         assert_eq!(TraceCursor::decode(&hex::encode("x\ny")), Err(CursorError));
+
+        let cursor = EventCursor {
+            timestamp: DateTime::from_timestamp_micros(-5).unwrap(),
+            id: 42,
+        };
+        assert_eq!(EventCursor::decode(&cursor.encode()).unwrap(), cursor);
+        assert_eq!(EventCursor::decode(&hex::encode("1\nx")), Err(CursorError));
+        assert_eq!(EventCursor::decode(&hex::encode("1")), Err(CursorError));
+        assert_eq!(EventCursor::decode("0g"), Err(CursorError));
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
     }
 
     #[test]
-    fn postgres_gets_numbered_placeholders() {
+    fn the_event_wins_then_the_nearest_context() {
+        let contexts = HashMap::from([
+            (
+                1,
+                (
+                    None,
+                    object(json!({"resource": "r", "scope": "s", "unit": "x"})),
+                ),
+            ),
+            (
+                2,
+                (Some(1), object(json!({"unit": "ms", "description": "d"}))),
+            ),
+        ]);
         assert_eq!(
-            placeholders(DbBackend::Postgres, "a = ? AND b < ?"),
-            "a = $1 AND b < $2"
+            merged(
+                Some(json!({"value": 3, "scope": "own"})),
+                Some(2),
+                &contexts
+            ),
+            Some(
+                json!({"value": 3, "scope": "own", "unit": "ms", "description": "d", "resource": "r"})
+            )
         );
-        assert_eq!(placeholders(DbBackend::Sqlite, "a = ?"), "a = ?");
+        assert_eq!(
+            merged(None, Some(1), &contexts),
+            Some(json!({"resource": "r", "scope": "s", "unit": "x"}))
+        );
+        assert_eq!(
+            merged(Some(json!([1])), Some(1), &contexts),
+            Some(json!([1]))
+        );
+        assert_eq!(
+            merged(Some(json!({"a": 1})), None, &contexts),
+            Some(json!({"a": 1}))
+        );
+        assert_eq!(merged(None, None, &contexts), None);
+    }
+
+    #[test]
+    fn a_corrupt_cycle_of_contexts_ends() {
+        let contexts = HashMap::from([
+            (1, (Some(2), object(json!({"a": 1})))),
+            (2, (Some(1), object(json!({"b": 2})))),
+        ]);
+        assert_eq!(
+            merged(None, Some(1), &contexts),
+            Some(json!({"a": 1, "b": 2}))
+        );
     }
 }

@@ -1,18 +1,24 @@
-//! The usage ledger on SQL: one transaction stores the new events and counts exactly them,
-//! only if they fit the allowance.
+//! The usage ledger on SQL: one transaction reads the account's allowance, stores the new
+//! events (and the contexts they share), updates their traces' summaries and counts exactly
+//! them, only if they fit the allowance.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
 
-use agentvista_quota::{Allowance, Period, QuotaExceeded, RecordError, Recorded, UsageLedger};
-use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+use agentvista_quota::{
+    Allowance, Period, Plans, QuotaExceeded, RecordError, Recorded, UnknownPlan, UsageLedger,
 };
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
-use crate::entities::{events, usage_periods};
-use crate::events::{EventBatch, NewEvent};
+use crate::entities::{accounts, event_contexts, events, traces, usage_periods};
+use crate::events::{EventBatch, NewContext, NewEvent};
 use crate::{AccountId, KeyId, Store, StoreError, connect::db_time};
 
 /// Rows per INSERT statement: 10 values each stays far below both databases' parameter limits.
@@ -22,14 +28,33 @@ const ROWS_PER_INSERT: usize = 500;
 pub(crate) struct Job {
     pub(crate) account: AccountId,
     pub(crate) period: Period,
-    pub(crate) allowance: Allowance,
+    /// The allowance is computed from these and the account row read inside the transaction.
+    pub(crate) plans: Plans,
     pub(crate) api_key_id: Option<KeyId>,
     pub(crate) received_at: DateTime<Utc>,
+    pub(crate) contexts: Vec<HashedContext>,
     pub(crate) events: Vec<NewEvent>,
 }
 
-/// Committed (`Ok(Ok)`), refused for the quota with nothing stored (`Ok(Err)`), or failed.
-pub(crate) type Outcome = Result<Result<Recorded, QuotaExceeded>, DbErr>;
+/// A context with its content hash, computed before the transaction so that hashing a large
+/// resource never holds the write lock.
+pub(crate) struct HashedContext {
+    parent: Option<usize>,
+    hash: String,
+    body: Value,
+}
+
+/// Why a job stored nothing although the database worked.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The events do not fit the allowance.
+    Exceeded(QuotaExceeded),
+    /// The account's plan is not configured.
+    UnknownPlan(UnknownPlan),
+}
+
+/// Committed (`Ok(Ok)`), refused with nothing stored (`Ok(Err)`), or failed.
+pub(crate) type Outcome = Result<Result<Recorded, Refused>, DbErr>;
 
 impl UsageLedger for Store {
     type Batch = EventBatch;
@@ -39,16 +64,30 @@ impl UsageLedger for Store {
         &self,
         account: AccountId,
         period: Period,
-        allowance: Allowance,
+        plans: &Plans,
         batch: EventBatch,
     ) -> Result<Recorded, RecordError<StoreError>> {
-        let (events, repeated_in_batch) = without_repeats(batch.events);
+        let EventBatch {
+            api_key_id,
+            received_at,
+            contexts,
+            events,
+        } = batch;
+        if let Some(problem) = bad_references(&contexts, &events) {
+            // The decoder built the batch: a bug there, not the client's fault.
+            return Err(RecordError::Storage(StoreError::Database(DbErr::Custom(
+                problem,
+            ))));
+        }
+        let contexts = hashed(contexts);
+        let (events, repeated_in_batch) = without_repeats(events);
         let job = Job {
             account,
             period,
-            allowance,
-            api_key_id: batch.api_key_id,
-            received_at: batch.received_at,
+            plans: plans.clone(),
+            api_key_id,
+            received_at,
+            contexts,
             events,
         };
         let outcome = match &self.committer {
@@ -60,13 +99,100 @@ impl UsageLedger for Store {
                 recorded.duplicates += repeated_in_batch;
                 Ok(recorded)
             }
-            Ok(Err(exceeded)) => Err(RecordError::Exceeded(exceeded)),
+            Ok(Err(Refused::Exceeded(exceeded))) => Err(RecordError::Exceeded(exceeded)),
+            Ok(Err(Refused::UnknownPlan(unknown))) => Err(RecordError::UnknownPlan(unknown)),
             Err(e) => Err(RecordError::Storage(e.into())),
         }
     }
 
     async fn used(&self, account: AccountId, period: Period) -> Result<u64, StoreError> {
         Ok(used_in(self.reader(), account, period).await?)
+    }
+}
+
+/// Says what is wrong when a context or an event points at a context that is not before it.
+fn bad_references(contexts: &[NewContext], events: &[NewEvent]) -> Option<String> {
+    for (i, context) in contexts.iter().enumerate() {
+        if context.parent.is_some_and(|p| p >= i) {
+            return Some(format!(
+                "context {i} names a parent that does not precede it"
+            ));
+        }
+    }
+    events
+        .iter()
+        .position(|e| e.context.is_some_and(|c| c >= contexts.len()))
+        .map(|i| format!("event {i} names a context the batch does not have"))
+}
+
+/// Hashes each context over its parent's hash and its fields' canonical JSON: equal contexts
+/// of an account share one row, and a hash never needs the parent's row id.
+fn hashed(contexts: Vec<NewContext>) -> Vec<HashedContext> {
+    let mut out: Vec<HashedContext> = Vec::with_capacity(contexts.len());
+    for context in contexts {
+        let mut hasher = Sha256::new();
+        if let Some(parent) = context.parent.and_then(|p| out.get(p)) {
+            hasher.update(parent.hash.as_bytes());
+        }
+        hasher.update(b"\n");
+        let body = Value::Object(context.fields);
+        canonical(&body, &mut HashWriter(&mut hasher));
+        out.push(HashedContext {
+            parent: context.parent,
+            hash: hex::encode(hasher.finalize()),
+            body,
+        });
+    }
+    out
+}
+
+/// Feeds the hasher directly: no serialized copy of a context is built.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Compact JSON with object keys sorted at every level, whatever map order serde_json uses.
+fn canonical(value: &Value, out: &mut HashWriter<'_>) {
+    // Writing to the hasher cannot fail, nor can serializing a string or a number.
+    match value {
+        Value::Object(fields) => {
+            let mut keys: Vec<&String> = fields.keys().collect();
+            keys.sort();
+            let _ = out.write_all(b"{");
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    let _ = out.write_all(b",");
+                }
+                let _ = serde_json::to_writer(&mut *out, key);
+                let _ = out.write_all(b":");
+                if let Some(field) = fields.get(key) {
+                    canonical(field, out);
+                }
+            }
+            let _ = out.write_all(b"}");
+        }
+        Value::Array(items) => {
+            let _ = out.write_all(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    let _ = out.write_all(b",");
+                }
+                canonical(item, out);
+            }
+            let _ = out.write_all(b"]");
+        }
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
     }
 }
 
@@ -113,22 +239,29 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
     let Job {
         account,
         period,
-        allowance,
+        ref plans,
         api_key_id,
         received_at,
+        ref contexts,
         ref events,
     } = *job;
 
-    let mut inserted = 0u64;
+    let context_ids = store_contexts(txn, account, contexts).await?;
+    let mut new_rows = Vec::new();
     for chunk in events.chunks(ROWS_PER_INSERT) {
-        inserted += insert_new(txn, account, api_key_id, received_at, chunk).await?;
+        insert_new(
+            txn,
+            account,
+            api_key_id,
+            received_at,
+            chunk,
+            &context_ids,
+            &mut new_rows,
+        )
+        .await?;
     }
+    let inserted = new_rows.len() as u64;
     let duplicates = events.len() as u64 - inserted;
-    let refused = |used| QuotaExceeded {
-        limit: allowance.limit().unwrap_or(u64::MAX),
-        used,
-        resets_at: period.resets_at(),
-    };
     if inserted == 0 {
         // Only duplicates: nothing to count, whatever is left of the allowance.
         let used = used_in(txn, account, period).await?;
@@ -138,6 +271,20 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
             used,
         }));
     }
+    // Before the account and usage rows, which every request of the account waits for.
+    update_traces(txn, account, new_rows).await?;
+
+    let allowance = match allowance_in(txn, account, plans).await? {
+        Ok(allowance) => allowance,
+        Err(unknown) => return Ok(Err(Refused::UnknownPlan(unknown))),
+    };
+    let refused = |used| {
+        Refused::Exceeded(QuotaExceeded {
+            limit: allowance.limit().unwrap_or(u64::MAX),
+            used,
+            resets_at: period.resets_at(),
+        })
+    };
     if !allowance.admits(0, inserted) {
         return Ok(Err(refused(used_in(txn, account, period).await?)));
     }
@@ -175,6 +322,32 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
     }
 }
 
+/// The account's allowance as of now, read under a lock that orders this transaction with
+/// any change of plan or spend cap. SQLite's transaction holds the database's write lock
+/// already. On PostgreSQL `FOR NO KEY UPDATE` makes an `UPDATE` of the row wait for the
+/// accounting that holds it, and accounting that comes later wait for the update and then see
+/// its values. Not `FOR SHARE`: share lockers that overlap without pause starve an `UPDATE`
+/// (it waited for as long as the load lasted). The lock is taken just before the usage row's,
+/// which serialises an account's accounting until commit anyway, so it costs no concurrency;
+/// it does not conflict with the `FOR KEY SHARE` of the events' foreign-key checks.
+async fn allowance_in(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    plans: &Plans,
+) -> Result<Result<Allowance, UnknownPlan>, DbErr> {
+    let row = accounts::Entity::find_by_id(account.0)
+        .lock(LockType::NoKeyUpdate)
+        .one(txn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("account {}", account.0)))?;
+    let cap = row
+        .spend_cap_cents
+        .map(u64::try_from)
+        .transpose()
+        .map_err(|_| DbErr::Custom("stored accounts.spend_cap_cents is negative".into()))?;
+    Ok(plans.allowance(&row.plan, cap))
+}
+
 /// Events counted for `account` in `period`, as `db` (a pool or a transaction) sees them.
 async fn used_in(
     db: &impl ConnectionTrait,
@@ -187,14 +360,137 @@ async fn used_in(
     Ok(row.map_or(0, |r| u64::try_from(r.events_used).unwrap_or(0)))
 }
 
-/// Inserts the rows whose client id is new for the account; returns how many were inserted.
+/// The row ids of the job's contexts, in order: existing rows of the account are reused, the
+/// others inserted (parents first, since a child's row names its parent's id).
+async fn store_contexts(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    contexts: &[HashedContext],
+) -> Result<Vec<i64>, DbErr> {
+    if contexts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    let all: Vec<&str> = contexts.iter().map(|c| c.hash.as_str()).collect();
+    find_contexts(txn, account, &all, &mut ids).await?;
+    if all.iter().any(|hash| !ids.contains_key(*hash)) {
+        // Depth of each context; a parent precedes its child (checked before the transaction).
+        let mut depth = vec![0usize; contexts.len()];
+        for (i, context) in contexts.iter().enumerate() {
+            depth[i] = context.parent.map_or(0, |p| depth[p] + 1);
+        }
+        for level in 0..=depth.iter().copied().max().unwrap_or(0) {
+            // Sorted and without repeats: concurrent requests take the index locks in the same
+            // order, so they wait for each other instead of deadlocking.
+            let missing: BTreeMap<&str, &HashedContext> = contexts
+                .iter()
+                .zip(&depth)
+                .filter(|(c, d)| **d == level && !ids.contains_key(&c.hash))
+                .map(|(c, _)| (c.hash.as_str(), c))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let rows: Vec<&HashedContext> = missing.values().copied().collect();
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                insert_contexts(txn, account, contexts, chunk, &ids).await?;
+            }
+            let hashes: Vec<&str> = missing.keys().copied().collect();
+            find_contexts(txn, account, &hashes, &mut ids).await?;
+        }
+    }
+    contexts
+        .iter()
+        .map(|c| {
+            ids.get(&c.hash)
+                .copied()
+                .ok_or_else(|| DbErr::Custom("an inserted event context was not found".into()))
+        })
+        .collect()
+}
+
+async fn find_contexts(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    hashes: &[&str],
+    ids: &mut HashMap<String, i64>,
+) -> Result<(), DbErr> {
+    use event_contexts::Column as C;
+    let wanted: HashSet<&str> = hashes.iter().copied().collect();
+    let wanted: Vec<&str> = wanted.into_iter().collect();
+    for chunk in wanted.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<(i64, String)> = event_contexts::Entity::find()
+            .select_only()
+            .column(C::Id)
+            .column(C::Hash)
+            .filter(C::AccountId.eq(account.0))
+            .filter(C::Hash.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        ids.extend(rows.into_iter().map(|(id, hash)| (hash, id)));
+    }
+    Ok(())
+}
+
+async fn insert_contexts(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    all: &[HashedContext],
+    rows: &[&HashedContext],
+    ids: &HashMap<String, i64>,
+) -> Result<(), DbErr> {
+    use event_contexts::Column as C;
+    let mut insert = Query::insert();
+    insert.into_table(event_contexts::Entity).columns([
+        C::AccountId,
+        C::ParentId,
+        C::Hash,
+        C::Body,
+    ]);
+    for row in rows {
+        let parent_id = row
+            .parent
+            .and_then(|p| all.get(p))
+            .and_then(|p| ids.get(&p.hash).copied());
+        insert
+            .values([
+                account.0.into(),
+                parent_id.into(),
+                row.hash.clone().into(),
+                row.body.clone().into(),
+            ])
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+    }
+    // A concurrent request may have stored the same context: then its row serves both.
+    insert.on_conflict(
+        OnConflict::columns([C::AccountId, C::Hash])
+            .do_nothing()
+            .to_owned(),
+    );
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
+/// What the summaries need of one inserted event.
+struct NewRow {
+    id: i64,
+    trace_id: Option<String>,
+    timestamp: DateTime<Utc>,
+    name: Option<String>,
+}
+
+/// Inserts the rows whose client id is new for the account and appends what the trace
+/// summaries need of each row actually inserted (duplicates skipped return nothing).
 async fn insert_new(
     txn: &DatabaseTransaction,
     account: AccountId,
     api_key_id: Option<KeyId>,
     received_at: DateTime<Utc>,
     chunk: &[NewEvent],
-) -> Result<u64, DbErr> {
+    context_ids: &[i64],
+    new_rows: &mut Vec<NewRow>,
+) -> Result<(), DbErr> {
     use events::Column as E;
 
     let mut insert = Query::insert();
@@ -208,6 +504,7 @@ async fn insert_new(
         E::Timestamp,
         E::Body,
         E::ReceivedAt,
+        E::ContextId,
     ]);
     let received_at = db_time(received_at);
     for event in chunk {
@@ -222,15 +519,146 @@ async fn insert_new(
                 db_time(event.timestamp).into(),
                 event.body.clone().into(),
                 received_at.into(),
+                event
+                    .context
+                    .and_then(|c| context_ids.get(c).copied())
+                    .into(),
             ])
             .map_err(|e| DbErr::Custom(e.to_string()))?;
     }
-    insert.on_conflict(
-        OnConflict::columns([E::AccountId, E::ClientEventId])
-            .do_nothing()
-            .to_owned(),
-    );
-    Ok(txn.execute(&insert).await?.rows_affected())
+    insert
+        .on_conflict(
+            OnConflict::columns([E::AccountId, E::ClientEventId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning(Query::returning().columns([E::Id, E::TraceId, E::Timestamp, E::Name]));
+    for row in txn.query_all(&insert).await? {
+        new_rows.push(NewRow {
+            id: row.try_get("", "id")?,
+            trace_id: row.try_get("", "trace_id")?,
+            timestamp: row.try_get("", "timestamp")?,
+            name: row.try_get("", "name")?,
+        });
+    }
+    Ok(())
+}
+
+/// One trace's share of a batch.
+struct TraceDelta {
+    started_at: DateTime<Utc>,
+    last_at: DateTime<Utc>,
+    count: i64,
+    /// The earliest named event: timestamp, id (for ties), name.
+    named: Option<(DateTime<Utc>, i64, String)>,
+}
+
+/// Adds the inserted events to their traces' summaries: one upsert row per trace, in trace id
+/// order (so that concurrent requests lock the rows in the same order).
+async fn update_traces(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    rows: Vec<NewRow>,
+) -> Result<(), DbErr> {
+    use traces::Column as T;
+    let mut deltas: BTreeMap<String, TraceDelta> = BTreeMap::new();
+    for row in rows {
+        let Some(trace_id) = row.trace_id else {
+            continue;
+        };
+        let named = row.name.map(|name| (row.timestamp, row.id, name));
+        let delta = deltas.entry(trace_id).or_insert_with(|| TraceDelta {
+            started_at: row.timestamp,
+            last_at: row.timestamp,
+            count: 0,
+            named: None,
+        });
+        delta.started_at = Ord::min(delta.started_at, row.timestamp);
+        delta.last_at = Ord::max(delta.last_at, row.timestamp);
+        delta.count += 1;
+        if let Some(named) = named
+            && delta
+                .named
+                .as_ref()
+                .is_none_or(|(at, id, _)| (named.0, named.1) < (*at, *id))
+        {
+            delta.named = Some(named);
+        }
+    }
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let deltas: Vec<(String, TraceDelta)> = deltas.into_iter().collect();
+    for chunk in deltas.chunks(ROWS_PER_INSERT) {
+        let mut upsert = Query::insert();
+        upsert.into_table(traces::Entity).columns([
+            T::AccountId,
+            T::TraceId,
+            T::Name,
+            T::NameAt,
+            T::StartedAt,
+            T::LastAt,
+            T::EventCount,
+        ]);
+        for (trace_id, delta) in chunk {
+            let (name_at, name) = match &delta.named {
+                Some((at, _, name)) => (Some(db_time(*at)), Some(name.clone())),
+                None => (None, None),
+            };
+            upsert
+                .values([
+                    account.0.into(),
+                    trace_id.clone().into(),
+                    name.into(),
+                    name_at.into(),
+                    db_time(delta.started_at).into(),
+                    db_time(delta.last_at).into(),
+                    delta.count.into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        // Plain SQL that both databases read alike; on a tie the stored name stays, as the
+        // older event has the lower id. (SQLite compares the stored timestamps as text, which
+        // orders them correctly: one format, one offset.)
+        let earlier_name = "excluded.name_at IS NOT NULL \
+             AND (traces.name_at IS NULL OR excluded.name_at < traces.name_at)";
+        let mut on_conflict = OnConflict::columns([T::AccountId, T::TraceId]);
+        on_conflict.values([
+            (
+                T::Name,
+                Expr::cust(format!(
+                    "CASE WHEN {earlier_name} THEN excluded.name ELSE traces.name END"
+                )),
+            ),
+            (
+                T::NameAt,
+                Expr::cust(format!(
+                    "CASE WHEN {earlier_name} THEN excluded.name_at ELSE traces.name_at END"
+                )),
+            ),
+            (
+                T::StartedAt,
+                Expr::cust(
+                    "CASE WHEN excluded.started_at < traces.started_at \
+                     THEN excluded.started_at ELSE traces.started_at END",
+                ),
+            ),
+            (
+                T::LastAt,
+                Expr::cust(
+                    "CASE WHEN excluded.last_at > traces.last_at \
+                     THEN excluded.last_at ELSE traces.last_at END",
+                ),
+            ),
+            (
+                T::EventCount,
+                Expr::cust("traces.event_count + excluded.event_count"),
+            ),
+        ]);
+        upsert.on_conflict(on_conflict);
+        txn.execute(&upsert).await?;
+    }
+    Ok(())
 }
 
 /// Drops repeats of a client id within the batch (the first occurrence wins) and sorts the

@@ -19,7 +19,8 @@ pub use accounts::{Account, Accounts};
 pub use connect::{SqliteSync, Store, StoreOptions};
 pub use error::StoreError;
 pub use events::{
-    CursorError, EventBatch, Events, NewEvent, StoredEvent, TraceCursor, TracePage, TraceSummary,
+    CursorError, EventBatch, EventCursor, EventPage, Events, NewContext, NewEvent, StoredEvent,
+    TraceCursor, TracePage, TraceSummary,
 };
 pub use ids::{AccountId, KeyId, UserId};
 pub use keys::{KeyRecord, Keys, LAST_USED_GRANULARITY, NewKey, Revoked};

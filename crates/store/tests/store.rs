@@ -7,13 +7,18 @@ use std::sync::Arc;
 
 use agentvista_keys::{ApiKey, Expiry, KeyStatus, Scope, Scopes};
 use agentvista_migrations::{Migrator, MigratorTrait};
-use agentvista_quota::{Allowance, Period, RecordError, UsageLedger};
+use agentvista_quota::{Period, Plan, Plans, RecordError, UsageLedger};
 use agentvista_store::{
-    AccountId, EventBatch, FirstUser, NewEvent, NewKey, Revoked, Store, StoreError, TraceCursor,
-    testing,
+    AccountId, EventBatch, EventCursor, FirstUser, NewContext, NewEvent, NewKey, Revoked, Store,
+    StoreError, TraceCursor, testing,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
+};
+use serde_json::json;
 
 // ---------------------------------------------------------------- harness
 
@@ -120,6 +125,14 @@ on_both!(
     concurrent_recording_never_passes_the_allowance,
     concurrent_duplicates_are_stored_and_counted_once,
     only_one_of_racing_first_runs_creates_a_user,
+    contexts_are_stored_once_per_account_and_merged_on_read,
+    a_batch_pointing_past_its_contexts_is_refused,
+    trace_summaries_count_only_new_events_and_keep_the_earliest_name,
+    events_of_a_trace_page_with_a_cursor,
+    the_migration_summarises_existing_traces,
+    an_unknown_plan_stores_nothing,
+    accounting_waits_for_an_uncommitted_plan_change,
+    lowering_the_spend_cap_binds_accounting_in_flight,
 );
 
 fn noon() -> DateTime<Utc> {
@@ -134,6 +147,7 @@ fn event(id: Option<&str>, trace: Option<&str>, at: DateTime<Utc>) -> NewEvent {
         name: id.map(|i| format!("name of {i}")),
         timestamp: at,
         body: Some(serde_json::json!({"input": "hello", "n": 1})),
+        context: None,
     }
 }
 
@@ -141,8 +155,31 @@ fn batch(events: Vec<NewEvent>) -> EventBatch {
     EventBatch {
         api_key_id: None,
         received_at: noon(),
+        contexts: Vec::new(),
         events,
     }
+}
+
+/// Plans under which every account of these tests (all on `free`) may store `limit` events.
+fn limited(limit: u64) -> Plans {
+    Plans::from_iter([(
+        "free".to_owned(),
+        Plan {
+            monthly_events: limit,
+            overage_cents_per_1000_events: 0,
+        },
+    )])
+}
+
+/// Plans under which every account of these tests may store any number of events.
+fn unlimited() -> Plans {
+    Plans::from_iter([(
+        "free".to_owned(),
+        Plan {
+            monthly_events: 0,
+            overage_cents_per_1000_events: 1,
+        },
+    )])
 }
 
 async fn account(store: &Store, name: &str) -> AccountId {
@@ -458,7 +495,7 @@ async fn last_used_is_written_at_most_once_a_minute(db: &TestDb) {
 async fn recording_counts_new_events_and_skips_duplicates(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     let period = Period::containing(noon());
-    let allowance = Allowance::Limited(100);
+    let allowance = &limited(100);
     let first = batch(vec![
         event(Some("a"), Some("t1"), noon()),
         event(Some("b"), Some("t1"), noon()),
@@ -509,7 +546,7 @@ async fn recording_counts_new_events_and_skips_duplicates(db: &TestDb) {
 async fn exactly_the_limit_fits_and_one_more_stores_nothing(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     let period = Period::containing(noon());
-    let allowance = Allowance::Limited(5);
+    let allowance = &limited(5);
     let four = (0..4)
         .map(|i| event(Some(&format!("e{i}")), None, noon()))
         .collect();
@@ -573,7 +610,7 @@ async fn unlimited_and_capped_allowances_are_honoured(db: &TestDb) {
         .collect();
     let recorded = db
         .store
-        .record(acme, period, Allowance::Unlimited, batch(many))
+        .record(acme, period, &unlimited(), batch(many))
         .await
         .unwrap();
     assert_eq!(
@@ -583,14 +620,14 @@ async fn unlimited_and_capped_allowances_are_honoured(db: &TestDb) {
     let over = batch(vec![event(None, None, noon()); 2]);
     assert!(
         db.store
-            .record(acme, period, Allowance::Limited(1_201), over)
+            .record(acme, period, &limited(1_201), over)
             .await
             .is_err()
     );
     let fits = batch(vec![event(None, None, noon())]);
     assert_eq!(
         db.store
-            .record(acme, period, Allowance::Limited(1_201), fits)
+            .record(acme, period, &limited(1_201), fits)
             .await
             .unwrap()
             .used,
@@ -604,18 +641,18 @@ async fn a_new_month_starts_from_zero(db: &TestDb) {
     let december = november.next();
     let one = || batch(vec![event(None, None, noon())]);
     db.store
-        .record(acme, november, Allowance::Limited(1), one())
+        .record(acme, november, &limited(1), one())
         .await
         .unwrap();
     assert!(
         db.store
-            .record(acme, november, Allowance::Limited(1), one())
+            .record(acme, november, &limited(1), one())
             .await
             .is_err()
     );
     assert_eq!(
         db.store
-            .record(acme, december, Allowance::Limited(1), one())
+            .record(acme, december, &limited(1), one())
             .await
             .unwrap()
             .used,
@@ -643,12 +680,12 @@ async fn traces_page_newest_first_with_a_cursor(db: &TestDb) {
     }
     events.push(event(Some("orphan"), None, noon()));
     db.store
-        .record(acme, period, Allowance::Unlimited, batch(events))
+        .record(acme, period, &unlimited(), batch(events))
         .await
         .unwrap();
     let theirs = batch(vec![event(Some("x"), Some("their-trace"), noon())]);
     db.store
-        .record(globex, period, Allowance::Unlimited, theirs)
+        .record(globex, period, &unlimited(), theirs)
         .await
         .unwrap();
 
@@ -678,7 +715,13 @@ async fn traces_page_newest_first_with_a_cursor(db: &TestDb) {
     assert_eq!(ids, ["trace-0"]);
     assert!(third.next_cursor.is_none());
 
-    let events = db.store.events().of_trace(acme, "trace-3").await.unwrap();
+    let events = db
+        .store
+        .events()
+        .of_trace(acme, "trace-3", None, 100)
+        .await
+        .unwrap()
+        .events;
     assert_eq!(events.len(), 4);
     assert!(events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
     assert_eq!(
@@ -688,9 +731,10 @@ async fn traces_page_newest_first_with_a_cursor(db: &TestDb) {
     assert!(
         db.store
             .events()
-            .of_trace(acme, "their-trace")
+            .of_trace(acme, "their-trace", None, 100)
             .await
             .unwrap()
+            .events
             .is_empty()
     );
 }
@@ -731,7 +775,7 @@ async fn concurrent_recording_never_passes_the_allowance(db: &TestDb) {
                     let size = 1 + rng.below(10);
                     let events = (0..size).map(|_| event(None, None, noon())).collect();
                     match store
-                        .record(acme, period, Allowance::Limited(LIMIT), batch(events))
+                        .record(acme, period, &limited(LIMIT), batch(events))
                         .await
                     {
                         Ok(recorded) => {
@@ -743,7 +787,7 @@ async fn concurrent_recording_never_passes_the_allowance(db: &TestDb) {
                             assert!(e.used + size > LIMIT, "refused although it fitted: {e:?}");
                             refused += 1;
                         }
-                        Err(RecordError::Storage(e)) => panic!("storage failed: {e:?}"),
+                        Err(e) => panic!("storage failed: {e:?}"),
                     }
                 }
                 (accepted, refused)
@@ -793,7 +837,7 @@ async fn concurrent_duplicates_are_stored_and_counted_once(db: &TestDb) {
                         .map(|i| event(Some(&format!("dup-{i}")), Some("t"), noon()))
                         .collect();
                     let recorded = store
-                        .record(acme, period, Allowance::Unlimited, batch(events))
+                        .record(acme, period, &unlimited(), batch(events))
                         .await
                         .unwrap();
                     assert_eq!(recorded.accepted + recorded.duplicates, chunk.len() as u64);
@@ -839,4 +883,586 @@ async fn only_one_of_racing_first_runs_creates_a_user(db: &TestDb) {
     }
     assert_eq!(won, 1);
     assert_eq!(db.store.users().count().await.unwrap(), 1);
+}
+
+// ---------------------------------------------------------------- contexts and summaries
+
+fn fields(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().cloned().unwrap()
+}
+
+fn in_context(id: &str, trace: &str, context: Option<usize>, body: serde_json::Value) -> NewEvent {
+    NewEvent {
+        body: Some(body),
+        context,
+        ..event(Some(id), Some(trace), noon())
+    }
+}
+
+/// `SELECT COUNT(*) AS n …` on a connection of its own.
+async fn count_rows(db: &TestDb, sql: &str) -> i64 {
+    let conn = Database::connect(&db.url).await.unwrap();
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .unwrap();
+    let n = row.try_get("", "n").unwrap();
+    conn.close().await.unwrap();
+    n
+}
+
+async fn contexts_are_stored_once_per_account_and_merged_on_read(db: &TestDb) {
+    let (acme, globex) = (
+        account(&db.store, "acme").await,
+        account(&db.store, "globex").await,
+    );
+    let period = Period::containing(noon());
+    let resource = json!({"resource": {"service.name": "shop", "pad": "x".repeat(1_000)},
+                          "scope": {"name": "sdk"}});
+    let contexts = |resource: &serde_json::Value| {
+        vec![
+            NewContext {
+                parent: None,
+                fields: fields(resource.clone()),
+            },
+            NewContext {
+                parent: Some(0),
+                fields: fields(json!({"unit": "ms", "description": "latency"})),
+            },
+            // The same as the first, within one request: one row all the same.
+            NewContext {
+                parent: None,
+                fields: fields(resource.clone()),
+            },
+        ]
+    };
+    let first = EventBatch {
+        contexts: contexts(&resource),
+        ..batch(vec![
+            in_context("e1", "t", Some(0), json!({"span_id": "a"})),
+            in_context("e2", "t", Some(1), json!({"value": 3, "scope": "own"})),
+            in_context("e3", "t", None, json!({"plain": true})),
+            in_context("e4", "t", Some(2), json!({})),
+        ])
+    };
+    db.store
+        .record(acme, period, &unlimited(), first)
+        .await
+        .unwrap();
+    // Another request from the same service reuses both rows.
+    let second = EventBatch {
+        contexts: contexts(&resource),
+        ..batch(vec![in_context("e5", "t", Some(1), json!({"value": 4}))])
+    };
+    db.store
+        .record(acme, period, &unlimited(), second)
+        .await
+        .unwrap();
+    assert_eq!(
+        count_rows(db, "SELECT COUNT(*) AS n FROM event_contexts").await,
+        2
+    );
+    // Another service: a new resource, and so a new unit context under it (same fields,
+    // other parent). Another account: rows of its own.
+    let other = json!({"resource": {"service.name": "billing"}, "scope": {"name": "sdk"}});
+    let third = EventBatch {
+        contexts: contexts(&other),
+        ..batch(vec![in_context("e6", "t", Some(1), json!({"value": 5}))])
+    };
+    db.store
+        .record(acme, period, &unlimited(), third)
+        .await
+        .unwrap();
+    let theirs = EventBatch {
+        contexts: contexts(&resource),
+        ..batch(vec![in_context("e1", "t", Some(1), json!({"value": 6}))])
+    };
+    db.store
+        .record(globex, period, &unlimited(), theirs)
+        .await
+        .unwrap();
+    assert_eq!(
+        count_rows(db, "SELECT COUNT(*) AS n FROM event_contexts").await,
+        6
+    );
+    // The events table holds no copy of a context.
+    let pad = "x".repeat(1_000);
+    assert_eq!(
+        count_rows(
+            db,
+            &format!("SELECT COUNT(*) AS n FROM events WHERE CAST(body AS TEXT) LIKE '%{pad}%'")
+        )
+        .await,
+        0
+    );
+
+    let page = db
+        .store
+        .events()
+        .of_trace(acme, "t", None, 100)
+        .await
+        .unwrap();
+    let bodies: Vec<_> = page
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.client_event_id.as_deref().unwrap(),
+                e.body.clone().unwrap(),
+            )
+        })
+        .collect();
+    let service = resource["resource"].clone();
+    let billing = other["resource"].clone();
+    assert_eq!(
+        bodies,
+        [
+            (
+                "e1",
+                json!({"span_id": "a", "resource": service, "scope": {"name": "sdk"}})
+            ),
+            (
+                "e2",
+                json!({"value": 3, "scope": "own", "unit": "ms", "description": "latency",
+                       "resource": service})
+            ),
+            ("e3", json!({"plain": true})),
+            ("e4", json!({"resource": service, "scope": {"name": "sdk"}})),
+            (
+                "e5",
+                json!({"value": 4, "unit": "ms", "description": "latency",
+                       "resource": service, "scope": {"name": "sdk"}})
+            ),
+            (
+                "e6",
+                json!({"value": 5, "unit": "ms", "description": "latency",
+                       "resource": billing, "scope": {"name": "sdk"}})
+            ),
+        ]
+    );
+}
+
+async fn a_batch_pointing_past_its_contexts_is_refused(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let period = Period::containing(noon());
+    let dangling = EventBatch {
+        contexts: vec![NewContext {
+            parent: None,
+            fields: fields(json!({"a": 1})),
+        }],
+        ..batch(vec![in_context("e1", "t", Some(1), json!({}))])
+    };
+    assert!(matches!(
+        db.store.record(acme, period, &unlimited(), dangling).await,
+        Err(RecordError::Storage(_))
+    ));
+    let forward = EventBatch {
+        contexts: vec![NewContext {
+            parent: Some(0),
+            fields: fields(json!({"a": 1})),
+        }],
+        ..batch(vec![in_context("e1", "t", Some(0), json!({}))])
+    };
+    assert!(matches!(
+        db.store.record(acme, period, &unlimited(), forward).await,
+        Err(RecordError::Storage(_))
+    ));
+    assert_eq!(db.store.events().count(acme).await.unwrap(), 0);
+}
+
+fn at(id: &str, seconds: i64, name: Option<&str>) -> NewEvent {
+    NewEvent {
+        name: name.map(str::to_owned),
+        ..event(Some(id), Some("t"), noon() + TimeDelta::seconds(seconds))
+    }
+}
+
+async fn trace_summaries_count_only_new_events_and_keep_the_earliest_name(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let period = Period::containing(noon());
+    let plans = limited(6);
+    let record = |events| db.store.record(acme, period, &plans, batch(events));
+    record(vec![at("x1", 10, Some("ten")), at("x2", 20, None)])
+        .await
+        .unwrap();
+    let recorded = record(vec![
+        // A duplicate, earlier and named: skipped, so neither counted nor naming the trace.
+        at("x1", -100, Some("duplicate")),
+        at("x3", 5, None),
+        at("x4", 7, Some("seven")),
+        at("x5", 30, Some("thirty")),
+    ])
+    .await
+    .unwrap();
+    assert_eq!((recorded.accepted, recorded.duplicates), (3, 1));
+    // Refused for the quota: leaves the summary alone.
+    assert!(matches!(
+        record(vec![
+            at("y1", -3_600, Some("refused")),
+            at("y2", 3_600, None)
+        ])
+        .await,
+        Err(RecordError::Exceeded(_))
+    ));
+    // Named at the same instant as the current name, but stored later: the name stays.
+    record(vec![at("x6", 7, Some("tie"))]).await.unwrap();
+
+    let page = db.store.events().traces(acme, None, 10).await.unwrap();
+    assert_eq!(page.traces.len(), 1);
+    let trace = &page.traces[0];
+    assert_eq!(trace.trace_id, "t");
+    assert_eq!(trace.name.as_deref(), Some("seven"));
+    assert_eq!(trace.started_at, noon() + TimeDelta::seconds(5));
+    assert_eq!(trace.last_at, noon() + TimeDelta::seconds(30));
+    assert_eq!(trace.event_count, 6);
+}
+
+async fn events_of_a_trace_page_with_a_cursor(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let period = Period::containing(noon());
+    // Two events share a timestamp on each page boundary: the cursor keys on (time, id).
+    let events = vec![
+        at("p3", 1, None),
+        at("p0", 0, None),
+        at("p4", 1, None),
+        at("p1", 0, None),
+        at("p2", 1, None),
+    ];
+    db.store
+        .record(acme, period, &unlimited(), batch(events))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<EventCursor> = None;
+    let mut pages = 0;
+    loop {
+        let page = db
+            .store
+            .events()
+            .of_trace(acme, "t", cursor.as_ref(), 2)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.events.len() <= 2);
+        seen.extend(page.events.into_iter().map(|e| e.client_event_id.unwrap()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(EventCursor::decode(&next.encode()).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["p0", "p1", "p2", "p3", "p4"]);
+    assert_eq!(pages, 3);
+    let none = db
+        .store
+        .events()
+        .of_trace(acme, "t", None, 0)
+        .await
+        .unwrap();
+    assert!(none.events.is_empty());
+}
+
+async fn the_migration_summarises_existing_traces(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let conn = Database::connect(&db.url).await.unwrap();
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    let rows: [(Option<&str>, i64, Option<&str>); 6] = [
+        (Some("t1"), 3, Some("later")),
+        (Some("t1"), 1, None),
+        (Some("t1"), 2, Some("first named")),
+        (Some("t1"), 2, Some("same time, stored later")),
+        (Some("t2"), 10, None),
+        (None, 0, Some("no trace")),
+    ];
+    for (trace, seconds, name) in rows {
+        let insert = Query::insert()
+            .into_table(Alias::new("events"))
+            .columns(
+                [
+                    "account_id",
+                    "event_type",
+                    "trace_id",
+                    "name",
+                    "timestamp",
+                    "received_at",
+                ]
+                .map(Alias::new),
+            )
+            .values([
+                acme.0.into(),
+                "span".into(),
+                trace.map(str::to_owned).into(),
+                name.map(str::to_owned).into(),
+                (noon() + TimeDelta::seconds(seconds)).into(),
+                noon().into(),
+            ])
+            .unwrap()
+            .to_owned();
+        conn.execute(&insert).await.unwrap();
+    }
+    Migrator::up(&conn, None).await.unwrap();
+    conn.close().await.unwrap();
+
+    let page = db.store.events().traces(acme, None, 10).await.unwrap();
+    let summaries: Vec<_> = page
+        .traces
+        .iter()
+        .map(|t| {
+            (
+                t.trace_id.as_str(),
+                t.name.as_deref(),
+                t.started_at - noon(),
+                t.last_at - noon(),
+                t.event_count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            (
+                "t2",
+                None,
+                TimeDelta::seconds(10),
+                TimeDelta::seconds(10),
+                1
+            ),
+            (
+                "t1",
+                Some("first named"),
+                TimeDelta::seconds(1),
+                TimeDelta::seconds(3),
+                4
+            ),
+        ]
+    );
+    // Recording after the backfill adds to the summary.
+    let more = batch(vec![at("late", 20, None)]);
+    let more = EventBatch {
+        events: more
+            .events
+            .into_iter()
+            .map(|e| NewEvent {
+                trace_id: Some("t1".into()),
+                ..e
+            })
+            .collect(),
+        ..more
+    };
+    db.store
+        .record(acme, Period::containing(noon()), &unlimited(), more)
+        .await
+        .unwrap();
+    let page = db.store.events().traces(acme, None, 10).await.unwrap();
+    assert_eq!(
+        (page.traces[1].event_count, page.traces[1].last_at),
+        (5, noon() + TimeDelta::seconds(20))
+    );
+}
+
+// ---------------------------------------------------------------- allowance in the transaction
+
+fn pro_and_small() -> Plans {
+    Plans::from_iter([
+        (
+            // 1¢ per event beyond the first 10.
+            "pro".to_owned(),
+            Plan {
+                monthly_events: 10,
+                overage_cents_per_1000_events: 1_000,
+            },
+        ),
+        (
+            "small".to_owned(),
+            Plan {
+                monthly_events: 5,
+                overage_cents_per_1000_events: 0,
+            },
+        ),
+    ])
+}
+
+async fn an_unknown_plan_stores_nothing(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let period = Period::containing(noon());
+    let Err(RecordError::UnknownPlan(unknown)) = db
+        .store
+        .record(
+            acme,
+            period,
+            &pro_and_small(),
+            batch(vec![at("a", 0, None)]),
+        )
+        .await
+    else {
+        panic!("an account on an unconfigured plan was counted");
+    };
+    assert_eq!(unknown.plan, "free");
+    assert_eq!(db.store.events().count(acme).await.unwrap(), 0);
+    assert_eq!(db.store.used(acme, period).await.unwrap(), 0);
+}
+
+/// A transaction of its own on a connection of its own; on SQLite it holds the write lock.
+async fn locking_transaction(conn: &DatabaseConnection) -> sea_orm::DatabaseTransaction {
+    conn.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn accounting_waits_for_an_uncommitted_plan_change(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    db.store.accounts().set_plan(acme, "pro").await.unwrap();
+    db.store
+        .accounts()
+        .set_spend_cap(acme, Some(100))
+        .await
+        .unwrap();
+    let period = Period::containing(noon());
+    let conn = Database::connect(&db.url).await.unwrap();
+    let change = locking_transaction(&conn).await;
+    let to_small = Query::update()
+        .table(Alias::new("accounts"))
+        .value(Alias::new("plan"), "small")
+        .and_where(Expr::col(Alias::new("id")).eq(acme.0))
+        .to_owned();
+    change.execute(&to_small).await.unwrap();
+
+    // 8 events fit the old allowance (110), not the new one (5).
+    let store = db.store.clone();
+    let eight: Vec<_> = (0..8).map(|i| at(&format!("e{i}"), 0, None)).collect();
+    let recording = tokio::spawn(async move {
+        store
+            .record(acme, period, &pro_and_small(), batch(eight))
+            .await
+    });
+    if db.store.is_postgres() {
+        // Observed, not assumed: the accounting transaction waits for the row lock.
+        let probe = Database::connect(&db.url).await.unwrap();
+        let waiting = "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                let row = probe
+                    .query_one_raw(Statement::from_string(
+                        probe.get_database_backend(),
+                        waiting,
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if row.try_get::<i64>("", "n").unwrap() > 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "accounting did not wait for the plan change"
+        );
+        probe.close().await.unwrap();
+    }
+    // (On SQLite the open transaction holds the write lock, so accounting cannot start before
+    // the commit; when it did start is not observable, so there the test only checks the end.)
+    change.commit().await.unwrap();
+    let Err(RecordError::Exceeded(refused)) = recording.await.unwrap() else {
+        panic!("accounting used the allowance of the plan it had before the change");
+    };
+    assert_eq!(refused.limit, 5);
+    assert_eq!(db.store.used(acme, period).await.unwrap(), 0);
+    conn.close().await.unwrap();
+}
+
+async fn lowering_the_spend_cap_binds_accounting_in_flight(db: &TestDb) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const TASKS: u64 = 8;
+    // Plan "pro": 10 events + 1 per cent of cap; lowered to a cap of 240¢: 250 events.
+    const NEW_CAP: i64 = 240;
+    const NEW_ALLOWANCE: u64 = 250;
+    let acme = account(&db.store, "acme").await;
+    db.store.accounts().set_plan(acme, "pro").await.unwrap();
+    db.store
+        .accounts()
+        .set_spend_cap(acme, Some(1_000_000))
+        .await
+        .unwrap();
+    let period = Period::containing(noon());
+    let lowered = Arc::new(AtomicBool::new(false));
+    let mut seeds = Rng::seeded();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let store = db.store.clone();
+            let lowered = Arc::clone(&lowered);
+            let mut rng = Rng(seeds.below(u64::MAX) | 1);
+            tokio::spawn(async move {
+                let plans = pro_and_small();
+                let mut used_after_success = Vec::new();
+                for call in 0..2_000 {
+                    let size = 1 + rng.below(10);
+                    let events = (0..size)
+                        .map(|i| at(&format!("t{t}-c{call}-e{i}"), 0, None))
+                        .collect();
+                    match store.record(acme, period, &plans, batch(events)).await {
+                        Ok(recorded) => used_after_success.push(recorded.used),
+                        Err(RecordError::Exceeded(_)) => {
+                            assert!(lowered.load(Ordering::SeqCst), "refused before the change");
+                            return used_after_success;
+                        }
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                panic!("never refused after 2,000 calls");
+            })
+        })
+        .collect();
+
+    // Once accounting is well under way, lower the cap and learn the usage at that instant.
+    while db.store.used(acme, period).await.unwrap() < 150 {
+        tokio::task::yield_now().await;
+    }
+    let conn = Database::connect(&db.url).await.unwrap();
+    let change = locking_transaction(&conn).await;
+    let lower = Query::update()
+        .table(Alias::new("accounts"))
+        .value(Alias::new("spend_cap_cents"), NEW_CAP)
+        .and_where(Expr::col(Alias::new("id")).eq(acme.0))
+        .to_owned();
+    change.execute(&lower).await.unwrap();
+    let usage = Query::select()
+        .expr_as(Expr::col(Alias::new("events_used")), Alias::new("n"))
+        .from(Alias::new("usage_periods"))
+        .and_where(Expr::col(Alias::new("account_id")).eq(acme.0))
+        .to_owned();
+    let used_at_change: i64 = change
+        .query_one(&usage)
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    change.commit().await.unwrap();
+    lowered.store(true, Ordering::SeqCst);
+    let used_at_change = u64::try_from(used_at_change).unwrap();
+
+    // Whatever committed after the change fits the new allowance; what committed before
+    // ended at most at the usage the change saw.
+    let bound = Ord::max(used_at_change, NEW_ALLOWANCE);
+    for task in tasks {
+        for used in task.await.unwrap() {
+            assert!(
+                used <= bound,
+                "usage {used} passed the new allowance {NEW_ALLOWANCE} (usage at the change: \
+                 {used_at_change})"
+            );
+        }
+    }
+    let used = db.store.used(acme, period).await.unwrap();
+    assert!(used <= bound, "used {used}, bound {bound}");
+    assert_eq!(used, db.store.events().count(acme).await.unwrap());
+    conn.close().await.unwrap();
 }

@@ -15,6 +15,7 @@ pub(crate) struct Model {
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub(crate) body: Option<Json>,
     pub(crate) received_at: DateTimeUtc,
+    pub(crate) context_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

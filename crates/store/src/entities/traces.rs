@@ -1,0 +1,20 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "traces")]
+pub(crate) struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub(crate) account_id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub(crate) trace_id: String,
+    pub(crate) name: Option<String>,
+    pub(crate) name_at: Option<DateTimeUtc>,
+    pub(crate) started_at: DateTimeUtc,
+    pub(crate) last_at: DateTimeUtc,
+    pub(crate) event_count: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub(crate) enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
