@@ -1,6 +1,7 @@
 //! `agentvista serve`: bind, mount the API, run until SIGTERM or Ctrl-C.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
@@ -11,6 +12,10 @@ use crate::settings::Settings;
 
 /// Seconds in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE_SECS: u64 = 10;
+/// How long a client may take to send the head of a connection's first request (actix-web's
+/// slow-request timeout; its default, stated so that it is not lost). The body has its own
+/// deadline, `limits.body_timeout_secs`.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), String> {
     let addr = settings.bind_addr().map_err(|e| e.to_string())?;
@@ -34,6 +39,7 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
             .configure(move |cfg| configure(cfg, state))
     })
     .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
     .listen(listener)
     .map_err(|e| e.to_string())?
     .run();

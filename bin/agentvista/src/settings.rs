@@ -48,6 +48,8 @@ pub(crate) struct PlanSettings {
 #[serde(deny_unknown_fields)]
 pub(crate) struct LimitSettings {
     pub(crate) max_body_bytes: usize,
+    /// Seconds a client has to send a whole request body.
+    pub(crate) body_timeout_secs: u64,
 }
 
 /// A configuration that cannot be used; the message names the key.
@@ -80,6 +82,7 @@ impl Settings {
             .set_default("plans.pro.monthly_events", 1_000_000)?
             .set_default("plans.pro.overage_cents_per_1000_events", 50)?
             .set_default("limits.max_body_bytes", 5_242_880)?
+            .set_default("limits.body_timeout_secs", 30)?
             .add_source(file)
             .add_source(
                 Environment::with_prefix("AGENTVISTA")
@@ -118,6 +121,9 @@ impl Settings {
         }
         if self.limits.max_body_bytes < 1024 {
             return Err(invalid("limits.max_body_bytes", "must be at least 1024"));
+        }
+        if !(1..=3600).contains(&self.limits.body_timeout_secs) {
+            return Err(invalid("limits.body_timeout_secs", "must be 1 to 3600"));
         }
         Ok(())
     }
@@ -159,6 +165,7 @@ impl Settings {
         HttpConfig {
             insecure_cookies: self.server.insecure_cookies,
             max_body_bytes: self.limits.max_body_bytes,
+            body_timeout: std::time::Duration::from_secs(self.limits.body_timeout_secs),
             plans: self
                 .plans
                 .iter()

@@ -1,57 +1,142 @@
-//! Request bodies: read under the size limit, and [`JsonBody`] for JSON endpoints.
+//! Request bodies: [`Body`], taken by the handler but read only once it has authenticated the
+//! caller, under the size limit, the body deadline and the endpoint's encodings.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Ready, ready};
+use std::time::Duration;
 
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web::BytesMut};
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use agentvista_ingest::ContentEncoding;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::{ApiError, auth::state};
 
-/// A JSON body deserialized into `T`.
+/// The largest buffer reserved before any byte arrives: a client that declares 5 MiB and
+/// sends nothing holds no more than this.
+const INITIAL_CAPACITY: usize = 16 * 1024;
+
+/// A request body, taken from the connection but not read yet.
 ///
-/// - `Content-Type` must be `application/json` (parameters allowed) or absent, else 415;
-/// - the body may not exceed `limits.max_body_bytes`, else 413 (checked on `Content-Length`
-///   before reading, and while reading);
-/// - a malformed body is a 400 whose message names the field, e.g.
-///   `scopes[1]: unknown variant "owner", expected one of "read", "write", "admin"`.
-#[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+/// Actix-web runs a handler's extractors concurrently, so a body extractor that read at once
+/// would buffer up to `limits.max_body_bytes` while authentication was still pending — for
+/// any caller holding a well-formed random key. A handler therefore lists `Body` after its
+/// [`crate::Auth`] extractor and reads it in its own code, which runs only once every
+/// extractor succeeded:
+///
+/// ```
+/// use actix_web::HttpResponse;
+/// use agentvista_http::{ApiError, Auth, Body, auth::Write};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Note { text: String }
+///
+/// async fn handler(_auth: Auth<Write>, body: Body) -> Result<HttpResponse, ApiError> {
+///     let note: Note = body.json().await?; // read only after authentication
+///     Ok(HttpResponse::Ok().body(note.text))
+/// }
+/// ```
+///
+/// Reading enforces, with the contract's errors:
+/// - `Content-Type: application/json` (parameters allowed) for [`Body::json`], else 415 —
+///   an absent header too, so that a cross-site "simple" form post never reaches a JSON
+///   endpoint;
+/// - `Content-Encoding` absent, `identity`, `gzip` or `deflate`, else 415;
+/// - at most `limits.max_body_bytes`, before and after decompression, else 413 (refused from
+///   `Content-Length` before reading anything);
+/// - the whole body within the body deadline, else 400 and the connection is closed;
+/// - no NUL character in any JSON string (PostgreSQL cannot store one), else 400.
+pub struct Body {
+    headers: HeaderMap,
+    payload: Payload,
+    limit: Result<(usize, Duration), ApiError>,
+}
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = state(req).map(|s| s.config.max_body_bytes);
-        let json = is_json(req.headers());
-        let declared = declared_length(req.headers());
-        let payload = payload.take();
-        Box::pin(async move {
-            let limit = limit?;
-            json?;
-            let body = read_body(payload, limit, declared).await?;
-            Ok(JsonBody(agentvista_ingest::json::parse(&body)?))
-        })
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body").finish_non_exhaustive()
     }
 }
 
-/// Accepts `application/json` (with parameters) or no `Content-Type` at all.
-pub(crate) fn is_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(content_type) = headers.get(CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let essence = content_type
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json" {
+impl FromRequest for Body {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = state(req).map(|s| (s.config.max_body_bytes, s.config.body_timeout));
+        ready(Ok(Body {
+            headers: req.headers().clone(),
+            payload: payload.take(),
+            limit,
+        }))
+    }
+}
+
+impl Body {
+    /// Reads the body as JSON into `T`; a malformed body is a 400 whose message names the
+    /// field, e.g. `scopes[1]: unknown variant "owner", expected one of "read", "write", "admin"`.
+    ///
+    /// # Errors
+    /// 400, 413 or 415 as [`ApiError`]s (see [`Body`]).
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        let body = self.json_bytes().await?;
+        if has_nul_escape(&body) {
+            return Err(ApiError::BadRequest(
+                "body: strings must not contain the NUL character (\\u0000)".into(),
+            ));
+        }
+        Ok(agentvista_ingest::json::parse(&body)?)
+    }
+
+    /// Reads a JSON body as bytes, for decoders of their own (the batch endpoint): the
+    /// `Content-Type` must say JSON, and the rest is as [`Body::bytes`].
+    ///
+    /// # Errors
+    /// 400, 413 or 415 as [`ApiError`]s (see [`Body`]).
+    pub async fn json_bytes(self) -> Result<Bytes, ApiError> {
+        is_json(&self.headers)?;
+        self.bytes().await
+    }
+
+    /// Reads the whole body and inflates it per `Content-Encoding`, both under the limit.
+    /// An unencoded body is handed on as read, without a copy.
+    ///
+    /// # Errors
+    /// 400, 413 or 415 as [`ApiError`]s (see [`Body`]).
+    pub async fn bytes(self) -> Result<Bytes, ApiError> {
+        let (limit, deadline) = self.limit?;
+        let mut encodings = self.headers.get_all(CONTENT_ENCODING);
+        let first = encodings.next();
+        if encodings.next().is_some() {
+            // Stacked encodings (`gzip` then `br`, …) are not decoded.
+            return Err(ApiError::UnsupportedMediaType(
+                "Send one Content-Encoding: gzip, deflate or none".into(),
+            ));
+        }
+        let encoding = ContentEncoding::parse(first.map(|v| v.to_str().unwrap_or("(not text)")))?;
+        let raw = read_body(
+            self.payload,
+            limit,
+            declared_length(&self.headers),
+            deadline,
+        )
+        .await?;
+        match encoding.decode(&raw, limit)? {
+            std::borrow::Cow::Borrowed(_) => Ok(raw.freeze()),
+            std::borrow::Cow::Owned(inflated) => Ok(Bytes::from(inflated)),
+        }
+    }
+}
+
+/// Accepts `application/json`, with parameters; anything else, or no header, is a 415.
+fn is_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let essence = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if essence.as_deref() == Some("application/json") {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(
@@ -60,29 +145,70 @@ pub(crate) fn is_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-pub(crate) fn declared_length(headers: &HeaderMap) -> Option<usize> {
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
     headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok())
 }
 
 /// Reads the whole body, refusing it (413) as soon as it is known to exceed `limit`: from
-/// `Content-Length` before reading anything, else while streaming.
-pub(crate) async fn read_body(
+/// `Content-Length` before reading anything, else while streaming. The buffer grows with the
+/// bytes that arrive, never with what the client declared; the whole body must arrive within
+/// `deadline`.
+async fn read_body(
     mut payload: Payload,
     limit: usize,
     declared: Option<usize>,
+    deadline: Duration,
 ) -> Result<BytesMut, ApiError> {
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+    let read = async {
+        let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(INITIAL_CAPACITY));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
+        Ok(body)
+    };
+    actix_web::rt::time::timeout(deadline, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout { deadline })?
+}
+
+/// Whether a JSON text holds the escape `\u0000` inside a string. A raw NUL byte is invalid
+/// JSON and refused by the parser; an escaped backslash (`\\`) is skipped as a unit, so
+/// `"\\u0000"` (a backslash followed by the text `u0000`) is not taken for one.
+fn has_nul_escape(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json[i + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
     }
-    Ok(body)
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        assert!(has_nul_escape(br#"{"name":"a\u0000b"}"#));
+        assert!(has_nul_escape(br#"{"a\u0000":1}"#));
+        assert!(has_nul_escape(br#"["\\\u0000"]"#));
+        assert!(!has_nul_escape(br#"{"name":"a\\u0000b"}"#));
+        assert!(!has_nul_escape(br#"{"name":"a\u0001b \\"}"#));
+        assert!(!has_nul_escape(br"\"));
+    }
 }

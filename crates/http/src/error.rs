@@ -21,6 +21,13 @@ pub enum ApiError {
     /// 400 `bad_request`: malformed JSON or parameters; the message names the field.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 `bad_request`: the body did not arrive within the body deadline; the connection is
+    /// closed, since the rest of the body may still be on its way.
+    #[error("body: not received within {} s", deadline.as_secs())]
+    BodyTimeout {
+        /// The deadline.
+        deadline: std::time::Duration,
+    },
     /// 401 `missing_api_key`: no credentials at all.
     #[error("No credentials: send an API key as \"Authorization: Bearer av_...\" or log in")]
     MissingApiKey,
@@ -54,6 +61,14 @@ pub enum ApiError {
     /// 415 `unsupported_media_type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 429 `too_many_attempts`, with `Retry-After`: logins or first-run setups beyond the
+    /// throttle of the client address or the account, or more password checks at once than
+    /// the server runs.
+    #[error("Too many attempts; retry in {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Whole seconds until an attempt is allowed again.
+        retry_after_secs: u64,
+    },
     /// 429 `monthly_event_limit_exceeded`, with `limit`, `used`, `resets_at`, `Retry-After`.
     #[error("The plan's monthly event limit does not leave room for these events")]
     QuotaExceeded {
@@ -75,7 +90,7 @@ impl ApiError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(_) => "bad_request",
+            ApiError::BadRequest(_) | ApiError::BodyTimeout { .. } => "bad_request",
             ApiError::MissingApiKey => "missing_api_key",
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::InvalidSession => "invalid_session",
@@ -86,6 +101,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::QuotaExceeded { .. } => "monthly_event_limit_exceeded",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -147,7 +163,10 @@ impl ApiError {
             )],
             ApiError::QuotaExceeded {
                 retry_after_secs, ..
-            } => vec![(header::RETRY_AFTER, retry_after_secs.to_string())],
+            }
+            | ApiError::TooManyAttempts { retry_after_secs } => {
+                vec![(header::RETRY_AFTER, retry_after_secs.to_string())]
+            }
             ApiError::Unavailable(_) => vec![(
                 header::RETRY_AFTER,
                 UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
@@ -170,6 +189,16 @@ impl ApiError {
         }
     }
 
+    /// Whether the connection must close after this answer: the rest of the body may still
+    /// be on its way, and reading it is what the limit or the deadline refused to do.
+    #[must_use]
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ApiError::PayloadTooLarge { .. } | ApiError::BodyTimeout { .. }
+        )
+    }
+
     /// Wraps any error as a 500.
     pub fn internal(err: impl StdError + Send + Sync + 'static) -> Self {
         ApiError::Internal(Box::new(err))
@@ -179,7 +208,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::BodyTimeout { .. } => StatusCode::BAD_REQUEST,
             ApiError::MissingApiKey
             | ApiError::InvalidApiKey
             | ApiError::InvalidSession
@@ -190,7 +219,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::QuotaExceeded { .. } | ApiError::TooManyAttempts { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -206,9 +237,10 @@ impl ResponseError for ApiError {
                 response.insert_header((name, value));
             }
         }
-        if matches!(self, ApiError::PayloadTooLarge { .. }) {
-            // The rest of the body may still be on the wire; do not read it.
-            response.insert_header((header::CONNECTION, "close"));
+        if self.closes_connection() {
+            // The rest of the body may still be on the wire; do not read it. (actix-web drops
+            // a hand-set `Connection` header; `force_close` is how it is said.)
+            response.force_close();
         }
         response.json(self.body())
     }
@@ -229,6 +261,10 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound | StoreError::AlreadySetUp => ApiError::NotFound,
             StoreError::InvalidEmail => ApiError::BadRequest("email: not an e-mail address".into()),
+            // The edge refuses NUL characters first; this is the database's own refusal.
+            StoreError::InvalidInput(_) => ApiError::BadRequest(
+                "body: a string holds a character the database cannot store (NUL)".into(),
+            ),
             StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(err)),
             StoreError::Database(_)
             | StoreError::EmailTaken

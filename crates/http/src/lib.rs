@@ -7,20 +7,22 @@ mod error;
 mod handlers;
 mod log;
 pub mod password;
+mod throttle;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{Resource, web};
-use agentvista_quota::Plan;
+use agentvista_quota::{Plan, Plans};
 use agentvista_store::{KeyId, Store};
 use chrono::{DateTime, TimeDelta, Utc};
 
 pub use auth::{Auth, KeyLookup, Principal, SessionOnly};
-pub use body::JsonBody;
+pub use body::Body;
 pub use error::{ApiError, error_chain};
 pub use handlers::keys::{CreatedKey, KeyObject};
 pub use log::request_log;
+pub use throttle::{Bucket, ThrottleConfig};
 
 /// What the HTTP layer needs from configuration. The binary builds it from `agentvista.toml`
 /// and `AGENTVISTA__` variables; an embedding service builds it however it likes.
@@ -30,6 +32,10 @@ pub struct HttpConfig {
     pub insecure_cookies: bool,
     /// Largest request body accepted, in bytes (after decompression too).
     pub max_body_bytes: usize,
+    /// How long a client may take to send a whole request body (400, connection closed).
+    pub body_timeout: std::time::Duration,
+    /// Throttles on login and first-run setup.
+    pub throttle: ThrottleConfig,
     /// How long a dashboard session lasts after login.
     pub session_ttl: TimeDelta,
     /// Plans by name.
@@ -61,6 +67,8 @@ impl Default for HttpConfig {
         HttpConfig {
             insecure_cookies: false,
             max_body_bytes: 5 * 1024 * 1024,
+            body_timeout: std::time::Duration::from_secs(30),
+            throttle: ThrottleConfig::default(),
             session_ttl: TimeDelta::days(7),
             plans,
             default_plan: "free".to_owned(),
@@ -73,11 +81,17 @@ pub struct AppState {
     pub(crate) store: Store,
     pub(crate) keys: Arc<dyn KeyLookup>,
     pub(crate) config: HttpConfig,
+    /// The configured plans, as the ledger reads them.
+    pub(crate) plans: Plans,
     /// When this replica last asked the lookup to note each key's use.
     touched: Mutex<HashMap<KeyId, DateTime<Utc>>>,
     /// A real argon2id hash of nothing anyone knows, checked against when the e-mail is
     /// unknown so that a login fails in the same time either way.
     pub(crate) dummy_password_hash: String,
+    /// Password attempts per address and account, and hashes at once.
+    pub(crate) throttles: throttle::Throttles,
+    /// The last readiness check, reused for a second.
+    pub(crate) readiness: handlers::health::Readiness,
 }
 
 impl AppState {
@@ -90,12 +104,17 @@ impl AppState {
         getrandom::fill(&mut unguessable).map_err(ApiError::internal)?;
         let dummy_password_hash =
             password::hash_password(&hex::encode(unguessable)).map_err(ApiError::internal)?;
+        let throttles = throttle::Throttles::new(config.throttle);
+        let plans = Plans::new(config.plans.clone());
         Ok(AppState {
             keys: Arc::new(store.clone()),
             store,
+            plans,
             config,
             touched: Mutex::new(HashMap::new()),
             dummy_password_hash,
+            throttles,
+            readiness: handlers::health::Readiness::default(),
         })
     }
 
@@ -172,7 +191,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     use agentvista_ingest::Signal;
     use handlers::{health, ingest, keys, session, setup, traces, usage};
     let otlp = |signal: Signal| {
-        web::post().to(move |state, req, payload| ingest::otlp(state, req, payload, signal))
+        web::post().to(move |state, req, body| ingest::otlp(state, req, body, signal))
     };
     cfg.app_data(state)
         .service(resource("/healthz").route(web::get().to(health::healthz)))
@@ -188,8 +207,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::post().to(keys::create)),
         )
         .service(resource("/api/v1/me/api-keys/{key_id}").route(web::delete().to(keys::revoke)))
-        // Before "/api/v1/traces/{trace_id}", which would otherwise take "batch" for an id.
-        .service(resource("/api/v1/traces/batch").route(web::post().to(ingest::batch)))
+        // Before "/api/v1/traces/{trace_id}", which would otherwise take "batch" for an id; a
+        // GET there still reads the trace whose id is "batch".
+        .service(
+            resource("/api/v1/traces/batch")
+                .route(web::post().to(ingest::batch))
+                .route(web::get().to(traces::batch_trace)),
+        )
         .service(resource("/otlp/v1/traces").route(otlp(Signal::Traces)))
         .service(resource("/otlp/v1/logs").route(otlp(Signal::Logs)))
         .service(resource("/otlp/v1/metrics").route(otlp(Signal::Metrics)))

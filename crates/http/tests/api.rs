@@ -695,6 +695,7 @@ async fn a_gzipped_batch_is_accepted_and_a_bomb_is_413() {
     let bomb = gzip(&vec![b' '; 1 << 20]);
     assert!(bomb.len() < 4096);
     let req = bearer(test::TestRequest::post().uri(BATCH), &key)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::CONTENT_ENCODING, "gzip"))
         .set_payload(bomb);
     let (status, _, body) = send(&app, req).await;
@@ -1080,4 +1081,251 @@ async fn pages_send_strangers_to_the_login_and_never_show_a_key() {
         res.headers().get(header::CONTENT_TYPE).unwrap(),
         "text/javascript; charset=utf-8"
     );
+}
+
+// ---- Hostile and odd input (issue 9) ----
+
+#[actix_web::test]
+async fn two_authorization_headers_are_a_400_never_the_first_ones_200() {
+    let f = fixture().await;
+    let (read, _) = key(&f.store, f.account, "read").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let req = get(PING)
+        .append_header((header::AUTHORIZATION, format!("Bearer {read}")))
+        .append_header((header::AUTHORIZATION, "Bearer av_garbage"));
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "bad_request");
+}
+
+#[actix_web::test]
+async fn json_endpoints_take_only_json_in_an_encoding_they_know() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let body = json!({"name": "k", "scopes": ["read"]}).to_string();
+    let post = || bearer(test::TestRequest::post().uri(KEYS), &admin);
+
+    // No Content-Type at all: a cross-site "simple" request must not get through.
+    let (status, _, answer) = send(&app, post().set_payload(body.clone())).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
+    assert_eq!(answer["error"], "unsupported_media_type");
+    for encoding in ["br", "zstd", "compress", "x-unknown"] {
+        let req = post()
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .insert_header((header::CONTENT_ENCODING, encoding))
+            .set_payload(body.clone());
+        let (status, _, answer) = send(&app, req).await;
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{encoding}: {answer}"
+        );
+    }
+    // (Setup answers 404 once a user exists; the e2e suite checks it on a fresh database.)
+    let req = test::TestRequest::post()
+        .uri("/api/v1/auth/login/")
+        .set_payload(json!({"email": "ada@example.com", "password": PASSWORD}).to_string());
+    let (status, _, _) = send(&app, req).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "login");
+    // gzip is an encoding every JSON endpoint takes.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, body.as_bytes()).unwrap();
+    let req = post()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::CONTENT_ENCODING, "gzip"))
+        .set_payload(gz.finish().unwrap());
+    let (status, _, answer) = send(&app, req).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}
+
+#[actix_web::test]
+async fn an_empty_spend_cap_body_is_a_400_and_null_removes_the_cap() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin,read").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let put = |body: Value| {
+        bearer(test::TestRequest::put(), &admin)
+            .uri("/api/v1/me/billing/spend-cap/")
+            .set_json(body)
+    };
+    let (status, _, body) = send(&app, put(json!({"spend_cap_cents": 500}))).await;
+    assert_eq!(
+        (status, &body["spend_cap_cents"]),
+        (StatusCode::OK, &json!(500))
+    );
+    let (status, _, body) = send(&app, put(json!({}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("spend_cap_cents"),
+        "{body}"
+    );
+    let (_, _, usage) = send(&app, bearer(get("/api/v1/me/usage/"), &admin)).await;
+    assert_eq!(
+        usage["spend_cap_cents"], 500,
+        "a refused body changed nothing"
+    );
+    let (status, _, body) = send(&app, put(json!({"spend_cap_cents": null}))).await;
+    assert_eq!(
+        (status, &body["spend_cap_cents"]),
+        (StatusCode::OK, &Value::Null)
+    );
+}
+
+#[actix_web::test]
+async fn a_nul_character_in_any_json_string_is_a_400() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin,write").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let cases = [
+        (KEYS, r#"{"name":"a\u0000b","scopes":["read"]}"#),
+        (
+            "/api/v1/auth/login/",
+            r#"{"email":"ada@example.com\u0000","password":"x"}"#,
+        ),
+        (
+            "/api/v1/traces/batch/",
+            r#"{"batch":[{"type":"span","trace_id":"t\u0000","timestamp":"2026-11-27T12:00:00Z"}]}"#,
+        ),
+    ];
+    for (path, body) in cases {
+        let req = bearer(test::TestRequest::post().uri(path), &admin)
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(body);
+        let (status, _, answer) = send(&app, req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(answer["error"], "bad_request");
+    }
+    // A backslash followed by the text "u0000" is no NUL.
+    let req = bearer(test::TestRequest::post().uri(KEYS), &admin)
+        .set_json(json!({"name": "a\\u0000b", "scopes": ["read"]}));
+    let (status, _, answer) = send(&app, req).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["name"], "a\\u0000b");
+}
+
+#[actix_web::test]
+async fn answers_carrying_secrets_are_never_cached() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let no_store = |headers: &header::HeaderMap| {
+        headers
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("no-store"))
+    };
+    let req = test::TestRequest::post()
+        .uri("/api/v1/auth/login/")
+        .set_json(json!({"email": "ada@example.com", "password": PASSWORD}));
+    let res = test::call_service(&app, req.to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(no_store(res.headers()), "login");
+    let cookie = res.response().cookies().next().unwrap().into_owned();
+    let body: Value = test::read_body_json(res).await;
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+
+    let (status, headers, _) =
+        send(&app, get("/api/v1/auth/session/").cookie(cookie.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(no_store(&headers), "session");
+    let req = test::TestRequest::post()
+        .uri(KEYS)
+        .cookie(cookie)
+        .insert_header(("X-CSRF-Token", csrf))
+        .set_json(json!({"name": "k", "scopes": ["read"]}));
+    let (status, headers, _) = send(&app, req).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(no_store(&headers), "key creation");
+}
+
+#[actix_web::test]
+async fn logins_past_the_accounts_throttle_are_429_even_with_the_right_password() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let login = |password: &str| {
+        test::TestRequest::post()
+            .uri("/api/v1/auth/login/")
+            .set_json(json!({"email": "ada@example.com", "password": password}))
+    };
+    let burst = agentvista_http::ThrottleConfig::default()
+        .per_account_and_address
+        .burst
+        .get();
+    for _ in 0..burst {
+        let (status, _, _) = send(&app, login("wrong password")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, body) = send(&app, login(PASSWORD)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "too_many_attempts");
+    let retry: u64 = headers
+        .get(header::RETRY_AFTER)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "Retry-After {retry}");
+}
+
+#[actix_web::test]
+async fn a_body_that_never_completes_is_a_400_after_the_deadline() {
+    use futures_util::StreamExt;
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let config = HttpConfig {
+        body_timeout: std::time::Duration::from_millis(200),
+        ..config()
+    };
+    let app = app(AppState::new(f.store, config).unwrap()).await;
+    let req = bearer(test::TestRequest::post().uri(KEYS), &admin)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::CONTENT_LENGTH, "100"))
+        .to_request();
+    // One byte, then nothing more, ever.
+    let trickle = futures_util::stream::iter([Ok(actix_web::web::Bytes::from_static(b"{"))])
+        .chain(futures_util::stream::pending());
+    let stream: actix_http::BoxedPayloadStream = Box::pin(trickle);
+    let (req, _) = req.replace_payload(actix_http::Payload::from(stream));
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(!res.response().head().keep_alive(), "the connection closes");
+}
+
+#[actix_web::test]
+async fn a_trace_named_batch_is_readable_and_a_traces_events_come_in_pages() {
+    let f = fixture().await;
+    let (key, _) = key(&f.store, f.account, "read,write").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let items: Vec<Value> = (0..5)
+        .map(|i| item(Some(&format!("e{i}")), "batch"))
+        .collect();
+    let req = bearer(test::TestRequest::post().uri("/api/v1/traces/batch/"), &key)
+        .set_json(json!({"batch": items}));
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/traces/batch/?limit=2".to_owned();
+    for _ in 0..4 {
+        let (status, _, page) = send(&app, bearer(get(&uri), &key)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["trace_id"], "batch");
+        let events = page["events"].as_array().unwrap();
+        assert!(events.len() <= 2);
+        seen.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/api/v1/traces/batch/?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["e0", "e1", "e2", "e3", "e4"]);
+    let (status, _, _) = send(&app, bearer(get("/api/v1/traces/batch/?cursor=zz"), &key)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = send(&app, bearer(get("/api/v1/traces/batch/?limit=1001"), &key)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

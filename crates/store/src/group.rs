@@ -288,7 +288,7 @@ fn fail_all(jobs: &[Job], err: &DbErr) -> Vec<Outcome> {
 mod tests {
     use std::time::Duration;
 
-    use agentvista_quota::{Allowance, Period, RecordError, Recorded, UsageLedger};
+    use agentvista_quota::{Period, RecordError, Recorded, UsageLedger};
     use chrono::Utc;
     use sea_orm::ConnectionTrait;
 
@@ -304,6 +304,17 @@ mod tests {
             .iter()
             .any(|e| e.client_event_id.as_deref() == Some(PANIC_MARKER));
         assert!(!marked, "the writer panics, as a test asked");
+    }
+
+    /// Plans under which the tests' accounts (all on `free`) may store `limit` events a month.
+    fn free_plan(limit: u64) -> agentvista_quota::Plans {
+        agentvista_quota::Plans::from_iter([(
+            "free".to_owned(),
+            agentvista_quota::Plan {
+                monthly_events: limit,
+                overage_cents_per_1000_events: 0,
+            },
+        )])
     }
 
     fn batch(request: usize) -> EventBatch {
@@ -324,11 +335,13 @@ mod tests {
                 name: None,
                 timestamp: Utc::now(),
                 body: None,
+                context: None,
             })
             .collect();
         EventBatch {
             api_key_id: None,
             received_at: Utc::now(),
+            contexts: Vec::new(),
             events,
         }
     }
@@ -368,11 +381,9 @@ mod tests {
             .into_iter()
             .map(|batch| {
                 let store = store.clone();
-                tokio::spawn(async move {
-                    store
-                        .record(account, period, Allowance::Limited(1000), batch)
-                        .await
-                })
+                tokio::spawn(
+                    async move { store.record(account, period, &free_plan(1000), batch).await },
+                )
             })
             .collect();
         while committer.queued() < n {
@@ -431,7 +442,7 @@ mod tests {
                 let store = store.clone();
                 tokio::spawn(async move {
                     store
-                        .record(account, period, Allowance::Limited(10), batch(r))
+                        .record(account, period, &free_plan(10), batch(r))
                         .await
                 })
             })
@@ -441,7 +452,7 @@ mod tests {
             match request.await.unwrap() {
                 Ok(recorded) => stored += recorded.accepted,
                 Err(RecordError::Exceeded(_)) => refused += 1,
-                Err(RecordError::Storage(e)) => panic!("{e:?}"),
+                Err(e) => panic!("{e:?}"),
             }
         }
         assert_eq!((stored, refused), (9, 5));
@@ -510,7 +521,7 @@ mod tests {
         let period = Period::containing(Utc::now());
         let poisoned = batch_of(&["a".into(), "boom".into()]);
         let answer = store
-            .record(account, period, Allowance::Limited(1000), poisoned)
+            .record(account, period, &free_plan(1000), poisoned)
             .await;
         assert!(
             matches!(answer, Err(RecordError::Storage(StoreError::Database(_)))),
@@ -522,7 +533,7 @@ mod tests {
         store.ready().await.unwrap();
         for r in 0..3 {
             let recorded = store
-                .record(account, period, Allowance::Limited(1000), batch(r))
+                .record(account, period, &free_plan(1000), batch(r))
                 .await
                 .unwrap();
             assert_eq!(recorded.accepted, 3);
@@ -553,9 +564,7 @@ mod tests {
         // A lone request panicking, then the writer works on.
         let period = Period::containing(Utc::now());
         let lone = batch_of(&[PANIC_MARKER.into()]);
-        let answer = store
-            .record(account, period, Allowance::Limited(1000), lone)
-            .await;
+        let answer = store.record(account, period, &free_plan(1000), lone).await;
         assert!(
             matches!(
                 answer,

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use agentvista_quota::{Allowance, Period, RecordError, Recorded, UsageLedger};
+use agentvista_quota::{Period, RecordError, Recorded, UsageLedger};
 use agentvista_store::{AccountId, EventBatch, NewEvent, Store, StoreError, StoreOptions, testing};
 use chrono::Utc;
 use sea_orm::{
@@ -14,10 +14,22 @@ use sea_orm::{
     TransactionTrait,
 };
 
+/// Plans under which the tests' accounts (all on `free`) may store `limit` events a month.
+fn free_plan(limit: u64) -> agentvista_quota::Plans {
+    agentvista_quota::Plans::from_iter([(
+        "free".to_owned(),
+        agentvista_quota::Plan {
+            monthly_events: limit,
+            overage_cents_per_1000_events: 0,
+        },
+    )])
+}
+
 fn batch(ids: &[&str]) -> EventBatch {
     EventBatch {
         api_key_id: None,
         received_at: Utc::now(),
+        contexts: Vec::new(),
         events: ids
             .iter()
             .map(|id| NewEvent {
@@ -27,6 +39,7 @@ fn batch(ids: &[&str]) -> EventBatch {
                 name: Some("n".into()),
                 timestamp: Utc::now(),
                 body: None,
+                context: None,
             })
             .collect(),
     }
@@ -38,9 +51,7 @@ async fn record(
     batch: EventBatch,
 ) -> Result<Recorded, RecordError<StoreError>> {
     let period = Period::containing(Utc::now());
-    store
-        .record(account, period, Allowance::Limited(1000), batch)
-        .await
+    store.record(account, period, &free_plan(1000), batch).await
 }
 
 fn assert_unavailable<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) {

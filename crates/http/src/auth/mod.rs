@@ -186,10 +186,18 @@ pub(crate) fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError>
 }
 
 /// A key when an `Authorization` header is present (cookies are then ignored), else a session
-/// cookie, else 401 `missing_api_key`.
+/// cookie, else 401 `missing_api_key`. Two `Authorization` headers are a 400: which one a
+/// proxy or a server honours differs, so none is taken.
 async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let state = state(req)?;
-    if let Some(header) = req.headers().get(AUTHORIZATION) {
+    let mut headers = req.headers().get_all(AUTHORIZATION);
+    let first = headers.next();
+    if headers.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "Authorization: send exactly one header".into(),
+        ));
+    }
+    if let Some(header) = first {
         let principal = authenticate_key(state, header.as_bytes()).await?;
         if let Credential::Key { prefix, .. } = &principal.credential {
             // For the request log: the prefix, never the key.

@@ -290,7 +290,7 @@ pub(crate) async fn traces(
                     tbody {
                         @for trace in &page_of.traces {
                             tr {
-                                td { a href=(format!("/traces/{}", trace.trace_id)) { code { (trace.trace_id) } } }
+                                td { a href=(format!("/traces/{}", path_segment(&trace.trace_id))) { code { (trace.trace_id) } } }
                                 td { (trace.name.as_deref().unwrap_or("—")) }
                                 td { (when(&trace.started_at)) }
                                 td { (trace.event_count) }
@@ -313,11 +313,15 @@ pub(crate) async fn trace(
         return Ok(redirect("/login"));
     };
     let trace_id = path.into_inner();
-    let events = state
+    if trace_id.contains('\0') {
+        return Err(ApiError::NotFound);
+    }
+    let page_of = state
         .store
         .events()
-        .of_trace(viewer.user.account_id, &trace_id)
+        .of_trace(viewer.user.account_id, &trace_id, None, TRACE_PAGE_EVENTS)
         .await?;
+    let events = page_of.events;
     if events.is_empty() {
         return Err(ApiError::NotFound);
     }
@@ -342,13 +346,40 @@ pub(crate) async fn trace(
                     }
                 }
             }
+            @if page_of.next_cursor.is_some() { p.hint { "Showing the first " (TRACE_PAGE_EVENTS) " events; the API pages through all of them." } }
         },
     ))
 }
 
+/// Events shown on a trace's page; the API pages through the rest.
+const TRACE_PAGE_EVENTS: u64 = 200;
+
+/// Everything but RFC 3986's unreserved characters, escaped: a trace id is the client's text
+/// and may hold `/`, `?`, `#` or `%`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as one URL path segment.
+fn path_segment(text: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(text, SEGMENT)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{path_segment, thousands};
+
+    #[test]
+    fn trace_ids_are_escaped_as_one_path_segment() {
+        assert_eq!(path_segment("abc-1.2_~").to_string(), "abc-1.2_~");
+        assert_eq!(
+            path_segment("a/b?c#d%e f").to_string(),
+            "a%2Fb%3Fc%23d%25e%20f"
+        );
+        assert_eq!(path_segment("é").to_string(), "%C3%A9");
+    }
 
     #[test]
     fn thousands_are_separated() {

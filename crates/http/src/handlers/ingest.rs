@@ -1,39 +1,36 @@
 //! Ingestion: `POST /api/v1/traces/batch/` and `POST /otlp/v1/{traces,logs,metrics}`.
 //! Every request is one all-or-nothing insert-and-count transaction; 200 only after commit.
 
-use std::borrow::Cow;
-
-use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
-use actix_web::web::Bytes;
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use agentvista_ingest::{
-    ContentEncoding, Event, Format, Signal, decode_batch, decode_otlp, export_response,
+    Context, Decoded, Event, Format, Signal, decode_batch, decode_otlp, export_response,
 };
-use agentvista_quota::{Allowance, Period, RecordError, Recorded, UsageLedger};
-use agentvista_store::{EventBatch, NewEvent};
+use agentvista_quota::{Period, QuotaExceeded, RecordError, Recorded, UsageLedger};
+use agentvista_store::{EventBatch, NewContext, NewEvent};
 use chrono::{DateTime, Utc};
 use prost::Message;
 use serde_json::json;
 
 use crate::auth::{Auth, Principal, Write, authorize};
-use crate::body::{declared_length, is_json, read_body};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Body};
 
-/// An account whose plan is missing from the configuration: an operator error.
-#[derive(Debug, thiserror::Error)]
-#[error("account plan {0:?} is not in the configuration")]
-struct UnknownPlan(String);
+/// Id-less events (log records, data points, batch items without `id`) from which a request is
+/// first checked against what is left of the month, outside the write path: they can never be
+/// duplicates, so if they alone do not fit, the answer is a 429 without inserting and rolling
+/// back thousands of rows while other requests wait for the writer. Below it, trying costs
+/// less than the two reads of the check.
+const PRECHECK_MIN_EVENTS: usize = 100;
 
 pub(crate) async fn batch(
     state: web::Data<AppState>,
     auth: Auth<Write>,
-    req: HttpRequest,
-    payload: web::Payload,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    is_json(req.headers())?;
-    let body = read_decoded(&state, req.headers(), payload.into_inner()).await?;
-    let events = decode_batch(&body)?;
-    let recorded = record(&state, &auth.principal, events, Utc::now()).await?;
+    let body = body.json_bytes().await?;
+    let decoded = decode_batch(&body)?;
+    drop(body);
+    let recorded = record(&state, &auth.principal, decoded, Utc::now()).await?;
     Ok(HttpResponse::Ok().json(json!({
         "accepted": recorded.accepted,
         "duplicates": recorded.duplicates,
@@ -45,7 +42,7 @@ pub(crate) async fn batch(
 pub(crate) async fn otlp(
     state: web::Data<AppState>,
     req: HttpRequest,
-    payload: web::Payload,
+    body: Body,
     signal: Signal,
 ) -> HttpResponse {
     let content_type = req
@@ -56,11 +53,13 @@ pub(crate) async fn otlp(
     let answer = async {
         let principal = authorize::<Write>(&req).await?;
         let format = format.clone()?;
-        let body = read_decoded(&state, req.headers(), payload.into_inner()).await?;
+        let body = body.bytes().await?;
         let received_at = Utc::now();
-        let events = decode_otlp(signal, format, &body, received_at)?;
-        if !events.is_empty() {
-            record(&state, &principal, events, received_at).await?;
+        let decoded = decode_otlp(signal, format, &body, received_at)?;
+        // The decoded request holds all it needs; the raw body can go before the transaction.
+        drop(body);
+        if !decoded.events.is_empty() {
+            record(&state, &principal, decoded, received_at).await?;
         }
         Ok::<_, ApiError>(format)
     };
@@ -77,6 +76,9 @@ pub(crate) async fn otlp(
 fn otlp_error(err: &ApiError, format: Format) -> HttpResponse {
     let json_answer = err.error_response();
     let mut response = HttpResponse::build(json_answer.status());
+    if err.closes_connection() {
+        response.force_close();
+    }
     for (name, value) in json_answer.headers() {
         if name != CONTENT_TYPE {
             response.insert_header((name.clone(), value.clone()));
@@ -96,56 +98,74 @@ fn otlp_error(err: &ApiError, format: Format) -> HttpResponse {
     response.content_type(format.content_type()).body(body)
 }
 
-/// The body, read under the limit and inflated under the same limit. An unencoded body is
-/// handed on as read, without a copy.
-async fn read_decoded(
-    state: &AppState,
-    headers: &HeaderMap,
-    payload: actix_web::dev::Payload,
-) -> Result<Bytes, ApiError> {
-    let limit = state.config.max_body_bytes;
-    let encoding =
-        ContentEncoding::parse(headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()))?;
-    let raw = read_body(payload, limit, declared_length(headers)).await?;
-    let inflated = match encoding.decode(&raw, limit)? {
-        Cow::Borrowed(_) => None,
-        Cow::Owned(inflated) => Some(inflated),
-    };
-    Ok(inflated.map_or_else(|| raw.freeze(), Bytes::from))
-}
-
-/// Stores and counts `events` for the principal's account, or refuses them all.
+/// Stores and counts the decoded events for the principal's account, or refuses them all.
 async fn record(
     state: &AppState,
     principal: &Principal,
-    events: Vec<Event>,
+    decoded: Decoded,
     received_at: DateTime<Utc>,
 ) -> Result<Recorded, ApiError> {
-    // Plan and spend cap are read before the accounting transaction, which stays short.
-    let account = state.store.accounts().get(principal.account_id).await?;
-    let plan = state
-        .config
-        .plans
-        .get(&account.plan)
-        .ok_or_else(|| ApiError::internal(UnknownPlan(account.plan.clone())))?;
-    let allowance = Allowance::new(plan, account.spend_cap_cents);
     let period = Period::containing(received_at);
+    let quota_exceeded = |exceeded| ApiError::QuotaExceeded {
+        exceeded,
+        retry_after_secs: period.seconds_until_reset(received_at),
+    };
+    let id_less = decoded.events.iter().filter(|e| e.id.is_none()).count();
+    if id_less >= PRECHECK_MIN_EVENTS {
+        precheck(state, principal, period, id_less)
+            .await?
+            .map_err(quota_exceeded)?;
+    }
     let batch = EventBatch {
         api_key_id: principal.key_id(),
         received_at,
-        events: events.into_iter().map(new_event).collect(),
+        contexts: decoded.contexts.into_iter().map(new_context).collect(),
+        events: decoded.events.into_iter().map(new_event).collect(),
     };
+    // The plan and spend cap are read inside the accounting transaction, so that a cap lowered
+    // while this request is in flight still holds.
     match state
         .store
-        .record(account.id, period, allowance, batch)
+        .record(principal.account_id, period, &state.plans, batch)
         .await
     {
         Ok(recorded) => Ok(recorded),
-        Err(RecordError::Exceeded(exceeded)) => Err(ApiError::QuotaExceeded {
-            exceeded,
-            retry_after_secs: period.seconds_until_reset(received_at),
-        }),
+        Err(RecordError::Exceeded(exceeded)) => Err(quota_exceeded(exceeded)),
+        Err(RecordError::UnknownPlan(unknown)) => Err(ApiError::internal(unknown)),
         Err(RecordError::Storage(err)) => Err(err.into()),
+    }
+}
+
+/// Whether `new` events that cannot be duplicates fit what is left of the month, by a read
+/// outside the transaction. `Ok(Err)` is a certain refusal (usage only grows within a period);
+/// `Ok(Ok)` decides nothing: the transaction checks again, exactly.
+async fn precheck(
+    state: &AppState,
+    principal: &Principal,
+    period: Period,
+    new: usize,
+) -> Result<Result<(), QuotaExceeded>, ApiError> {
+    let account = state.store.accounts().get(principal.account_id).await?;
+    let allowance = state
+        .plans
+        .allowance(&account.plan, account.spend_cap_cents)
+        .map_err(ApiError::internal)?;
+    let used = state.store.used(account.id, period).await?;
+    if allowance.admits(used, new as u64) {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(QuotaExceeded {
+            limit: allowance.limit().unwrap_or(u64::MAX),
+            used,
+            resets_at: period.resets_at(),
+        }))
+    }
+}
+
+fn new_context(context: Context) -> NewContext {
+    NewContext {
+        parent: context.parent,
+        fields: context.fields,
     }
 }
 
@@ -157,5 +177,6 @@ fn new_event(event: Event) -> NewEvent {
         name: event.name,
         timestamp: event.timestamp,
         body: event.body,
+        context: event.context,
     }
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::json;
 
 use crate::auth::{Admin, Auth, Authenticated, Credential, Read};
-use crate::{ApiError, AppState, JsonBody};
+use crate::handlers::session::no_store;
+use crate::{ApiError, AppState, Body};
 
 /// Longest key name accepted.
 const MAX_NAME_CHARS: usize = 100;
@@ -101,8 +102,9 @@ pub(crate) async fn list(
 pub(crate) async fn create(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
-    JsonBody(body): JsonBody<CreateKey>,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
+    let body: CreateKey = body.json().await?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::BadRequest(format!(
@@ -128,10 +130,12 @@ pub(crate) async fn create(
         )
         .await?;
     tracing::info!(prefix = %record.prefix, scopes = %record.scopes, "API key created");
-    Ok(HttpResponse::Created().json(CreatedKey {
-        object: record.into(),
-        key: key.expose_secret().to_owned(),
-    }))
+    Ok(HttpResponse::Created()
+        .insert_header(no_store())
+        .json(CreatedKey {
+            object: record.into(),
+            key: key.expose_secret().to_owned(),
+        }))
 }
 
 pub(crate) async fn revoke(

@@ -1,6 +1,7 @@
 //! Dashboard login, logout and the current session.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::{CACHE_CONTROL, CacheDirective};
+use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_store::User;
 use chrono::Utc;
 use serde::Deserialize;
@@ -8,7 +9,7 @@ use serde_json::json;
 
 use crate::auth::{SessionOnly, random_token, session_cookie, token_hash};
 use crate::password::verify_password;
-use crate::{ApiError, AppState, JsonBody};
+use crate::{ApiError, AppState, Body};
 
 /// A login request. No `Debug`: it holds a password.
 #[derive(Deserialize)]
@@ -22,20 +23,43 @@ fn user_json(user: &User) -> serde_json::Value {
     json!({"id": user.id, "email": user.email})
 }
 
+/// No cache may keep an answer that carries a session or a CSRF token.
+pub(crate) fn no_store() -> (
+    actix_web::http::header::HeaderName,
+    actix_web::http::header::CacheControl,
+) {
+    (
+        CACHE_CONTROL,
+        actix_web::http::header::CacheControl(vec![CacheDirective::NoStore]),
+    )
+}
+
 pub(crate) async fn login(
     state: web::Data<AppState>,
-    JsonBody(login): JsonBody<Login>,
+    req: HttpRequest,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
+    // The address's bucket first: a flood of garbage bodies costs the attacker attempts too.
+    let address = req.peer_addr().map(|a| a.ip());
+    state.throttles.address(address)?;
+    let login: Login = body.json().await?;
+    state.throttles.account(&login.email, address)?;
     let found = state.store.users().find_by_email(&login.email).await?;
+    // Held while the hash runs; if the client leaves, the permit stays with the blocking task
+    // until the hash ends, so the bound holds.
+    let permit = state.throttles.hashing()?;
     // An unknown e-mail is checked against a dummy hash, so both failures take as long.
     let (hash, user) = match found {
         Some(credentials) => (credentials.password_hash, Some(credentials.user)),
         None => (state.dummy_password_hash.clone(), None),
     };
     let password = login.password;
-    let matches = web::block(move || verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let matches = web::block(move || {
+        let _permit = permit;
+        verify_password(&password, &hash)
+    })
+    .await
+    .map_err(ApiError::internal)?;
     let (true, Some(user)) = (matches, user) else {
         tracing::info!(cause = "wrong e-mail or password", "login refused");
         return Err(ApiError::InvalidCredentials);
@@ -57,6 +81,7 @@ pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpR
         .await?;
     let cookie = session_cookie(token, ttl.num_seconds(), !state.config.insecure_cookies);
     Ok(HttpResponse::Ok()
+        .insert_header(no_store())
         .cookie(cookie)
         .json(json!({"user": user_json(user), "csrf_token": csrf_token})))
 }
@@ -67,10 +92,14 @@ pub(crate) async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     state.store.sessions().delete(&session.token_hash).await?;
     let gone = session_cookie(String::new(), 0, !state.config.insecure_cookies);
-    Ok(HttpResponse::NoContent().cookie(gone).finish())
+    Ok(HttpResponse::NoContent()
+        .insert_header(no_store())
+        .cookie(gone)
+        .finish())
 }
 
 pub(crate) async fn current(session: SessionOnly) -> HttpResponse {
     HttpResponse::Ok()
+        .insert_header(no_store())
         .json(json!({"user": user_json(&session.user), "csrf_token": session.csrf_token}))
 }

@@ -1,13 +1,13 @@
 //! `POST /api/v1/setup/`: the first account and user, on a fresh installation only.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_store::FirstUser;
 use chrono::Utc;
 use serde::Deserialize;
 
 use crate::handlers::session::start_session;
 use crate::password::hash_password;
-use crate::{ApiError, AppState, JsonBody};
+use crate::{ApiError, AppState, Body};
 
 /// The first-run form. No `Debug`: it holds a password.
 #[derive(Deserialize)]
@@ -22,11 +22,14 @@ pub(crate) struct Setup {
 /// a 404, so it cannot be replayed to take over an installation.
 pub(crate) async fn setup(
     state: web::Data<AppState>,
-    JsonBody(form): JsonBody<Setup>,
+    req: HttpRequest,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
     if state.store.users().count().await? > 0 {
         return Err(ApiError::NotFound);
     }
+    state.throttles.address(req.peer_addr().map(|a| a.ip()))?;
+    let form: Setup = body.json().await?;
     let account = form.account.trim();
     if account.is_empty() || account.chars().count() > 100 {
         return Err(ApiError::BadRequest(
@@ -36,10 +39,14 @@ pub(crate) async fn setup(
     let email = agentvista_store::normalize_email(&form.email)
         .map_err(|_| ApiError::BadRequest("email: not an e-mail address".into()))?;
     let password = form.password;
-    let hash = web::block(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::BadRequest(format!("password: {e}")))?;
+    let permit = state.throttles.hashing()?;
+    let hash = web::block(move || {
+        let _permit = permit;
+        hash_password(&password)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::BadRequest(format!("password: {e}")))?;
     let (account, user) = state
         .store
         .create_first_user(

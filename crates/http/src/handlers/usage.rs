@@ -9,12 +9,15 @@ use serde_json::{Value, json};
 
 use crate::auth::{Admin, Auth, Read};
 use crate::handlers::rfc3339;
-use crate::{ApiError, AppState, JsonBody};
+use crate::{ApiError, AppState, Body};
 
-/// The body of `PUT /api/v1/me/billing/spend-cap/`: cents, or `null` for no cap.
+/// The body of `PUT /api/v1/me/billing/spend-cap/`: cents, or `null` for no cap. The field
+/// is required: `{}` is a 400, never a silent removal of the cap.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SpendCap {
+    // `deserialize_with` takes away serde's "a missing Option is None" rule.
+    #[serde(deserialize_with = "Option::deserialize")]
     spend_cap_cents: Option<u64>,
 }
 
@@ -33,8 +36,9 @@ pub(crate) async fn usage(
 pub(crate) async fn set_spend_cap(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
-    JsonBody(body): JsonBody<SpendCap>,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
+    let body: SpendCap = body.json().await?;
     let account = state
         .store
         .accounts()

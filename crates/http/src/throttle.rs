@@ -1,0 +1,289 @@
+//! Throttles on the password endpoints (login, first-run setup): attempts per client address
+//! and per account, and a bound on the password hashes running at once.
+//!
+//! argon2id is slow and memory-hard on purpose (tens of milliseconds, 19 MiB a hash), so an
+//! unbounded stream of logins is both a way to guess passwords and a way to take the server's
+//! CPU. Each attempt first passes the address's and the account's GCRA buckets (the `governor`
+//! crate), then takes a hashing permit without waiting; whichever is exhausted answers 429
+//! `too_many_attempts` with `Retry-After` before any hash runs.
+
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::ApiError;
+
+/// How many distinct keys a throttle tracks before it forgets those whose buckets are full
+/// again. Keys are bounded in size (an address, or a normalised e-mail of at most 254 bytes),
+/// and a live key costs its owner an attempt at least every refill period, so what an
+/// attacker can keep alive is bounded by its own address buckets.
+const MAX_TRACKED: usize = 100_000;
+
+/// A bucket: `burst` attempts at once, then one more every `every`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    /// Attempts allowed back to back.
+    pub burst: NonZeroU32,
+    /// How often one more attempt is allowed once the burst is spent.
+    pub every: Duration,
+}
+
+/// The limits on password attempts. The defaults let a person mistype many times and stop a
+/// guesser at a few attempts a minute per account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Per client address (the TCP peer; behind a proxy, the proxy's): default 30 at once,
+    /// then one every 2 s.
+    pub per_address: Bucket,
+    /// Per account and client address: default 10 at once, then one every 30 s. This is
+    /// the guesser's limit; keyed on the pair, so that a stranger who knows an e-mail address
+    /// cannot lock its owner out from elsewhere.
+    pub per_account_and_address: Bucket,
+    /// Per account from all addresses together: default 100 at once, then one every 3 s —
+    /// what stops a guesser spread over many addresses, at the cost that such a spread attack
+    /// can delay the owner's login too.
+    pub per_account: Bucket,
+    /// Password hashes running at once; one more is refused at once. Default: twice the
+    /// cores.
+    pub concurrent_hashes: usize,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        ThrottleConfig {
+            per_address: Bucket {
+                burst: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
+                every: Duration::from_secs(2),
+            },
+            per_account_and_address: Bucket {
+                burst: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+                every: Duration::from_secs(30),
+            },
+            per_account: Bucket {
+                burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+                every: Duration::from_secs(3),
+            },
+            concurrent_hashes: 2 * cores,
+        }
+    }
+}
+
+/// The throttles of one server process.
+pub(crate) struct Throttles {
+    by_address: Keyed<IpAddr>,
+    by_account_and_address: Keyed<(String, Option<IpAddr>)>,
+    by_account: Keyed<String>,
+    hashing: Arc<Semaphore>,
+}
+
+/// A keyed limiter, and when it may next forget the keys whose buckets are full again.
+struct Keyed<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
+    /// Milliseconds since `epoch` before which no clean-up runs: one scan per second at most,
+    /// however many keys an attacker keeps alive.
+    next_cleanup_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Throttles {
+    pub(crate) fn new(config: ThrottleConfig) -> Self {
+        Throttles {
+            by_address: Keyed::new(config.per_address),
+            by_account_and_address: Keyed::new(config.per_account_and_address),
+            by_account: Keyed::new(config.per_account),
+            hashing: Arc::new(Semaphore::new(config.concurrent_hashes.max(1))),
+        }
+    }
+
+    /// Counts one attempt from `address` (none is known in some test set-ups).
+    ///
+    /// # Errors
+    /// [`ApiError::TooManyAttempts`] when the address's bucket is empty.
+    pub(crate) fn address(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        match address {
+            Some(address) => self.by_address.check(&network(address), "client address"),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one attempt for the account named by `email` (normalised: at most 254 bytes;
+    /// a string that is no e-mail address names no account and is not tracked), from
+    /// `address`. Unknown and existing accounts are throttled alike, so the throttle tells
+    /// nothing about which accounts exist.
+    ///
+    /// # Errors
+    /// [`ApiError::TooManyAttempts`] when the account's bucket, or the pair's, is empty.
+    pub(crate) fn account(&self, email: &str, address: Option<IpAddr>) -> Result<(), ApiError> {
+        let Ok(email) = agentvista_store::normalize_email(email) else {
+            return Ok(());
+        };
+        self.by_account_and_address.check(
+            &(email.clone(), address.map(network)),
+            "account and client address",
+        )?;
+        self.by_account.check(&email, "account")
+    }
+
+    /// A permit to hash one password, taken without waiting. Take it once the body is read,
+    /// so that a slow client never holds one.
+    ///
+    /// # Errors
+    /// [`ApiError::TooManyAttempts`] when every permit is taken.
+    pub(crate) fn hashing(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.hashing).try_acquire_owned().map_err(|_| {
+            tracing::warn!("password check refused: every hashing permit is taken");
+            ApiError::TooManyAttempts {
+                retry_after_secs: 1,
+            }
+        })
+    }
+}
+
+/// The unit an address is throttled as: an IPv4 address, or an IPv6 /64 — the smallest block
+/// a site is given, so one client cannot take 2^64 fresh buckets.
+fn network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Keyed<K> {
+    fn new(bucket: Bucket) -> Self {
+        let quota = Quota::with_period(bucket.every)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(bucket.burst);
+        Keyed {
+            limiter: RateLimiter::keyed(quota),
+            next_cleanup_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn check(&self, key: &K, what: &str) -> Result<(), ApiError> {
+        if self.limiter.len() > MAX_TRACKED {
+            self.cleanup();
+        }
+        self.limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.limiter.clock().now());
+            tracing::info!(throttle = what, "password attempt throttled");
+            ApiError::TooManyAttempts {
+                // Rounded up: retrying at the stated second must succeed.
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
+    }
+
+    /// Forgets the keys whose buckets are full again, at most once a second.
+    fn cleanup(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next_cleanup_ms.load(Ordering::Relaxed);
+        if now >= due
+            && self
+                .next_cleanup_ms
+                .compare_exchange(due, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> ThrottleConfig {
+        ThrottleConfig {
+            per_address: Bucket {
+                burst: NonZeroU32::new(5).unwrap(),
+                every: Duration::from_secs(60),
+            },
+            per_account_and_address: Bucket {
+                burst: NonZeroU32::new(3).unwrap(),
+                every: Duration::from_secs(60),
+            },
+            per_account: Bucket {
+                burst: NonZeroU32::new(4).unwrap(),
+                every: Duration::from_secs(60),
+            },
+            concurrent_hashes: 2,
+        }
+    }
+
+    fn retry_after<T>(result: Result<T, ApiError>) -> u64 {
+        match result {
+            Err(ApiError::TooManyAttempts { retry_after_secs }) => retry_after_secs,
+            other => panic!("expected too_many_attempts, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn an_account_is_throttled_per_address_first_then_across_addresses() {
+        let throttles = Throttles::new(small());
+        let me: IpAddr = [10, 0, 0, 1].into();
+        let you: IpAddr = [10, 0, 0, 9].into();
+        for _ in 0..3 {
+            throttles.account("a@example.com", Some(me)).unwrap();
+        }
+        // The same account from the same address, whatever the case of the e-mail: refused.
+        let wait = retry_after(throttles.account(" A@Example.com", Some(me)));
+        assert!((1..=60).contains(&wait), "Retry-After {wait}");
+        // Its owner elsewhere still gets in, until the account's own bucket is spent.
+        throttles.account("a@example.com", Some(you)).unwrap();
+        retry_after(throttles.account("a@example.com", Some(you)));
+        // Another account is untouched; a string that is no e-mail is not tracked at all.
+        assert!(throttles.account("b@example.com", Some(me)).is_ok());
+        for _ in 0..10 {
+            assert!(throttles.account(&"x".repeat(10_000), Some(me)).is_ok());
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_throttled_per_64_block() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(network(a), network(b));
+        assert_ne!(network(a), network(c));
+        let v4: IpAddr = [192, 0, 2, 1].into();
+        assert_eq!(network(v4), v4);
+    }
+
+    #[test]
+    fn an_address_is_throttled_and_others_are_not() {
+        let throttles = Throttles::new(small());
+        let me: IpAddr = [10, 0, 0, 2].into();
+        for _ in 0..5 {
+            throttles.address(Some(me)).unwrap();
+        }
+        retry_after(throttles.address(Some(me)));
+        let other: IpAddr = [10, 0, 0, 3].into();
+        assert!(throttles.address(Some(other)).is_ok());
+    }
+
+    #[test]
+    fn hashes_beyond_the_permits_are_refused_at_once_and_a_released_permit_is_reusable() {
+        let throttles = Throttles::new(ThrottleConfig {
+            concurrent_hashes: 2,
+            ..ThrottleConfig::default()
+        });
+        let first = throttles.hashing().unwrap();
+        let _second = throttles.hashing().unwrap();
+        assert_eq!(retry_after(throttles.hashing()), 1);
+        drop(first);
+        assert!(throttles.hashing().is_ok());
+    }
+}
