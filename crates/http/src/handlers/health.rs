@@ -1,6 +1,6 @@
 //! `/healthz` (the process answers) and `/readyz` (the database answers, and takes writes).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -11,27 +11,27 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// How long one readiness answer is reused. The check goes through the single SQLite writer,
-/// which every tenant's ingestion shares: a flood of anonymous probes must not queue there.
-const READINESS_TTL: Duration = Duration::from_secs(1);
-
-/// The last readiness check: when it ran and whether the store was ready.
+/// The last readiness check: when it started and whether the store was ready.
 pub(crate) type Readiness = tokio::sync::Mutex<Option<(Instant, bool)>>;
 
-/// The store was not ready at the last check, which this answer reuses.
+/// The store was not ready at the check this answer shares.
 #[derive(Debug, thiserror::Error)]
-#[error("the store was not ready at a check less than a second ago")]
+#[error("the store was not ready at a check that ran after this probe arrived")]
 struct NotReady;
 
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    // One check at a time (the lock), and none again within the TTL: concurrent probes wait
-    // for the check in flight and share its answer.
+    // The check goes through the single SQLite writer, which every tenant's ingestion shares,
+    // so a flood of anonymous probes must not queue there: one check at a time (the lock), and
+    // a probe that waited reuses the answer of a check that started after it arrived — fresh
+    // for it, and never more than one probe in the writer's queue.
+    let arrived = Instant::now();
     let mut last = state.readiness.lock().await;
     let ready = match *last {
-        Some((at, ready)) if at.elapsed() < READINESS_TTL => ready,
+        Some((started, ready)) if started >= arrived => ready,
         _ => {
+            let started = Instant::now();
             let result = state.store.ready().await;
-            *last = Some((Instant::now(), result.is_ok()));
+            *last = Some((started, result.is_ok()));
             result?;
             true
         }
