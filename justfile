@@ -27,6 +27,10 @@ bench:
 fuzz SECONDS="60":
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse -- -max_total_time={{SECONDS}}
 
+# Fuzz the ingestion decoders (batch, OTLP protobuf and JSON, gzip) for SECONDS each.
+fuzz-ingest SECONDS="150":
+    cd fuzz && for t in batch otlp_protobuf otlp_json gzip; do mkdir -p corpus/$t && RUSTC_BOOTSTRAP=1 cargo fuzz run $t corpus/$t seeds/$t -- -max_total_time={{SECONDS}} || exit 1; done
+
 # The end-to-end suite alone: the real binary over HTTP, the docs examples, the browser test.
 e2e:
     cargo test -p agentvista --test e2e
