@@ -11,8 +11,9 @@ use agentvista_quota::{
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -246,21 +247,29 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
         ref events,
     } = *job;
 
+    // SQLite (one writer, its lock held) knows the new rows as those above the largest id, and
+    // summarises them in one statement; PostgreSQL has them returned by the insert.
+    let sqlite = txn.get_database_backend() == DbBackend::Sqlite;
+    let last_before = if sqlite {
+        Some(last_event_id(txn).await?)
+    } else {
+        None
+    };
     let context_ids = store_contexts(txn, account, contexts).await?;
     let mut new_rows = Vec::new();
+    let mut inserted = 0;
     for chunk in events.chunks(ROWS_PER_INSERT) {
-        insert_new(
+        inserted += insert_new(
             txn,
             account,
             api_key_id,
             received_at,
             chunk,
             &context_ids,
-            &mut new_rows,
+            (!sqlite).then_some(&mut new_rows),
         )
         .await?;
     }
-    let inserted = new_rows.len() as u64;
     let duplicates = events.len() as u64 - inserted;
     if inserted == 0 {
         // Only duplicates: nothing to count, whatever is left of the allowance.
@@ -272,7 +281,10 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
         }));
     }
     // Before the account and usage rows, which every request of the account waits for.
-    update_traces(txn, account, new_rows).await?;
+    match last_before {
+        Some(last_before) => summarise_sqlite(txn, account, last_before).await?,
+        None => update_traces(txn, account, new_rows).await?,
+    }
 
     let allowance = match allowance_in(txn, account, plans).await? {
         Ok(allowance) => allowance,
@@ -480,8 +492,8 @@ struct NewRow {
     name: Option<String>,
 }
 
-/// Inserts the rows whose client id is new for the account and appends what the trace
-/// summaries need of each row actually inserted (duplicates skipped return nothing).
+/// Inserts the rows whose client id is new for the account; returns how many were, and with
+/// `new_rows` appends what the trace summaries need of each (duplicates skipped return nothing).
 async fn insert_new(
     txn: &DatabaseTransaction,
     account: AccountId,
@@ -489,8 +501,8 @@ async fn insert_new(
     received_at: DateTime<Utc>,
     chunk: &[NewEvent],
     context_ids: &[i64],
-    new_rows: &mut Vec<NewRow>,
-) -> Result<(), DbErr> {
+    new_rows: Option<&mut Vec<NewRow>>,
+) -> Result<u64, DbErr> {
     use events::Column as E;
 
     let mut insert = Query::insert();
@@ -526,13 +538,16 @@ async fn insert_new(
             ])
             .map_err(|e| DbErr::Custom(e.to_string()))?;
     }
-    insert
-        .on_conflict(
-            OnConflict::columns([E::AccountId, E::ClientEventId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .returning(Query::returning().columns([E::Id, E::TraceId, E::Timestamp, E::Name]));
+    insert.on_conflict(
+        OnConflict::columns([E::AccountId, E::ClientEventId])
+            .do_nothing()
+            .to_owned(),
+    );
+    let Some(new_rows) = new_rows else {
+        return Ok(txn.execute(&insert).await?.rows_affected());
+    };
+    insert.returning(Query::returning().columns([E::Id, E::TraceId, E::Timestamp, E::Name]));
+    let before = new_rows.len();
     for row in txn.query_all(&insert).await? {
         new_rows.push(NewRow {
             id: row.try_get("", "id")?,
@@ -541,6 +556,61 @@ async fn insert_new(
             name: row.try_get("", "name")?,
         });
     }
+    Ok((new_rows.len() - before) as u64)
+}
+
+/// The largest event id so far (0 for none).
+async fn last_event_id(txn: &DatabaseTransaction) -> Result<i64, DbErr> {
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT COALESCE(MAX(id), 0) AS last FROM events",
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get("", "last")?,
+        None => 0,
+    })
+}
+
+/// SQLite only: adds the events above `last_before` (this job's, the writer being alone) to
+/// their traces' summaries in one statement, as [`update_traces`] does on PostgreSQL. The id
+/// range is a rowid range scan (`+trace_id` keeps the planner off the trace index), and the
+/// earliest named event comes from one `MIN` over a key that sorts as (timestamp, id): stored
+/// timestamps are RFC 3339 text without spaces, ids are padded to 20 digits.
+async fn summarise_sqlite(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    last_before: i64,
+) -> Result<(), DbErr> {
+    const SQL: &str = "\
+INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count) \
+SELECT ?, trace_id, substr(k, instr(k, ' ') + 22), substr(k, 1, instr(k, ' ') - 1), \
+       started_at, last_at, n \
+FROM (SELECT trace_id, MIN(timestamp) AS started_at, MAX(timestamp) AS last_at, \
+             COUNT(*) AS n, \
+             MIN(CASE WHEN name IS NOT NULL \
+                      THEN timestamp || ' ' || printf('%020d', id) || ' ' || name END) AS k \
+      FROM events WHERE id > ? AND +trace_id IS NOT NULL GROUP BY trace_id) \
+WHERE true \
+ON CONFLICT (account_id, trace_id) DO UPDATE SET \
+  name = CASE WHEN excluded.name_at IS NOT NULL \
+              AND (traces.name_at IS NULL OR excluded.name_at < traces.name_at) \
+         THEN excluded.name ELSE traces.name END, \
+  name_at = CASE WHEN excluded.name_at IS NOT NULL \
+                 AND (traces.name_at IS NULL OR excluded.name_at < traces.name_at) \
+            THEN excluded.name_at ELSE traces.name_at END, \
+  started_at = CASE WHEN excluded.started_at < traces.started_at \
+               THEN excluded.started_at ELSE traces.started_at END, \
+  last_at = CASE WHEN excluded.last_at > traces.last_at \
+            THEN excluded.last_at ELSE traces.last_at END, \
+  event_count = traces.event_count + excluded.event_count";
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        SQL,
+        [account.0.into(), last_before.into()],
+    ))
+    .await?;
     Ok(())
 }
 
