@@ -269,7 +269,19 @@ async fn commit_group(db: &DatabaseConnection, jobs: &[Job]) -> Vec<Outcome> {
                         "rolling back an aborted group commit failed too"
                     );
                 }
-                return fail_all(jobs, &e);
+                // The culprit keeps its own error; the others did nothing wrong and nothing
+                // of theirs was stored, so they fail as an outage (503) that a client retries,
+                // not as the culprit's 500 that an OTLP exporter would drop.
+                let culprit = outcomes.len();
+                return (0..jobs.len())
+                    .map(|i| {
+                        Err(if i == culprit {
+                            e.clone()
+                        } else {
+                            group_aborted()
+                        })
+                    })
+                    .collect();
             }
         }
     }
@@ -278,6 +290,14 @@ async fn commit_group(db: &DatabaseConnection, jobs: &[Job]) -> Vec<Outcome> {
         // Nothing of the group is stored: every request fails, refused ones included.
         Err(e) => fail_all(jobs, &e),
     }
+}
+
+/// A request's group was rolled back for another request's error: nothing of it was stored,
+/// and a retry is safe ([`crate::StoreError::Unavailable`]).
+fn group_aborted() -> DbErr {
+    DbErr::Conn(RuntimeErr::Internal(
+        "another request of the same group commit failed; nothing was stored".into(),
+    ))
 }
 
 fn fail_all(jobs: &[Job], err: &DbErr) -> Vec<Outcome> {
@@ -470,7 +490,8 @@ mod tests {
     }
 
     /// One request of a group fails inside its savepoint: no request of the group is stored
-    /// or counted, each gets the error, and the next group commits.
+    /// or counted, the culprit gets its error and the others an outage to retry, and the next
+    /// group commits.
     async fn a_failing_request_fails_its_whole_group(raise: &str) {
         let (_dir, store, account) = sqlite(Duration::from_secs(5)).await;
         add_fault(&store, raise).await;
@@ -483,12 +504,17 @@ mod tests {
             batch_of(&poisoned),
             batch_of(&ids(3)),
         ];
-        for answer in as_one_group(&store, account, group).await {
+        for (i, answer) in as_one_group(&store, account, group)
+            .await
+            .into_iter()
+            .enumerate()
+        {
             match answer {
-                Err(RecordError::Storage(StoreError::Database(e))) => {
+                Err(RecordError::Storage(StoreError::Database(e))) if i == 2 => {
                     assert!(e.to_string().contains("injected"), "{e}");
                 }
-                other => panic!("{raise}: every request of the group fails, got {other:?}"),
+                Err(RecordError::Storage(StoreError::Unavailable(_))) if i != 2 => {}
+                other => panic!("{raise}: request {i} of the failed group got {other:?}"),
             }
         }
         assert_eq!(stored_and_used(&store, account).await, (0, 0), "{raise}");
