@@ -48,9 +48,9 @@ const INITIAL_CAPACITY: usize = 16 * 1024;
 /// - the whole body within the body deadline, else 400 and the connection is closed;
 /// - no NUL character in any JSON string (PostgreSQL cannot store one), else 400.
 pub struct Body {
-    headers: HeaderMap,
+    /// The request, for its headers (a reference-counted handle, not a copy of them).
+    req: HttpRequest,
     payload: Payload,
-    limit: Result<(usize, Duration), ApiError>,
 }
 
 impl std::fmt::Debug for Body {
@@ -64,11 +64,9 @@ impl FromRequest for Body {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = state(req).map(|s| (s.config.max_body_bytes, s.config.body_timeout));
         ready(Ok(Body {
-            headers: req.headers().clone(),
+            req: req.clone(),
             payload: payload.take(),
-            limit,
         }))
     }
 }
@@ -95,7 +93,7 @@ impl Body {
     /// # Errors
     /// 400, 413 or 415 as [`ApiError`]s (see [`Body`]).
     pub async fn json_bytes(self) -> Result<Bytes, ApiError> {
-        is_json(&self.headers)?;
+        is_json(self.req.headers())?;
         self.bytes().await
     }
 
@@ -105,8 +103,9 @@ impl Body {
     /// # Errors
     /// 400, 413 or 415 as [`ApiError`]s (see [`Body`]).
     pub async fn bytes(self) -> Result<Bytes, ApiError> {
-        let (limit, deadline) = self.limit?;
-        let mut encodings = self.headers.get_all(CONTENT_ENCODING);
+        let config = &state(&self.req)?.config;
+        let (limit, deadline) = (config.max_body_bytes, config.body_timeout);
+        let mut encodings = self.req.headers().get_all(CONTENT_ENCODING);
         let first = encodings.next();
         if encodings.next().is_some() {
             // Stacked encodings (`gzip` then `br`, …) are not decoded.
@@ -118,7 +117,7 @@ impl Body {
         let raw = read_body(
             self.payload,
             limit,
-            declared_length(&self.headers),
+            declared_length(self.req.headers()),
             deadline,
         )
         .await?;

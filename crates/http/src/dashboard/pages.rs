@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::{KeyStatus, Scope};
-use agentvista_quota::{Allowance, Period, UsageLedger};
+use agentvista_quota::{Period, UsageLedger};
 use chrono::{DateTime, Utc};
 use maud::html;
 
@@ -219,8 +219,12 @@ pub(crate) async fn billing(
     let now = Utc::now();
     let period = Period::containing(now);
     let used = state.store.used(account.id, period).await?;
-    let plan = state.config.plans.get(&account.plan).copied();
-    let limit = plan.and_then(|p| Allowance::new(&p, account.spend_cap_cents).limit());
+    let plan = state.plans.get(&account.plan).copied();
+    let limit = state
+        .plans
+        .allowance(&account.plan, account.spend_cap_cents)
+        .ok()
+        .and_then(|allowance| allowance.limit());
     let has_overage = plan.is_some_and(|p| p.has_overage());
     Ok(page(
         "Billing",

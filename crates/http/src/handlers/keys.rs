@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::json;
 
 use crate::auth::{Admin, Auth, Authenticated, Credential, Read};
-use crate::handlers::session::no_store;
+use crate::handlers::no_store;
 use crate::{ApiError, AppState, Body};
 
 /// Longest key name accepted.

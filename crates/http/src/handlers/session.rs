@@ -1,6 +1,5 @@
 //! Dashboard login, logout and the current session.
 
-use actix_web::http::header::{CACHE_CONTROL, CacheDirective};
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_store::User;
 use chrono::Utc;
@@ -8,6 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{SessionOnly, random_token, session_cookie, token_hash};
+use crate::handlers::no_store;
 use crate::password::verify_password;
 use crate::{ApiError, AppState, Body};
 
@@ -21,17 +21,6 @@ pub(crate) struct Login {
 
 fn user_json(user: &User) -> serde_json::Value {
     json!({"id": user.id, "email": user.email})
-}
-
-/// No cache may keep an answer that carries a session or a CSRF token.
-pub(crate) fn no_store() -> (
-    actix_web::http::header::HeaderName,
-    actix_web::http::header::CacheControl,
-) {
-    (
-        CACHE_CONTROL,
-        actix_web::http::header::CacheControl(vec![CacheDirective::NoStore]),
-    )
 }
 
 pub(crate) async fn login(

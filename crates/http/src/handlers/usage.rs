@@ -1,7 +1,7 @@
 //! `GET /api/v1/me/usage/` and `PUT /api/v1/me/billing/spend-cap/`.
 
 use actix_web::{HttpResponse, web};
-use agentvista_quota::{Allowance, Period, UsageLedger};
+use agentvista_quota::{Period, UsageLedger};
 use agentvista_store::Account;
 use chrono::Utc;
 use serde::Deserialize;
@@ -52,10 +52,10 @@ async fn usage_json(state: &AppState, account: &Account) -> Result<Value, ApiErr
     let used = state.store.used(account.id, period).await?;
     // A plan missing from the configuration shows no limit rather than failing the page.
     let limit = state
-        .config
         .plans
-        .get(&account.plan)
-        .and_then(|plan| Allowance::new(plan, account.spend_cap_cents).limit());
+        .allowance(&account.plan, account.spend_cap_cents)
+        .ok()
+        .and_then(|allowance| allowance.limit());
     Ok(json!({
         "plan": account.plan,
         "period_start": rfc3339(&period.start()),
