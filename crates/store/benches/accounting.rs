@@ -153,12 +153,74 @@ async fn plain_insert(db: &DatabaseConnection, account: AccountId, rows: Vec<New
     txn.commit().await.unwrap();
 }
 
+/// One accounting call of `n` fresh events, timed.
+async fn timed_record(target: &Target, plans: &Plans, next_id: &mut u64, n: u64) -> Duration {
+    let batch = EventBatch {
+        api_key_id: None,
+        received_at: Utc::now(),
+        contexts: contexts(),
+        events: events(next_id, n),
+    };
+    let period = Period::containing(batch.received_at);
+    let start = Instant::now();
+    target
+        .store
+        .record(target.account, period, plans, batch)
+        .await
+        .unwrap();
+    start.elapsed()
+}
+
+/// One plain insert of `n` fresh events, timed.
+async fn timed_plain(target: &Target, next_id: &mut u64, n: u64) -> Duration {
+    let rows = events(next_id, n);
+    let start = Instant::now();
+    plain_insert(&target.plain, target.account, rows).await;
+    start.elapsed()
+}
+
+/// The goal's figure, robust against a shared machine: `ROUNDS` pairs of one plain insert and
+/// one accounting call, taken back to back (the order alternating), so that whatever slows the
+/// machine slows both sides of a pair. Prints the median of the pairs' ratios (plain time over
+/// accounting time: 1.0 means accounting costs nothing, 0.7 is the goal at batch 100).
+fn paired_ratios(rt: &tokio::runtime::Runtime, target: &Target, plans: &Plans, next_id: &mut u64) {
+    const ROUNDS: usize = 300;
+    for n in BATCHES {
+        let mut ratios: Vec<f64> = rt.block_on(async {
+            let mut ratios = Vec::with_capacity(ROUNDS);
+            for round in 0..ROUNDS {
+                let (plain, counted) = if round % 2 == 0 {
+                    let plain = timed_plain(target, next_id, n).await;
+                    (plain, timed_record(target, plans, next_id, n).await)
+                } else {
+                    let counted = timed_record(target, plans, next_id, n).await;
+                    (timed_plain(target, next_id, n).await, counted)
+                };
+                ratios.push(plain.as_secs_f64() / counted.as_secs_f64());
+            }
+            ratios
+        });
+        ratios.sort_by(f64::total_cmp);
+        eprintln!(
+            "ratio/{}/{n}: plain insert / insert-and-count = {:.2} (median of {ROUNDS} pairs; \
+             quartiles {:.2}-{:.2})",
+            target.label,
+            ratios[ROUNDS / 2],
+            ratios[ROUNDS / 4],
+            ratios[3 * ROUNDS / 4],
+        );
+    }
+}
+
 fn accounting(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut targets = vec![rt.block_on(sqlite())];
     targets.extend(rt.block_on(postgres()));
     let mut next_id = 0u64;
     let plans = plans();
+    for target in &targets {
+        paired_ratios(&rt, target, &plans, &mut next_id);
+    }
     for target in &targets {
         let mut group = c.benchmark_group(format!("record/{}", target.label));
         for n in BATCHES {
@@ -168,10 +230,7 @@ fn accounting(c: &mut Criterion) {
                     rt.block_on(async {
                         let mut spent = Duration::ZERO;
                         for _ in 0..iters {
-                            let rows = events(&mut next_id, n);
-                            let start = Instant::now();
-                            plain_insert(&target.plain, target.account, rows).await;
-                            spent += start.elapsed();
+                            spent += timed_plain(target, &mut next_id, n).await;
                         }
                         spent
                     })
@@ -182,20 +241,7 @@ fn accounting(c: &mut Criterion) {
                     rt.block_on(async {
                         let mut spent = Duration::ZERO;
                         for _ in 0..iters {
-                            let batch = EventBatch {
-                                api_key_id: None,
-                                received_at: Utc::now(),
-                                contexts: contexts(),
-                                events: events(&mut next_id, n),
-                            };
-                            let period = Period::containing(batch.received_at);
-                            let start = Instant::now();
-                            target
-                                .store
-                                .record(target.account, period, &plans, batch)
-                                .await
-                                .unwrap();
-                            spent += start.elapsed();
+                            spent += timed_record(target, &plans, &mut next_id, n).await;
                         }
                         spent
                     })

@@ -2,14 +2,17 @@
 //! events (and the contexts they share), updates their traces' summaries and counts exactly
 //! them, only if they fit the allowance.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 
 use agentvista_quota::{
     Allowance, Period, Plans, QuotaExceeded, RecordError, Recorded, UnknownPlan, UsageLedger,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
+use sea_orm::sea_query::{
+    CommonTableExpression, Expr, ExprTrait, InsertStatement, LockType, OnConflict, Query,
+    WithClause,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     EntityTrait, QueryFilter, QuerySelect, SqliteTransactionMode, Statement, TransactionOptions,
@@ -235,8 +238,13 @@ pub(crate) async fn finish(txn: DatabaseTransaction, job: &Job) -> Outcome {
 }
 
 /// The body of the accounting transaction: `Ok(Err(_))` means "refused, roll back".
+///
+/// Round trips count more than anything else here (each is a hop to SQLite's worker thread or
+/// to the PostgreSQL server), so the transaction is as few statements as the two databases
+/// allow: one read of the account's terms and of the contexts it has already, the events
+/// (with, on PostgreSQL, their traces' summaries in the same statement), the summaries (on
+/// SQLite), and the count.
 async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
-    use usage_periods::Column as U;
     let Job {
         account,
         period,
@@ -247,29 +255,21 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
         ref events,
     } = *job;
 
-    // SQLite (one writer, its lock held) knows the new rows as those above the largest id, and
-    // summarises them in one statement; PostgreSQL has them returned by the insert.
-    let sqlite = txn.get_database_backend() == DbBackend::Sqlite;
-    let last_before = if sqlite {
-        Some(last_event_id(txn).await?)
-    } else {
-        None
+    let (terms, known) = opening_read(txn, account, contexts).await?;
+    // On SQLite these terms hold: the transaction has the write lock. On PostgreSQL they are
+    // a snapshot, confirmed under the account row's lock when counting.
+    let allowance = match plans.allowance(&terms.plan, terms.cap) {
+        Ok(allowance) => allowance,
+        Err(unknown) => return Ok(Err(Refused::UnknownPlan(unknown))),
     };
-    let context_ids = store_contexts(txn, account, contexts).await?;
-    let mut new_rows = Vec::new();
-    let mut inserted = 0;
-    for chunk in events.chunks(ROWS_PER_INSERT) {
-        inserted += insert_new(
-            txn,
-            account,
-            api_key_id,
-            received_at,
-            chunk,
-            &context_ids,
-            (!sqlite).then_some(&mut new_rows),
-        )
-        .await?;
-    }
+    let context_ids = store_contexts(txn, account, contexts, known).await?;
+    let writer = EventWriter {
+        account,
+        api_key_id,
+        received_at: db_time(received_at),
+        context_ids: &context_ids,
+    };
+    let inserted = writer.insert(txn, events).await?;
     let duplicates = events.len() as u64 - inserted;
     if inserted == 0 {
         // Only duplicates: nothing to count, whatever is left of the allowance.
@@ -280,68 +280,208 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Outcome {
             used,
         }));
     }
-    // Before the account and usage rows, which every request of the account waits for.
-    match last_before {
-        Some(last_before) => summarise_sqlite(txn, account, last_before).await?,
-        None => update_traces(txn, account, new_rows).await?,
-    }
 
-    let allowance = match allowance_in(txn, account, plans).await? {
-        Ok(allowance) => allowance,
-        Err(unknown) => return Ok(Err(Refused::UnknownPlan(unknown))),
+    let confirm = (txn.get_database_backend() == DbBackend::Postgres).then_some(&terms);
+    let (allowance, used) = match count(txn, account, period, inserted, allowance, confirm).await? {
+        Counted::Confirmed(used) => (allowance, used),
+        Counted::TermsChanged => {
+            // Refused, or the plan or cap changed since the opening read: read them again,
+            // locked, and count once more.
+            let allowance = match allowance_in(txn, account, plans).await? {
+                Ok(allowance) => allowance,
+                Err(unknown) => return Ok(Err(Refused::UnknownPlan(unknown))),
+            };
+            match count(txn, account, period, inserted, allowance, None).await? {
+                Counted::Confirmed(used) => (allowance, used),
+                Counted::TermsChanged => (allowance, None),
+            }
+        }
     };
-    let refused = |used| {
-        Refused::Exceeded(QuotaExceeded {
-            limit: allowance.limit().unwrap_or(u64::MAX),
+    match used {
+        Some(used) => Ok(Ok(Recorded {
+            accepted: inserted,
+            duplicates,
             used,
+        })),
+        None => Ok(Err(Refused::Exceeded(QuotaExceeded {
+            limit: allowance.limit().unwrap_or(u64::MAX),
+            used: used_in(txn, account, period).await?,
             resets_at: period.resets_at(),
-        })
-    };
-    if !allowance.admits(0, inserted) {
-        return Ok(Err(refused(used_in(txn, account, period).await?)));
+        }))),
     }
+}
 
-    // The whole of the accounting is this one statement. A new month's row is inserted with
-    // `n` (which fits, checked above); an existing row gains `n` only if the total stays within
-    // the limit, else the statement changes and returns nothing. Concurrent transactions queue
-    // on the row (PostgreSQL re-checks the condition against the committed value; SQLite has
-    // one writer at a time), so the count can never pass the limit.
-    let n = i64::try_from(inserted).unwrap_or(i64::MAX);
+/// What the account's row says its allowance is.
+struct Terms {
+    plan: String,
+    cap: Option<u64>,
+}
+
+/// What [`count`] found.
+enum Counted {
+    /// Counted, with the new total (`Some`), or refused: over the allowance (`None`).
+    Confirmed(Option<u64>),
+    /// Nothing done: over the allowance, or the account's terms are no longer those the
+    /// allowance was computed from (only when asked to confirm them; one statement cannot
+    /// tell which).
+    TermsChanged,
+}
+
+/// The account's terms and the ids of those of `contexts` the account has already, in one
+/// statement.
+async fn opening_read(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    contexts: &[HashedContext],
+) -> Result<(Terms, HashMap<String, i64>), DbErr> {
+    use accounts::Column as A;
+    use event_contexts::Column as C;
+    let mut read = Query::select();
+    read.from(accounts::Entity)
+        .column((accounts::Entity, A::Plan))
+        .column((accounts::Entity, A::SpendCapCents))
+        .and_where(Expr::col((accounts::Entity, A::Id)).eq(account.0));
+    let hashes: BTreeSet<&str> = contexts.iter().map(|c| c.hash.as_str()).collect();
+    // Beyond one statement's worth of parameters, [`store_contexts`] reads them in chunks.
+    let contexts = if hashes.len() <= ROWS_PER_INSERT {
+        contexts
+    } else {
+        &[]
+    };
+    if !contexts.is_empty() {
+        read.expr_as(Expr::col((event_contexts::Entity, C::Id)), "context_id")
+            .expr_as(Expr::col((event_contexts::Entity, C::Hash)), "context_hash")
+            .left_join(
+                event_contexts::Entity,
+                Expr::col((event_contexts::Entity, C::AccountId))
+                    .equals((accounts::Entity, A::Id))
+                    .and(Expr::col((event_contexts::Entity, C::Hash)).is_in(hashes)),
+            );
+    }
+    let rows = txn.query_all(&read).await?;
+    let mut terms = None;
+    let mut known = HashMap::new();
+    for row in rows {
+        if terms.is_none() {
+            let cap: Option<i64> = row.try_get("", "spend_cap_cents")?;
+            terms = Some(Terms {
+                plan: row.try_get("", "plan")?,
+                cap: cap.map(u64::try_from).transpose().map_err(|_| {
+                    DbErr::Custom("stored accounts.spend_cap_cents is negative".into())
+                })?,
+            });
+        }
+        if contexts.is_empty() {
+            break;
+        }
+        // NULL when none of the contexts is stored yet (the join found nothing).
+        let id: Option<i64> = row.try_get("", "context_id")?;
+        let hash: Option<String> = row.try_get("", "context_hash")?;
+        if let (Some(id), Some(hash)) = (id, hash) {
+            known.insert(hash, id);
+        }
+    }
+    let terms = terms.ok_or_else(|| DbErr::RecordNotFound(format!("account {}", account.0)))?;
+    Ok((terms, known))
+}
+
+/// Adds `n` to the period's usage if the total stays within `allowance`; with `confirm`, only
+/// if the account's terms are still those (PostgreSQL: checked under the row's lock).
+///
+/// The whole of the accounting is this one statement. A new month's row is inserted with `n`;
+/// an existing row gains `n` only if the total stays within the limit, else the statement
+/// changes and returns nothing. Concurrent transactions queue on the row (PostgreSQL re-checks
+/// the condition against the committed value; SQLite has one writer at a time), so the count
+/// can never pass the limit.
+///
+/// The account row is locked here, not at the opening read, so that an account's concurrent
+/// requests insert their events in parallel and queue only for the count. `FOR NO KEY UPDATE`
+/// makes a change of plan or cap wait for the accounting that holds the row, and accounting
+/// that comes later wait for the change and then see its values. Not `FOR SHARE`: share
+/// lockers that overlap without pause starve an `UPDATE`. The lock does not conflict with the
+/// `FOR KEY SHARE` of the events' foreign-key checks.
+async fn count(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    period: Period,
+    n: u64,
+    allowance: Allowance,
+    confirm: Option<&Terms>,
+) -> Result<Counted, DbErr> {
+    use usage_periods::Column as U;
+    if !allowance.admits(0, n) {
+        return Ok(Counted::Confirmed(None));
+    }
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
     let current = Expr::col((usage_periods::Entity, U::EventsUsed));
     let mut on_conflict = OnConflict::columns([U::AccountId, U::PeriodStart]);
     on_conflict.value(U::EventsUsed, current.clone().add(n));
     if let Some(limit) = allowance.limit() {
         on_conflict.action_and_where(current.add(n).lte(i64::try_from(limit).unwrap_or(i64::MAX)));
     }
-    let count = Query::insert()
+    let mut insert = Query::insert();
+    insert
         .into_table(usage_periods::Entity)
         .columns([U::AccountId, U::PeriodStart, U::EventsUsed])
-        .values([account.0.into(), period.first_day().into(), n.into()])
-        .map_err(|e| DbErr::Custom(e.to_string()))?
         .on_conflict(on_conflict)
-        .returning_col(U::EventsUsed)
-        .to_owned();
-    match txn.query_one(&count).await? {
+        .returning_col(U::EventsUsed);
+    let statement = match confirm {
+        None => {
+            insert
+                .values([account.0.into(), period.first_day().into(), n.into()])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            txn.get_database_backend().build(&insert)
+        }
+        Some(terms) => {
+            use accounts::Column as A;
+            let cap = terms.cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+            let mut source = Query::select();
+            source
+                .exprs([
+                    Expr::val(account.0),
+                    Expr::val(period.first_day()),
+                    Expr::val(n),
+                ])
+                .from("terms")
+                .and_where(Expr::col(A::Plan).eq(terms.plan.as_str()))
+                .and_where(match cap {
+                    Some(cap) => Expr::col(A::SpendCapCents).eq(cap),
+                    None => Expr::col(A::SpendCapCents).is_null(),
+                });
+            insert
+                .select_from(source)
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            let mut locked = Query::select();
+            locked
+                .columns([A::Plan, A::SpendCapCents])
+                .from(accounts::Entity)
+                .and_where(Expr::col(A::Id).eq(account.0))
+                .lock(LockType::NoKeyUpdate);
+            let with = WithClause::new()
+                .cte(
+                    CommonTableExpression::new()
+                        .query(locked)
+                        .table_name("terms")
+                        .to_owned(),
+                )
+                .to_owned();
+            txn.get_database_backend().build(&with.query(insert))
+        }
+    };
+    // With `confirm`, no row means a refusal or changed terms: the second statement (rare)
+    // tells them apart.
+    match txn.query_one_raw(statement).await? {
         Some(row) => {
             let used: i64 = row.try_get("", "events_used")?;
-            Ok(Ok(Recorded {
-                accepted: inserted,
-                duplicates,
-                used: u64::try_from(used).unwrap_or(0),
-            }))
+            Ok(Counted::Confirmed(Some(u64::try_from(used).unwrap_or(0))))
         }
-        None => Ok(Err(refused(used_in(txn, account, period).await?))),
+        None if confirm.is_some() => Ok(Counted::TermsChanged),
+        None => Ok(Counted::Confirmed(None)),
     }
 }
 
-/// The account's allowance as of now, read under a lock that orders this transaction with
-/// any change of plan or spend cap. SQLite's transaction holds the database's write lock
-/// already. On PostgreSQL `FOR NO KEY UPDATE` makes an `UPDATE` of the row wait for the
-/// accounting that holds it, and accounting that comes later wait for the update and then see
-/// its values. Not `FOR SHARE`: share lockers that overlap without pause starve an `UPDATE`
-/// (it waited for as long as the load lasted). The lock is taken just before the usage row's,
-/// which serialises an account's accounting until commit anyway, so it costs no concurrency;
-/// it does not conflict with the `FOR KEY SHARE` of the events' foreign-key checks.
+/// The account's allowance as of now, read under the lock [`count`] describes (PostgreSQL;
+/// SQLite's transaction holds the database's write lock already).
 async fn allowance_in(
     txn: &DatabaseTransaction,
     account: AccountId,
@@ -378,14 +518,20 @@ async fn store_contexts(
     txn: &DatabaseTransaction,
     account: AccountId,
     contexts: &[HashedContext],
+    mut ids: HashMap<String, i64>,
 ) -> Result<Vec<i64>, DbErr> {
     if contexts.is_empty() {
         return Ok(Vec::new());
     }
-    let mut ids: HashMap<String, i64> = HashMap::new();
-    let all: Vec<&str> = contexts.iter().map(|c| c.hash.as_str()).collect();
-    find_contexts(txn, account, &all, &mut ids).await?;
-    if all.iter().any(|hash| !ids.contains_key(*hash)) {
+    let unread: Vec<&str> = contexts
+        .iter()
+        .map(|c| c.hash.as_str())
+        .filter(|hash| !ids.contains_key(*hash))
+        .collect();
+    if !unread.is_empty() {
+        find_contexts(txn, account, &unread, &mut ids).await?;
+    }
+    if contexts.iter().any(|c| !ids.contains_key(&c.hash)) {
         // Depth of each context; a parent precedes its child (checked before the transaction).
         let mut depth = vec![0usize; contexts.len()];
         for (i, context) in contexts.iter().enumerate() {
@@ -484,116 +630,13 @@ async fn insert_contexts(
     Ok(())
 }
 
-/// What the summaries need of one inserted event.
-struct NewRow {
-    id: i64,
-    trace_id: Option<String>,
-    timestamp: DateTime<Utc>,
-    name: Option<String>,
-}
-
-/// Inserts the rows whose client id is new for the account; returns how many were, and with
-/// `new_rows` appends what the trace summaries need of each (duplicates skipped return nothing).
-async fn insert_new(
-    txn: &DatabaseTransaction,
-    account: AccountId,
-    api_key_id: Option<KeyId>,
-    received_at: DateTime<Utc>,
-    chunk: &[NewEvent],
-    context_ids: &[i64],
-    new_rows: Option<&mut Vec<NewRow>>,
-) -> Result<u64, DbErr> {
-    use events::Column as E;
-
-    let mut insert = Query::insert();
-    insert.into_table(events::Entity).columns([
-        E::AccountId,
-        E::ApiKeyId,
-        E::ClientEventId,
-        E::EventType,
-        E::TraceId,
-        E::Name,
-        E::Timestamp,
-        E::Body,
-        E::ReceivedAt,
-        E::ContextId,
-    ]);
-    let received_at = db_time(received_at);
-    for event in chunk {
-        insert
-            .values([
-                account.0.into(),
-                api_key_id.map(|k| k.0).into(),
-                event.client_event_id.clone().into(),
-                event.event_type.clone().into(),
-                event.trace_id.clone().into(),
-                event.name.clone().into(),
-                db_time(event.timestamp).into(),
-                event.body.clone().into(),
-                received_at.into(),
-                event
-                    .context
-                    .and_then(|c| context_ids.get(c).copied())
-                    .into(),
-            ])
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
-    }
-    insert.on_conflict(
-        OnConflict::columns([E::AccountId, E::ClientEventId])
-            .do_nothing()
-            .to_owned(),
-    );
-    let Some(new_rows) = new_rows else {
-        return Ok(txn.execute(&insert).await?.rows_affected());
-    };
-    insert.returning(Query::returning().columns([E::Id, E::TraceId, E::Timestamp, E::Name]));
-    let before = new_rows.len();
-    for row in txn.query_all(&insert).await? {
-        new_rows.push(NewRow {
-            id: row.try_get("", "id")?,
-            trace_id: row.try_get("", "trace_id")?,
-            timestamp: row.try_get("", "timestamp")?,
-            name: row.try_get("", "name")?,
-        });
-    }
-    Ok((new_rows.len() - before) as u64)
-}
-
-/// The largest event id so far (0 for none).
-async fn last_event_id(txn: &DatabaseTransaction) -> Result<i64, DbErr> {
-    let row = txn
-        .query_one_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT COALESCE(MAX(id), 0) AS last FROM events",
-        ))
-        .await?;
-    Ok(match row {
-        Some(row) => row.try_get("", "last")?,
-        None => 0,
-    })
-}
-
-/// SQLite only: adds the events above `last_before` (this job's, the writer being alone) to
-/// their traces' summaries in one statement, as [`update_traces`] does on PostgreSQL. The id
-/// range is a rowid range scan (`+trace_id` keeps the planner off the trace index), and the
-/// earliest named event comes from one `MIN` over a key that sorts as (timestamp, id): stored
-/// timestamps are RFC 3339 text without spaces, ids are padded to 20 digits.
-async fn summarise_sqlite(
-    txn: &DatabaseTransaction,
-    account: AccountId,
-    last_before: i64,
-) -> Result<(), DbErr> {
-    const SQL: &str = "\
-INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count) \
-SELECT ?, trace_id, substr(k, instr(k, ' ') + 22), substr(k, 1, instr(k, ' ') - 1), \
-       started_at, last_at, n \
-FROM (SELECT trace_id, MIN(timestamp) AS started_at, MAX(timestamp) AS last_at, \
-             COUNT(*) AS n, \
-             MIN(CASE WHEN name IS NOT NULL \
-                      THEN timestamp || ' ' || printf('%020d', id) || ' ' || name END) AS k \
-      FROM events WHERE id > ? AND +trace_id IS NOT NULL GROUP BY trace_id) \
-WHERE true \
-ON CONFLICT (account_id, trace_id) DO UPDATE SET \
+/// How a trace's summary takes in a batch's share (rows named `excluded`), in SQL that both
+/// databases read alike: the earliest named event gives the name (on a tie the stored one
+/// stays, as the older event has the lower id; SQLite compares the stored timestamps as text,
+/// which orders them correctly: one format, one offset), the times widen, the counts add.
+macro_rules! merge_summary {
+    () => {
+        "ON CONFLICT (account_id, trace_id) DO UPDATE SET \
   name = CASE WHEN excluded.name_at IS NOT NULL \
               AND (traces.name_at IS NULL OR excluded.name_at < traces.name_at) \
          THEN excluded.name ELSE traces.name END, \
@@ -604,11 +647,209 @@ ON CONFLICT (account_id, trace_id) DO UPDATE SET \
                THEN excluded.started_at ELSE traces.started_at END, \
   last_at = CASE WHEN excluded.last_at > traces.last_at \
             THEN excluded.last_at ELSE traces.last_at END, \
-  event_count = traces.event_count + excluded.event_count";
+  event_count = traces.event_count + excluded.event_count"
+    };
+}
+
+/// What the summaries need of one inserted event.
+struct NewRow {
+    id: i64,
+    trace_id: Option<String>,
+    timestamp: DateTime<Utc>,
+    name: Option<String>,
+}
+
+/// Writes one job's events and their traces' summaries.
+struct EventWriter<'a> {
+    account: AccountId,
+    api_key_id: Option<KeyId>,
+    received_at: DateTime<Utc>,
+    /// Row ids of the job's contexts, by index.
+    context_ids: &'a [i64],
+}
+
+impl EventWriter<'_> {
+    /// Inserts the events whose client id is new for the account, adds them to their traces'
+    /// summaries, and returns how many were inserted. Duplicates are skipped and add nothing.
+    async fn insert(&self, txn: &DatabaseTransaction, events: &[NewEvent]) -> Result<u64, DbErr> {
+        match txn.get_database_backend() {
+            DbBackend::Postgres if events.len() <= ROWS_PER_INSERT => {
+                self.insert_and_summarise(txn, events).await
+            }
+            DbBackend::Postgres => {
+                // Several statements: the summaries are written once, at the end, one row per
+                // trace in trace order, so that concurrent requests lock the rows in the same
+                // order (per-chunk summaries could lock them crosswise and deadlock).
+                let mut new_rows = Vec::new();
+                for chunk in events.chunks(ROWS_PER_INSERT) {
+                    self.insert_returning(txn, chunk, &mut new_rows).await?;
+                }
+                let inserted = new_rows.len() as u64;
+                update_traces(txn, self.account, new_rows).await?;
+                Ok(inserted)
+            }
+            _ => {
+                let mut inserted = 0;
+                for chunk in events.chunks(ROWS_PER_INSERT) {
+                    inserted += txn.execute(&self.statement(chunk)?).await?.rows_affected();
+                }
+                if inserted > 0 {
+                    summarise_sqlite(txn, self.account, inserted).await?;
+                }
+                Ok(inserted)
+            }
+        }
+    }
+
+    /// The INSERT of `chunk`, skipping client ids the account has already.
+    fn statement(&self, chunk: &[NewEvent]) -> Result<InsertStatement, DbErr> {
+        use events::Column as E;
+        let mut insert = Query::insert();
+        insert.into_table(events::Entity).columns([
+            E::AccountId,
+            E::ApiKeyId,
+            E::ClientEventId,
+            E::EventType,
+            E::TraceId,
+            E::Name,
+            E::Timestamp,
+            E::Body,
+            E::ReceivedAt,
+            E::ContextId,
+        ]);
+        for event in chunk {
+            insert
+                .values([
+                    self.account.0.into(),
+                    self.api_key_id.map(|k| k.0).into(),
+                    event.client_event_id.clone().into(),
+                    event.event_type.clone().into(),
+                    event.trace_id.clone().into(),
+                    event.name.clone().into(),
+                    db_time(event.timestamp).into(),
+                    event.body.clone().into(),
+                    self.received_at.into(),
+                    event
+                        .context
+                        .and_then(|c| self.context_ids.get(c).copied())
+                        .into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        insert.on_conflict(
+            OnConflict::columns([E::AccountId, E::ClientEventId])
+                .do_nothing()
+                .to_owned(),
+        );
+        Ok(insert)
+    }
+
+    /// PostgreSQL, one chunk: the events and their traces' summaries in one statement. The
+    /// summaries are computed by the database from the rows the insert returns, so neither the
+    /// rows nor the summaries travel to the client; the statement answers the number inserted.
+    async fn insert_and_summarise(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[NewEvent],
+    ) -> Result<u64, DbErr> {
+        use events::Column as E;
+        let mut insert = self.statement(events)?;
+        insert.returning(Query::returning().columns([
+            E::AccountId,
+            E::Id,
+            E::TraceId,
+            E::Timestamp,
+            E::Name,
+        ]));
+        let Statement { sql, values, .. } = DbBackend::Postgres.build(&insert);
+        // The insert's own text, with its own placeholders, inside a fixed frame that adds
+        // none: the frame's values all come from the inserted rows.
+        let sql = format!(
+            "WITH inserted AS ({sql}), summarised AS ({SUMMARISE_INSERTED} RETURNING 1) \
+             SELECT COUNT(*) AS n FROM inserted"
+        );
+        let row = txn
+            .query_one_raw(Statement {
+                sql,
+                values,
+                db_backend: DbBackend::Postgres,
+            })
+            .await?
+            .ok_or_else(|| DbErr::Custom("the event insert returned no count".into()))?;
+        let n: i64 = row.try_get("", "n")?;
+        u64::try_from(n).map_err(|_| DbErr::Custom("the event insert counted below zero".into()))
+    }
+
+    /// PostgreSQL, one chunk of several: the events, returning what the summaries need.
+    async fn insert_returning(
+        &self,
+        txn: &DatabaseTransaction,
+        chunk: &[NewEvent],
+        new_rows: &mut Vec<NewRow>,
+    ) -> Result<(), DbErr> {
+        use events::Column as E;
+        let mut insert = self.statement(chunk)?;
+        insert.returning(Query::returning().columns([E::Id, E::TraceId, E::Timestamp, E::Name]));
+        for row in txn.query_all(&insert).await? {
+            new_rows.push(NewRow {
+                id: row.try_get("", "id")?,
+                trace_id: row.try_get("", "trace_id")?,
+                timestamp: row.try_get("", "timestamp")?,
+                name: row.try_get("", "name")?,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// PostgreSQL: adds the rows of `inserted` (a CTE of the rows an insert returned) to their
+/// traces' summaries, one row per trace in trace id order. The earliest named event wins the
+/// name, the older (lower id) on a tie, as [`update_traces`] does.
+const SUMMARISE_INSERTED: &str = concat!(
+    "\
+INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count) \
+SELECT account_id, trace_id, \
+       (array_agg(name ORDER BY timestamp, id) FILTER (WHERE name IS NOT NULL))[1], \
+       MIN(timestamp) FILTER (WHERE name IS NOT NULL), \
+       MIN(timestamp), MAX(timestamp), COUNT(*) \
+FROM inserted WHERE trace_id IS NOT NULL GROUP BY account_id, trace_id ORDER BY trace_id \
+",
+    merge_summary!()
+);
+
+/// SQLite only: adds the `inserted` events just written (the largest ids: the writer is alone
+/// and SQLite gives a new row the next id above all others) to their traces' summaries in one
+/// statement, as [`update_traces`] does on PostgreSQL. The id range is a rowid range scan
+/// (`+trace_id` keeps the planner off the trace index), and the earliest named event comes from
+/// one `MIN` over a key that sorts as (timestamp, id): stored timestamps are RFC 3339 text
+/// without spaces, ids are padded to 20 digits.
+async fn summarise_sqlite(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    inserted: u64,
+) -> Result<(), DbErr> {
+    const SQL: &str = concat!(
+        "\
+INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count) \
+SELECT ?, trace_id, substr(k, instr(k, ' ') + 22), substr(k, 1, instr(k, ' ') - 1), \
+       started_at, last_at, n \
+FROM (SELECT trace_id, MIN(timestamp) AS started_at, MAX(timestamp) AS last_at, \
+             COUNT(*) AS n, \
+             MIN(CASE WHEN name IS NOT NULL \
+                      THEN timestamp || ' ' || printf('%020d', id) || ' ' || name END) AS k \
+      FROM events WHERE id > (SELECT MAX(id) FROM events) - ? AND +trace_id IS NOT NULL \
+      GROUP BY trace_id) \
+WHERE true \
+",
+        merge_summary!()
+    );
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Sqlite,
         SQL,
-        [account.0.into(), last_before.into()],
+        [
+            account.0.into(),
+            i64::try_from(inserted).unwrap_or(i64::MAX).into(),
+        ],
     ))
     .await?;
     Ok(())
@@ -687,46 +928,17 @@ async fn update_traces(
                 ])
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
-        // Plain SQL that both databases read alike; on a tie the stored name stays, as the
-        // older event has the lower id. (SQLite compares the stored timestamps as text, which
-        // orders them correctly: one format, one offset.)
-        let earlier_name = "excluded.name_at IS NOT NULL \
-             AND (traces.name_at IS NULL OR excluded.name_at < traces.name_at)";
-        let mut on_conflict = OnConflict::columns([T::AccountId, T::TraceId]);
-        on_conflict.values([
-            (
-                T::Name,
-                Expr::cust(format!(
-                    "CASE WHEN {earlier_name} THEN excluded.name ELSE traces.name END"
-                )),
-            ),
-            (
-                T::NameAt,
-                Expr::cust(format!(
-                    "CASE WHEN {earlier_name} THEN excluded.name_at ELSE traces.name_at END"
-                )),
-            ),
-            (
-                T::StartedAt,
-                Expr::cust(
-                    "CASE WHEN excluded.started_at < traces.started_at \
-                     THEN excluded.started_at ELSE traces.started_at END",
-                ),
-            ),
-            (
-                T::LastAt,
-                Expr::cust(
-                    "CASE WHEN excluded.last_at > traces.last_at \
-                     THEN excluded.last_at ELSE traces.last_at END",
-                ),
-            ),
-            (
-                T::EventCount,
-                Expr::cust("traces.event_count + excluded.event_count"),
-            ),
-        ]);
-        upsert.on_conflict(on_conflict);
-        txn.execute(&upsert).await?;
+        let Statement {
+            mut sql, values, ..
+        } = DbBackend::Postgres.build(&upsert);
+        sql.push(' ');
+        sql.push_str(merge_summary!());
+        txn.execute_raw(Statement {
+            sql,
+            values,
+            db_backend: DbBackend::Postgres,
+        })
+        .await?;
     }
     Ok(())
 }

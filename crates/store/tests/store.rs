@@ -128,6 +128,7 @@ on_both!(
     contexts_are_stored_once_per_account_and_merged_on_read,
     a_batch_pointing_past_its_contexts_is_refused,
     trace_summaries_count_only_new_events_and_keep_the_earliest_name,
+    summaries_are_the_same_whether_a_batch_is_one_statement_or_several,
     events_of_a_trace_page_with_a_cursor,
     the_migration_summarises_existing_traces,
     an_unknown_plan_stores_nothing,
@@ -1117,6 +1118,71 @@ async fn trace_summaries_count_only_new_events_and_keep_the_earliest_name(db: &T
     assert_eq!(trace.started_at, noon() + TimeDelta::seconds(5));
     assert_eq!(trace.last_at, noon() + TimeDelta::seconds(30));
     assert_eq!(trace.event_count, 6);
+}
+
+/// A batch of up to 500 events is written in one statement (on PostgreSQL with its summaries),
+/// a larger one in several: both must summarise alike. Three traces whose earliest events come
+/// last (in the last statement of the large batch), and a duplicate that must not count.
+async fn summaries_are_the_same_whether_a_batch_is_one_statement_or_several(db: &TestDb) {
+    let plans = unlimited();
+    let period = Period::containing(noon());
+    let events = |n: i64| -> Vec<NewEvent> {
+        (0..n)
+            .map(|i| NewEvent {
+                name: (i % 7 == 0).then(|| format!("n{i}")),
+                ..event(
+                    Some(&format!("e{i}")),
+                    Some(&format!("t{}", i % 3)),
+                    noon() - TimeDelta::seconds(i),
+                )
+            })
+            .collect()
+    };
+    for (name, n) in [("small", 300), ("large", 1_300)] {
+        let acme = account(&db.store, name).await;
+        let mut batch_events = events(n);
+        // One event again, under its own id: a duplicate.
+        batch_events.push(batch_events[5].clone());
+        let recorded = db
+            .store
+            .record(acme, period, &plans, batch(batch_events))
+            .await
+            .unwrap();
+        assert_eq!((recorded.accepted, recorded.duplicates), (n as u64, 1));
+        // Again: all duplicates, nothing changes.
+        db.store
+            .record(acme, period, &plans, batch(events(n)))
+            .await
+            .unwrap();
+        let page = db.store.events().traces(acme, None, 10).await.unwrap();
+        let mut got: Vec<_> = page
+            .traces
+            .into_iter()
+            .map(|t| (t.trace_id, t.name, t.started_at, t.last_at, t.event_count))
+            .collect();
+        got.sort();
+        // What the events say, computed here.
+        let mut want = Vec::new();
+        for k in 0..3 {
+            let of_trace: Vec<NewEvent> = events(n)
+                .into_iter()
+                .filter(|e| e.trace_id.as_deref() == Some(&format!("t{k}")))
+                .collect();
+            let named = of_trace
+                .iter()
+                .filter(|e| e.name.is_some())
+                .min_by_key(|e| e.timestamp)
+                .and_then(|e| e.name.clone());
+            want.push((
+                format!("t{k}"),
+                named,
+                of_trace.iter().map(|e| e.timestamp).min().unwrap(),
+                of_trace.iter().map(|e| e.timestamp).max().unwrap(),
+                of_trace.len() as u64,
+            ));
+        }
+        assert_eq!(got, want, "{name} batch");
+    }
 }
 
 async fn events_of_a_trace_page_with_a_cursor(db: &TestDb) {
