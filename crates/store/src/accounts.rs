@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::entities::accounts;
-use crate::{AccountId, Store, StoreError, connect::db_time};
+use crate::{AccountId, Store, StoreError, db::db_time};
 
 /// An account, with its plan name and spend cap.
 #[derive(Clone, Debug, PartialEq, Eq)]

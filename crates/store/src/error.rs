@@ -165,13 +165,6 @@ fn postgres_class(code: &str) -> Class {
     }
 }
 
-pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

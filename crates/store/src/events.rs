@@ -1,5 +1,5 @@
 //! Stored events, and the reads the API needs: traces newest first, events of one trace, a
-//! page at a time.
+//! page at a time. (Events are written by the ledger, `ledger/`.)
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -8,51 +8,9 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Map, Value};
 
+use crate::db::db_time;
 use crate::entities::{event_contexts, events, traces};
-use crate::{AccountId, KeyId, Store, StoreError, connect::db_time};
-
-/// Fields shared by many events of one request (an OTLP resource and scope, or a metric's unit
-/// and description), stored once per account however many events and requests carry them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewContext {
-    /// Index in [`EventBatch::contexts`] of a context this one adds to; it must come earlier.
-    pub parent: Option<usize>,
-    /// The shared fields, merged into the body of every event that points here.
-    pub fields: serde_json::Map<String, serde_json::Value>,
-}
-
-/// An event to store, already decoded and validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewEvent {
-    /// The client's id: a duplicate of one already stored for the account is skipped.
-    pub client_event_id: Option<String>,
-    /// `trace`, `span`, `generation`, `event`, `score`, `log` or `metric`.
-    pub event_type: String,
-    /// The trace it belongs to; events without one are stored and counted but not listed.
-    pub trace_id: Option<String>,
-    /// Display name.
-    pub name: Option<String>,
-    /// When it happened, by the client's clock.
-    pub timestamp: DateTime<Utc>,
-    /// Free-form JSON payload: the event's own fields only.
-    pub body: Option<serde_json::Value>,
-    /// Index in [`EventBatch::contexts`] of the context whose fields (and its parents') the
-    /// event's body is read back with.
-    pub context: Option<usize>,
-}
-
-/// Events received in one request: stored and counted all together, or not at all.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventBatch {
-    /// The key that sent them, if a key did.
-    pub api_key_id: Option<KeyId>,
-    /// When the server received them (this decides the period they count in).
-    pub received_at: DateTime<Utc>,
-    /// Contexts the events point at by index; a parent comes before its children.
-    pub contexts: Vec<NewContext>,
-    /// The events, in the order received.
-    pub events: Vec<NewEvent>,
-}
+use crate::{AccountId, Store, StoreError};
 
 /// An event as stored.
 #[derive(Clone, Debug, PartialEq)]

@@ -26,10 +26,61 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, TransactionTrait};
+use std::fmt;
+use std::future::Future;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::ledger::{Job, Outcome, begin_immediate, commit_alone, finish};
+use crate::db::begin_immediate;
+
+/// Work the writer runs in a transaction of its own, or in a savepoint of a group's. The group
+/// commit knows nothing else of it.
+pub(crate) trait Work: Send + Sync + 'static {
+    /// What the work answers when the database did its part.
+    type Answer: Send + 'static;
+
+    /// Runs the work's statements in `txn` (a transaction or a savepoint).
+    fn run(
+        &self,
+        txn: &DatabaseTransaction,
+    ) -> impl Future<Output = Result<Self::Answer, DbErr>> + Send;
+
+    /// Whether `answer` keeps what the work wrote; if not, the work's transaction or
+    /// savepoint is rolled back (a refusal, not an error: the rest of a group goes on).
+    fn keeps(answer: &Self::Answer) -> bool;
+}
+
+/// What a request gets: the work's answer, or the database error that ended it (its own, or
+/// its group's: nothing of it was stored then).
+pub(crate) type Outcome<W> = Result<<W as Work>::Answer, DbErr>;
+
+/// One work, one transaction: committed if the work keeps its answer, else rolled back.
+pub(crate) async fn commit_alone<W: Work>(db: &DatabaseConnection, work: &W) -> Outcome<W> {
+    let txn = begin_immediate(db).await?;
+    finish(txn, work).await
+}
+
+/// Runs `work` in `txn` (a transaction or a savepoint) and commits or rolls it back.
+async fn finish<W: Work>(txn: DatabaseTransaction, work: &W) -> Outcome<W> {
+    match work.run(&txn).await {
+        Ok(answer) if W::keeps(&answer) => txn.commit().await.map(|()| answer),
+        Ok(answer) => txn.rollback().await.map(|()| answer),
+        Err(e) => {
+            // The work's error is the answer. A rollback that fails as well is no less an
+            // error: the connection is then in an unknown state, and SQLite's write pool
+            // closes it on release (`store.rs`); a group this work belongs to aborts whole
+            // (below). Nothing more can be done here but say it.
+            if let Err(rollback) = txn.rollback().await {
+                tracing::error!(
+                    error = %rollback,
+                    "rolling back a failed transaction failed too"
+                );
+            }
+            Err(e)
+        }
+    }
+}
 
 /// Most requests in one transaction: keeps a transaction, and the lock it holds, short.
 const MAX_GROUP: usize = 64;
@@ -37,9 +88,9 @@ const MAX_GROUP: usize = 64;
 const QUEUE: usize = 1024;
 
 /// What the writer task is asked to do.
-enum Request {
-    /// Store and count a job; answered once the transaction holding it committed or failed.
-    Record(Job, oneshot::Sender<Outcome>),
+enum Request<W: Work> {
+    /// Run a work; answered once the transaction holding it committed or failed.
+    Run(W, oneshot::Sender<Outcome<W>>),
     /// Readiness: answered once the writer has taken SQLite's write lock and let it go.
     Probe(oneshot::Sender<Result<(), DbErr>>),
     /// Tests only: the writer says it has come here, then waits for `release` before it goes
@@ -52,16 +103,34 @@ enum Request {
 }
 
 /// The handle through which requests reach the single SQLite writer task.
-#[derive(Clone, Debug)]
-pub(crate) struct Committer {
-    requests: mpsc::Sender<Request>,
+pub(crate) struct Committer<W: Work> {
+    requests: mpsc::Sender<Request<W>>,
     /// The most requests one transaction has held so far (for tests and diagnostics).
     largest_group: Arc<AtomicUsize>,
     /// How often the writer task was restarted after a panic.
     restarts: Arc<AtomicUsize>,
 }
 
-impl Committer {
+impl<W: Work> Clone for Committer<W> {
+    fn clone(&self) -> Self {
+        Committer {
+            requests: self.requests.clone(),
+            largest_group: Arc::clone(&self.largest_group),
+            restarts: Arc::clone(&self.restarts),
+        }
+    }
+}
+
+impl<W: Work> fmt::Debug for Committer<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Committer")
+            .field("largest_group", &self.largest_group)
+            .field("restarts", &self.restarts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Work> Committer<W> {
     /// Starts the supervised writer task on the current tokio runtime. It ends when every
     /// handle is gone.
     pub(crate) fn start(db: DatabaseConnection) -> Self {
@@ -93,11 +162,11 @@ impl Committer {
         self.restarts.load(Ordering::Relaxed)
     }
 
-    /// Queues `job` and waits until the transaction holding it has committed or failed.
-    pub(crate) async fn submit(&self, job: Job) -> Outcome {
+    /// Queues `work` and waits until the transaction holding it has committed or failed.
+    pub(crate) async fn submit(&self, work: W) -> Outcome<W> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request::Record(job, reply))
+            .send(Request::Run(work, reply))
             .await
             .map_err(|_| writer_gone())?;
         answer.await.map_err(|_| writer_gone())?
@@ -116,7 +185,7 @@ impl Committer {
 }
 
 #[cfg(test)]
-impl Committer {
+impl<W: Work> Committer<W> {
     /// Stalls the writer task: returns once the writer waits, and the writer goes on when the
     /// returned sender is used or dropped. Requests queue meanwhile.
     pub(crate) async fn stall(&self) -> oneshot::Sender<()> {
@@ -148,9 +217,9 @@ fn writer_gone() -> DbErr {
 }
 
 /// Runs the writer task, and a new one whenever it panics, until every handle is gone.
-async fn supervise(
+async fn supervise<W: Work>(
     db: DatabaseConnection,
-    queue: mpsc::Receiver<Request>,
+    queue: mpsc::Receiver<Request<W>>,
     largest_group: Arc<AtomicUsize>,
     restarts: Arc<AtomicUsize>,
 ) {
@@ -178,9 +247,9 @@ async fn supervise(
     }
 }
 
-async fn write_groups(
+async fn write_groups<W: Work>(
     db: DatabaseConnection,
-    queue: Arc<Mutex<mpsc::Receiver<Request>>>,
+    queue: Arc<Mutex<mpsc::Receiver<Request<W>>>>,
     largest_group: Arc<AtomicUsize>,
 ) {
     let mut queue = queue.lock().await;
@@ -196,16 +265,20 @@ async fn write_groups(
     }
 }
 
-/// Commits the jobs of `group` together and answers every request in it.
-async fn write_group(db: &DatabaseConnection, group: Vec<Request>, largest_group: &AtomicUsize) {
-    let mut jobs = Vec::with_capacity(group.len());
+/// Commits the works of `group` together and answers every request in it.
+async fn write_group<W: Work>(
+    db: &DatabaseConnection,
+    group: Vec<Request<W>>,
+    largest_group: &AtomicUsize,
+) {
+    let mut works = Vec::with_capacity(group.len());
     let mut replies = Vec::with_capacity(group.len());
     let mut probes = Vec::new();
     for request in group {
         match request {
-            Request::Record(_, reply) if reply.is_closed() => {}
-            Request::Record(job, reply) => {
-                jobs.push(job);
+            Request::Run(_, reply) if reply.is_closed() => {}
+            Request::Run(work, reply) => {
+                works.push(work);
                 replies.push(reply);
             }
             Request::Probe(reply) => probes.push(reply),
@@ -216,9 +289,9 @@ async fn write_group(db: &DatabaseConnection, group: Vec<Request>, largest_group
             }
         }
     }
-    if !jobs.is_empty() {
-        largest_group.fetch_max(jobs.len(), Ordering::Relaxed);
-        let outcomes = commit_group(db, &jobs).await;
+    if !works.is_empty() {
+        largest_group.fetch_max(works.len(), Ordering::Relaxed);
+        let outcomes = commit_group(db, &works).await;
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A requester that gave up (its connection closed) no longer needs the answer.
             let _ = reply.send(outcome);
@@ -237,26 +310,20 @@ async fn take_write_lock(db: &DatabaseConnection) -> Result<(), DbErr> {
     begin_immediate(db).await?.rollback().await
 }
 
-/// Commits `jobs` in one transaction, each in its own savepoint; one outcome per job. Any
+/// Commits `works` in one transaction, each in its own savepoint; one outcome per work. Any
 /// error fails them all and commits nothing (see the module documentation).
-async fn commit_group(db: &DatabaseConnection, jobs: &[Job]) -> Vec<Outcome> {
-    if let [job] = jobs {
-        #[cfg(test)]
-        tests::panic_on_marker(job);
-        return vec![commit_alone(db, job).await];
+async fn commit_group<W: Work>(db: &DatabaseConnection, works: &[W]) -> Vec<Outcome<W>> {
+    if let [work] = works {
+        return vec![commit_alone(db, work).await];
     }
     let txn = match begin_immediate(db).await {
         Ok(txn) => txn,
-        Err(e) => return fail_all(jobs, &e),
+        Err(e) => return fail_all(works, &e),
     };
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    let mut outcomes = Vec::with_capacity(works.len());
+    for work in works {
         let outcome = match txn.begin().await {
-            Ok(savepoint) => {
-                #[cfg(test)]
-                tests::panic_on_marker(job);
-                finish(savepoint, job).await
-            }
+            Ok(savepoint) => finish(savepoint, work).await,
             Err(e) => Err(e),
         };
         match outcome {
@@ -273,7 +340,7 @@ async fn commit_group(db: &DatabaseConnection, jobs: &[Job]) -> Vec<Outcome> {
                 // of theirs was stored, so they fail as an outage (503) that a client retries,
                 // not as the culprit's 500 that an OTLP exporter would drop.
                 let culprit = outcomes.len();
-                return (0..jobs.len())
+                return (0..works.len())
                     .map(|i| {
                         Err(if i == culprit {
                             e.clone()
@@ -288,7 +355,7 @@ async fn commit_group(db: &DatabaseConnection, jobs: &[Job]) -> Vec<Outcome> {
     match txn.commit().await {
         Ok(()) => outcomes,
         // Nothing of the group is stored: every request fails, refused ones included.
-        Err(e) => fail_all(jobs, &e),
+        Err(e) => fail_all(works, &e),
     }
 }
 
@@ -300,323 +367,6 @@ fn group_aborted() -> DbErr {
     ))
 }
 
-fn fail_all(jobs: &[Job], err: &DbErr) -> Vec<Outcome> {
-    jobs.iter().map(|_| Err(err.clone())).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use agentvista_quota::{Period, RecordError, Recorded, UsageLedger};
-    use chrono::Utc;
-    use sea_orm::ConnectionTrait;
-
-    use super::Job;
-    use crate::{AccountId, EventBatch, NewEvent, Store, StoreError, StoreOptions};
-
-    /// A job holding an event with this id panics the writer task (tests only).
-    const PANIC_MARKER: &str = "panic-the-writer";
-
-    pub(super) fn panic_on_marker(job: &Job) {
-        let marked = job
-            .events
-            .iter()
-            .any(|e| e.client_event_id.as_deref() == Some(PANIC_MARKER));
-        assert!(!marked, "the writer panics, as a test asked");
-    }
-
-    /// Plans under which the tests' accounts (all on `free`) may store `limit` events a month.
-    fn free_plan(limit: u64) -> agentvista_quota::Plans {
-        agentvista_quota::Plans::from_iter([(
-            "free".to_owned(),
-            agentvista_quota::Plan {
-                monthly_events: limit,
-                overage_cents_per_1000_events: 0,
-            },
-        )])
-    }
-
-    fn batch(request: usize) -> EventBatch {
-        batch_of(
-            &(0..3)
-                .map(|i| format!("r{request}-e{i}"))
-                .collect::<Vec<_>>(),
-        )
-    }
-
-    fn batch_of(ids: &[String]) -> EventBatch {
-        let events = ids
-            .iter()
-            .map(|id| NewEvent {
-                client_event_id: Some(id.clone()),
-                event_type: "span".into(),
-                trace_id: None,
-                name: None,
-                timestamp: Utc::now(),
-                body: None,
-                context: None,
-            })
-            .collect();
-        EventBatch {
-            api_key_id: None,
-            received_at: Utc::now(),
-            contexts: Vec::new(),
-            events,
-        }
-    }
-
-    /// A store on a SQLite file, migrated, with one account.
-    async fn sqlite(busy_timeout: Duration) -> (tempfile::TempDir, Store, AccountId) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display());
-        let options = StoreOptions {
-            busy_timeout,
-            ..StoreOptions::default()
-        };
-        let store = Store::connect_with(&url, options).await.unwrap();
-        store.migrate().await.unwrap();
-        let account = store
-            .accounts()
-            .create("a", "free", Utc::now())
-            .await
-            .unwrap()
-            .id;
-        (dir, store, account)
-    }
-
-    type Answer = Result<Recorded, RecordError<StoreError>>;
-
-    /// Records `batches` as one group: the writer is held until all of them are queued.
-    async fn as_one_group(
-        store: &Store,
-        account: AccountId,
-        batches: Vec<EventBatch>,
-    ) -> Vec<Answer> {
-        let committer = store.committer.as_ref().unwrap();
-        let release = committer.stall().await;
-        let n = batches.len();
-        let period = Period::containing(Utc::now());
-        let requests: Vec<_> = batches
-            .into_iter()
-            .map(|batch| {
-                let store = store.clone();
-                tokio::spawn(
-                    async move { store.record(account, period, &free_plan(1000), batch).await },
-                )
-            })
-            .collect();
-        while committer.queued() < n {
-            tokio::task::yield_now().await;
-        }
-        release.send(()).unwrap();
-        let mut answers = Vec::new();
-        for request in requests {
-            answers.push(request.await.unwrap());
-        }
-        assert!(
-            committer.largest_group() >= n,
-            "the requests were not grouped"
-        );
-        answers
-    }
-
-    async fn stored_and_used(store: &Store, account: AccountId) -> (u64, u64) {
-        let period = Period::containing(Utc::now());
-        (
-            store.events().count(account).await.unwrap(),
-            store.used(account, period).await.unwrap(),
-        )
-    }
-
-    /// A trigger failing the insert of the event with id `boom` in the way `raise` says.
-    async fn add_fault(store: &Store, raise: &str) {
-        store
-            .write
-            .execute_unprepared(&format!(
-                "CREATE TRIGGER fault BEFORE INSERT ON events \
-                 WHEN NEW.client_event_id = 'boom' BEGIN SELECT RAISE({raise}, 'injected'); END"
-            ))
-            .await
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn concurrent_requests_share_a_commit_and_each_stays_all_or_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        let account = store
-            .accounts()
-            .create("a", "free", Utc::now())
-            .await
-            .unwrap()
-            .id;
-        let period = Period::containing(Utc::now());
-
-        // Eight requests of 3 events against 10: three fit, five are refused, whatever order
-        // the group runs them in; all are queued before the writer task first runs.
-        let requests: Vec<_> = (0..8)
-            .map(|r| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    store
-                        .record(account, period, &free_plan(10), batch(r))
-                        .await
-                })
-            })
-            .collect();
-        let (mut stored, mut refused) = (0, 0);
-        for request in requests {
-            match request.await.unwrap() {
-                Ok(recorded) => stored += recorded.accepted,
-                Err(RecordError::Exceeded(_)) => refused += 1,
-                Err(e) => panic!("{e:?}"),
-            }
-        }
-        assert_eq!((stored, refused), (9, 5));
-        assert_eq!(store.used(account, period).await.unwrap(), 9);
-        assert_eq!(
-            store.events().count(account).await.unwrap(),
-            9,
-            "refused savepoints left nothing"
-        );
-        let largest = store.committer.as_ref().unwrap().largest_group();
-        assert!(
-            largest > 1,
-            "the requests were never grouped (largest group {largest})"
-        );
-    }
-
-    /// One request of a group fails inside its savepoint: no request of the group is stored
-    /// or counted, the culprit gets its error and the others an outage to retry, and the next
-    /// group commits.
-    async fn a_failing_request_fails_its_whole_group(raise: &str) {
-        let (_dir, store, account) = sqlite(Duration::from_secs(5)).await;
-        add_fault(&store, raise).await;
-        let ids = |r: usize| (0..3).map(|i| format!("r{r}-e{i}")).collect::<Vec<_>>();
-        let mut poisoned = ids(2);
-        poisoned.push("boom".into());
-        let group = vec![
-            batch_of(&ids(0)),
-            batch_of(&ids(1)),
-            batch_of(&poisoned),
-            batch_of(&ids(3)),
-        ];
-        for (i, answer) in as_one_group(&store, account, group)
-            .await
-            .into_iter()
-            .enumerate()
-        {
-            match answer {
-                Err(RecordError::Storage(StoreError::Database(e))) if i == 2 => {
-                    assert!(e.to_string().contains("injected"), "{e}");
-                }
-                Err(RecordError::Storage(StoreError::Unavailable(_))) if i != 2 => {}
-                other => panic!("{raise}: request {i} of the failed group got {other:?}"),
-            }
-        }
-        assert_eq!(stored_and_used(&store, account).await, (0, 0), "{raise}");
-
-        let group = vec![batch_of(&ids(4)), batch_of(&ids(5))];
-        for answer in as_one_group(&store, account, group).await {
-            assert_eq!(answer.unwrap().accepted, 3, "{raise}");
-        }
-        assert_eq!(stored_and_used(&store, account).await, (6, 6), "{raise}");
-    }
-
-    #[tokio::test]
-    async fn a_request_whose_error_rolls_back_the_transaction_fails_its_whole_group() {
-        // SQLite rolls back the whole transaction: the dangerous case, where the next
-        // savepoint would open a transaction of its own and commit alone.
-        a_failing_request_fails_its_whole_group("ROLLBACK").await;
-    }
-
-    #[tokio::test]
-    async fn a_request_whose_statement_fails_fails_its_whole_group() {
-        a_failing_request_fails_its_whole_group("ABORT").await;
-    }
-
-    #[tokio::test]
-    async fn a_lone_request_rolled_back_by_sqlite_fails_and_the_next_one_commits() {
-        // The transaction's own ROLLBACK fails (there is none left): the connection must not
-        // be used again as if it were in a transaction.
-        let (_dir, store, account) = sqlite(Duration::from_secs(5)).await;
-        add_fault(&store, "ROLLBACK").await;
-        let period = Period::containing(Utc::now());
-        let poisoned = batch_of(&["a".into(), "boom".into()]);
-        let answer = store
-            .record(account, period, &free_plan(1000), poisoned)
-            .await;
-        assert!(
-            matches!(answer, Err(RecordError::Storage(StoreError::Database(_)))),
-            "{answer:?}"
-        );
-        // A connection left counting a transaction that SQLite ended would now turn BEGIN
-        // into a SAVEPOINT: this probe's rollback would leave a transaction open, and the
-        // requests below would never be committed (the read pool would not see them).
-        store.ready().await.unwrap();
-        for r in 0..3 {
-            let recorded = store
-                .record(account, period, &free_plan(1000), batch(r))
-                .await
-                .unwrap();
-            assert_eq!(recorded.accepted, 3);
-        }
-        assert_eq!(stored_and_used(&store, account).await, (9, 9));
-    }
-
-    #[tokio::test]
-    async fn a_writer_that_panics_fails_its_group_as_unavailable_and_is_restarted() {
-        let (_dir, store, account) = sqlite(Duration::from_secs(5)).await;
-        let group = vec![
-            batch(0),
-            batch_of(&["x".into(), PANIC_MARKER.into()]),
-            batch(2),
-        ];
-        for answer in as_one_group(&store, account, group).await {
-            assert!(
-                matches!(
-                    answer,
-                    Err(RecordError::Storage(StoreError::Unavailable(_)))
-                ),
-                "{answer:?}"
-            );
-        }
-        assert_eq!(stored_and_used(&store, account).await, (0, 0));
-        assert_eq!(store.committer.as_ref().unwrap().restarts(), 1);
-
-        // A lone request panicking, then the writer works on.
-        let period = Period::containing(Utc::now());
-        let lone = batch_of(&[PANIC_MARKER.into()]);
-        let answer = store.record(account, period, &free_plan(1000), lone).await;
-        assert!(
-            matches!(
-                answer,
-                Err(RecordError::Storage(StoreError::Unavailable(_)))
-            ),
-            "{answer:?}"
-        );
-        store.ready().await.unwrap();
-        for answer in as_one_group(&store, account, vec![batch(3), batch(4)]).await {
-            assert_eq!(answer.unwrap().accepted, 3);
-        }
-        assert_eq!(stored_and_used(&store, account).await, (6, 6));
-        assert_eq!(store.committer.as_ref().unwrap().restarts(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_stuck_writer_is_not_ready() {
-        let (_dir, store, _) = sqlite(Duration::from_millis(200)).await;
-        store.ready().await.unwrap();
-        let release = store.committer.as_ref().unwrap().stall().await;
-        let answer = store.ready().await;
-        assert!(
-            matches!(answer, Err(StoreError::Unavailable(_))),
-            "{answer:?}"
-        );
-        release.send(()).unwrap();
-        store.ready().await.unwrap();
-    }
+fn fail_all<W: Work>(works: &[W], err: &DbErr) -> Vec<Outcome<W>> {
+    works.iter().map(|_| Err(err.clone())).collect()
 }

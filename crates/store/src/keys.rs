@@ -8,9 +8,9 @@ use sea_orm::{
     QueryOrder,
 };
 
+use crate::db::is_unique_violation;
 use crate::entities::api_keys;
-use crate::error::is_unique_violation;
-use crate::{AccountId, KeyId, Store, StoreError, UserId, connect::db_time};
+use crate::{AccountId, KeyId, Store, StoreError, UserId, db::db_time};
 
 /// How often a prefix collision (32 random bits) is retried before giving up. Eight collisions
 /// in a row would take ~10¹⁵ keys, so reaching the limit means something else is wrong.

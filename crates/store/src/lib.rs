@@ -1,29 +1,33 @@
 #![doc = include_str!("../README.md")]
 
 mod accounts;
-mod connect;
+mod db;
 mod entities;
 mod error;
 mod events;
 mod group;
+#[cfg(test)]
+mod group_tests;
 mod ids;
 mod keys;
 mod ledger;
 mod sessions;
 mod setup;
+mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod users;
 
 pub use accounts::{Account, Accounts};
-pub use connect::{SqliteSync, Store, StoreOptions};
+pub use db::{SqliteSync, StoreOptions};
 pub use error::StoreError;
 pub use events::{
-    CursorError, EventBatch, EventCursor, EventPage, Events, NewContext, NewEvent, StoredEvent,
-    TraceCursor, TracePage, TraceSummary,
+    CursorError, EventCursor, EventPage, Events, StoredEvent, TraceCursor, TracePage, TraceSummary,
 };
 pub use ids::{AccountId, KeyId, UserId};
 pub use keys::{KeyRecord, Keys, LAST_USED_GRANULARITY, NewKey, Revoked};
+pub use ledger::{EventBatch, NewContext, NewEvent};
 pub use sessions::{Session, Sessions};
 pub use setup::FirstUser;
+pub use store::Store;
 pub use users::{User, UserCredentials, Users, normalize_email};

@@ -5,7 +5,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 
 use crate::entities::{sessions, users};
 use crate::users::user;
-use crate::{Store, StoreError, User, connect::db_time};
+use crate::{Store, StoreError, User, db::db_time};
 
 /// A live session, found by its token.
 #[derive(Clone, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use sea_orm::{
 };
 
 use crate::accounts::account;
+use crate::db::begin_immediate;
 use crate::entities::{accounts, users};
-use crate::ledger::begin_immediate;
 use crate::users::{normalize_email, user};
-use crate::{Account, Store, StoreError, User, connect::db_time};
+use crate::{Account, Store, StoreError, User, db::db_time};
 
 /// What the first run needs.
 pub struct FirstUser<'a> {

@@ -5,9 +5,9 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
 };
 
+use crate::db::is_unique_violation;
 use crate::entities::users;
-use crate::error::is_unique_violation;
-use crate::{AccountId, Store, StoreError, UserId, connect::db_time};
+use crate::{AccountId, Store, StoreError, UserId, db::db_time};
 
 /// A dashboard user (never with the password hash; see [`UserCredentials`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

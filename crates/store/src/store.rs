@@ -3,49 +3,13 @@
 use std::time::Duration;
 
 use agentvista_migrations::{Migrator, MigratorTrait};
-use chrono::{DateTime, SubsecRound, Utc};
+use agentvista_quota::{Period, Plans, RecordError, Recorded, UsageLedger};
 use sea_orm::sqlx::Connection as _;
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
-};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 
-use crate::StoreError;
-use crate::group::Committer;
-
-/// How durable SQLite commits are. PostgreSQL ignores this (its own `synchronous_commit` rules).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SqliteSync {
-    /// `synchronous = FULL`: a commit survives power loss. The default, because a 200 from
-    /// ingestion promises that the events are stored.
-    #[default]
-    Full,
-    /// `synchronous = NORMAL`: faster; in WAL mode a power loss may drop the last commits
-    /// (never corrupts). An operator's informed choice.
-    Normal,
-}
-
-/// Options for opening a [`Store`].
-#[derive(Clone, Copy, Debug)]
-pub struct StoreOptions {
-    /// Connections in the pool (for SQLite: readers; writes always go through one connection).
-    pub max_connections: u32,
-    /// SQLite durability.
-    pub sqlite_sync: SqliteSync,
-    /// How long a statement waits for a lock held by another process (SQLite) or for a pooled
-    /// connection, before failing.
-    pub busy_timeout: Duration,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            max_connections: 8,
-            sqlite_sync: SqliteSync::Full,
-            busy_timeout: Duration::from_secs(5),
-        }
-    }
-}
+use crate::db::{StoreOptions, pool_options};
+use crate::ledger::{EventBatch, Ledger, used_in};
+use crate::{AccountId, StoreError};
 
 /// The storage of accounts, users, sessions, keys, events and usage, on SQLite or PostgreSQL.
 ///
@@ -59,8 +23,9 @@ pub struct Store {
     pub(crate) write: DatabaseConnection,
     /// A pool of readers, on SQLite files only; elsewhere `write` serves reads too.
     read: Option<DatabaseConnection>,
-    /// On SQLite, the task that groups concurrent accounting transactions into one commit.
-    pub(crate) committer: Option<Committer>,
+    /// Where accounting runs (on SQLite, through the task that groups concurrent accounting
+    /// transactions into one commit).
+    pub(crate) ledger: Ledger,
     /// How long a statement waits for a lock; [`Store::ready`] waits a little longer.
     busy_timeout: Duration,
 }
@@ -94,9 +59,9 @@ impl Store {
                 .map_err(StoreError::Unavailable)?;
             // PostgreSQL commits concurrent transactions in parallel; no grouping needed.
             return Ok(Store {
+                ledger: Ledger::new(write.clone(), false),
                 write,
                 read: None,
-                committer: None,
                 busy_timeout,
             });
         }
@@ -108,7 +73,7 @@ impl Store {
                 .await
                 .map_err(StoreError::Unavailable)?;
             return Ok(Store {
-                committer: Some(Committer::start(write.clone())),
+                ledger: Ledger::new(write.clone(), true),
                 write,
                 read: None,
                 busy_timeout,
@@ -135,7 +100,7 @@ impl Store {
             .await
             .map_err(StoreError::Unavailable)?;
         Ok(Store {
-            committer: Some(Committer::start(write.clone())),
+            ledger: Ledger::new(write.clone(), true),
             write,
             read: Some(read),
             busy_timeout,
@@ -195,7 +160,7 @@ impl Store {
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {
-        if let Some(committer) = &self.committer {
+        if let Some(committer) = self.ledger.committer() {
             self.reader().ping().await?;
             committer.probe().await?;
             return Ok(());
@@ -237,28 +202,21 @@ impl Store {
     }
 }
 
-fn pool_options(url: &str, max_connections: u32, options: StoreOptions) -> ConnectOptions {
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.max_connections(max_connections)
-        .min_connections(0)
-        .acquire_timeout(options.busy_timeout.max(Duration::from_secs(1)))
-        .sqlx_logging(false);
-    let sync = match options.sqlite_sync {
-        SqliteSync::Full => SqliteSynchronous::Full,
-        SqliteSync::Normal => SqliteSynchronous::Normal,
-    };
-    let busy = options.busy_timeout;
-    opts.map_sqlx_sqlite_opts(move |o| {
-        o.journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sync)
-            .foreign_keys(true)
-            .busy_timeout(busy)
-    });
-    opts
-}
+impl UsageLedger for Store {
+    type Batch = EventBatch;
+    type Error = StoreError;
 
-/// Times as the databases keep them: PostgreSQL stores microseconds, so does SQLite here, and a
-/// value read back then equals the value written.
-pub(crate) fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.trunc_subsecs(6)
+    async fn record(
+        &self,
+        account: AccountId,
+        period: Period,
+        plans: &Plans,
+        batch: EventBatch,
+    ) -> Result<Recorded, RecordError<StoreError>> {
+        self.ledger.record(account, period, plans, batch).await
+    }
+
+    async fn used(&self, account: AccountId, period: Period) -> Result<u64, StoreError> {
+        Ok(used_in(self.reader(), account, period).await?)
+    }
 }

@@ -1,0 +1,94 @@
+//! Database helpers every module may use: this module uses none of the others.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+
+/// How durable SQLite commits are. PostgreSQL ignores this (its own `synchronous_commit` rules).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// `synchronous = FULL`: a commit survives power loss. The default, because a 200 from
+    /// ingestion promises that the events are stored.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: faster; in WAL mode a power loss may drop the last commits
+    /// (never corrupts). An operator's informed choice.
+    Normal,
+}
+
+/// Options for opening a [`Store`](crate::Store).
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    /// Connections in the pool (for SQLite: readers; writes always go through one connection).
+    pub max_connections: u32,
+    /// SQLite durability.
+    pub sqlite_sync: SqliteSync,
+    /// How long a statement waits for a lock held by another process (SQLite) or for a pooled
+    /// connection, before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            sqlite_sync: SqliteSync::Full,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Pool options for `url`: SQLite gets WAL, the chosen `synchronous`, foreign keys and a busy
+/// timeout on every connection.
+pub(crate) fn pool_options(
+    url: &str,
+    max_connections: u32,
+    options: StoreOptions,
+) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(options.busy_timeout.max(Duration::from_secs(1)))
+        .sqlx_logging(false);
+    let sync = match options.sqlite_sync {
+        SqliteSync::Full => SqliteSynchronous::Full,
+        SqliteSync::Normal => SqliteSynchronous::Normal,
+    };
+    let busy = options.busy_timeout;
+    opts.map_sqlx_sqlite_opts(move |o| {
+        o.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .foreign_keys(true)
+            .busy_timeout(busy)
+    });
+    opts
+}
+
+/// Times as the databases keep them: PostgreSQL stores microseconds, so does SQLite here, and a
+/// value read back then equals the value written.
+pub(crate) fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// Takes SQLite's write lock at `BEGIN`: a deferred transaction that must upgrade later fails at
+/// once under concurrent writers (the busy timeout cannot help). PostgreSQL ignores the mode.
+pub(crate) async fn begin_immediate(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Whether `err` is a unique-constraint violation (on either database).
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

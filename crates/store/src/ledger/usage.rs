@@ -1,0 +1,215 @@
+//! The count: the account's terms, its allowance, and the one statement that adds to the
+//! period's usage only what fits.
+
+use std::collections::{BTreeSet, HashMap};
+
+use agentvista_quota::{Allowance, Period, Plans, UnknownPlan};
+use sea_orm::sea_query::{
+    CommonTableExpression, Expr, ExprTrait, LockType, OnConflict, Query, WithClause,
+};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QuerySelect};
+
+use super::batch::{HashedContext, ROWS_PER_INSERT};
+use crate::AccountId;
+use crate::entities::{accounts, event_contexts, usage_periods};
+
+/// What the account's row says its allowance is.
+pub(super) struct Terms {
+    pub(super) plan: String,
+    pub(super) cap: Option<u64>,
+}
+
+/// What [`count`] found.
+pub(super) enum Counted {
+    /// Counted, with the new total (`Some`), or refused: over the allowance (`None`).
+    Confirmed(Option<u64>),
+    /// Nothing done: over the allowance, or the account's terms are no longer those the
+    /// allowance was computed from (only when asked to confirm them; one statement cannot
+    /// tell which).
+    TermsChanged,
+}
+
+/// The account's terms and the ids of those of `contexts` the account has already, in one
+/// statement.
+pub(super) async fn opening_read(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    contexts: &[HashedContext],
+) -> Result<(Terms, HashMap<String, i64>), DbErr> {
+    use accounts::Column as A;
+    use event_contexts::Column as C;
+    let mut read = Query::select();
+    read.from(accounts::Entity)
+        .column((accounts::Entity, A::Plan))
+        .column((accounts::Entity, A::SpendCapCents))
+        .and_where(Expr::col((accounts::Entity, A::Id)).eq(account.0));
+    let hashes: BTreeSet<&str> = contexts.iter().map(|c| c.hash.as_str()).collect();
+    // Beyond one statement's worth of parameters, [`store_contexts`] reads them in chunks.
+    let contexts = if hashes.len() <= ROWS_PER_INSERT {
+        contexts
+    } else {
+        &[]
+    };
+    if !contexts.is_empty() {
+        read.expr_as(Expr::col((event_contexts::Entity, C::Id)), "context_id")
+            .expr_as(Expr::col((event_contexts::Entity, C::Hash)), "context_hash")
+            .left_join(
+                event_contexts::Entity,
+                Expr::col((event_contexts::Entity, C::AccountId))
+                    .equals((accounts::Entity, A::Id))
+                    .and(Expr::col((event_contexts::Entity, C::Hash)).is_in(hashes)),
+            );
+    }
+    let rows = txn.query_all(&read).await?;
+    let mut terms = None;
+    let mut known = HashMap::new();
+    for row in rows {
+        if terms.is_none() {
+            let cap: Option<i64> = row.try_get("", "spend_cap_cents")?;
+            terms = Some(Terms {
+                plan: row.try_get("", "plan")?,
+                cap: cap.map(u64::try_from).transpose().map_err(|_| {
+                    DbErr::Custom("stored accounts.spend_cap_cents is negative".into())
+                })?,
+            });
+        }
+        if contexts.is_empty() {
+            break;
+        }
+        // NULL when none of the contexts is stored yet (the join found nothing).
+        let id: Option<i64> = row.try_get("", "context_id")?;
+        let hash: Option<String> = row.try_get("", "context_hash")?;
+        if let (Some(id), Some(hash)) = (id, hash) {
+            known.insert(hash, id);
+        }
+    }
+    let terms = terms.ok_or_else(|| DbErr::RecordNotFound(format!("account {}", account.0)))?;
+    Ok((terms, known))
+}
+
+/// Adds `n` to the period's usage if the total stays within `allowance`; with `confirm`, only
+/// if the account's terms are still those (PostgreSQL: checked under the row's lock).
+///
+/// The whole of the accounting is this one statement. A new month's row is inserted with `n`;
+/// an existing row gains `n` only if the total stays within the limit, else the statement
+/// changes and returns nothing. Concurrent transactions queue on the row (PostgreSQL re-checks
+/// the condition against the committed value; SQLite has one writer at a time), so the count
+/// can never pass the limit.
+///
+/// The account row is locked here, not at the opening read, so that an account's concurrent
+/// requests insert their events in parallel and queue only for the count. `FOR NO KEY UPDATE`
+/// makes a change of plan or cap wait for the accounting that holds the row, and accounting
+/// that comes later wait for the change and then see its values. Not `FOR SHARE`: share
+/// lockers that overlap without pause starve an `UPDATE`. The lock does not conflict with the
+/// `FOR KEY SHARE` of the events' foreign-key checks.
+pub(super) async fn count(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    period: Period,
+    n: u64,
+    allowance: Allowance,
+    confirm: Option<&Terms>,
+) -> Result<Counted, DbErr> {
+    use usage_periods::Column as U;
+    if !allowance.admits(0, n) {
+        return Ok(Counted::Confirmed(None));
+    }
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let current = Expr::col((usage_periods::Entity, U::EventsUsed));
+    let mut on_conflict = OnConflict::columns([U::AccountId, U::PeriodStart]);
+    on_conflict.value(U::EventsUsed, current.clone().add(n));
+    if let Some(limit) = allowance.limit() {
+        on_conflict.action_and_where(current.add(n).lte(i64::try_from(limit).unwrap_or(i64::MAX)));
+    }
+    let mut insert = Query::insert();
+    insert
+        .into_table(usage_periods::Entity)
+        .columns([U::AccountId, U::PeriodStart, U::EventsUsed])
+        .on_conflict(on_conflict)
+        .returning_col(U::EventsUsed);
+    let statement = match confirm {
+        None => {
+            insert
+                .values([account.0.into(), period.first_day().into(), n.into()])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            txn.get_database_backend().build(&insert)
+        }
+        Some(terms) => {
+            use accounts::Column as A;
+            let cap = terms.cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+            let mut source = Query::select();
+            source
+                .exprs([
+                    Expr::val(account.0),
+                    Expr::val(period.first_day()),
+                    Expr::val(n),
+                ])
+                .from("terms")
+                .and_where(Expr::col(A::Plan).eq(terms.plan.as_str()))
+                .and_where(match cap {
+                    Some(cap) => Expr::col(A::SpendCapCents).eq(cap),
+                    None => Expr::col(A::SpendCapCents).is_null(),
+                });
+            insert
+                .select_from(source)
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            let mut locked = Query::select();
+            locked
+                .columns([A::Plan, A::SpendCapCents])
+                .from(accounts::Entity)
+                .and_where(Expr::col(A::Id).eq(account.0))
+                .lock(LockType::NoKeyUpdate);
+            let with = WithClause::new()
+                .cte(
+                    CommonTableExpression::new()
+                        .query(locked)
+                        .table_name("terms")
+                        .to_owned(),
+                )
+                .to_owned();
+            txn.get_database_backend().build(&with.query(insert))
+        }
+    };
+    // With `confirm`, no row means a refusal or changed terms: the second statement (rare)
+    // tells them apart.
+    match txn.query_one_raw(statement).await? {
+        Some(row) => {
+            let used: i64 = row.try_get("", "events_used")?;
+            Ok(Counted::Confirmed(Some(u64::try_from(used).unwrap_or(0))))
+        }
+        None if confirm.is_some() => Ok(Counted::TermsChanged),
+        None => Ok(Counted::Confirmed(None)),
+    }
+}
+
+/// The account's allowance as of now, read under the lock [`count`] describes (PostgreSQL;
+/// SQLite's transaction holds the database's write lock already).
+pub(super) async fn allowance_in(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    plans: &Plans,
+) -> Result<Result<Allowance, UnknownPlan>, DbErr> {
+    let row = accounts::Entity::find_by_id(account.0)
+        .lock(LockType::NoKeyUpdate)
+        .one(txn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("account {}", account.0)))?;
+    let cap = row
+        .spend_cap_cents
+        .map(u64::try_from)
+        .transpose()
+        .map_err(|_| DbErr::Custom("stored accounts.spend_cap_cents is negative".into()))?;
+    Ok(plans.allowance(&row.plan, cap))
+}
+
+/// Events counted for `account` in `period`, as `db` (a pool or a transaction) sees them.
+pub(crate) async fn used_in(
+    db: &impl ConnectionTrait,
+    account: AccountId,
+    period: Period,
+) -> Result<u64, DbErr> {
+    let row = usage_periods::Entity::find_by_id((account.0, period.first_day()))
+        .one(db)
+        .await?;
+    Ok(row.map_or(0, |r| u64::try_from(r.events_used).unwrap_or(0)))
+}
