@@ -5,11 +5,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Map, Value};
 
 use crate::db::db_time;
-use crate::entities::{event_contexts, events, traces};
+use crate::entities::{OfAccount, event_contexts, events, traces};
 use crate::{AccountId, Store, StoreError};
 
 /// An event as stored.
@@ -170,9 +170,7 @@ impl Events<'_> {
     ) -> Result<EventPage, StoreError> {
         use events::Column as E;
         let db = self.store.reader();
-        let mut query = events::Entity::find()
-            .filter(E::AccountId.eq(account.0))
-            .filter(E::TraceId.eq(trace_id));
+        let mut query = events::Entity::of_account(account).filter(E::TraceId.eq(trace_id));
         if let Some(cursor) = after {
             query = query.filter(Expr::tuple([Expr::col(E::Timestamp), Expr::col(E::Id)]).gt(
                 Expr::tuple([Expr::val(cursor.timestamp), Expr::val(cursor.id)]),
@@ -219,8 +217,7 @@ impl Events<'_> {
     /// [`StoreError`] from the database.
     pub async fn count(&self, account: AccountId) -> Result<u64, StoreError> {
         use sea_orm::PaginatorTrait;
-        Ok(events::Entity::find()
-            .filter(events::Column::AccountId.eq(account.0))
+        Ok(events::Entity::of_account(account)
             .count(self.store.reader())
             .await?)
     }
@@ -238,7 +235,7 @@ impl Events<'_> {
         limit: u64,
     ) -> Result<TracePage, StoreError> {
         use traces::Column as T;
-        let mut query = traces::Entity::find().filter(T::AccountId.eq(account.0));
+        let mut query = traces::Entity::of_account(account);
         if let Some(cursor) = after {
             // A row comparison, so that both databases seek the index to the cursor.
             query = query.filter(
@@ -300,8 +297,7 @@ async fn contexts_of(
     let mut found: HashMap<i64, Context> = HashMap::new();
     let mut wanted: BTreeSet<i64> = ids.collect();
     while !wanted.is_empty() {
-        let rows = event_contexts::Entity::find()
-            .filter(C::AccountId.eq(account.0))
+        let rows = event_contexts::Entity::of_account(account)
             .filter(C::Id.is_in(std::mem::take(&mut wanted)))
             .all(db)
             .await?;

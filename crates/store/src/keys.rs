@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use crate::db::is_unique_violation;
-use crate::entities::api_keys;
+use crate::entities::{OfAccount, api_keys};
 use crate::{AccountId, KeyId, Store, StoreError, UserId, db::db_time};
 
 /// How often a prefix collision (32 random bits) is retried before giving up. Eight collisions
@@ -142,6 +142,7 @@ impl Keys<'_> {
     /// # Errors
     /// [`StoreError`] from the database.
     pub async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        // Unscoped on purpose: the presented key names its account by its hash alone.
         api_keys::Entity::find()
             .filter(api_keys::Column::KeyHash.eq(hash.to_hex()))
             .one(self.store.reader())
@@ -159,8 +160,7 @@ impl Keys<'_> {
         account: AccountId,
         prefix: &KeyPrefix,
     ) -> Result<KeyRecord, StoreError> {
-        api_keys::Entity::find()
-            .filter(api_keys::Column::AccountId.eq(account.0))
+        api_keys::Entity::of_account(account)
             .filter(api_keys::Column::Prefix.eq(prefix.as_str()))
             .one(self.store.reader())
             .await?
@@ -175,8 +175,8 @@ impl Keys<'_> {
     /// # Errors
     /// [`StoreError::NotFound`], or a database error.
     pub async fn get(&self, account: AccountId, id: KeyId) -> Result<KeyRecord, StoreError> {
-        api_keys::Entity::find_by_id(id.0)
-            .filter(api_keys::Column::AccountId.eq(account.0))
+        api_keys::Entity::of_account(account)
+            .filter(api_keys::Column::Id.eq(id.0))
             .one(self.store.reader())
             .await?
             .map(record)
@@ -189,8 +189,7 @@ impl Keys<'_> {
     /// # Errors
     /// [`StoreError`] from the database.
     pub async fn list(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
-        api_keys::Entity::find()
-            .filter(api_keys::Column::AccountId.eq(account.0))
+        api_keys::Entity::of_account(account)
             .order_by_desc(api_keys::Column::Id)
             .all(self.store.reader())
             .await?
@@ -209,10 +208,9 @@ impl Keys<'_> {
         id: KeyId,
         now: DateTime<Utc>,
     ) -> Result<Revoked, StoreError> {
-        let done = api_keys::Entity::update_many()
+        let done = api_keys::Entity::update_of_account(account)
             .col_expr(api_keys::Column::RevokedAt, Expr::value(db_time(now)))
             .filter(api_keys::Column::Id.eq(id.0))
-            .filter(api_keys::Column::AccountId.eq(account.0))
             .filter(api_keys::Column::RevokedAt.is_null())
             .exec(&self.store.write)
             .await?;

@@ -3,13 +3,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, QueryFilter, QuerySelect};
 
 use super::batch::{HashedContext, ROWS_PER_INSERT};
 use crate::AccountId;
-use crate::entities::event_contexts;
+use crate::entities::{OfAccount, event_contexts};
 
 /// The row ids of the job's contexts, in order: existing rows of the account are reused, the
 /// others inserted (parents first, since a child's row names its parent's id).
@@ -76,11 +74,10 @@ async fn find_contexts(
     let wanted: HashSet<&str> = hashes.iter().copied().collect();
     let wanted: Vec<&str> = wanted.into_iter().collect();
     for chunk in wanted.chunks(ROWS_PER_INSERT) {
-        let rows: Vec<(i64, String)> = event_contexts::Entity::find()
+        let rows: Vec<(i64, String)> = event_contexts::Entity::of_account(account)
             .select_only()
             .column(C::Id)
             .column(C::Hash)
-            .filter(C::AccountId.eq(account.0))
             .filter(C::Hash.is_in(chunk.iter().copied()))
             .into_tuple()
             .all(txn)

@@ -7,11 +7,13 @@ use agentvista_quota::{Allowance, Period, Plans, UnknownPlan};
 use sea_orm::sea_query::{
     CommonTableExpression, Expr, ExprTrait, LockType, OnConflict, Query, WithClause,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 
 use super::batch::{HashedContext, ROWS_PER_INSERT};
 use crate::AccountId;
-use crate::entities::{accounts, event_contexts, usage_periods};
+use crate::entities::{OfAccount, accounts, event_contexts, usage_periods};
 
 /// What the account's row says its allowance is.
 pub(super) struct Terms {
@@ -208,7 +210,8 @@ pub(crate) async fn used_in(
     account: AccountId,
     period: Period,
 ) -> Result<u64, DbErr> {
-    let row = usage_periods::Entity::find_by_id((account.0, period.first_day()))
+    let row = usage_periods::Entity::of_account(account)
+        .filter(usage_periods::Column::PeriodStart.eq(period.first_day()))
         .one(db)
         .await?;
     Ok(row.map_or(0, |r| u64::try_from(r.events_used).unwrap_or(0)))
