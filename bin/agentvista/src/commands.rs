@@ -28,7 +28,7 @@ fn usage(message: impl Into<String>) -> CommandError {
 async fn user_by_email(store: &Store, email: &Email) -> Result<User, CommandError> {
     store
         .users()
-        .find_by_email(email.as_str())
+        .find_by_email(email)
         .await?
         .map(|credentials| credentials.user)
         .ok_or_else(|| usage(format!("no user with e-mail {email}")))
@@ -55,7 +55,7 @@ pub(crate) async fn create_user(
     email: &Email,
     account_name: Option<&AccountName>,
 ) -> Result<(), CommandError> {
-    if store.users().find_by_email(email.as_str()).await?.is_some() {
+    if store.users().find_by_email(email).await?.is_some() {
         return Err(usage(format!("a user with e-mail {email} exists already")));
     }
     let name = match account_name {
@@ -73,7 +73,7 @@ pub(crate) async fn create_user(
         .map_err(|e| usage(e.to_string()))?
         .map_err(|e| usage(e.to_string()))?;
     let now = Utc::now();
-    let account: Account = match store.accounts().find_by_name(name.as_str()).await? {
+    let account: Account = match store.accounts().find_by_name(&name).await? {
         Some(account) if account_name.is_some() => account,
         Some(_) => {
             return Err(usage(format!(
@@ -83,14 +83,11 @@ pub(crate) async fn create_user(
         None => {
             store
                 .accounts()
-                .create(name.as_str(), &settings.default_plan, now)
+                .create(&name, &settings.default_plan, now)
                 .await?
         }
     };
-    let user = store
-        .users()
-        .create(account.id, email.as_str(), &hash, now)
-        .await?;
+    let user = store.users().create(account.id, email, &hash, now).await?;
     println!(
         "created user {} (id {}) in account {} (id {}, plan {})",
         user.email, user.id, account.name, account.id.0, account.plan
@@ -110,7 +107,7 @@ pub(crate) async fn create_key(
         .map_err(|e| usage(format!("--scopes: {e}")))?;
     let user = user_by_email(store, email).await?;
     let new = NewKey {
-        name: name.as_str(),
+        name,
         scopes,
         expiry: Expiry::NEVER,
         created_by: Some(user.id),

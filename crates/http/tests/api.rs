@@ -28,14 +28,19 @@ async fn fixture() -> Fixture {
     store.migrate().await.unwrap();
     let account = store
         .accounts()
-        .create("acme", "free", Utc::now())
+        .create(&"acme".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;
     let hash = hash_password(PASSWORD).unwrap();
     store
         .users()
-        .create(account, "ada@example.com", &hash, Utc::now())
+        .create(
+            account,
+            &"ada@example.com".parse().unwrap(),
+            &hash,
+            Utc::now(),
+        )
         .await
         .unwrap();
     Fixture { store, account }
@@ -71,7 +76,7 @@ async fn key_with(
     expiry: Expiry,
 ) -> (String, KeyRecord) {
     let new = NewKey {
-        name: "test",
+        name: &"test".parse().unwrap(),
         scopes: scopes.parse().unwrap(),
         expiry,
         created_by: None,
@@ -448,7 +453,7 @@ async fn revocation_rules_and_tenant_isolation() {
     let globex = f
         .store
         .accounts()
-        .create("globex", "free", Utc::now())
+        .create(&"globex".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;

@@ -378,7 +378,7 @@ mod tests {
         store.migrate().await.unwrap();
         let account = store
             .accounts()
-            .create("a", "free", Utc::now())
+            .create(&"a".parse().unwrap(), "free", Utc::now())
             .await
             .unwrap()
             .id;
@@ -449,7 +449,7 @@ mod tests {
         store.migrate().await.unwrap();
         let account = store
             .accounts()
-            .create("a", "free", Utc::now())
+            .create(&"a".parse().unwrap(), "free", Utc::now())
             .await
             .unwrap()
             .id;

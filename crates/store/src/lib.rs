@@ -26,4 +26,4 @@ pub use ids::{AccountId, KeyId, UserId};
 pub use keys::{KeyRecord, Keys, LAST_USED_GRANULARITY, NewKey, Revoked};
 pub use sessions::{Session, Sessions};
 pub use setup::FirstUser;
-pub use users::{User, UserCredentials, Users, normalize_email};
+pub use users::{User, UserCredentials, Users};

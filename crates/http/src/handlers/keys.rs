@@ -116,7 +116,7 @@ pub(crate) async fn create(
         .create(
             auth.principal.account_id,
             NewKey {
-                name: name.as_str(),
+                name: &name,
                 scopes: body.scopes,
                 expiry,
                 created_by,

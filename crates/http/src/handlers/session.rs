@@ -39,7 +39,7 @@ pub(crate) async fn login(
     let found = match &email {
         Some(email) => {
             state.throttles.account(email, address)?;
-            state.store.users().find_by_email(email.as_str()).await?
+            state.store.users().find_by_email(email).await?
         }
         None => None,
     };

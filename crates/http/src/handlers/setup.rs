@@ -48,9 +48,9 @@ pub(crate) async fn setup(
         .store
         .create_first_user(
             FirstUser {
-                account_name: account.as_str(),
+                account_name: &account,
                 plan: &state.config.default_plan,
-                email: email.as_str(),
+                email: &email,
                 password_hash: &hash,
             },
             Utc::now(),
