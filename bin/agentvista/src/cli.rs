@@ -1,7 +1,10 @@
 //! The command line (contract §9), parsed by clap.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
+use agentvista_keys::{AccountName, Email, KeyName};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
 /// AgentVista: API keys, scopes and monthly event quotas for agent observability.
@@ -14,6 +17,38 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
+}
+
+impl Cli {
+    /// This process's command line. Names and e-mails are parsed here, by the same types and
+    /// rules as the API's. A value its type refuses is one line on standard error, like every
+    /// other failure of a command (contract §9); help, version and clap's other usage errors
+    /// print as clap prints them.
+    pub(crate) fn from_args() -> Result<Cli, ExitCode> {
+        Cli::try_parse().map_err(|err| match refused_value(&err) {
+            Some(line) => {
+                eprintln!("agentvista: {line}");
+                // clap's status for usage errors, as for a missing argument.
+                ExitCode::from(2)
+            }
+            None => err.exit(),
+        })
+    }
+}
+
+/// `--name: needs 1 to 100 characters` for a value its type refused, `None` for any other
+/// error. The value itself is left out: it may be long, or something pasted by mistake.
+fn refused_value(err: &clap::Error) -> Option<String> {
+    if err.kind() != ErrorKind::ValueValidation {
+        return None;
+    }
+    let ContextValue::String(arg) = err.get(ContextKind::InvalidArg)? else {
+        return None;
+    };
+    // clap names the argument as "--name <NAME>"; the flag is enough.
+    let flag = arg.split_whitespace().next()?;
+    let reason = std::error::Error::source(err)?;
+    Some(format!("{flag}: {reason}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,10 +74,10 @@ pub(crate) enum UsersCommand {
     Create {
         /// The user's e-mail address (the login).
         #[arg(long)]
-        email: String,
+        email: Email,
         /// Account to join (created if new); default: a new account named after the e-mail.
         #[arg(long, value_name = "NAME")]
-        account: Option<String>,
+        account: Option<AccountName>,
     },
 }
 
@@ -52,10 +87,10 @@ pub(crate) enum KeysCommand {
     Create {
         /// E-mail of a user of the account.
         #[arg(long)]
-        email: String,
-        /// A name for the key, e.g. "production".
+        email: Email,
+        /// A name for the key, e.g. "production" (1 to 100 characters).
         #[arg(long)]
-        name: String,
+        name: KeyName,
         /// Comma-separated scopes: read, write, admin.
         #[arg(long, value_name = "SCOPES")]
         scopes: String,
@@ -67,7 +102,7 @@ pub(crate) enum KeysCommand {
     Revoke {
         /// E-mail of a user of the account.
         #[arg(long)]
-        email: String,
+        email: Email,
         /// The key's prefix, av_ + 8 hex characters.
         #[arg(long)]
         prefix: String,
@@ -80,9 +115,102 @@ pub(crate) enum AccountsCommand {
     SetPlan {
         /// E-mail of a user of the account.
         #[arg(long)]
-        email: String,
+        email: Email,
         /// Plan name, e.g. free or pro.
         #[arg(long)]
         plan: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("agentvista").chain(args.iter().copied()))
+    }
+
+    fn create_key(name: &str) -> Result<Cli, clap::Error> {
+        parse(&[
+            "keys",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--name",
+            name,
+            "--scopes",
+            "read",
+        ])
+    }
+
+    fn key_name(cli: Cli) -> KeyName {
+        match cli.command {
+            Some(Command::Keys(KeysCommand::Create { name, .. })) => name,
+            other => panic!("not keys create: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn key_names_follow_the_apis_rule_of_1_to_100_characters() {
+        let longest = "n".repeat(100);
+        assert_eq!(key_name(create_key(&longest).unwrap()).as_str(), longest);
+        assert_eq!(key_name(create_key("  ci ").unwrap()).as_str(), "ci");
+        for bad in ["", "   ", &"n".repeat(101)] {
+            let err = create_key(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad:?}");
+            assert_eq!(
+                refused_value(&err).as_deref(),
+                Some("--name: needs 1 to 100 characters")
+            );
+        }
+    }
+
+    #[test]
+    fn e_mails_and_account_names_are_parsed_by_their_types() {
+        let cli = parse(&[
+            "users",
+            "create",
+            "--email",
+            " Ada@Example.COM ",
+            "--account",
+            " Acme ",
+        ])
+        .unwrap();
+        let Some(Command::Users(UsersCommand::Create { email, account })) = cli.command else {
+            panic!("not users create");
+        };
+        assert_eq!(email.as_str(), "ada@example.com");
+        assert_eq!(account.map(|a| a.to_string()).as_deref(), Some("Acme"));
+
+        let err = parse(&["users", "create", "--email", "ada"]).unwrap_err();
+        assert_eq!(
+            refused_value(&err).as_deref(),
+            Some("--email: not an e-mail address")
+        );
+        let long = "a".repeat(101);
+        let err = parse(&["users", "create", "--email", "a@b.c", "--account", &long]).unwrap_err();
+        assert_eq!(
+            refused_value(&err).as_deref(),
+            Some("--account: needs 1 to 100 characters")
+        );
+        for args in [
+            ["keys", "revoke", "--email", "x", "--prefix", "av_00000000"],
+            ["accounts", "set-plan", "--email", "x", "--plan", "pro"],
+        ] {
+            let err = parse(&args).unwrap_err();
+            assert_eq!(
+                refused_value(&err).as_deref(),
+                Some("--email: not an e-mail address"),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_usage_errors_are_left_to_clap() {
+        let missing = parse(&["keys", "create", "--email", "a@b.c"]).unwrap_err();
+        assert_eq!(refused_value(&missing), None);
+        let unknown = parse(&["keys", "frobnicate"]).unwrap_err();
+        assert_eq!(refused_value(&unknown), None);
+    }
 }

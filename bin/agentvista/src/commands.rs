@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal};
 
 use agentvista_http::password::hash_password;
 use agentvista_http::{CreatedKey, KeyObject};
-use agentvista_keys::{Expiry, KeyPrefix, Scopes};
+use agentvista_keys::{AccountName, Email, Expiry, KeyName, KeyPrefix, Scopes};
 use agentvista_store::{Account, NewKey, Store, StoreError, User};
 use chrono::Utc;
 
@@ -25,7 +25,7 @@ fn usage(message: impl Into<String>) -> CommandError {
     CommandError::Usage(message.into())
 }
 
-async fn user_by_email(store: &Store, email: &str) -> Result<User, CommandError> {
+async fn user_by_email(store: &Store, email: &Email) -> Result<User, CommandError> {
     store
         .users()
         .find_by_email(email)
@@ -52,19 +52,27 @@ fn read_password() -> Result<String, CommandError> {
 pub(crate) async fn create_user(
     store: &Store,
     settings: &Settings,
-    email: &str,
-    account_name: Option<&str>,
+    email: &Email,
+    account_name: Option<&AccountName>,
 ) -> Result<(), CommandError> {
     if store.users().find_by_email(email).await?.is_some() {
         return Err(usage(format!("a user with e-mail {email} exists already")));
     }
+    let name = match account_name {
+        Some(name) => name.clone(),
+        // An address can be longer than an account name may be.
+        None => AccountName::parse(email.as_str()).map_err(|e| {
+            usage(format!(
+                "{email} cannot name an account (an account name {e}); pass --account"
+            ))
+        })?,
+    };
     let password = read_password()?;
     let hash = actix_web::web::block(move || hash_password(&password))
         .await
         .map_err(|e| usage(e.to_string()))?
         .map_err(|e| usage(e.to_string()))?;
     let now = Utc::now();
-    let name = account_name.map_or_else(|| email.trim().to_lowercase(), str::to_owned);
     let account: Account = match store.accounts().find_by_name(&name).await? {
         Some(account) if account_name.is_some() => account,
         Some(_) => {
@@ -89,18 +97,14 @@ pub(crate) async fn create_user(
 
 pub(crate) async fn create_key(
     store: &Store,
-    email: &str,
-    name: &str,
+    email: &Email,
+    name: &KeyName,
     scopes: &str,
     json: bool,
 ) -> Result<(), CommandError> {
     let scopes: Scopes = scopes
         .parse()
         .map_err(|e| usage(format!("--scopes: {e}")))?;
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(usage("--name: a key needs a name"));
-    }
     let user = user_by_email(store, email).await?;
     let new = NewKey {
         name,
@@ -131,7 +135,7 @@ pub(crate) async fn create_key(
 
 pub(crate) async fn revoke_key(
     store: &Store,
-    email: &str,
+    email: &Email,
     prefix: &str,
 ) -> Result<(), CommandError> {
     let prefix = KeyPrefix::parse(prefix).map_err(|e| usage(format!("--prefix: {e}")))?;
@@ -153,7 +157,7 @@ pub(crate) async fn revoke_key(
 pub(crate) async fn set_plan(
     store: &Store,
     settings: &Settings,
-    email: &str,
+    email: &Email,
     plan: &str,
 ) -> Result<(), CommandError> {
     if !settings.plans.contains_key(plan) {

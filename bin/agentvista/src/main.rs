@@ -10,7 +10,6 @@ use std::process::ExitCode;
 
 use agentvista_http::error_chain as error_line;
 use agentvista_store::Store;
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{AccountsCommand, Cli, Command, KeysCommand, UsersCommand};
@@ -18,7 +17,10 @@ use crate::settings::Settings;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_args() {
+        Ok(cli) => cli,
+        Err(status) => return status,
+    };
     let command = cli.command.unwrap_or(Command::Serve);
     let serving = matches!(command, Command::Serve);
     // The server logs requests; the admin commands only say what went wrong.
@@ -56,7 +58,7 @@ async fn run(config: Option<&std::path::Path>, command: Command) -> Result<(), S
             Ok(())
         }
         Command::Users(UsersCommand::Create { email, account }) => {
-            commands::create_user(&store, &settings, &email, account.as_deref()).await
+            commands::create_user(&store, &settings, &email, account.as_ref()).await
         }
         Command::Keys(KeysCommand::Create {
             email,

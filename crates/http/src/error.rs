@@ -260,7 +260,6 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound | StoreError::AlreadySetUp => ApiError::NotFound,
-            StoreError::InvalidEmail => ApiError::BadRequest("email: not an e-mail address".into()),
             // The edge refuses NUL characters first; this is the database's own refusal.
             StoreError::InvalidInput(_) => ApiError::BadRequest(
                 "body: a string holds a character the database cannot store (NUL)".into(),

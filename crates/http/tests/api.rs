@@ -28,14 +28,19 @@ async fn fixture() -> Fixture {
     store.migrate().await.unwrap();
     let account = store
         .accounts()
-        .create("acme", "free", Utc::now())
+        .create(&"acme".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;
     let hash = hash_password(PASSWORD).unwrap();
     store
         .users()
-        .create(account, "ada@example.com", &hash, Utc::now())
+        .create(
+            account,
+            &"ada@example.com".parse().unwrap(),
+            &hash,
+            Utc::now(),
+        )
         .await
         .unwrap();
     Fixture { store, account }
@@ -71,7 +76,7 @@ async fn key_with(
     expiry: Expiry,
 ) -> (String, KeyRecord) {
     let new = NewKey {
-        name: "test",
+        name: &"test".parse().unwrap(),
         scopes: scopes.parse().unwrap(),
         expiry,
         created_by: None,
@@ -448,7 +453,7 @@ async fn revocation_rules_and_tenant_isolation() {
     let globex = f
         .store
         .accounts()
-        .create("globex", "free", Utc::now())
+        .create(&"globex".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;
@@ -1054,6 +1059,119 @@ async fn setup_exists_only_until_the_first_user() {
     );
 }
 
+/// The 400s of the name and e-mail rules, word for word, and which field a body wrong in
+/// several is refused for: the shape of the body first, then the fields in the handler's order.
+#[actix_web::test]
+async fn names_and_emails_are_refused_with_the_same_messages_as_ever() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let app = app(AppState::new(store, config()).unwrap()).await;
+    let html = String::from_utf8(
+        test::read_body(test::call_service(&app, get("/setup").to_request()).await)
+            .await
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        html.contains(r#"name="account" type="text" required maxlength="100""#),
+        "{html}"
+    );
+    let long = "a".repeat(101);
+    for (account, email, message) in [
+        (
+            "  ",
+            "ada@example.com",
+            "account: needs 1 to 100 characters.",
+        ),
+        (
+            long.as_str(),
+            "ada@example.com",
+            "account: needs 1 to 100 characters.",
+        ),
+        ("Acme", "ada", "email: not an e-mail address."),
+        ("Acme", "ada@localhost", "email: not an e-mail address."),
+        ("", "ada", "account: needs 1 to 100 characters."),
+    ] {
+        let setup = test::TestRequest::post()
+            .uri("/api/v1/setup/")
+            .set_json(json!({"account": account, "email": email, "password": PASSWORD}));
+        let (status, _, body) = send(&app, setup).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{account:?} {email:?}");
+        assert_eq!(body["message"], message, "{account:?} {email:?}");
+    }
+    // Trimmed and lower-cased on the way in: the first user logs in in any case.
+    let setup = test::TestRequest::post().uri("/api/v1/setup/").set_json(
+        json!({"account": "  Acme ", "email": " Ada@Example.COM ", "password": PASSWORD}),
+    );
+    let (status, _, body) = send(&app, setup).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["email"], "ada@example.com");
+    let (cookie, csrf) = login(&app).await;
+
+    let create = |body: Value| {
+        test::TestRequest::post()
+            .uri(KEYS)
+            .insert_header((header::COOKIE, cookie.clone()))
+            .insert_header(("X-CSRF-Token", csrf.clone()))
+            .set_json(body)
+    };
+    let html = String::from_utf8(
+        test::read_body(
+            test::call_service(
+                &app,
+                get("/settings/api-keys")
+                    .insert_header((header::COOKIE, cookie.clone()))
+                    .to_request(),
+            )
+            .await,
+        )
+        .await
+        .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        html.contains(r#"name="name" type="text" required maxlength="100""#),
+        "{html}"
+    );
+    let long = "n".repeat(101);
+    for (body, message) in [
+        (
+            json!({"name": "", "scopes": ["read"]}),
+            "name: needs 1 to 100 characters.",
+        ),
+        (
+            json!({"name": " \t ", "scopes": ["read"]}),
+            "name: needs 1 to 100 characters.",
+        ),
+        (
+            json!({"name": long, "scopes": ["read"]}),
+            "name: needs 1 to 100 characters.",
+        ),
+        (
+            json!({"name": "", "scopes": ["read"], "expires_at": "2001-01-01T00:00:00Z"}),
+            "name: needs 1 to 100 characters.",
+        ),
+        (
+            json!({"name": "", "scopes": []}),
+            "scopes: a key needs at least one scope: read, write or admin.",
+        ),
+    ] {
+        let (status, _, answer) = send(&app, create(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer["message"], message, "{body}");
+    }
+    let longest = "n".repeat(100);
+    for (name, kept) in [
+        (longest.as_str(), longest.as_str()),
+        ("  padded  ", "padded"),
+    ] {
+        let (status, _, answer) =
+            send(&app, create(json!({"name": name, "scopes": ["read"]}))).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["name"], kept);
+    }
+}
+
 #[actix_web::test]
 async fn pages_send_strangers_to_the_login_and_never_show_a_key() {
     let f = fixture().await;
@@ -1269,6 +1387,28 @@ async fn logins_past_the_accounts_throttle_are_429_even_with_the_right_password(
         .parse()
         .unwrap();
     assert!(retry >= 1, "Retry-After {retry}");
+}
+
+#[actix_web::test]
+async fn logins_with_a_string_that_is_no_email_fail_alike_and_count_for_no_account() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let burst = agentvista_http::ThrottleConfig::default()
+        .per_account_and_address
+        .burst
+        .get();
+    // Past the account's burst: a string that names no account has no bucket to empty.
+    for _ in 0..=burst {
+        let login = test::TestRequest::post()
+            .uri("/api/v1/auth/login/")
+            .set_json(json!({"email": "ada", "password": PASSWORD}));
+        let (status, _, body) = send(&app, login).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_credentials")),
+            "{body}"
+        );
+    }
 }
 
 #[actix_web::test]

@@ -2,15 +2,19 @@
 
 pub mod format;
 
+mod email;
 mod expiry;
 mod hash;
 mod key;
+mod names;
 mod prefix;
 mod scope;
 
+pub use email::{Email, EmailError};
 pub use expiry::{Expiry, ExpiryInPast, KeyStatus};
 pub use hash::{HashHexError, KeyHash};
 pub use key::{ApiKey, GenerateError, ParseError};
+pub use names::{AccountName, AccountNameError, KeyName, KeyNameError};
 pub use prefix::{KeyPrefix, PrefixError};
 pub use scope::{Scope, ScopeError, Scopes};
 

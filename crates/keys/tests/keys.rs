@@ -264,3 +264,30 @@ proptest! {
         let _ = ApiKey::parse(&text);
     }
 }
+
+proptest! {
+    /// What is kept (and stored) parses back to itself: a stored name or address is never one
+    /// its own rule refuses, and normalising twice changes nothing.
+    #[test]
+    fn names_and_emails_parse_back_to_themselves(text in "\\PC{0,120}") {
+        use agentvista_keys::{AccountName, Email, KeyName};
+        if let Ok(name) = KeyName::parse(&text) {
+            prop_assert_eq!(KeyName::parse(name.as_str()).unwrap(), name);
+        }
+        if let Ok(name) = AccountName::parse(&text) {
+            prop_assert_eq!(AccountName::parse(name.as_str()).unwrap(), name);
+        }
+        if let Ok(email) = Email::parse(&text) {
+            prop_assert_eq!(Email::parse(email.as_str()).unwrap(), email);
+        }
+    }
+
+    #[test]
+    fn well_shaped_addresses_are_kept_lower_cased(
+        local in "[A-Za-z0-9._%+-]{1,40}",
+        domain in "[A-Za-z0-9-]{1,40}\\.[A-Za-z]{2,10}",
+    ) {
+        let email = agentvista_keys::Email::parse(&format!(" {local}@{domain} ")).unwrap();
+        prop_assert_eq!(email.as_str(), format!("{local}@{domain}").to_lowercase());
+    }
+}

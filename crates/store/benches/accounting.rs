@@ -56,7 +56,7 @@ async fn target(label: &'static str, url: &str, dir: Option<tempfile::TempDir>) 
     store.migrate().await.unwrap();
     let account = store
         .accounts()
-        .create("bench", "free", Utc::now())
+        .create(&"bench".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;
@@ -269,7 +269,7 @@ async fn bulk_account(target: &Target, name: &str, events: u64) -> AccountId {
     let account = target
         .store
         .accounts()
-        .create(name, "free", Utc::now())
+        .create(&name.parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id

@@ -15,15 +15,16 @@ async fn store_with_keys(url: &str) -> (Store, String) {
     store.migrate().await.unwrap();
     let account = store
         .accounts()
-        .create("bench", "free", Utc::now())
+        .create(&"bench".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;
     let mut presented = String::new();
+    let name = "bench".parse().unwrap();
     // A table of realistic size, so the lookup walks a real index.
     for i in 0..1_000 {
         let new = NewKey {
-            name: "bench",
+            name: &name,
             scopes: Scopes::only(Scope::Write),
             expiry: Expiry::NEVER,
             created_by: None,

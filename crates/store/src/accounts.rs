@@ -1,5 +1,6 @@
 //! Accounts: the tenant that owns users, keys, events and usage.
 
+use agentvista_keys::AccountName;
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
@@ -42,12 +43,12 @@ impl Accounts<'_> {
     /// [`StoreError`] from the database, `Database` with a unique violation for a taken name.
     pub async fn create(
         &self,
-        name: &str,
+        name: &AccountName,
         plan: &str,
         now: DateTime<Utc>,
     ) -> Result<Account, StoreError> {
         let row = accounts::ActiveModel {
-            name: Set(name.to_owned()),
+            name: Set(name.as_str().to_owned()),
             plan: Set(plan.to_owned()),
             spend_cap_cents: Set(None),
             created_at: Set(db_time(now)),
@@ -74,9 +75,9 @@ impl Accounts<'_> {
     ///
     /// # Errors
     /// [`StoreError`] from the database.
-    pub async fn find_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
+    pub async fn find_by_name(&self, name: &AccountName) -> Result<Option<Account>, StoreError> {
         accounts::Entity::find()
-            .filter(accounts::Column::Name.eq(name))
+            .filter(accounts::Column::Name.eq(name.as_str()))
             .one(self.store.reader())
             .await?
             .map(account)

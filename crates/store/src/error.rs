@@ -56,9 +56,6 @@ pub enum StoreError {
     /// First-run setup after a user exists (HTTP 404: the setup is gone).
     #[error("this installation is set up already")]
     AlreadySetUp,
-    /// Not an e-mail address (HTTP 400).
-    #[error("not an e-mail address")]
-    InvalidEmail,
     /// A stored value that does not parse: a bug or a manual edit, never user input.
     #[error("stored {what} is malformed")]
     Corrupt {

@@ -61,7 +61,7 @@ async fn sqlite(busy_timeout: Duration) -> (tempfile::TempDir, Store, AccountId)
     store.migrate().await.unwrap();
     let account = store
         .accounts()
-        .create("a", "free", Utc::now())
+        .create(&"a".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;
@@ -128,7 +128,7 @@ async fn concurrent_requests_share_a_commit_and_each_stays_all_or_nothing() {
     store.migrate().await.unwrap();
     let account = store
         .accounts()
-        .create("a", "free", Utc::now())
+        .create(&"a".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;

@@ -1,6 +1,6 @@
 //! API keys: created here (so a prefix collision can be retried), stored as prefix and hash.
 
-use agentvista_keys::{ApiKey, Expiry, KeyHash, KeyPrefix, KeyStatus, Scopes};
+use agentvista_keys::{ApiKey, Expiry, KeyHash, KeyName, KeyPrefix, KeyStatus, Scopes};
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -56,7 +56,7 @@ impl KeyRecord {
 #[derive(Clone, Debug)]
 pub struct NewKey<'a> {
     /// Human name.
-    pub name: &'a str,
+    pub name: &'a KeyName,
     /// Granted scopes.
     pub scopes: Scopes,
     /// Expiry, already checked to be in the future.
@@ -116,7 +116,7 @@ impl Keys<'_> {
             let row = api_keys::ActiveModel {
                 account_id: Set(account.0),
                 created_by: Set(new.created_by.map(|u| u.0)),
-                name: Set(new.name.to_owned()),
+                name: Set(new.name.as_str().to_owned()),
                 prefix: Set(key.prefix().to_string()),
                 key_hash: Set(key.hash().to_hex()),
                 scopes: Set(new.scopes.to_string()),
@@ -267,7 +267,7 @@ fn record(row: api_keys::Model) -> Result<KeyRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agentvista_keys::Scope;
+    use agentvista_keys::{AccountName, Scope};
 
     /// The same key every time, from a fixed byte stream.
     fn fixed_key() -> ApiKey {
@@ -278,9 +278,9 @@ mod tests {
         .unwrap()
     }
 
-    fn new_key() -> NewKey<'static> {
+    fn new_key(name: &KeyName) -> NewKey<'_> {
         NewKey {
-            name: "k",
+            name,
             scopes: Scopes::only(Scope::Read),
             expiry: Expiry::NEVER,
             created_by: None,
@@ -292,16 +292,22 @@ mod tests {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         store.migrate().await.unwrap();
         let now = Utc::now();
-        let account = store.accounts().create("a", "free", now).await.unwrap().id;
+        let account = store
+            .accounts()
+            .create(&AccountName::parse("a").unwrap(), "free", now)
+            .await
+            .unwrap()
+            .id;
+        let name = KeyName::parse("k").unwrap();
         let keys = store.keys();
         let (first, _) = keys
-            .create_with(account, new_key(), now, || Ok(fixed_key()))
+            .create_with(account, new_key(&name), now, || Ok(fixed_key()))
             .await
             .unwrap();
 
         let mut calls = 0;
         let (second, record) = keys
-            .create_with(account, new_key(), now, || {
+            .create_with(account, new_key(&name), now, || {
                 calls += 1;
                 if calls == 1 {
                     Ok(fixed_key())
@@ -316,7 +322,7 @@ mod tests {
         assert_eq!(record.prefix, second.prefix());
 
         let always = keys
-            .create_with(account, new_key(), now, || Ok(fixed_key()))
+            .create_with(account, new_key(&name), now, || Ok(fixed_key()))
             .await;
         assert!(
             matches!(always, Err(StoreError::KeyGeneration(None))),

@@ -30,4 +30,4 @@ pub use ledger::{EventBatch, NewContext, NewEvent};
 pub use sessions::{Session, Sessions};
 pub use setup::FirstUser;
 pub use store::Store;
-pub use users::{User, UserCredentials, Users, normalize_email};
+pub use users::{User, UserCredentials, Users};

@@ -1,6 +1,7 @@
 //! First-run setup: the installation's first account and user, created at most once even when
 //! several requests race for it.
 
+use agentvista_keys::{AccountName, Email};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
@@ -9,17 +10,17 @@ use sea_orm::{
 use crate::accounts::account;
 use crate::db::begin_immediate;
 use crate::entities::{accounts, users};
-use crate::users::{normalize_email, user};
+use crate::users::user;
 use crate::{Account, Store, StoreError, User, db::db_time};
 
 /// What the first run needs.
 pub struct FirstUser<'a> {
     /// Name of the new account.
-    pub account_name: &'a str,
+    pub account_name: &'a AccountName,
     /// Its plan.
     pub plan: &'a str,
     /// The user's e-mail address.
-    pub email: &'a str,
+    pub email: &'a Email,
     /// The user's argon2id password hash.
     pub password_hash: &'a str,
 }
@@ -38,7 +39,6 @@ impl Store {
         first: FirstUser<'_>,
         now: DateTime<Utc>,
     ) -> Result<(Account, User), StoreError> {
-        let email = normalize_email(first.email)?;
         let txn = begin_immediate(&self.write).await?;
         if txn.get_database_backend() == DbBackend::Postgres {
             // Blocks concurrent first runs (and user inserts) until this transaction ends.
@@ -50,7 +50,7 @@ impl Store {
             return Err(StoreError::AlreadySetUp);
         }
         let created = accounts::ActiveModel {
-            name: Set(first.account_name.to_owned()),
+            name: Set(first.account_name.as_str().to_owned()),
             plan: Set(first.plan.to_owned()),
             spend_cap_cents: Set(None),
             created_at: Set(db_time(now)),
@@ -60,7 +60,7 @@ impl Store {
         .await?;
         let person = users::ActiveModel {
             account_id: Set(created.id),
-            email: Set(email),
+            email: Set(first.email.as_str().to_owned()),
             password_hash: Set(first.password_hash.to_owned()),
             created_at: Set(db_time(now)),
             ..Default::default()

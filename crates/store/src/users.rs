@@ -1,5 +1,6 @@
 //! Users: people who log in to the dashboard, each in one account.
 
+use agentvista_keys::Email;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -16,7 +17,7 @@ pub struct User {
     pub id: UserId,
     /// The account the user acts for.
     pub account_id: AccountId,
-    /// E-mail address, trimmed and lower-cased.
+    /// E-mail address as stored: normalised by [`Email`] (trimmed and lower-cased).
     pub email: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
@@ -40,25 +41,6 @@ impl std::fmt::Debug for UserCredentials {
     }
 }
 
-/// Normalizes an e-mail address for storage and lookup: trimmed, lower-cased, and shaped like
-/// `local@domain`.
-///
-/// # Errors
-/// [`StoreError::InvalidEmail`] when it is not.
-pub fn normalize_email(email: &str) -> Result<String, StoreError> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !email.chars().any(char::is_whitespace);
-    if valid {
-        Ok(email)
-    } else {
-        Err(StoreError::InvalidEmail)
-    }
-}
-
 /// The users table.
 #[derive(Clone, Copy, Debug)]
 pub struct Users<'a> {
@@ -77,18 +59,17 @@ impl Users<'_> {
     /// Creates a user in `account` with an already-hashed password.
     ///
     /// # Errors
-    /// [`StoreError::InvalidEmail`], [`StoreError::EmailTaken`], or a database error.
+    /// [`StoreError::EmailTaken`], or a database error.
     pub async fn create(
         &self,
         account: AccountId,
-        email: &str,
+        email: &Email,
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
-        let email = normalize_email(email)?;
         let row = users::ActiveModel {
             account_id: Set(account.0),
-            email: Set(email),
+            email: Set(email.as_str().to_owned()),
             password_hash: Set(password_hash.to_owned()),
             created_at: Set(db_time(now)),
             ..Default::default()
@@ -105,16 +86,17 @@ impl Users<'_> {
         Ok(user(row))
     }
 
-    /// The user with this e-mail address (any case), with the password hash.
+    /// The user with this e-mail address (any case: [`Email`] is normalised), with the
+    /// password hash.
     ///
     /// # Errors
-    /// [`StoreError`] from the database; an address that cannot exist is simply not found.
-    pub async fn find_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
-        let Ok(email) = normalize_email(email) else {
-            return Ok(None);
-        };
+    /// [`StoreError`] from the database.
+    pub async fn find_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<UserCredentials>, StoreError> {
         let row = users::Entity::find()
-            .filter(users::Column::Email.eq(email))
+            .filter(users::Column::Email.eq(email.as_str()))
             .one(self.store.reader())
             .await?;
         Ok(row.map(|row| UserCredentials {
@@ -150,31 +132,5 @@ pub(crate) fn user(row: users::Model) -> User {
         account_id: AccountId(row.account_id),
         email: row.email,
         created_at: row.created_at,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_trimmed_and_lower_cased() {
-        assert_eq!(
-            normalize_email("  Ada@Example.COM ").unwrap(),
-            "ada@example.com"
-        );
-    }
-
-    #[test]
-    fn things_that_are_not_emails_are_refused() {
-        for bad in [
-            "",
-            "ada",
-            "@example.com",
-            "ada@localhost",
-            "a da@example.com",
-        ] {
-            assert!(normalize_email(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -85,7 +85,7 @@ async fn sqlite_locked_past_the_busy_timeout_is_unavailable_then_recovers() {
     store.migrate().await.unwrap();
     let account = store
         .accounts()
-        .create("a", "free", Utc::now())
+        .create(&"a".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;
@@ -104,7 +104,10 @@ async fn sqlite_locked_past_the_busy_timeout_is_unavailable_then_recovers() {
     assert_record_unavailable("record", record(&store, account, batch(&["a", "b"])).await);
     assert_unavailable(
         "create an account",
-        store.accounts().create("b", "free", Utc::now()).await,
+        store
+            .accounts()
+            .create(&"b".parse().unwrap(), "free", Utc::now())
+            .await,
     );
     assert_unavailable("readiness", store.ready().await);
     // Reads go on (WAL).
@@ -116,7 +119,7 @@ async fn sqlite_locked_past_the_busy_timeout_is_unavailable_then_recovers() {
     assert_eq!(recorded.accepted, 2);
     store
         .accounts()
-        .create("b", "free", Utc::now())
+        .create(&"b".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap();
 }
@@ -211,7 +214,7 @@ async fn postgres_backends_terminated_mid_request_are_unavailable_then_recover()
     store.migrate().await.unwrap();
     let account = store
         .accounts()
-        .create("a", "free", Utc::now())
+        .create(&"a".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;
@@ -297,7 +300,10 @@ async fn postgres_read_only_is_not_ready_and_its_writes_are_unavailable() {
     assert_unavailable("readiness", read_only.ready().await);
     assert_unavailable(
         "create an account",
-        read_only.accounts().create("a", "free", Utc::now()).await,
+        read_only
+            .accounts()
+            .create(&"a".parse().unwrap(), "free", Utc::now())
+            .await,
     );
     read_only.close().await.unwrap();
 
@@ -306,7 +312,7 @@ async fn postgres_read_only_is_not_ready_and_its_writes_are_unavailable() {
     writable.ready().await.unwrap();
     writable
         .accounts()
-        .create("a", "free", Utc::now())
+        .create(&"a".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap();
     writable.close().await.unwrap();
@@ -320,14 +326,17 @@ async fn postgres_refuses_nul_characters_as_invalid_input() {
     };
     let store = db.store().await;
     store.migrate().await.unwrap();
-    let created = store.accounts().create("a\0b", "free", Utc::now()).await;
+    let created = store
+        .accounts()
+        .create(&"a\0b".parse().unwrap(), "free", Utc::now())
+        .await;
     assert!(
         matches!(created, Err(StoreError::InvalidInput(_))),
         "text: {created:?}"
     );
     let account = store
         .accounts()
-        .create("a", "free", Utc::now())
+        .create(&"a".parse().unwrap(), "free", Utc::now())
         .await
         .unwrap()
         .id;

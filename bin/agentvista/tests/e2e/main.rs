@@ -407,6 +407,8 @@ async fn first_run_says_how_to_create_a_user() {
 #[test]
 fn command_line_failures_are_one_line_and_non_zero() {
     let db = Db::sqlite();
+    let long_name = "n".repeat(101);
+    let long_email = format!("{}@example.com", "a".repeat(100));
     for (args, env, expected) in [
         (
             vec![
@@ -433,6 +435,58 @@ fn command_line_failures_are_one_line_and_non_zero() {
             ],
             vec![],
             "no plan named",
+        ),
+        // The API's rules, applied before anything else: a key name of 1 to 100 characters,
+        // an e-mail address, an account name of 1 to 100 characters.
+        (
+            vec![
+                "keys",
+                "create",
+                "--email",
+                "nobody@example.com",
+                "--name",
+                &long_name,
+                "--scopes",
+                "read",
+            ],
+            vec![],
+            "--name: needs 1 to 100 characters",
+        ),
+        (
+            vec![
+                "keys",
+                "create",
+                "--email",
+                "nobody@example.com",
+                "--name",
+                "  ",
+                "--scopes",
+                "read",
+            ],
+            vec![],
+            "--name: needs 1 to 100 characters",
+        ),
+        (
+            vec!["users", "create", "--email", "not-an-address"],
+            vec![],
+            "--email: not an e-mail address",
+        ),
+        (
+            vec![
+                "users",
+                "create",
+                "--email",
+                "a@example.com",
+                "--account",
+                &long_name,
+            ],
+            vec![],
+            "--account: needs 1 to 100 characters",
+        ),
+        (
+            vec!["users", "create", "--email", &long_email],
+            vec![],
+            "pass --account",
         ),
         (
             vec!["migrate"],
@@ -486,4 +540,24 @@ fn command_line_failures_are_one_line_and_non_zero() {
         )
         .contains("pro")
     );
+    // A name the API takes, the command line takes too, trimmed the same way.
+    let longest = "n".repeat(100);
+    for (name, kept) in [
+        (longest.as_str(), longest.as_str()),
+        ("  padded  ", "padded"),
+    ] {
+        let args = [
+            "keys",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--name",
+            name,
+            "--scopes",
+            "read",
+            "--json",
+        ];
+        let created: Value = serde_json::from_str(&db.cli_ok(&args, None)).unwrap();
+        assert_eq!(created["name"], kept);
+    }
 }

@@ -1,7 +1,7 @@
 //! The pages: setup, login, API keys, billing, traces.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use agentvista_keys::{KeyStatus, Scope};
+use agentvista_keys::{AccountName, KeyName, KeyStatus, Scope};
 use agentvista_quota::{Period, UsageLedger};
 use chrono::{DateTime, Utc};
 use maud::html;
@@ -59,7 +59,7 @@ pub(crate) async fn setup(state: web::Data<AppState>) -> Result<HttpResponse, Ap
                 p { "Create your account and its first user. You will use this e-mail address and password to log in." }
                 form id="setup-form" novalidate {
                     label for="setup-account" { "Account name" }
-                    input id="setup-account" name="account" type="text" required autocomplete="organization" placeholder="Acme";
+                    input id="setup-account" name="account" type="text" required maxlength=(AccountName::MAX_CHARS) autocomplete="organization" placeholder="Acme";
                     label for="setup-email" { "E-mail" }
                     input id="setup-email" name="email" type="email" required autocomplete="email";
                     label for="setup-password" { "Password " span.hint { "(at least 8 characters)" } }
@@ -161,7 +161,7 @@ pub(crate) async fn keys(
                 form id="create-key-form" method="dialog" novalidate {
                     h2 id="create-key-title" { "Create Key" }
                     label for="key-name" { "Name" }
-                    input id="key-name" name="name" type="text" required maxlength="100" placeholder="production";
+                    input id="key-name" name="name" type="text" required maxlength=(KeyName::MAX_CHARS) placeholder="production";
                     fieldset {
                         legend { "Scopes" }
                         div.choice { input id="scope-write" type="checkbox" name="scopes" value="write"; label for="scope-write" { strong { "write" } " — for SDKs sending traces" } }

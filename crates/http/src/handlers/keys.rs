@@ -1,7 +1,7 @@
 //! `/api/v1/me/api-keys/`: ping, list, create, revoke.
 
 use actix_web::{HttpResponse, web};
-use agentvista_keys::{Expiry, KeyPrefix, Scope, Scopes};
+use agentvista_keys::{Expiry, KeyName, KeyPrefix, Scope, Scopes};
 use agentvista_store::{KeyId, KeyRecord, NewKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -10,9 +10,6 @@ use serde_json::json;
 use crate::auth::{Admin, Auth, Authenticated, Credential, Read};
 use crate::handlers::no_store;
 use crate::{ApiError, AppState, Body};
-
-/// Longest key name accepted.
-const MAX_NAME_CHARS: usize = 100;
 
 /// A key as the API shows it — never the key, never its hash.
 #[derive(Clone, Debug, Serialize)]
@@ -105,12 +102,10 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let body: CreateKey = body.json().await?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::BadRequest(format!(
-            "name: needs 1 to {MAX_NAME_CHARS} characters"
-        )));
-    }
+    // Checked after the whole body deserialised, so a body wrong in several fields names the
+    // same one as ever.
+    let name =
+        KeyName::parse(&body.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
     let now = Utc::now();
     let expiry = Expiry::for_new_key(body.expires_at, now)
         .map_err(|_| ApiError::BadRequest("expires_at: must be in the future".into()))?;
@@ -121,7 +116,7 @@ pub(crate) async fn create(
         .create(
             auth.principal.account_id,
             NewKey {
-                name,
+                name: &name,
                 scopes: body.scopes,
                 expiry,
                 created_by,

@@ -1,6 +1,7 @@
 //! Dashboard login, logout and the current session.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_keys::Email;
 use agentvista_store::User;
 use chrono::Utc;
 use serde::Deserialize;
@@ -32,8 +33,16 @@ pub(crate) async fn login(
     let address = req.peer_addr().map(|a| a.ip());
     state.throttles.address(address)?;
     let login: Login = body.json().await?;
-    state.throttles.account(&login.email, address)?;
-    let found = state.store.users().find_by_email(&login.email).await?;
+    // A string that is no e-mail address names no account: nothing to throttle it by, no one
+    // to look up, and it fails below exactly as an unknown address does.
+    let email = Email::parse(&login.email).ok();
+    let found = match &email {
+        Some(email) => {
+            state.throttles.account(email, address)?;
+            state.store.users().find_by_email(email).await?
+        }
+        None => None,
+    };
     // Held while the hash runs; if the client leaves, the permit stays with the blocking task
     // until the hash ends, so the bound holds.
     let permit = state.throttles.hashing()?;

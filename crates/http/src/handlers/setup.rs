@@ -1,6 +1,7 @@
 //! `POST /api/v1/setup/`: the first account and user, on a fresh installation only.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_keys::{AccountName, Email};
 use agentvista_store::FirstUser;
 use chrono::Utc;
 use serde::Deserialize;
@@ -30,14 +31,10 @@ pub(crate) async fn setup(
     }
     state.throttles.address(req.peer_addr().map(|a| a.ip()))?;
     let form: Setup = body.json().await?;
-    let account = form.account.trim();
-    if account.is_empty() || account.chars().count() > 100 {
-        return Err(ApiError::BadRequest(
-            "account: needs 1 to 100 characters".into(),
-        ));
-    }
-    let email = agentvista_store::normalize_email(&form.email)
-        .map_err(|_| ApiError::BadRequest("email: not an e-mail address".into()))?;
+    let account = AccountName::parse(&form.account)
+        .map_err(|e| ApiError::BadRequest(format!("account: {e}")))?;
+    let email =
+        Email::parse(&form.email).map_err(|e| ApiError::BadRequest(format!("email: {e}")))?;
     let password = form.password;
     let permit = state.throttles.hashing()?;
     let hash = web::block(move || {
@@ -51,7 +48,7 @@ pub(crate) async fn setup(
         .store
         .create_first_user(
             FirstUser {
-                account_name: account,
+                account_name: &account,
                 plan: &state.config.default_plan,
                 email: &email,
                 password_hash: &hash,
