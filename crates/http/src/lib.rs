@@ -7,7 +7,6 @@ mod dashboard;
 mod error;
 mod handlers;
 mod log;
-pub mod password;
 mod routes;
 mod state;
 mod throttle;

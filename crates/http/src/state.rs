@@ -8,7 +8,9 @@ use agentvista_quota::Plans;
 use agentvista_store::{KeyId, Store};
 use chrono::{DateTime, Utc};
 
-use crate::{ApiError, HttpConfig, KeyLookup, error_chain, handlers, password, throttle};
+use agentvista_keys::password::{Password, PasswordHash, hash_password};
+
+use crate::{ApiError, HttpConfig, KeyLookup, error_chain, handlers, throttle};
 
 /// Everything the handlers share: the store, the key lookup, configuration.
 pub struct AppState {
@@ -21,7 +23,7 @@ pub struct AppState {
     touched: Mutex<HashMap<KeyId, DateTime<Utc>>>,
     /// A real argon2id hash of nothing anyone knows, checked against when the e-mail is
     /// unknown so that a login fails in the same time either way.
-    pub(crate) dummy_password_hash: String,
+    pub(crate) dummy_password_hash: PasswordHash,
     /// Password attempts per address and account, and hashes at once.
     pub(crate) throttles: throttle::Throttles,
     /// The last readiness check, reused for a second.
@@ -37,7 +39,7 @@ impl AppState {
         let mut unguessable = [0u8; 24];
         getrandom::fill(&mut unguessable).map_err(ApiError::internal)?;
         let dummy_password_hash =
-            password::hash_password(&hex::encode(unguessable)).map_err(ApiError::internal)?;
+            hash_password(&Password::new(hex::encode(unguessable))).map_err(ApiError::internal)?;
         let throttles = throttle::Throttles::new(config.throttle);
         let plans = Plans::new(config.plans.clone());
         Ok(AppState {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod format;
+pub mod password;
 
 mod expiry;
 mod hash;

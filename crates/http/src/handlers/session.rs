@@ -1,6 +1,7 @@
 //! Dashboard login, logout and the current session.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_keys::password::{Password, PasswordHash, verify_password};
 use agentvista_store::User;
 use chrono::Utc;
 use serde::Deserialize;
@@ -8,15 +9,14 @@ use serde_json::json;
 
 use crate::auth::{SessionOnly, random_token, session_cookie, token_hash};
 use crate::handlers::no_store;
-use crate::password::verify_password;
 use crate::{ApiError, AppState, Body};
 
-/// A login request. No `Debug`: it holds a password.
-#[derive(Deserialize)]
+/// A login request.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {
     email: String,
-    password: String,
+    password: Password,
 }
 
 fn user_json(user: &User) -> serde_json::Value {
@@ -39,7 +39,10 @@ pub(crate) async fn login(
     let permit = state.throttles.hashing()?;
     // An unknown e-mail is checked against a dummy hash, so both failures take as long.
     let (hash, user) = match found {
-        Some(credentials) => (credentials.password_hash, Some(credentials.user)),
+        Some(credentials) => (
+            PasswordHash::from_phc(credentials.password_hash),
+            Some(credentials.user),
+        ),
         None => (state.dummy_password_hash.clone(), None),
     };
     let password = login.password;
