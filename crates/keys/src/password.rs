@@ -141,7 +141,10 @@ mod tests {
         assert!(verify_password(&password("correct horse battery"), &hash));
         assert!(!verify_password(&password("correct horse batterY"), &hash));
         let garbage = PasswordHash::from_phc("not a hash".to_owned());
-        assert!(!verify_password(&password("correct horse battery"), &garbage));
+        assert!(!verify_password(
+            &password("correct horse battery"),
+            &garbage
+        ));
     }
 
     #[test]
