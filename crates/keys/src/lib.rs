@@ -2,6 +2,7 @@
 
 pub mod format;
 pub mod password;
+pub mod session;
 
 mod expiry;
 mod hash;

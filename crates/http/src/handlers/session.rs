@@ -2,12 +2,13 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::password::{Password, PasswordHash, verify_password};
+use agentvista_keys::session::{CsrfToken, SessionToken};
 use agentvista_store::User;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{SessionOnly, random_token, session_cookie, token_hash};
+use crate::auth::{SessionOnly, session_cookie};
 use crate::handlers::no_store;
 use crate::{ApiError, AppState, Body};
 
@@ -62,27 +63,41 @@ pub(crate) async fn login(
 
 /// Opens a session for `user`: the cookie, and the CSRF token in the body.
 pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpResponse, ApiError> {
-    let token = random_token().map_err(ApiError::internal)?;
-    let csrf_token = random_token().map_err(ApiError::internal)?;
+    let token = SessionToken::generate().map_err(ApiError::internal)?;
+    let csrf_token = CsrfToken::generate().map_err(ApiError::internal)?;
     let now = Utc::now();
     let ttl = state.config.session_ttl;
     let sessions = state.store.sessions();
     sessions.delete_expired(now).await?;
     sessions
-        .create(user, &token_hash(&token), &csrf_token, now, now + ttl)
+        .create(
+            user,
+            token.hash().as_bytes(),
+            csrf_token.expose_secret(),
+            now,
+            now + ttl,
+        )
         .await?;
-    let cookie = session_cookie(token, ttl.num_seconds(), !state.config.insecure_cookies);
+    let cookie = session_cookie(
+        token.expose_secret().to_owned(),
+        ttl.num_seconds(),
+        !state.config.insecure_cookies,
+    );
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
         .cookie(cookie)
-        .json(json!({"user": user_json(user), "csrf_token": csrf_token})))
+        .json(json!({"user": user_json(user), "csrf_token": csrf_token.expose_secret()})))
 }
 
 pub(crate) async fn logout(
     state: web::Data<AppState>,
     session: SessionOnly,
 ) -> Result<HttpResponse, ApiError> {
-    state.store.sessions().delete(&session.token_hash).await?;
+    state
+        .store
+        .sessions()
+        .delete(session.token_hash.as_bytes())
+        .await?;
     let gone = session_cookie(String::new(), 0, !state.config.insecure_cookies);
     Ok(HttpResponse::NoContent()
         .insert_header(no_store())
@@ -91,7 +106,7 @@ pub(crate) async fn logout(
 }
 
 pub(crate) async fn current(session: SessionOnly) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(no_store())
-        .json(json!({"user": user_json(&session.user), "csrf_token": session.csrf_token}))
+    HttpResponse::Ok().insert_header(no_store()).json(
+        json!({"user": user_json(&session.user), "csrf_token": session.csrf_token.expose_secret()}),
+    )
 }
