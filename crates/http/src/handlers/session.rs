@@ -4,9 +4,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::password::{Password, PasswordHash, verify_password};
 use agentvista_keys::session::{CsrfToken, SessionToken};
 use agentvista_store::User;
+use agentvista_store::UserId;
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{SessionOnly, session_cookie};
 use crate::handlers::no_store;
@@ -20,8 +20,30 @@ pub(crate) struct Login {
     password: Password,
 }
 
-fn user_json(user: &User) -> serde_json::Value {
-    json!({"id": user.id, "email": user.email})
+/// The answer of login, first-run setup and the session endpoint.
+#[derive(Serialize)]
+struct SessionAnswer<'a> {
+    user: UserAnswer<'a>,
+    csrf_token: &'a str,
+}
+
+/// A user as the API shows it.
+#[derive(Serialize)]
+struct UserAnswer<'a> {
+    id: UserId,
+    email: &'a str,
+}
+
+impl<'a> SessionAnswer<'a> {
+    fn new(user: &'a User, csrf_token: &'a CsrfToken) -> Self {
+        SessionAnswer {
+            user: UserAnswer {
+                id: user.id,
+                email: &user.email,
+            },
+            csrf_token: csrf_token.expose_secret(),
+        }
+    }
 }
 
 pub(crate) async fn login(
@@ -86,7 +108,7 @@ pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpR
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
         .cookie(cookie)
-        .json(json!({"user": user_json(user), "csrf_token": csrf_token.expose_secret()})))
+        .json(SessionAnswer::new(user, &csrf_token)))
 }
 
 pub(crate) async fn logout(
@@ -106,7 +128,7 @@ pub(crate) async fn logout(
 }
 
 pub(crate) async fn current(session: SessionOnly) -> HttpResponse {
-    HttpResponse::Ok().insert_header(no_store()).json(
-        json!({"user": user_json(&session.user), "csrf_token": session.csrf_token.expose_secret()}),
-    )
+    HttpResponse::Ok()
+        .insert_header(no_store())
+        .json(SessionAnswer::new(&session.user, &session.csrf_token))
 }
