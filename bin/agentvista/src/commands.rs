@@ -2,8 +2,8 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use agentvista_http::password::hash_password;
 use agentvista_http::{CreatedKey, KeyObject};
+use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{AccountName, Email, Expiry, KeyName, KeyPrefix, Scopes};
 use agentvista_store::{Account, NewKey, Store, StoreError, User};
 use chrono::Utc;
@@ -35,18 +35,20 @@ async fn user_by_email(store: &Store, email: &Email) -> Result<User, CommandErro
 }
 
 /// The password from `AGENTVISTA_PASSWORD`, else one line of standard input.
-fn read_password() -> Result<String, CommandError> {
+fn read_password() -> Result<Password, CommandError> {
     if let Ok(password) = std::env::var("AGENTVISTA_PASSWORD") {
-        return Ok(password);
+        return Ok(Password::new(password));
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         // Typed at a terminal: not echoed.
-        return Ok(rpassword::prompt_password("Password: ")?);
+        return Ok(Password::new(rpassword::prompt_password("Password: ")?));
     }
     let mut line = String::new();
     stdin.lock().read_line(&mut line)?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    // Trimmed in place and moved, so that no second copy of the password is left behind.
+    line.truncate(line.trim_end_matches(['\r', '\n']).len());
+    Ok(Password::new(line))
 }
 
 pub(crate) async fn create_user(
@@ -87,7 +89,10 @@ pub(crate) async fn create_user(
                 .await?
         }
     };
-    let user = store.users().create(account.id, email, &hash, now).await?;
+    let user = store
+        .users()
+        .create(account.id, email, hash.as_str(), now)
+        .await?;
     println!(
         "created user {} (id {}) in account {} (id {}, plan {})",
         user.email, user.id, account.name, account.id.0, account.plan

@@ -18,7 +18,7 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), String> {
-    let addr = settings.bind_addr().map_err(|e| e.to_string())?;
+    let addr = settings.server.bind;
     let listener = TcpListener::bind(addr)
         .map_err(|e| format!("server.bind: cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;

@@ -9,7 +9,7 @@ use agentvista_http::HttpConfig;
 use agentvista_quota::Plan;
 use agentvista_store::{SqliteSync, StoreOptions};
 use config::{Config, Environment, File, FileFormat};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// Everything the binary reads.
 #[derive(Debug, Deserialize)]
@@ -25,7 +25,7 @@ pub(crate) struct Settings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServerSettings {
-    pub(crate) bind: String,
+    pub(crate) bind: SocketAddr,
     pub(crate) insecure_cookies: bool,
 }
 
@@ -33,8 +33,9 @@ pub(crate) struct ServerSettings {
 #[serde(deny_unknown_fields)]
 pub(crate) struct DatabaseSettings {
     pub(crate) url: String,
-    /// `full` (default) or `normal`; SQLite only.
-    pub(crate) sqlite_synchronous: String,
+    /// `full` (default) or `normal`, in any case; SQLite only.
+    #[serde(deserialize_with = "sqlite_sync")]
+    pub(crate) sqlite_synchronous: SqliteSync,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +102,6 @@ impl Settings {
             key,
             problem: problem.to_owned(),
         };
-        self.bind_addr()?;
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -112,7 +112,6 @@ impl Settings {
                 "expected a sqlite://, postgres:// or postgresql:// URL",
             ));
         }
-        self.sqlite_sync()?;
         if !self.plans.contains_key(&self.default_plan) {
             return Err(SettingsError::Invalid {
                 key: "default_plan",
@@ -128,35 +127,9 @@ impl Settings {
         Ok(())
     }
 
-    pub(crate) fn bind_addr(&self) -> Result<SocketAddr, SettingsError> {
-        self.server
-            .bind
-            .parse()
-            .map_err(|_| SettingsError::Invalid {
-                key: "server.bind",
-                problem: format!("{:?} is not an address:port", self.server.bind),
-            })
-    }
-
-    fn sqlite_sync(&self) -> Result<SqliteSync, SettingsError> {
-        match self
-            .database
-            .sqlite_synchronous
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "full" => Ok(SqliteSync::Full),
-            "normal" => Ok(SqliteSync::Normal),
-            _ => Err(SettingsError::Invalid {
-                key: "database.sqlite_synchronous",
-                problem: "expected full or normal".into(),
-            }),
-        }
-    }
-
     pub(crate) fn store_options(&self) -> StoreOptions {
         StoreOptions {
-            sqlite_sync: self.sqlite_sync().unwrap_or_default(),
+            sqlite_sync: self.database.sqlite_synchronous,
             ..StoreOptions::default()
         }
     }
@@ -180,5 +153,54 @@ impl Settings {
             default_plan: self.default_plan.clone(),
             ..HttpConfig::default()
         }
+    }
+}
+
+/// `database.sqlite_synchronous`: `full` or `normal`, in any case.
+fn sqlite_sync<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SqliteSync, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match text.to_ascii_lowercase().as_str() {
+        "full" => Ok(SqliteSync::Full),
+        "normal" => Ok(SqliteSync::Normal),
+        _ => Err(serde::de::Error::custom("expected full or normal")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Sync {
+        #[serde(deserialize_with = "sqlite_sync")]
+        value: SqliteSync,
+    }
+
+    fn sync(text: &str) -> Result<SqliteSync, serde_json::Error> {
+        serde_json::from_value::<Sync>(serde_json::json!({ "value": text })).map(|s| s.value)
+    }
+
+    #[test]
+    fn sqlite_synchronous_takes_full_or_normal_in_any_case() {
+        assert_eq!(sync("full").unwrap(), SqliteSync::Full);
+        assert_eq!(sync("NORMAL").unwrap(), SqliteSync::Normal);
+        assert_eq!(sync("Normal").unwrap(), SqliteSync::Normal);
+        let err = sync("sometimes").unwrap_err().to_string();
+        assert!(err.contains("expected full or normal"), "{err}");
+    }
+
+    #[test]
+    fn a_bind_address_is_parsed_once_and_a_bad_one_names_its_key() {
+        let server = |bind: &str| {
+            Config::builder()
+                .set_override("bind", bind)
+                .and_then(|c| c.set_override("insecure_cookies", false))
+                .and_then(|c| c.build())
+                .and_then(Config::try_deserialize::<ServerSettings>)
+        };
+        let parsed = server("127.0.0.1:0").unwrap();
+        assert_eq!(parsed.bind, SocketAddr::from(([127, 0, 0, 1], 0)));
+        let err = server("nowhere").unwrap_err().to_string();
+        assert!(err.contains("`bind`"), "{err}");
     }
 }

@@ -9,8 +9,8 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{App, test, web};
 use agentvista_http::auth::{KeyLookup, LookupError, LookupFuture};
-use agentvista_http::password::hash_password;
 use agentvista_http::{AppState, HttpConfig, configure};
+use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{ApiKey, Expiry, KeyHash};
 use agentvista_store::{AccountId, KeyId, KeyRecord, NewKey, Store};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -32,13 +32,13 @@ async fn fixture() -> Fixture {
         .await
         .unwrap()
         .id;
-    let hash = hash_password(PASSWORD).unwrap();
+    let hash = hash_password(&Password::new(PASSWORD.to_owned())).unwrap();
     store
         .users()
         .create(
             account,
             &"ada@example.com".parse().unwrap(),
-            &hash,
+            hash.as_str(),
             Utc::now(),
         )
         .await

@@ -68,10 +68,10 @@ pub enum ParseError {
     Checksum,
 }
 
-/// The operating system's random number generator failed; no key was made.
+/// The operating system's random number generator failed; no key or token was made.
 #[derive(Debug, thiserror::Error)]
 #[error("the operating system's random number generator failed")]
-pub struct GenerateError(#[source] getrandom::Error);
+pub struct GenerateError(#[source] pub(crate) getrandom::Error);
 
 impl ApiKey {
     /// Makes a new key from the operating system's CSPRNG (`getrandom`).

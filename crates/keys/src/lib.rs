@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub mod format;
+pub mod password;
+pub mod session;
 
 mod email;
 mod expiry;

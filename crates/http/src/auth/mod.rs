@@ -10,13 +10,14 @@ use std::pin::Pin;
 
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use agentvista_keys::session::{CsrfToken, SessionToken, SessionTokenHash};
 use agentvista_keys::{ApiKey, KeyPrefix, KeyStatus, Scope, Scopes};
 use agentvista_store::{AccountId, KeyId, User};
 use chrono::Utc;
 
 pub use lookup::{KeyLookup, LookupError, LookupFuture};
+pub(crate) use session::session_cookie;
 pub use session::{CSRF_HEADER, SESSION_COOKIE};
-pub(crate) use session::{random_token, session_cookie, token_hash};
 
 use crate::{ApiError, AppState};
 
@@ -31,7 +32,8 @@ pub struct Principal {
     pub credential: Credential,
 }
 
-/// The credential behind a [`Principal`].
+/// The credential behind a [`Principal`]. Its `Debug` shows no secret: the session's tokens
+/// print as `[REDACTED]`.
 #[derive(Clone, Debug)]
 pub enum Credential {
     /// An API key.
@@ -46,9 +48,9 @@ pub enum Credential {
         /// The logged-in user.
         user: User,
         /// The session's CSRF token.
-        csrf_token: String,
+        csrf_token: CsrfToken,
         /// SHA-256 of the cookie value, to end the session.
-        token_hash: [u8; 32],
+        token_hash: SessionTokenHash,
     },
 }
 
@@ -119,9 +121,9 @@ pub struct SessionOnly {
     /// The session's user.
     pub user: User,
     /// The session's CSRF token.
-    pub csrf_token: String,
+    pub csrf_token: CsrfToken,
     /// SHA-256 of the cookie value.
-    pub token_hash: [u8; 32],
+    pub token_hash: SessionTokenHash,
 }
 
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
@@ -264,13 +266,19 @@ async fn authenticate_session(
     req: &HttpRequest,
     token: &str,
 ) -> Result<Principal, ApiError> {
-    let hash = token_hash(token);
-    let Some(found) = state.store.sessions().find(&hash, Utc::now()).await? else {
+    let hash = SessionToken::presented(token).hash();
+    let Some(found) = state
+        .store
+        .sessions()
+        .find(hash.as_bytes(), Utc::now())
+        .await?
+    else {
         return Err(ApiError::InvalidSession);
     };
+    let csrf_token = CsrfToken::from_stored(found.csrf_token);
     if !req.method().is_safe() {
         let presented = req.headers().get(CSRF_HEADER).map(|v| v.as_bytes());
-        if !presented.is_some_and(|p| session::csrf_matches(p, &found.csrf_token)) {
+        if !presented.is_some_and(|p| csrf_token.matches(p)) {
             return Err(ApiError::CsrfFailed);
         }
     }
@@ -279,8 +287,48 @@ async fn authenticate_session(
         scopes: Scopes::all(),
         credential: Credential::Session {
             user: found.user,
-            csrf_token: found.csrf_token,
+            csrf_token,
             token_hash: hash,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use agentvista_store::UserId;
+
+    use super::*;
+
+    #[test]
+    fn a_session_principal_and_session_only_print_no_token() {
+        let token = SessionToken::generate().unwrap();
+        let csrf = CsrfToken::generate().unwrap();
+        let user = User {
+            id: UserId(7),
+            account_id: AccountId(3),
+            email: "ada@example.com".to_owned(),
+            created_at: Utc::now(),
+        };
+        let principal = Principal {
+            account_id: user.account_id,
+            scopes: Scopes::all(),
+            credential: Credential::Session {
+                user: user.clone(),
+                csrf_token: csrf.clone(),
+                token_hash: token.hash(),
+            },
+        };
+        let session = SessionOnly {
+            user,
+            csrf_token: csrf.clone(),
+            token_hash: token.hash(),
+        };
+        let hash_hex = hex::encode(token.hash().as_bytes());
+        for shown in [format!("{principal:?}"), format!("{session:?}")] {
+            assert!(shown.contains("ada@example.com"), "{shown}");
+            for secret in [token.expose_secret(), csrf.expose_secret(), &hash_hex] {
+                assert!(!shown.contains(&secret[..16]), "{shown}");
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ use actix_web::http::header::{
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_keys::session::CsrfToken;
 use agentvista_store::User;
 use maud::{DOCTYPE, Markup, html};
 
@@ -38,7 +39,7 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
 /// The logged-in user of a page, with the CSRF token its scripts must send.
 pub(crate) struct Viewer {
     pub(crate) user: User,
-    pub(crate) csrf_token: String,
+    pub(crate) csrf_token: CsrfToken,
 }
 
 /// The page's session, or `None` (the page then redirects to the login).
@@ -75,7 +76,7 @@ pub(crate) fn page(
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 @if let Some(viewer) = viewer {
-                    meta name="csrf-token" content=(viewer.csrf_token);
+                    meta name="csrf-token" content=(viewer.csrf_token.expose_secret());
                 }
                 title { (title) " · AgentVista" }
                 link rel="stylesheet" href="/assets/app.css";

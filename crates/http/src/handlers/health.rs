@@ -2,13 +2,12 @@
 
 use std::time::Instant;
 
-use actix_web::{HttpResponse, web};
-use serde_json::json;
-
+use crate::handlers::OK;
 use crate::{ApiError, AppState};
+use actix_web::{HttpResponse, web};
 
 pub(crate) async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(OK)
 }
 
 /// The last readiness check: when it started and whether the store was ready.
@@ -38,7 +37,7 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, A
     };
     drop(last);
     if ready {
-        Ok(HttpResponse::Ok().json(json!({"status": "ok"})))
+        Ok(HttpResponse::Ok().json(OK))
     } else {
         Err(ApiError::Unavailable(Box::new(NotReady)))
     }

@@ -10,7 +10,7 @@ use agentvista_quota::{Period, QuotaExceeded, RecordError, Recorded, UsageLedger
 use agentvista_store::{EventBatch, NewContext, NewEvent};
 use chrono::{DateTime, Utc};
 use prost::Message;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::auth::{Auth, Principal, Write, authorize};
 use crate::{ApiError, AppState, Body};
@@ -22,6 +22,20 @@ use crate::{ApiError, AppState, Body};
 /// less than the two reads of the check.
 const PRECHECK_MIN_EVENTS: usize = 100;
 
+/// The answer to a batch: events stored and counted, and those skipped as already stored.
+#[derive(Serialize)]
+struct BatchAnswer {
+    accepted: u64,
+    duplicates: u64,
+}
+
+/// A `google.rpc.Status` in OTLP/JSON.
+#[derive(Serialize)]
+struct RpcStatusJson<'a> {
+    code: i32,
+    message: &'a str,
+}
+
 pub(crate) async fn batch(
     state: web::Data<AppState>,
     auth: Auth<Write>,
@@ -31,10 +45,10 @@ pub(crate) async fn batch(
     let decoded = decode_batch(&body)?;
     drop(body);
     let recorded = record(&state, &auth.principal, decoded, Utc::now()).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "accepted": recorded.accepted,
-        "duplicates": recorded.duplicates,
-    })))
+    Ok(HttpResponse::Ok().json(BatchAnswer {
+        accepted: recorded.accepted,
+        duplicates: recorded.duplicates,
+    }))
 }
 
 /// The three OTLP/HTTP endpoints. Errors, authentication included, answer in the request's
@@ -89,13 +103,15 @@ fn otlp_error(err: &ApiError, format: Format) -> HttpResponse {
         message: err.message(),
         details: Vec::new(),
     };
-    let body = match format {
-        Format::Protobuf => status.encode_to_vec(),
-        Format::Json => json!({"code": status.code, "message": status.message})
-            .to_string()
-            .into_bytes(),
-    };
-    response.content_type(format.content_type()).body(body)
+    response.content_type(format.content_type());
+    match format {
+        Format::Protobuf => response.body(status.encode_to_vec()),
+        // `json` keeps the content type set above.
+        Format::Json => response.json(RpcStatusJson {
+            code: status.code,
+            message: &status.message,
+        }),
+    }
 }
 
 /// Stores and counts the decoded events for the principal's account, or refuses them all.

@@ -4,14 +4,15 @@ use actix_web::{HttpResponse, web};
 use agentvista_keys::{Expiry, KeyName, KeyPrefix, Scope, Scopes};
 use agentvista_store::{KeyId, KeyRecord, NewKey};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize, Serializer};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{Admin, Auth, Authenticated, Credential, Read};
-use crate::handlers::no_store;
+use crate::handlers::{OK, no_store};
 use crate::{ApiError, AppState, Body};
 
-/// A key as the API shows it — never the key, never its hash.
+/// A key as the API shows it — never the key, never its hash. Times serialise as chrono
+/// does, RFC 3339 in UTC with `Z` and as many fractional digits as they need (0, 3, 6 or 9),
+/// which is the contract's format.
 #[derive(Clone, Debug, Serialize)]
 pub struct KeyObject {
     /// Row id.
@@ -23,16 +24,12 @@ pub struct KeyObject {
     /// Granted scopes.
     pub scopes: Scopes,
     /// Creation time.
-    #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
     /// Expiry, if any.
-    #[serde(serialize_with = "rfc3339_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Last use, to within a minute.
-    #[serde(serialize_with = "rfc3339_opt")]
     pub last_used_at: Option<DateTime<Utc>>,
     /// Revocation time.
-    #[serde(serialize_with = "rfc3339_opt")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -61,16 +58,10 @@ pub struct CreatedKey {
     pub key: String,
 }
 
-fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&super::rfc3339(t))
-}
-
-#[allow(clippy::ref_option)] // serde's serialize_with passes `&Option<T>`
-fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => rfc3339(t, s),
-        None => s.serialize_none(),
-    }
+/// The list answer: every key of the account, newest first.
+#[derive(Serialize)]
+struct KeyList {
+    data: Vec<KeyObject>,
 }
 
 /// The body of `POST /api/v1/me/api-keys/`.
@@ -84,7 +75,7 @@ pub(crate) struct CreateKey {
 }
 
 pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(OK)
 }
 
 pub(crate) async fn list(
@@ -92,8 +83,8 @@ pub(crate) async fn list(
     auth: Auth<Admin>,
 ) -> Result<HttpResponse, ApiError> {
     let keys = state.store.keys().list(auth.principal.account_id).await?;
-    let data: Vec<KeyObject> = keys.into_iter().map(KeyObject::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+    let data = keys.into_iter().map(KeyObject::from).collect();
+    Ok(HttpResponse::Ok().json(KeyList { data }))
 }
 
 pub(crate) async fn create(
@@ -157,4 +148,39 @@ pub(crate) async fn revoke(
     tracing::info!(prefix = %record.prefix, "API key revoked");
     state.forget_key(id);
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use agentvista_keys::ApiKey;
+    use agentvista_store::AccountId;
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn key_times_are_rfc3339_utc_with_z_and_only_the_digits_they_need() {
+        let at = |micros| {
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+                + chrono::TimeDelta::microseconds(micros)
+        };
+        let key = ApiKey::generate().unwrap();
+        let object = KeyObject::from(KeyRecord {
+            id: KeyId(1),
+            account_id: AccountId(1),
+            created_by: None,
+            name: "production".to_owned(),
+            prefix: key.prefix(),
+            scopes: "read".parse().unwrap(),
+            created_at: at(0),
+            expiry: Expiry::for_new_key(Some(at(123_000)), at(0)).unwrap(),
+            last_used_at: Some(at(123_456)),
+            revoked_at: None,
+        });
+        let json = serde_json::to_value(&object).unwrap();
+        assert_eq!(json["created_at"], "2026-01-02T03:04:05Z");
+        assert_eq!(json["expires_at"], "2026-01-02T03:04:05.123Z");
+        assert_eq!(json["last_used_at"], "2026-01-02T03:04:05.123456Z");
+        assert_eq!(json["revoked_at"], serde_json::Value::Null);
+    }
 }

@@ -9,9 +9,18 @@ pub(crate) mod traces;
 pub(crate) mod usage;
 
 use actix_web::http::header::{CACHE_CONTROL, CacheControl, CacheDirective, HeaderName};
-use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 
 use crate::ApiError;
+
+/// `{"status":"ok"}`: the answer of `/healthz`, `/readyz` and the ping.
+#[derive(Serialize)]
+pub(crate) struct StatusOk {
+    status: &'static str,
+}
+
+/// The one [`StatusOk`].
+pub(crate) const OK: StatusOk = StatusOk { status: "ok" };
 
 /// Unknown routes and methods: the JSON 404 of the contract.
 pub(crate) async fn not_found() -> actix_web::HttpResponse {
@@ -21,9 +30,4 @@ pub(crate) async fn not_found() -> actix_web::HttpResponse {
 /// No cache may keep an answer that carries a key, a session or a CSRF token.
 pub(crate) fn no_store() -> (HeaderName, CacheControl) {
     (CACHE_CONTROL, CacheControl(vec![CacheDirective::NoStore]))
-}
-
-/// RFC 3339 in UTC with `Z`, as every time in the API.
-pub(crate) fn rfc3339(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }

@@ -2,26 +2,49 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::Email;
+use agentvista_keys::password::{Password, PasswordHash, verify_password};
+use agentvista_keys::session::{CsrfToken, SessionToken};
 use agentvista_store::User;
+use agentvista_store::UserId;
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::auth::{SessionOnly, random_token, session_cookie, token_hash};
+use crate::auth::{SessionOnly, session_cookie};
 use crate::handlers::no_store;
-use crate::password::verify_password;
 use crate::{ApiError, AppState, Body};
 
-/// A login request. No `Debug`: it holds a password.
-#[derive(Deserialize)]
+/// A login request.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {
     email: String,
-    password: String,
+    password: Password,
 }
 
-fn user_json(user: &User) -> serde_json::Value {
-    json!({"id": user.id, "email": user.email})
+/// The answer of login, first-run setup and the session endpoint.
+#[derive(Serialize)]
+struct SessionAnswer<'a> {
+    user: UserAnswer<'a>,
+    csrf_token: &'a str,
+}
+
+/// A user as the API shows it.
+#[derive(Serialize)]
+struct UserAnswer<'a> {
+    id: UserId,
+    email: &'a str,
+}
+
+impl<'a> SessionAnswer<'a> {
+    fn new(user: &'a User, csrf_token: &'a CsrfToken) -> Self {
+        SessionAnswer {
+            user: UserAnswer {
+                id: user.id,
+                email: &user.email,
+            },
+            csrf_token: csrf_token.expose_secret(),
+        }
+    }
 }
 
 pub(crate) async fn login(
@@ -48,7 +71,10 @@ pub(crate) async fn login(
     let permit = state.throttles.hashing()?;
     // An unknown e-mail is checked against a dummy hash, so both failures take as long.
     let (hash, user) = match found {
-        Some(credentials) => (credentials.password_hash, Some(credentials.user)),
+        Some(credentials) => (
+            PasswordHash::from_phc(credentials.password_hash),
+            Some(credentials.user),
+        ),
         None => (state.dummy_password_hash.clone(), None),
     };
     let password = login.password;
@@ -68,27 +94,41 @@ pub(crate) async fn login(
 
 /// Opens a session for `user`: the cookie, and the CSRF token in the body.
 pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpResponse, ApiError> {
-    let token = random_token().map_err(ApiError::internal)?;
-    let csrf_token = random_token().map_err(ApiError::internal)?;
+    let token = SessionToken::generate().map_err(ApiError::internal)?;
+    let csrf_token = CsrfToken::generate().map_err(ApiError::internal)?;
     let now = Utc::now();
     let ttl = state.config.session_ttl;
     let sessions = state.store.sessions();
     sessions.delete_expired(now).await?;
     sessions
-        .create(user, &token_hash(&token), &csrf_token, now, now + ttl)
+        .create(
+            user,
+            token.hash().as_bytes(),
+            csrf_token.expose_secret(),
+            now,
+            now + ttl,
+        )
         .await?;
-    let cookie = session_cookie(token, ttl.num_seconds(), !state.config.insecure_cookies);
+    let cookie = session_cookie(
+        token.expose_secret().to_owned(),
+        ttl.num_seconds(),
+        !state.config.insecure_cookies,
+    );
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
         .cookie(cookie)
-        .json(json!({"user": user_json(user), "csrf_token": csrf_token})))
+        .json(SessionAnswer::new(user, &csrf_token)))
 }
 
 pub(crate) async fn logout(
     state: web::Data<AppState>,
     session: SessionOnly,
 ) -> Result<HttpResponse, ApiError> {
-    state.store.sessions().delete(&session.token_hash).await?;
+    state
+        .store
+        .sessions()
+        .delete(session.token_hash.as_bytes())
+        .await?;
     let gone = session_cookie(String::new(), 0, !state.config.insecure_cookies);
     Ok(HttpResponse::NoContent()
         .insert_header(no_store())
@@ -99,5 +139,5 @@ pub(crate) async fn logout(
 pub(crate) async fn current(session: SessionOnly) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(no_store())
-        .json(json!({"user": user_json(&session.user), "csrf_token": session.csrf_token}))
+        .json(SessionAnswer::new(&session.user, &session.csrf_token))
 }

@@ -1,22 +1,22 @@
 //! `POST /api/v1/setup/`: the first account and user, on a fresh installation only.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{AccountName, Email};
 use agentvista_store::FirstUser;
 use chrono::Utc;
 use serde::Deserialize;
 
 use crate::handlers::session::start_session;
-use crate::password::hash_password;
 use crate::{ApiError, AppState, Body};
 
-/// The first-run form. No `Debug`: it holds a password.
-#[derive(Deserialize)]
+/// The first-run form.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Setup {
     account: String,
     email: String,
-    password: String,
+    password: Password,
 }
 
 /// Creates the first account and user and logs them in. Once any user exists this endpoint is
@@ -51,7 +51,7 @@ pub(crate) async fn setup(
                 account_name: &account,
                 plan: &state.config.default_plan,
                 email: &email,
-                password_hash: &hash,
+                password_hash: hash.as_str(),
             },
             Utc::now(),
         )

@@ -2,12 +2,11 @@
 //! paged with opaque cursors so that no response grows with the account or the trace.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use agentvista_store::{EventCursor, TraceCursor};
-use serde::Deserialize;
-use serde_json::json;
+use agentvista_store::{EventCursor, StoredEvent, TraceCursor, TraceSummary};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{Auth, Read};
-use crate::handlers::rfc3339;
 use crate::{ApiError, AppState};
 
 /// Traces per page when the client does not say.
@@ -20,6 +19,66 @@ const MAX_LIMIT: u64 = 100;
 struct TracesQuery {
     cursor: Option<String>,
     limit: Option<u64>,
+}
+
+/// A page of the trace list, newest first.
+#[derive(Serialize)]
+struct TraceList<'a> {
+    data: Vec<TraceItem<'a>>,
+    next_cursor: Option<String>,
+}
+
+/// One trace in the list.
+#[derive(Serialize)]
+struct TraceItem<'a> {
+    trace_id: &'a str,
+    name: Option<&'a str>,
+    started_at: DateTime<Utc>,
+    event_count: u64,
+}
+
+impl<'a> From<&'a TraceSummary> for TraceItem<'a> {
+    fn from(trace: &'a TraceSummary) -> Self {
+        TraceItem {
+            trace_id: &trace.trace_id,
+            name: trace.name.as_deref(),
+            started_at: trace.started_at,
+            event_count: trace.event_count,
+        }
+    }
+}
+
+/// A page of one trace's events, oldest first.
+#[derive(Serialize)]
+struct TraceEvents<'a> {
+    trace_id: &'a str,
+    events: Vec<EventItem<'a>>,
+    next_cursor: Option<String>,
+}
+
+/// One stored event as the API shows it.
+#[derive(Serialize)]
+struct EventItem<'a> {
+    id: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    name: Option<&'a str>,
+    timestamp: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    body: Option<&'a serde_json::Value>,
+}
+
+impl<'a> From<&'a StoredEvent> for EventItem<'a> {
+    fn from(event: &'a StoredEvent) -> Self {
+        EventItem {
+            id: event.client_event_id.as_deref(),
+            kind: &event.event_type,
+            name: event.name.as_deref(),
+            timestamp: event.timestamp,
+            received_at: event.received_at,
+            body: event.body.as_ref(),
+        }
+    }
 }
 
 pub(crate) async fn list(
@@ -47,22 +106,10 @@ pub(crate) async fn list(
         .events()
         .traces(auth.principal.account_id, cursor.as_ref(), limit)
         .await?;
-    let data: Vec<_> = page
-        .traces
-        .iter()
-        .map(|t| {
-            json!({
-                "trace_id": t.trace_id,
-                "name": t.name,
-                "started_at": rfc3339(&t.started_at),
-                "event_count": t.event_count,
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "data": data,
-        "next_cursor": page.next_cursor.map(|c| c.encode()),
-    })))
+    Ok(HttpResponse::Ok().json(TraceList {
+        data: page.traces.iter().map(TraceItem::from).collect(),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
 }
 
 /// Events per page of one trace when the client does not say.
@@ -125,23 +172,9 @@ async fn one_trace(
     if page.events.is_empty() && cursor.is_none() {
         return Err(ApiError::NotFound);
     }
-    let events: Vec<_> = page
-        .events
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.client_event_id,
-                "type": e.event_type,
-                "name": e.name,
-                "timestamp": rfc3339(&e.timestamp),
-                "received_at": rfc3339(&e.received_at),
-                "body": e.body,
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "trace_id": trace_id,
-        "events": events,
-        "next_cursor": page.next_cursor.map(|c| c.encode()),
-    })))
+    Ok(HttpResponse::Ok().json(TraceEvents {
+        trace_id: &trace_id,
+        events: page.events.iter().map(EventItem::from).collect(),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
 }

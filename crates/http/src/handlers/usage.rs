@@ -3,13 +3,23 @@
 use actix_web::{HttpResponse, web};
 use agentvista_quota::{Period, UsageLedger};
 use agentvista_store::Account;
-use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{Admin, Auth, Read};
-use crate::handlers::rfc3339;
 use crate::{ApiError, AppState, Body};
+
+/// The usage object: the account's plan and this month's count against its limit.
+#[derive(Serialize)]
+struct Usage<'a> {
+    plan: &'a str,
+    period_start: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+    events_used: u64,
+    /// `null` where the plan and spend cap set no limit.
+    events_limit: Option<u64>,
+    spend_cap_cents: Option<u64>,
+}
 
 /// The body of `PUT /api/v1/me/billing/spend-cap/`: cents, or `null` for no cap. The field
 /// is required: `{}` is a 400, never a silent removal of the cap.
@@ -30,7 +40,7 @@ pub(crate) async fn usage(
         .accounts()
         .get(auth.principal.account_id)
         .await?;
-    Ok(HttpResponse::Ok().json(usage_json(&state, &account).await?))
+    Ok(HttpResponse::Ok().json(usage_of(&state, &account).await?))
 }
 
 pub(crate) async fn set_spend_cap(
@@ -44,10 +54,10 @@ pub(crate) async fn set_spend_cap(
         .accounts()
         .set_spend_cap(auth.principal.account_id, body.spend_cap_cents)
         .await?;
-    Ok(HttpResponse::Ok().json(usage_json(&state, &account).await?))
+    Ok(HttpResponse::Ok().json(usage_of(&state, &account).await?))
 }
 
-async fn usage_json(state: &AppState, account: &Account) -> Result<Value, ApiError> {
+async fn usage_of<'a>(state: &AppState, account: &'a Account) -> Result<Usage<'a>, ApiError> {
     let period = Period::containing(Utc::now());
     let used = state.store.used(account.id, period).await?;
     // A plan missing from the configuration shows no limit rather than failing the page.
@@ -56,12 +66,12 @@ async fn usage_json(state: &AppState, account: &Account) -> Result<Value, ApiErr
         .allowance(&account.plan, account.spend_cap_cents)
         .ok()
         .and_then(|allowance| allowance.limit());
-    Ok(json!({
-        "plan": account.plan,
-        "period_start": rfc3339(&period.start()),
-        "period_end": rfc3339(&period.end()),
-        "events_used": used,
-        "events_limit": limit,
-        "spend_cap_cents": account.spend_cap_cents,
-    }))
+    Ok(Usage {
+        plan: &account.plan,
+        period_start: period.start(),
+        period_end: period.end(),
+        events_used: used,
+        events_limit: limit,
+        spend_cap_cents: account.spend_cap_cents,
+    })
 }

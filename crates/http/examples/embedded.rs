@@ -1,0 +1,311 @@
+//! A service of its own that authenticates its routes with AgentVista keys.
+//!
+//! It mounts `Auth<Write>` and `Auth<Read>` on two routes of its own and keeps its keys in a
+//! map in memory, behind the [`KeyLookup`] port — no AgentVista database holds them. The
+//! extractors do the rest exactly as in the AgentVista server: the Bearer header, the key's
+//! format and checksum, the lookup by SHA-256, expiry and revocation, the scope, and the
+//! contract's JSON errors (401 `missing_api_key` or `invalid_api_key`, 403
+//! `insufficient_scope`, 503 `unavailable`).
+//!
+//! ```sh
+//! cargo run -p agentvista-http --example embedded      # prints two keys, listens on :8090
+//! curl -i -X POST localhost:8090/events -H "Authorization: Bearer <the write key>"
+//! cargo test -p agentvista-http --example embedded     # the tests at the bottom, over HTTP
+//! ```
+//!
+//! What the crate still asks of an embedder today: `AppState::new` takes an
+//! `agentvista_store::Store`, and the port speaks `agentvista_store::KeyRecord` and `KeyId`.
+//! The store here is an empty in-memory SQLite database that no key request touches; only a
+//! request that sends an `av_session` cookie (and no `Authorization` header) would read it.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use agentvista_http::auth::{KeyLookup, LookupFuture, Read, Write};
+use agentvista_http::{AppState, Auth, HttpConfig};
+use agentvista_keys::{ApiKey, Expiry, KeyHash, Scopes};
+use agentvista_store::{AccountId, KeyId, KeyRecord, Store};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// The service's own key storage: records by the SHA-256 of their key. The keys themselves
+/// are never kept.
+#[derive(Default)]
+pub struct MemoryKeys {
+    by_hash: RwLock<HashMap<KeyHash, KeyRecord>>,
+}
+
+impl MemoryKeys {
+    /// Issues a key for `account` with `scopes`: the key is returned to be shown once, and
+    /// only its hash and its record stay here.
+    ///
+    /// # Errors
+    /// When the operating system gives no randomness.
+    pub fn issue(
+        &self,
+        account: AccountId,
+        name: &str,
+        scopes: Scopes,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKey, agentvista_keys::GenerateError> {
+        let key = ApiKey::generate()?;
+        let mut by_hash = self.by_hash.write().unwrap_or_else(PoisonError::into_inner);
+        let id = KeyId(i64::try_from(by_hash.len()).unwrap_or(i64::MAX) + 1);
+        let record = KeyRecord {
+            id,
+            account_id: account,
+            created_by: None,
+            name: name.to_owned(),
+            prefix: key.prefix(),
+            scopes,
+            created_at: now,
+            expiry: Expiry::NEVER,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        by_hash.insert(key.hash(), record);
+        Ok(key)
+    }
+
+    /// Revokes `key`; its next request is a 401.
+    pub fn revoke(&self, key: &ApiKey, now: DateTime<Utc>) {
+        let mut by_hash = self.by_hash.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(record) = by_hash.get_mut(&key.hash()) {
+            record.revoked_at = Some(now);
+        }
+    }
+}
+
+impl KeyLookup for MemoryKeys {
+    fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> LookupFuture<'a, Option<KeyRecord>> {
+        let found = self
+            .by_hash
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(hash)
+            .cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn touch_last_used(&self, id: KeyId, at: DateTime<Utc>) -> LookupFuture<'_, ()> {
+        let mut by_hash = self.by_hash.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(record) = by_hash.values_mut().find(|record| record.id == id) {
+            record.last_used_at = Some(at);
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// What the service answers: the account the key acts for.
+#[derive(Serialize)]
+struct Answer {
+    done: &'static str,
+    account: AccountId,
+}
+
+/// Needs the `write` scope.
+async fn record_event(auth: Auth<Write>) -> HttpResponse {
+    HttpResponse::Ok().json(Answer {
+        done: "recorded",
+        account: auth.principal.account_id,
+    })
+}
+
+/// Needs the `read` scope.
+async fn report(auth: Auth<Read>) -> HttpResponse {
+    HttpResponse::Ok().json(Answer {
+        done: "reported",
+        account: auth.principal.account_id,
+    })
+}
+
+/// The authentication state over the service's own key storage.
+///
+/// # Errors
+/// When the in-memory store cannot be opened or the state cannot be built.
+pub async fn state(
+    keys: Arc<MemoryKeys>,
+) -> Result<web::Data<AppState>, Box<dyn std::error::Error>> {
+    // Required by `AppState::new` (see the module docs); no key request reads it.
+    let store = Store::connect("sqlite::memory:").await?;
+    let state = AppState::new(store, HttpConfig::default())?.with_key_lookup(keys);
+    Ok(web::Data::new(state))
+}
+
+/// The service's routes. The extractors find the state in the app data.
+pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    cfg.app_data(state)
+        .route("/events", web::post().to(record_event))
+        .route("/report", web::get().to(report));
+}
+
+/// Serves the routes on `listener` until the server is stopped.
+///
+/// # Errors
+/// When the listener cannot be used.
+pub fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+) -> std::io::Result<actix_web::dev::Server> {
+    Ok(HttpServer::new(move || {
+        let state = state.clone();
+        App::new().configure(move |cfg| routes(cfg, state))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run())
+}
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let keys = Arc::new(MemoryKeys::default());
+    let now = Utc::now();
+    let account = AccountId(1);
+    let write = keys.issue(account, "ingest", "write".parse()?, now)?;
+    let read = keys.issue(account, "dashboard", "read".parse()?, now)?;
+    // Shown once, as a key is; the service keeps only their hashes.
+    println!("write key: {}", write.expose_secret());
+    println!("read key:  {}", read.expose_secret());
+    let listener = TcpListener::bind(("127.0.0.1", 8090))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    serve(listener, state(keys).await?)?.await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::StatusCode;
+    use reqwest::header::WWW_AUTHENTICATE;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    struct Running {
+        base: String,
+        keys: Arc<MemoryKeys>,
+        client: reqwest::Client,
+    }
+
+    /// The service on a port of its own (port 0: never a race for a fixed one).
+    async fn start() -> Running {
+        let keys = Arc::new(MemoryKeys::default());
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = serve(listener, state(Arc::clone(&keys)).await.unwrap()).unwrap();
+        actix_web::rt::spawn(server);
+        Running {
+            base,
+            keys,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    impl Running {
+        fn issue(&self, scopes: &str) -> ApiKey {
+            self.keys
+                .issue(AccountId(7), scopes, scopes.parse().unwrap(), Utc::now())
+                .unwrap()
+        }
+
+        async fn send(
+            &self,
+            method: reqwest::Method,
+            path: &str,
+            key: Option<&str>,
+        ) -> (StatusCode, Option<String>, Value) {
+            let mut request = self.client.request(method, format!("{}{path}", self.base));
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, challenge, response.json().await.unwrap())
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_key_with_the_scope_gets_in_and_acts_for_its_account() {
+        let service = start().await;
+        let write = service.issue("write");
+        let read = service.issue("read,write");
+        let (status, _, body) = service
+            .send(
+                reqwest::Method::POST,
+                "/events",
+                Some(write.expose_secret()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, json!({"done": "recorded", "account": 7}));
+        let (status, _, body) = service
+            .send(reqwest::Method::GET, "/report", Some(read.expose_secret()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["done"], "reported");
+    }
+
+    #[actix_web::test]
+    async fn no_key_or_an_unknown_key_is_a_401_with_the_contracts_body() {
+        let service = start().await;
+        let (status, challenge, body) = service.send(reqwest::Method::GET, "/report", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "missing_api_key");
+        assert!(body["message"].as_str().is_some_and(|m| m.ends_with('.')));
+        assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="agentvista""#));
+
+        // Well formed, checksum and all, but never issued by this service.
+        let stranger = ApiKey::generate().unwrap();
+        for key in [stranger.expose_secret(), "av_not_a_key"] {
+            let (status, challenge, body) = service
+                .send(reqwest::Method::GET, "/report", Some(key))
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(body["error"], "invalid_api_key");
+            assert_eq!(
+                challenge.as_deref(),
+                Some(r#"Bearer realm="agentvista", error="invalid_token""#)
+            );
+            assert!(!body.to_string().contains(key), "the key is echoed: {body}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_key_without_the_scope_is_a_403_naming_it() {
+        let service = start().await;
+        let read = service.issue("read");
+        let (status, challenge, body) = service
+            .send(reqwest::Method::POST, "/events", Some(read.expose_secret()))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"], "insufficient_scope");
+        assert_eq!(body["required_scope"], "write");
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Bearer error="insufficient_scope", scope="write""#)
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_key_revoked_in_the_services_own_storage_fails_its_next_request() {
+        let service = start().await;
+        let write = service.issue("write");
+        let send = || {
+            service.send(
+                reqwest::Method::POST,
+                "/events",
+                Some(write.expose_secret()),
+            )
+        };
+        assert_eq!(send().await.0, StatusCode::OK);
+        service.keys.revoke(&write, Utc::now());
+        let (status, _, body) = send().await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "invalid_api_key");
+    }
+}

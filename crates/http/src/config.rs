@@ -1,0 +1,60 @@
+//! [`HttpConfig`]: what the HTTP layer takes from configuration, with the contract's defaults.
+
+use std::collections::BTreeMap;
+
+use agentvista_quota::Plan;
+use chrono::TimeDelta;
+
+use crate::ThrottleConfig;
+
+/// What the HTTP layer needs from configuration. The binary builds it from `agentvista.toml`
+/// and `AGENTVISTA__` variables; an embedding service builds it however it likes.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Leave `Secure` off the session cookie (for plain-HTTP development only).
+    pub insecure_cookies: bool,
+    /// Largest request body accepted, in bytes (after decompression too).
+    pub max_body_bytes: usize,
+    /// How long a client may take to send a whole request body (400, connection closed).
+    pub body_timeout: std::time::Duration,
+    /// Throttles on login and first-run setup.
+    pub throttle: ThrottleConfig,
+    /// How long a dashboard session lasts after login.
+    pub session_ttl: TimeDelta,
+    /// Plans by name.
+    pub plans: BTreeMap<String, Plan>,
+    /// The plan of new accounts.
+    pub default_plan: String,
+}
+
+impl Default for HttpConfig {
+    /// The contract's defaults: 5 MiB bodies, secure cookies, `free` (50,000 events, hard
+    /// limit) and `pro` (1,000,000 events, 50¢ per 1,000 more); sessions last 7 days.
+    fn default() -> Self {
+        let plans = BTreeMap::from([
+            (
+                "free".to_owned(),
+                Plan {
+                    monthly_events: 50_000,
+                    overage_cents_per_1000_events: 0,
+                },
+            ),
+            (
+                "pro".to_owned(),
+                Plan {
+                    monthly_events: 1_000_000,
+                    overage_cents_per_1000_events: 50,
+                },
+            ),
+        ]);
+        HttpConfig {
+            insecure_cookies: false,
+            max_body_bytes: 5 * 1024 * 1024,
+            body_timeout: std::time::Duration::from_secs(30),
+            throttle: ThrottleConfig::default(),
+            session_ttl: TimeDelta::days(7),
+            plans,
+            default_plan: "free".to_owned(),
+        }
+    }
+}
