@@ -4,7 +4,9 @@ use std::io::{BufRead, IsTerminal};
 
 use agentvista_http::{CreatedKey, KeyObject};
 use agentvista_keys::password::{Password, hash_password};
-use agentvista_keys::{AccountName, Email, Expiry, KeyName, KeyPrefix, Scopes};
+use agentvista_keys::{
+    AccountName, Email, Expiry, KeyLookup, KeyName, KeyPrefix, LookupError, Scopes,
+};
 use agentvista_store::{Account, NewKey, Store, StoreError, User};
 use chrono::Utc;
 
@@ -17,8 +19,22 @@ pub(crate) enum CommandError {
     Usage(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{}", with_causes(.0))]
+    Lookup(#[from] LookupError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The error and its causes on one line: the port's error says only which kind of failure.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        line.push_str(": ");
+        line.push_str(&next.to_string());
+        cause = next.source();
+    }
+    line
 }
 
 fn usage(message: impl Into<String>) -> CommandError {
@@ -151,10 +167,11 @@ pub(crate) async fn revoke_key(
         }
         other => other?,
     };
-    store
-        .keys()
-        .revoke(user.account_id, record.id, Utc::now())
-        .await?;
+    // Through the lookup port, as the API revokes: the one door to revoking a key.
+    let revoked = KeyLookup::revoke(store, user.account_id, record.id, Utc::now()).await?;
+    if revoked.is_none() {
+        return Err(usage(format!("the account of {email} has no key {prefix}")));
+    }
     println!("revoked key {prefix}");
     Ok(())
 }

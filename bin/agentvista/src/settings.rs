@@ -72,16 +72,21 @@ impl Settings {
             Some(path) => File::from(path).format(FileFormat::Toml).required(true),
             None => File::new(DEFAULT_FILE, FileFormat::Toml).required(false),
         };
-        let settings: Settings = Config::builder()
+        let mut builder = Config::builder();
+        for (name, plan) in Plan::defaults() {
+            builder = builder
+                .set_default(format!("plans.{name}.monthly_events"), plan.monthly_events)?
+                .set_default(
+                    format!("plans.{name}.overage_cents_per_1000_events"),
+                    plan.overage_cents_per_1000_events,
+                )?;
+        }
+        let settings: Settings = builder
             .set_default("server.bind", "127.0.0.1:8080")?
             .set_default("server.insecure_cookies", false)?
             .set_default("database.url", "sqlite://agentvista.db?mode=rwc")?
             .set_default("database.sqlite_synchronous", "full")?
             .set_default("default_plan", "free")?
-            .set_default("plans.free.monthly_events", 50_000)?
-            .set_default("plans.free.overage_cents_per_1000_events", 0)?
-            .set_default("plans.pro.monthly_events", 1_000_000)?
-            .set_default("plans.pro.overage_cents_per_1000_events", 50)?
             .set_default("limits.max_body_bytes", 5_242_880)?
             .set_default("limits.body_timeout_secs", 30)?
             .add_source(file)

@@ -13,10 +13,11 @@
 //! cargo test -p agentvista-http --example embedded     # the tests at the bottom, over HTTP
 //! ```
 //!
-//! What the crate still asks of an embedder today: `AppState::new` takes an
-//! `agentvista_store::Store`, and the port speaks `agentvista_store::KeyRecord` and `KeyId`.
-//! The store here is an empty in-memory SQLite database that no key request touches; only a
-//! request that sends an `av_session` cookie (and no `Authorization` header) would read it.
+//! The service registers a [`KeyAuth`] over its storage and nothing else of AgentVista: no
+//! database, no `AppState`. The port speaks the domain's types (`agentvista_keys`), and
+//! revocation goes through it too ([`KeyAuth::revoke`]), so a storage that answered from a
+//! cache would hear of every revocation. Dashboard sessions are the AgentVista server's: here
+//! a session cookie is no credential.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -24,9 +25,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use agentvista_http::auth::{KeyLookup, LookupFuture, Read, Write};
-use agentvista_http::{AppState, Auth, HttpConfig};
-use agentvista_keys::{ApiKey, Expiry, KeyHash, Scopes};
-use agentvista_store::{AccountId, KeyId, KeyRecord, Store};
+use agentvista_http::{Auth, KeyAuth};
+use agentvista_keys::{AccountId, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, Revoked, Scopes};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -68,14 +68,6 @@ impl MemoryKeys {
         by_hash.insert(key.hash(), record);
         Ok(key)
     }
-
-    /// Revokes `key`; its next request is a 401.
-    pub fn revoke(&self, key: &ApiKey, now: DateTime<Utc>) {
-        let mut by_hash = self.by_hash.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(record) = by_hash.get_mut(&key.hash()) {
-            record.revoked_at = Some(now);
-        }
-    }
 }
 
 impl KeyLookup for MemoryKeys {
@@ -95,6 +87,27 @@ impl KeyLookup for MemoryKeys {
             record.last_used_at = Some(at);
         }
         Box::pin(async { Ok(()) })
+    }
+
+    fn revoke(
+        &self,
+        account: AccountId,
+        id: KeyId,
+        at: DateTime<Utc>,
+    ) -> LookupFuture<'_, Option<Revoked>> {
+        let mut by_hash = self.by_hash.write().unwrap_or_else(PoisonError::into_inner);
+        let revoked = by_hash
+            .values_mut()
+            .find(|record| record.account_id == account && record.id == id)
+            .map(|record| {
+                if record.revoked_at.is_some() {
+                    Revoked::Already
+                } else {
+                    record.revoked_at = Some(at);
+                    Revoked::Now
+                }
+            });
+        Box::pin(async move { Ok(revoked) })
     }
 }
 
@@ -121,22 +134,14 @@ async fn report(auth: Auth<Read>) -> HttpResponse {
     })
 }
 
-/// The authentication state over the service's own key storage.
-///
-/// # Errors
-/// When the in-memory store cannot be opened or the state cannot be built.
-pub async fn state(
-    keys: Arc<MemoryKeys>,
-) -> Result<web::Data<AppState>, Box<dyn std::error::Error>> {
-    // Required by `AppState::new` (see the module docs); no key request reads it.
-    let store = Store::connect("sqlite::memory:").await?;
-    let state = AppState::new(store, HttpConfig::default())?.with_key_lookup(keys);
-    Ok(web::Data::new(state))
+/// The key authentication over the service's own key storage.
+pub fn key_auth(keys: Arc<MemoryKeys>) -> web::Data<KeyAuth> {
+    web::Data::new(KeyAuth::new(keys))
 }
 
-/// The service's routes. The extractors find the state in the app data.
-pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
-    cfg.app_data(state)
+/// The service's routes. The extractors find the [`KeyAuth`] in the app data.
+pub fn routes(cfg: &mut web::ServiceConfig, keys: web::Data<KeyAuth>) {
+    cfg.app_data(keys)
         .route("/events", web::post().to(record_event))
         .route("/report", web::get().to(report));
 }
@@ -147,11 +152,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
 /// When the listener cannot be used.
 pub fn serve(
     listener: TcpListener,
-    state: web::Data<AppState>,
+    keys: web::Data<KeyAuth>,
 ) -> std::io::Result<actix_web::dev::Server> {
     Ok(HttpServer::new(move || {
-        let state = state.clone();
-        App::new().configure(move |cfg| routes(cfg, state))
+        let keys = keys.clone();
+        App::new().configure(move |cfg| routes(cfg, keys))
     })
     .workers(1)
     .listen(listener)?
@@ -170,7 +175,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("read key:  {}", read.expose_secret());
     let listener = TcpListener::bind(("127.0.0.1", 8090))?;
     println!("listening on http://{}", listener.local_addr()?);
-    serve(listener, state(keys).await?)?.await?;
+    serve(listener, key_auth(keys))?.await?;
     Ok(())
 }
 
@@ -185,6 +190,7 @@ mod tests {
     struct Running {
         base: String,
         keys: Arc<MemoryKeys>,
+        auth: web::Data<KeyAuth>,
         client: reqwest::Client,
     }
 
@@ -193,11 +199,13 @@ mod tests {
         let keys = Arc::new(MemoryKeys::default());
         let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = serve(listener, state(Arc::clone(&keys)).await.unwrap()).unwrap();
+        let auth = key_auth(Arc::clone(&keys));
+        let server = serve(listener, auth.clone()).unwrap();
         actix_web::rt::spawn(server);
         Running {
             base,
             keys,
+            auth,
             client: reqwest::Client::new(),
         }
     }
@@ -292,7 +300,22 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn a_key_revoked_in_the_services_own_storage_fails_its_next_request() {
+    async fn a_session_cookie_is_no_credential_here() {
+        let service = start().await;
+        let response = service
+            .client
+            .get(format!("{}/report", service.base))
+            .header("Cookie", "av_session=anything")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "missing_api_key");
+    }
+
+    #[actix_web::test]
+    async fn a_key_revoked_through_the_port_fails_its_next_request() {
         let service = start().await;
         let write = service.issue("write");
         let send = || {
@@ -303,7 +326,25 @@ mod tests {
             )
         };
         assert_eq!(send().await.0, StatusCode::OK);
-        service.keys.revoke(&write, Utc::now());
+        let id = KeyId(1);
+        assert_eq!(
+            service
+                .auth
+                .revoke(AccountId(8), id, Utc::now())
+                .await
+                .unwrap(),
+            None,
+            "another account's key"
+        );
+        assert_eq!(send().await.0, StatusCode::OK);
+        assert_eq!(
+            service
+                .auth
+                .revoke(AccountId(7), id, Utc::now())
+                .await
+                .unwrap(),
+            Some(Revoked::Now)
+        );
         let (status, _, body) = send().await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"], "invalid_api_key");

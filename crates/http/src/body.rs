@@ -11,7 +11,8 @@ use agentvista_ingest::ContentEncoding;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::{ApiError, auth::state};
+use crate::ApiError;
+use crate::state::of_request;
 
 /// The largest buffer reserved before any byte arrives: a client that declares 5 MiB and
 /// sends nothing holds no more than this.
@@ -103,7 +104,7 @@ impl Body {
     /// # Errors
     /// 400, 413 or 415 as [`ApiError`]s (see [`Body`]).
     pub async fn bytes(self) -> Result<Bytes, ApiError> {
-        let config = &state(&self.req)?.config;
+        let config = &of_request(&self.req)?.config;
         let (limit, deadline) = (config.max_body_bytes, config.body_timeout);
         let mut encodings = self.req.headers().get_all(CONTENT_ENCODING);
         let first = encodings.next();

@@ -31,29 +31,13 @@ impl Default for HttpConfig {
     /// The contract's defaults: 5 MiB bodies, secure cookies, `free` (50,000 events, hard
     /// limit) and `pro` (1,000,000 events, 50¢ per 1,000 more); sessions last 7 days.
     fn default() -> Self {
-        let plans = BTreeMap::from([
-            (
-                "free".to_owned(),
-                Plan {
-                    monthly_events: 50_000,
-                    overage_cents_per_1000_events: 0,
-                },
-            ),
-            (
-                "pro".to_owned(),
-                Plan {
-                    monthly_events: 1_000_000,
-                    overage_cents_per_1000_events: 50,
-                },
-            ),
-        ]);
         HttpConfig {
             insecure_cookies: false,
             max_body_bytes: 5 * 1024 * 1024,
             body_timeout: std::time::Duration::from_secs(30),
             throttle: ThrottleConfig::default(),
             session_ttl: TimeDelta::days(7),
-            plans,
+            plans: Plan::defaults(),
             default_plan: "free".to_owned(),
         }
     }

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use agentvista_ingest::IngestError;
+use agentvista_keys::LookupError;
 use agentvista_keys::Scope;
 use agentvista_quota::QuotaExceeded;
 use agentvista_store::StoreError;
@@ -252,6 +253,15 @@ impl From<IngestError> for ApiError {
             IngestError::Invalid(message) => ApiError::BadRequest(message),
             IngestError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
             IngestError::UnsupportedMediaType(message) => ApiError::UnsupportedMediaType(message),
+        }
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(err: LookupError) -> Self {
+        match err {
+            LookupError::Unavailable(source) => ApiError::Unavailable(source),
+            LookupError::Failed(source) => ApiError::Internal(source),
         }
     }
 }

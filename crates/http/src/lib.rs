@@ -11,7 +11,7 @@ mod routes;
 mod state;
 mod throttle;
 
-pub use auth::{Auth, KeyLookup, Principal, SessionOnly};
+pub use auth::{Auth, KeyAuth, KeyLookup, Principal, SessionOnly};
 pub use body::Body;
 pub use config::HttpConfig;
 pub use error::{ApiError, error_chain};

@@ -36,7 +36,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let otlp = |signal: Signal| {
         web::post().to(move |state, req, body| ingest::otlp(state, req, body, signal))
     };
-    cfg.app_data(state)
+    cfg.app_data(state.keys.clone())
+        .app_data(web::Data::new(state.store.clone()))
+        .app_data(state)
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/api/v1/setup").route(web::post().to(setup::setup)))

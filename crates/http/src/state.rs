@@ -1,33 +1,46 @@
-//! [`AppState`]: what every handler shares — the store, the key lookup, the configuration,
-//! the throttles — and the per-replica throttle on writing a key's last use.
+//! [`AppState`]: what every handler shares — the store, the key authentication, the
+//! configuration, the throttles.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Instant;
 
+use actix_web::web;
 use agentvista_quota::Plans;
-use agentvista_store::{KeyId, Store};
-use chrono::{DateTime, Utc};
+use agentvista_store::Store;
 
 use agentvista_keys::password::{Password, PasswordHash, hash_password};
 
-use crate::{ApiError, HttpConfig, KeyLookup, error_chain, handlers, throttle};
+use actix_web::HttpRequest;
+use tokio::sync::Mutex;
 
-/// Everything the handlers share: the store, the key lookup, configuration.
+use crate::{ApiError, HttpConfig, KeyAuth, KeyLookup, throttle};
+
+/// The last readiness check: when it started and whether the store was ready (reused for a
+/// second, so that a flood of probes costs one check).
+pub(crate) type Readiness = Mutex<Option<(Instant, bool)>>;
+
+/// The [`AppState`] that [`crate::configure`] registered with the app.
+pub(crate) fn of_request(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().ok_or_else(|| {
+        ApiError::Internal("agentvista_http::configure was not given an AppState".into())
+    })
+}
+
+/// Everything the handlers share: the store, the key authentication, configuration.
 pub struct AppState {
     pub(crate) store: Store,
-    pub(crate) keys: Arc<dyn KeyLookup>,
+    /// Verifies keys and revokes them, through the lookup port (the store by default).
+    pub(crate) keys: web::Data<KeyAuth>,
     pub(crate) config: HttpConfig,
     /// The configured plans, as the ledger reads them.
     pub(crate) plans: Plans,
-    /// When this replica last asked the lookup to note each key's use.
-    touched: Mutex<HashMap<KeyId, DateTime<Utc>>>,
     /// A real argon2id hash of nothing anyone knows, checked against when the e-mail is
     /// unknown so that a login fails in the same time either way.
     pub(crate) dummy_password_hash: PasswordHash,
     /// Password attempts per address and account, and hashes at once.
     pub(crate) throttles: throttle::Throttles,
     /// The last readiness check, reused for a second.
-    pub(crate) readiness: handlers::health::Readiness,
+    pub(crate) readiness: Readiness,
 }
 
 impl AppState {
@@ -43,21 +56,20 @@ impl AppState {
         let throttles = throttle::Throttles::new(config.throttle);
         let plans = Plans::new(config.plans.clone());
         Ok(AppState {
-            keys: Arc::new(store.clone()),
+            keys: web::Data::new(KeyAuth::new(Arc::new(store.clone()))),
             store,
             plans,
             config,
-            touched: Mutex::new(HashMap::new()),
             dummy_password_hash,
             throttles,
-            readiness: handlers::health::Readiness::default(),
+            readiness: Readiness::default(),
         })
     }
 
     /// Replaces the key lookup (the port) with another implementation.
     #[must_use]
     pub fn with_key_lookup(mut self, keys: Arc<dyn KeyLookup>) -> Self {
-        self.keys = keys;
+        self.keys = web::Data::new(KeyAuth::new(keys));
         self
     }
 
@@ -65,34 +77,5 @@ impl AppState {
     #[must_use]
     pub fn config(&self) -> &HttpConfig {
         &self.config
-    }
-
-    /// Asks the lookup to note a key's use, off the request path and at most once a minute
-    /// per key from this replica.
-    pub(crate) fn note_key_use(&self, id: KeyId, now: DateTime<Utc>) {
-        {
-            let Ok(mut touched) = self.touched.lock() else {
-                return;
-            };
-            if touched
-                .get(&id)
-                .is_some_and(|at| now - *at < agentvista_store::LAST_USED_GRANULARITY)
-            {
-                return;
-            }
-            touched.insert(id, now);
-        }
-        let keys = Arc::clone(&self.keys);
-        actix_web::rt::spawn(async move {
-            if let Err(err) = keys.touch_last_used(id, now).await {
-                tracing::warn!(error = %error_chain(&err), "could not record a key's last use");
-            }
-        });
-    }
-
-    pub(crate) fn forget_key(&self, id: KeyId) {
-        if let Ok(mut touched) = self.touched.lock() {
-            touched.remove(&id);
-        }
     }
 }

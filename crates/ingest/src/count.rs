@@ -10,8 +10,15 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::otlp::Counts;
 use crate::{Format, IngestError, Signal};
+
+/// How many entries a request holds: the events it would make, and the resource, scope and
+/// metric entries around them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) events: usize,
+    pub(crate) groups: usize,
+}
 
 /// The entries of `body` at each level of the signal's tree.
 ///

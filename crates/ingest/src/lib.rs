@@ -8,6 +8,7 @@ mod error;
 mod event;
 pub mod json;
 mod otlp;
+mod signal;
 
 pub use batch::{MAX_BATCH_EVENTS, MAX_ID_CHARS, decode_batch};
 pub use decoded::{Context, Decoded, merge_context};
@@ -15,4 +16,5 @@ pub use encoding::ContentEncoding;
 pub use error::IngestError;
 pub use event::{Event, EventKind};
 pub use json::contains_nul;
-pub use otlp::{Format, MAX_OTLP_EVENTS, Signal, decode_otlp, export_response};
+pub use otlp::{MAX_OTLP_EVENTS, decode_otlp, export_response};
+pub use signal::{Format, Signal};

@@ -18,55 +18,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::{Map, Value, json};
 
-use crate::{Context, Decoded, Event, EventKind, IngestError, MAX_ID_CHARS};
-
-/// The three OTLP signals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// `/v1/traces`: one event per span.
-    Traces,
-    /// `/v1/logs`: one event per log record.
-    Logs,
-    /// `/v1/metrics`: one event per data point.
-    Metrics,
-}
-
-/// The two OTLP/HTTP encodings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// `application/x-protobuf`.
-    Protobuf,
-    /// `application/json` (the OTLP JSON mapping: hex ids, lowerCamelCase, enums as numbers).
-    Json,
-}
-
-impl Format {
-    /// The format named by a `Content-Type` header (parameters such as `charset` ignored).
-    ///
-    /// # Errors
-    /// [`IngestError::UnsupportedMediaType`] for anything else, or no header.
-    pub fn from_content_type(header: Option<&str>) -> Result<Self, IngestError> {
-        let essence = header
-            .and_then(|h| h.split(';').next())
-            .map(|h| h.trim().to_ascii_lowercase());
-        match essence.as_deref() {
-            Some("application/x-protobuf" | "application/protobuf") => Ok(Format::Protobuf),
-            Some("application/json") => Ok(Format::Json),
-            _ => Err(IngestError::UnsupportedMediaType(
-                "OTLP takes Content-Type application/x-protobuf or application/json".into(),
-            )),
-        }
-    }
-
-    /// The `Content-Type` of answers in this format.
-    #[must_use]
-    pub const fn content_type(self) -> &'static str {
-        match self {
-            Format::Protobuf => "application/x-protobuf",
-            Format::Json => "application/json",
-        }
-    }
-}
+use crate::count::Counts;
+use crate::{Context, Decoded, Event, EventKind, Format, IngestError, MAX_ID_CHARS, Signal};
 
 /// Most spans, log records or metric data points one OTLP request may carry; also the most
 /// resource, scope (and metric) entries. Counted before any event is built, and for protobuf
@@ -107,14 +60,6 @@ pub fn decode_otlp(
             metrics(request, received_at)
         }
     }
-}
-
-/// How many entries a request holds: the events it would make, and the resource, scope and
-/// metric entries around them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub(crate) events: usize,
-    pub(crate) groups: usize,
 }
 
 fn check_counts(signal: Signal, counts: Counts) -> Result<(), IngestError> {

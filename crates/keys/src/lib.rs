@@ -7,17 +7,23 @@ pub mod session;
 mod email;
 mod expiry;
 mod hash;
+mod ids;
 mod key;
+mod lookup;
 mod names;
 mod prefix;
+mod record;
 mod scope;
 
 pub use email::{Email, EmailError};
 pub use expiry::{Expiry, ExpiryInPast, KeyStatus};
 pub use hash::{HashHexError, KeyHash};
+pub use ids::{AccountId, KeyId, UserId};
 pub use key::{ApiKey, GenerateError, ParseError};
+pub use lookup::{KeyLookup, LookupError, LookupFuture};
 pub use names::{AccountName, AccountNameError, KeyName, KeyNameError};
 pub use prefix::{KeyPrefix, PrefixError};
+pub use record::{KeyRecord, LAST_USED_GRANULARITY, Revoked};
 pub use scope::{Scope, ScopeError, Scopes};
 
 /// The repository README's Rust examples, compiled and run as doctests so they stay true.

@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 mod allowance;
-mod ledger;
 mod period;
 mod plan;
+mod plans;
+mod record;
 
 pub use allowance::{Allowance, QuotaExceeded};
-pub use ledger::{AccountId, RecordError, Recorded, UsageLedger};
 pub use period::Period;
-pub use plan::{Plan, Plans, UnknownPlan};
+pub use plan::Plan;
+pub use plans::{Plans, UnknownPlan, UsageSummary};
+pub use record::{RecordError, Recorded};

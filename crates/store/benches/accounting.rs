@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use agentvista_quota::{Period, Plan, Plans, UsageLedger};
+use agentvista_quota::{Period, Plan, Plans};
 use agentvista_store::{AccountId, EventBatch, NewContext, NewEvent, Store, testing};
 use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -141,7 +141,7 @@ fn micros_time(text: &str) -> Result<DateTime<Utc>, CursorError> {
     DateTime::from_timestamp_micros(micros).ok_or(CursorError)
 }
 
-/// The events table (writes go through [`agentvista_quota::UsageLedger`]).
+/// The events table (written by [`Store::record`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Events<'a> {
     store: &'a Store,

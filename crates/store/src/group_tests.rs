@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agentvista_quota::{Period, RecordError, Recorded, UsageLedger};
+use agentvista_quota::{Period, RecordError, Recorded};
 use chrono::Utc;
 use sea_orm::ConnectionTrait;
 

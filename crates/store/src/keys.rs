@@ -1,7 +1,9 @@
 //! API keys: created here (so a prefix collision can be retried), stored as prefix and hash.
 
-use agentvista_keys::{ApiKey, Expiry, KeyHash, KeyName, KeyPrefix, KeyStatus, Scopes};
-use chrono::{DateTime, TimeDelta, Utc};
+use agentvista_keys::{
+    ApiKey, Expiry, KeyHash, KeyName, KeyPrefix, KeyRecord, LAST_USED_GRANULARITY, Revoked, Scopes,
+};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
@@ -16,42 +18,6 @@ use crate::{AccountId, KeyId, Store, StoreError, UserId, db::db_time};
 /// in a row would take ~10¹⁵ keys, so reaching the limit means something else is wrong.
 const PREFIX_ATTEMPTS: usize = 8;
 
-/// `last_used_at` is written at most this often per key: it is a hint, not an audit log.
-pub const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::seconds(60);
-
-/// A stored key as the API shows it: never the key, never its hash.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyRecord {
-    /// Row id.
-    pub id: KeyId,
-    /// The owning account.
-    pub account_id: AccountId,
-    /// The user who created it, if it was made by a user (not the CLI or another key).
-    pub created_by: Option<UserId>,
-    /// Human name, e.g. "production".
-    pub name: String,
-    /// `av_` + 8 hex, unique.
-    pub prefix: KeyPrefix,
-    /// What the key may do.
-    pub scopes: Scopes,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// When it stops working, if ever.
-    pub expiry: Expiry,
-    /// Last successful authentication, to within [`LAST_USED_GRANULARITY`].
-    pub last_used_at: Option<DateTime<Utc>>,
-    /// When it was revoked.
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-impl KeyRecord {
-    /// Active, expired or revoked at `now`.
-    #[must_use]
-    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
-        KeyStatus::at(self.expiry, self.revoked_at, now)
-    }
-}
-
 /// What a key needs to be created.
 #[derive(Clone, Debug)]
 pub struct NewKey<'a> {
@@ -63,15 +29,6 @@ pub struct NewKey<'a> {
     pub expiry: Expiry,
     /// The creating user, if any.
     pub created_by: Option<UserId>,
-}
-
-/// The result of a revocation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Revoked {
-    /// Revoked by this call.
-    Now,
-    /// It was revoked already (revoking twice is not an error).
-    Already,
 }
 
 /// The api_keys table.
@@ -198,11 +155,13 @@ impl Keys<'_> {
             .collect()
     }
 
-    /// Revokes key `id` of `account`. Idempotent: a second call keeps the first time.
+    /// Revokes key `id` of `account`. Idempotent: a second call keeps the first time. Reached
+    /// only through [`agentvista_keys::KeyLookup::revoke`], so that whatever verifies keys
+    /// hears of every revocation.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when `account` has no such key.
-    pub async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         account: AccountId,
         id: KeyId,

@@ -11,6 +11,7 @@ mod group_tests;
 mod ids;
 mod keys;
 mod ledger;
+mod lookup;
 mod sessions;
 mod setup;
 mod store;
@@ -25,7 +26,7 @@ pub use events::{
     CursorError, EventCursor, EventPage, Events, StoredEvent, TraceCursor, TracePage, TraceSummary,
 };
 pub use ids::{AccountId, KeyId, UserId};
-pub use keys::{KeyRecord, Keys, LAST_USED_GRANULARITY, NewKey, Revoked};
+pub use keys::{Keys, NewKey};
 pub use ledger::{EventBatch, NewContext, NewEvent};
 pub use sessions::{Session, Sessions};
 pub use setup::FirstUser;

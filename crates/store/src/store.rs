@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use agentvista_migrations::{Migrator, MigratorTrait};
-use agentvista_quota::{Period, Plans, RecordError, Recorded, UsageLedger};
+use agentvista_quota::{Period, Plans, RecordError, Recorded};
 use sea_orm::sqlx::Connection as _;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 
@@ -15,7 +15,7 @@ use crate::{AccountId, StoreError};
 ///
 /// Cheap to clone (pools are shared). Reach the tables through the repositories:
 /// [`Store::accounts`], [`Store::users`], [`Store::sessions`], [`Store::keys`],
-/// [`Store::events`]; usage accounting is the [`agentvista_quota::UsageLedger`] impl.
+/// [`Store::events`]; usage is recorded by [`Store::record`].
 #[derive(Clone, Debug)]
 pub struct Store {
     /// Statements that write. On SQLite a single connection: SQLite admits one writer at a
@@ -202,11 +202,19 @@ impl Store {
     }
 }
 
-impl UsageLedger for Store {
-    type Batch = EventBatch;
-    type Error = StoreError;
-
-    async fn record(
+impl Store {
+    /// Stores `batch`'s events that are new for `account` and counts exactly them in `period`,
+    /// only if they fit the allowance that `plans` give the account's plan and spend cap — all
+    /// or nothing, in one transaction that holds under any concurrency and across processes
+    /// sharing the database. The plan and cap are read inside that transaction, ordered with
+    /// any change of them: once a change has committed, no batch is counted against the old
+    /// allowance. So the usage count always equals the events stored
+    /// (`docs/architecture.md`, "The accounting transaction").
+    ///
+    /// # Errors
+    /// [`RecordError::Exceeded`] with the usage seen, or [`RecordError::UnknownPlan`]: nothing
+    /// stored or counted. [`RecordError::Storage`] when the database failed (nothing stored).
+    pub async fn record(
         &self,
         account: AccountId,
         period: Period,
@@ -216,7 +224,11 @@ impl UsageLedger for Store {
         self.ledger.record(account, period, plans, batch).await
     }
 
-    async fn used(&self, account: AccountId, period: Period) -> Result<u64, StoreError> {
+    /// Events counted for `account` in `period` so far (0 for a period not yet started).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn used(&self, account: AccountId, period: Period) -> Result<u64, StoreError> {
         Ok(used_in(self.reader(), account, period).await?)
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use agentvista_quota::{Period, RecordError, Recorded, UsageLedger};
+use agentvista_quota::{Period, RecordError, Recorded};
 use agentvista_store::{AccountId, EventBatch, NewEvent, Store, StoreError, StoreOptions, testing};
 use chrono::Utc;
 use sea_orm::{

@@ -1,7 +1,7 @@
 //! Authentication: an API key (`Authorization: Bearer`) or a session cookie, and the scope a
 //! handler requires — visible in its signature as `Auth<Write>`, `Auth<Read>`, `Auth<Admin>`.
 
-mod lookup;
+mod keys;
 mod session;
 
 use std::future::Future;
@@ -11,15 +11,16 @@ use std::pin::Pin;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use agentvista_keys::session::{CsrfToken, SessionToken, SessionTokenHash};
-use agentvista_keys::{ApiKey, KeyPrefix, KeyStatus, Scope, Scopes};
-use agentvista_store::{AccountId, KeyId, User};
+use agentvista_keys::{AccountId, ApiKey, KeyId, KeyPrefix, KeyStatus, Scope, Scopes};
+use agentvista_store::{Store, User};
 use chrono::Utc;
 
-pub use lookup::{KeyLookup, LookupError, LookupFuture};
+pub use agentvista_keys::{KeyLookup, LookupFuture};
+pub use keys::KeyAuth;
 pub(crate) use session::session_cookie;
 pub use session::{CSRF_HEADER, SESSION_COOKIE};
 
-use crate::{ApiError, AppState};
+use crate::ApiError;
 
 /// Who is making a request, and what they may do.
 #[derive(Clone, Debug)]
@@ -181,17 +182,10 @@ pub async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Principal, A
     Ok(principal)
 }
 
-pub(crate) fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>().ok_or_else(|| {
-        ApiError::Internal("agentvista_http::configure was not given an AppState".into())
-    })
-}
-
 /// A key when an `Authorization` header is present (cookies are then ignored), else a session
 /// cookie, else 401 `missing_api_key`. Two `Authorization` headers are a 400: which one a
 /// proxy or a server honours differs, so none is taken.
 async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
-    let state = state(req)?;
     let mut headers = req.headers().get_all(AUTHORIZATION);
     let first = headers.next();
     if headers.next().is_some() {
@@ -200,20 +194,37 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         ));
     }
     if let Some(header) = first {
-        let principal = authenticate_key(state, header.as_bytes()).await?;
+        let keys = key_auth(req)?;
+        let principal = authenticate_key(keys, header.as_bytes()).await?;
         if let Credential::Key { prefix, .. } = &principal.credential {
             // For the request log: the prefix, never the key.
             req.extensions_mut().insert(*prefix);
         }
         return Ok(principal);
     }
-    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-        return authenticate_session(state, req, cookie.value()).await;
+    // Sessions are the AgentVista server's (`configure` registers its store): a service that
+    // registered only a [`KeyAuth`] takes keys alone, and a cookie is then no credential.
+    if let Some(cookie) = req.cookie(SESSION_COOKIE)
+        && let Some(store) = req.app_data::<web::Data<Store>>()
+    {
+        return authenticate_session(store, req, cookie.value()).await;
     }
     Err(ApiError::MissingApiKey)
 }
 
-async fn authenticate_key(state: &AppState, header: &[u8]) -> Result<Principal, ApiError> {
+/// The key authentication registered with the app: by [`crate::configure`], or by an
+/// embedding service itself.
+fn key_auth(req: &HttpRequest) -> Result<&KeyAuth, ApiError> {
+    req.app_data::<web::Data<KeyAuth>>()
+        .map(|keys| keys.get_ref())
+        .ok_or_else(|| {
+            ApiError::Internal(
+                "neither agentvista_http::configure nor the app registered a KeyAuth".into(),
+            )
+        })
+}
+
+async fn authenticate_key(keys: &KeyAuth, header: &[u8]) -> Result<Principal, ApiError> {
     let token = std::str::from_utf8(header)
         .ok()
         .and_then(|value| value.split_once(' '))
@@ -230,14 +241,7 @@ async fn authenticate_key(state: &AppState, header: &[u8]) -> Result<Principal, 
     })?;
     let (hash, prefix) = (key.hash(), key.prefix());
     drop(key);
-    let record = state
-        .keys
-        .find_by_hash(&hash)
-        .await
-        .map_err(|err| match err {
-            LookupError::Unavailable(source) => ApiError::Unavailable(source),
-            LookupError::Failed(source) => ApiError::Internal(source),
-        })?;
+    let record = keys.lookup().find_by_hash(&hash).await?;
     let Some(record) = record else {
         tracing::info!(%prefix, cause = "unknown key", "API key refused");
         return Err(ApiError::InvalidApiKey);
@@ -250,7 +254,7 @@ async fn authenticate_key(state: &AppState, header: &[u8]) -> Result<Principal, 
             return Err(ApiError::InvalidApiKey);
         }
     }
-    state.note_key_use(record.id, now);
+    keys.note_key_use(record.id, now);
     Ok(Principal {
         account_id: record.account_id,
         scopes: record.scopes,
@@ -262,17 +266,12 @@ async fn authenticate_key(state: &AppState, header: &[u8]) -> Result<Principal, 
 }
 
 async fn authenticate_session(
-    state: &AppState,
+    store: &Store,
     req: &HttpRequest,
     token: &str,
 ) -> Result<Principal, ApiError> {
     let hash = SessionToken::presented(token).hash();
-    let Some(found) = state
-        .store
-        .sessions()
-        .find(hash.as_bytes(), Utc::now())
-        .await?
-    else {
+    let Some(found) = store.sessions().find(hash.as_bytes(), Utc::now()).await? else {
         return Err(ApiError::InvalidSession);
     };
     let csrf_token = CsrfToken::from_stored(found.csrf_token);

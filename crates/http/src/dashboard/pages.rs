@@ -2,12 +2,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::{AccountName, KeyName, KeyStatus, Scope};
-use agentvista_quota::{Period, UsageLedger};
 use chrono::{DateTime, Utc};
 use maud::html;
 
 use super::{page, redirect, viewer};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, handlers};
 
 fn when(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -216,16 +215,9 @@ pub(crate) async fn billing(
         return Ok(redirect("/login"));
     };
     let account = state.store.accounts().get(viewer.user.account_id).await?;
-    let now = Utc::now();
-    let period = Period::containing(now);
-    let used = state.store.used(account.id, period).await?;
-    let plan = state.plans.get(&account.plan).copied();
-    let limit = state
-        .plans
-        .allowance(&account.plan, account.spend_cap_cents)
-        .ok()
-        .and_then(|allowance| allowance.limit());
-    let has_overage = plan.is_some_and(|p| p.has_overage());
+    let usage = handlers::usage::summary(&state, &account).await?;
+    let (plan, used, limit, period) = (usage.terms, usage.used, usage.limit, usage.period);
+    let has_overage = plan.has_overage();
     Ok(page(
         "Billing",
         Some(&viewer),
@@ -234,11 +226,9 @@ pub(crate) async fn billing(
             h1 { "Billing" }
             section.card {
                 h2 { "Plan: " span id="plan" { (account.plan) } }
-                @if let Some(plan) = plan {
-                    p { (thousands(plan.monthly_events)) " events included per month"
-                        @if plan.has_overage() { ", then " (plan.overage_cents_per_1000_events) "¢ per 1,000 events" } @else { "; a hard limit" }
-                        "." }
-                }
+                p { (thousands(plan.monthly_events)) " events included per month"
+                    @if has_overage { ", then " (plan.overage_cents_per_1000_events) "¢ per 1,000 events" } @else { "; a hard limit" }
+                    "." }
                 h3 { "This month" }
                 @match limit {
                     Some(limit) => {

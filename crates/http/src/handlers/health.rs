@@ -10,9 +10,6 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(OK)
 }
 
-/// The last readiness check: when it started and whether the store was ready.
-pub(crate) type Readiness = tokio::sync::Mutex<Option<(Instant, bool)>>;
-
 /// The store was not ready at the check this answer shares.
 #[derive(Debug, thiserror::Error)]
 #[error("the store was not ready at a check that ran after this probe arrived")]

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use agentvista_ingest::{
     Context, Decoded, Event, Format, Signal, decode_batch, decode_otlp, export_response,
 };
-use agentvista_quota::{Period, QuotaExceeded, RecordError, Recorded, UsageLedger};
+use agentvista_quota::{Period, QuotaExceeded, RecordError, Recorded};
 use agentvista_store::{EventBatch, NewContext, NewEvent};
 use chrono::{DateTime, Utc};
 use prost::Message;

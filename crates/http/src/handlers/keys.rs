@@ -2,7 +2,8 @@
 
 use actix_web::{HttpResponse, web};
 use agentvista_keys::{Expiry, KeyName, KeyPrefix, Scope, Scopes};
-use agentvista_store::{KeyId, KeyRecord, NewKey};
+use agentvista_keys::{KeyId, KeyRecord};
+use agentvista_store::NewKey;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -144,16 +145,23 @@ pub(crate) async fn revoke(
     if !allowed {
         return Err(ApiError::InsufficientScope(Scope::Admin));
     }
-    keys.revoke(principal.account_id, id, Utc::now()).await?;
+    // Through the lookup port, the one door to revoking: whatever verifies keys hears of it.
+    let revoked = state
+        .keys
+        .revoke(principal.account_id, id, Utc::now())
+        .await?;
+    if revoked.is_none() {
+        // Gone between the read above and now (another account's key never gets here).
+        return Err(ApiError::NotFound);
+    }
     tracing::info!(prefix = %record.prefix, "API key revoked");
-    state.forget_key(id);
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[cfg(test)]
 mod tests {
+    use agentvista_keys::AccountId;
     use agentvista_keys::ApiKey;
-    use agentvista_store::AccountId;
     use chrono::TimeZone;
 
     use super::*;

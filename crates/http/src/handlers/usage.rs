@@ -1,7 +1,7 @@
 //! `GET /api/v1/me/usage/` and `PUT /api/v1/me/billing/spend-cap/`.
 
 use actix_web::{HttpResponse, web};
-use agentvista_quota::{Period, UsageLedger};
+use agentvista_quota::{Period, UsageSummary};
 use agentvista_store::Account;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,19 @@ struct Usage<'a> {
     /// `null` where the plan and spend cap set no limit.
     events_limit: Option<u64>,
     spend_cap_cents: Option<u64>,
+}
+
+impl<'a> From<&'a UsageSummary> for Usage<'a> {
+    fn from(summary: &'a UsageSummary) -> Self {
+        Usage {
+            plan: &summary.plan,
+            period_start: summary.period.start(),
+            period_end: summary.period.end(),
+            events_used: summary.used,
+            events_limit: summary.limit,
+            spend_cap_cents: summary.spend_cap_cents,
+        }
+    }
 }
 
 /// The body of `PUT /api/v1/me/billing/spend-cap/`: cents, or `null` for no cap. The field
@@ -40,7 +53,7 @@ pub(crate) async fn usage(
         .accounts()
         .get(auth.principal.account_id)
         .await?;
-    Ok(HttpResponse::Ok().json(usage_of(&state, &account).await?))
+    Ok(HttpResponse::Ok().json(Usage::from(&summary(&state, &account).await?)))
 }
 
 pub(crate) async fn set_spend_cap(
@@ -54,24 +67,17 @@ pub(crate) async fn set_spend_cap(
         .accounts()
         .set_spend_cap(auth.principal.account_id, body.spend_cap_cents)
         .await?;
-    Ok(HttpResponse::Ok().json(usage_of(&state, &account).await?))
+    Ok(HttpResponse::Ok().json(Usage::from(&summary(&state, &account).await?)))
 }
 
-async fn usage_of<'a>(state: &AppState, account: &'a Account) -> Result<Usage<'a>, ApiError> {
+/// The account's usage this month: what the API's usage object and the billing page both
+/// render. An account on a plan the configuration lacks is an operator's error (500), as it is
+/// for ingestion.
+pub(crate) async fn summary(state: &AppState, account: &Account) -> Result<UsageSummary, ApiError> {
     let period = Period::containing(Utc::now());
     let used = state.store.used(account.id, period).await?;
-    // A plan missing from the configuration shows no limit rather than failing the page.
-    let limit = state
+    state
         .plans
-        .allowance(&account.plan, account.spend_cap_cents)
-        .ok()
-        .and_then(|allowance| allowance.limit());
-    Ok(Usage {
-        plan: &account.plan,
-        period_start: period.start(),
-        period_end: period.end(),
-        events_used: used,
-        events_limit: limit,
-        spend_cap_cents: account.spend_cap_cents,
-    })
+        .usage(&account.plan, account.spend_cap_cents, used, period)
+        .map_err(ApiError::internal)
 }

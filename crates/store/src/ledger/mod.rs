@@ -52,7 +52,7 @@ impl Ledger {
     }
 
     /// Stores and counts `batch` for `account` in `period`, all or nothing (see
-    /// [`agentvista_quota::UsageLedger::record`]).
+    /// [`Store::record`](crate::Store::record)).
     pub(crate) async fn record(
         &self,
         account: AccountId,

@@ -1,0 +1,209 @@
+//! The workspace's layout rule, checked rather than remembered: no module of a crate imports,
+//! directly or in a circle, a module that imports it back (`docs/architecture.md`).
+//!
+//! A crate's modules are its top-level files and folders under `src/`. Module `a` uses module
+//! `b` when `a`'s code (comments and `#[cfg(test)] mod tests` blocks left out: tests are leaves)
+//! names `crate::b`, or an item the crate root re-exports from `b` (`crate::Item`, `crate::{…}`).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The code of a file without comments and without its unit-test module.
+fn code(text: &str) -> String {
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(at) => &text[..at],
+        None => text,
+    };
+    text.lines()
+        .map(|line| match line.find("//") {
+            Some(at) => &line[..at],
+            None => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ident_at(text: &str) -> &str {
+    let end = text
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    &text[..end]
+}
+
+/// The names a file reaches through `crate::`: `crate::a::…`, `crate::Item`, `crate::{a, b::c}`.
+fn crate_paths(code: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let inner = &group[..group.find('}').unwrap_or(group.len())];
+            for item in inner.split(',') {
+                let item = item.trim();
+                if !item.is_empty() {
+                    names.push(ident_at(item).to_owned());
+                }
+            }
+        } else {
+            names.push(ident_at(rest).to_owned());
+        }
+    }
+    names
+}
+
+/// Items the crate root re-exports, by the module they come from: `pub use a::{X, Y};`.
+fn reexports(root: &str) -> BTreeMap<String, String> {
+    let mut from = BTreeMap::new();
+    for line in root.lines() {
+        let Some(rest) = line
+            .trim()
+            .strip_prefix("pub use ")
+            .or_else(|| line.trim().strip_prefix("pub(crate) use "))
+        else {
+            continue;
+        };
+        let Some((module, items)) = rest.split_once("::") else {
+            continue;
+        };
+        let items = items
+            .trim_end_matches(';')
+            .trim_matches(|c| c == '{' || c == '}');
+        for item in items.split(',') {
+            let name = item.trim().rsplit(" as ").next().unwrap_or("").trim();
+            if !name.is_empty() {
+                from.insert(name.to_owned(), module.to_owned());
+            }
+        }
+    }
+    from
+}
+
+/// Module → the modules it uses, for the crate whose sources are in `src`.
+fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut root = String::new();
+    for path in sources(src) {
+        let relative = path.strip_prefix(src).unwrap();
+        let first = relative.components().next().unwrap().as_os_str();
+        let module = first.to_str().unwrap().trim_end_matches(".rs").to_owned();
+        if module == "lib" || module == "main" {
+            root = fs::read_to_string(&path).unwrap();
+        } else {
+            files.entry(module).or_default().push(path);
+        }
+    }
+    let reexported = reexports(&root);
+    let mut uses = BTreeMap::new();
+    for (module, paths) in &files {
+        let mut targets = BTreeSet::new();
+        for path in paths {
+            for name in crate_paths(&code(&fs::read_to_string(path).unwrap())) {
+                let target = if files.contains_key(&name) {
+                    Some(name)
+                } else {
+                    reexported.get(&name).cloned()
+                };
+                if let Some(target) = target.filter(|t| t != module && files.contains_key(t)) {
+                    targets.insert(target);
+                }
+            }
+        }
+        uses.insert(module.clone(), targets);
+    }
+    uses
+}
+
+/// A module that reaches itself again through what it uses, with the way round.
+fn circle(uses: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    for start in uses.keys() {
+        // Depth-first from `start`, looking for a way back to it.
+        let mut stack = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((module, way)) = stack.pop() {
+            for next in &uses[&module] {
+                if next == start {
+                    let mut way = way.clone();
+                    way.push(start.clone());
+                    return Some(way);
+                }
+                if seen.insert(next.clone()) {
+                    let mut way = way.clone();
+                    way.push(next.clone());
+                    stack.push((next.clone(), way));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let root = workspace();
+    let mut crates: Vec<PathBuf> = fs::read_dir(root.join("crates"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("src"))
+        .collect();
+    crates.push(root.join("bin/agentvista/src"));
+    crates.push(root.join("migrations/src"));
+    let mut circles = Vec::new();
+    for src in &crates {
+        let uses = graph(src);
+        assert!(!uses.is_empty(), "{} has no modules?", src.display());
+        if let Some(way) = circle(&uses) {
+            circles.push(format!("{}: {}", src.display(), way.join(" → ")));
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "modules in a circle:\n{}",
+        circles.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_a_circle_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    fs::write(
+        src.join("lib.rs"),
+        "mod a;\nmod b;\nmod c;\npub use c::Thing;\n",
+    )
+    .unwrap();
+    fs::write(
+        src.join("a.rs"),
+        "use crate::b::f;\n// crate::c in a comment is no use\n",
+    )
+    .unwrap();
+    fs::write(src.join("b.rs"), "use crate::{Thing, a::g};\n").unwrap();
+    fs::write(src.join("c.rs"), "pub struct Thing;\n").unwrap();
+    let uses = graph(src);
+    assert_eq!(uses["a"], BTreeSet::from(["b".to_owned()]));
+    assert_eq!(uses["b"], BTreeSet::from(["a".to_owned(), "c".to_owned()]));
+    assert_eq!(
+        circle(&uses),
+        Some(vec!["a".into(), "b".into(), "a".into()])
+    );
+
+    fs::write(src.join("b.rs"), "use crate::Thing;\n").unwrap();
+    assert_eq!(circle(&graph(src)), None);
+}

@@ -1,0 +1,51 @@
+//! A stored key as every layer sees it, and what revoking it did.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::{AccountId, Expiry, KeyId, KeyPrefix, KeyStatus, Scopes, UserId};
+
+/// A key's `last_used_at` is noted at most this often: it is a hint, not an audit log, and a
+/// busy key costs one write a minute, not one a request.
+pub const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::seconds(60);
+
+/// A stored key as the API shows it and verification reads it: never the key, never its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Row id.
+    pub id: KeyId,
+    /// The owning account.
+    pub account_id: AccountId,
+    /// The user who created it, if it was made by a user (not the CLI or another key).
+    pub created_by: Option<UserId>,
+    /// Human name, e.g. "production".
+    pub name: String,
+    /// `av_` + 8 hex, unique.
+    pub prefix: KeyPrefix,
+    /// What the key may do.
+    pub scopes: Scopes,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expiry: Expiry,
+    /// Last successful authentication, to within [`LAST_USED_GRANULARITY`].
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl KeyRecord {
+    /// Active, expired or revoked at `now`.
+    #[must_use]
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        KeyStatus::at(self.expiry, self.revoked_at, now)
+    }
+}
+
+/// The result of a revocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// Revoked by this call.
+    Now,
+    /// It was revoked already (revoking twice is not an error).
+    Already,
+}

@@ -1,0 +1,46 @@
+//! The key-lookup port ([`agentvista_keys::KeyLookup`]) on the database.
+
+use agentvista_keys::{
+    AccountId, KeyHash, KeyId, KeyLookup, KeyRecord, LookupError, LookupFuture, Revoked,
+};
+use chrono::{DateTime, Utc};
+
+use crate::{Store, StoreError};
+
+impl From<StoreError> for LookupError {
+    fn from(err: StoreError) -> Self {
+        if err.is_unavailable() {
+            LookupError::Unavailable(Box::new(err))
+        } else {
+            LookupError::Failed(Box::new(err))
+        }
+    }
+}
+
+impl KeyLookup for Store {
+    fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> LookupFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move { Ok(self.keys().find_by_hash(hash).await?) })
+    }
+
+    fn touch_last_used(&self, id: KeyId, at: DateTime<Utc>) -> LookupFuture<'_, ()> {
+        Box::pin(async move {
+            self.keys().touch_last_used(id, at).await?;
+            Ok(())
+        })
+    }
+
+    fn revoke(
+        &self,
+        account: AccountId,
+        id: KeyId,
+        at: DateTime<Utc>,
+    ) -> LookupFuture<'_, Option<Revoked>> {
+        Box::pin(async move {
+            match self.keys().revoke(account, id, at).await {
+                Ok(revoked) => Ok(Some(revoked)),
+                Err(StoreError::NotFound) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
