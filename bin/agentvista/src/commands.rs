@@ -105,10 +105,7 @@ pub(crate) async fn create_user(
                 .await?
         }
     };
-    let user = store
-        .users()
-        .create(account.id, email, hash.as_str(), now)
-        .await?;
+    let user = store.users().create(account.id, email, &hash, now).await?;
     println!(
         "created user {} (id {}) in account {} (id {}, plan {})",
         user.email, user.id, account.name, account.id.0, account.plan

@@ -38,7 +38,7 @@ async fn fixture() -> Fixture {
         .create(
             account,
             &"ada@example.com".parse().unwrap(),
-            hash.as_str(),
+            &hash,
             Utc::now(),
         )
         .await

@@ -1,5 +1,6 @@
 //! Dashboard sessions, stored by the SHA-256 of their cookie value.
 
+use agentvista_keys::session::{CsrfToken, SessionTokenHash};
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
@@ -7,25 +8,16 @@ use crate::entities::{sessions, users};
 use crate::users::user;
 use crate::{Store, StoreError, User, db::db_time};
 
-/// A live session, found by its token.
-#[derive(Clone, PartialEq, Eq)]
+/// A live session, found by its token. Its `Debug` shows no secret (the CSRF token's own
+/// `Debug` is redacted).
+#[derive(Clone, Debug)]
 pub struct Session {
     /// The user the session acts for (with every scope of their account).
     pub user: User,
     /// The token a cookie-authenticated unsafe request must echo in `X-CSRF-Token`.
-    pub csrf_token: String,
+    pub csrf_token: CsrfToken,
     /// When the session stops working.
     pub expires_at: DateTime<Utc>,
-}
-
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("user", &self.user)
-            .field("csrf_token", &"[REDACTED]")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
 }
 
 /// The sessions table.
@@ -50,15 +42,15 @@ impl Sessions<'_> {
     pub async fn create(
         &self,
         user: &User,
-        token_hash: &[u8; 32],
-        csrf_token: &str,
+        token_hash: &SessionTokenHash,
+        csrf_token: &CsrfToken,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<Session, StoreError> {
         sessions::ActiveModel {
-            token_hash: Set(hex::encode(token_hash)),
+            token_hash: Set(hex::encode(token_hash.as_bytes())),
             user_id: Set(user.id.0),
-            csrf_token: Set(csrf_token.to_owned()),
+            csrf_token: Set(csrf_token.expose_secret().to_owned()),
             created_at: Set(db_time(now)),
             expires_at: Set(db_time(expires_at)),
             ..Default::default()
@@ -67,7 +59,7 @@ impl Sessions<'_> {
         .await?;
         Ok(Session {
             user: user.clone(),
-            csrf_token: csrf_token.to_owned(),
+            csrf_token: csrf_token.clone(),
             expires_at: db_time(expires_at),
         })
     }
@@ -78,11 +70,11 @@ impl Sessions<'_> {
     /// [`StoreError`] from the database.
     pub async fn find(
         &self,
-        token_hash: &[u8; 32],
+        token_hash: &SessionTokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
         let found = sessions::Entity::find()
-            .filter(sessions::Column::TokenHash.eq(hex::encode(token_hash)))
+            .filter(sessions::Column::TokenHash.eq(hex::encode(token_hash.as_bytes())))
             .filter(sessions::Column::ExpiresAt.gt(db_time(now)))
             .find_also_related(users::Entity)
             .one(self.store.reader())
@@ -90,7 +82,7 @@ impl Sessions<'_> {
         Ok(match found {
             Some((session, Some(owner))) => Some(Session {
                 user: user(owner),
-                csrf_token: session.csrf_token,
+                csrf_token: CsrfToken::from_stored(session.csrf_token),
                 expires_at: session.expires_at,
             }),
             _ => None,
@@ -101,9 +93,9 @@ impl Sessions<'_> {
     ///
     /// # Errors
     /// [`StoreError`] from the database.
-    pub async fn delete(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+    pub async fn delete(&self, token_hash: &SessionTokenHash) -> Result<(), StoreError> {
         sessions::Entity::delete_many()
-            .filter(sessions::Column::TokenHash.eq(hex::encode(token_hash)))
+            .filter(sessions::Column::TokenHash.eq(hex::encode(token_hash.as_bytes())))
             .exec(&self.store.write)
             .await?;
         Ok(())

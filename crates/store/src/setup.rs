@@ -1,6 +1,7 @@
 //! First-run setup: the installation's first account and user, created at most once even when
 //! several requests race for it.
 
+use agentvista_keys::password::PasswordHash;
 use agentvista_keys::{AccountName, Email};
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -22,7 +23,7 @@ pub struct FirstUser<'a> {
     /// The user's e-mail address.
     pub email: &'a Email,
     /// The user's argon2id password hash.
-    pub password_hash: &'a str,
+    pub password_hash: &'a PasswordHash,
 }
 
 impl Store {
@@ -61,7 +62,7 @@ impl Store {
         let person = users::ActiveModel {
             account_id: Set(created.id),
             email: Set(first.email.as_str().to_owned()),
-            password_hash: Set(first.password_hash.to_owned()),
+            password_hash: Set(first.password_hash.as_str().to_owned()),
             created_at: Set(db_time(now)),
             ..Default::default()
         }

@@ -1,6 +1,7 @@
 //! Users: people who log in to the dashboard, each in one account.
 
 use agentvista_keys::Email;
+use agentvista_keys::password::PasswordHash;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -23,22 +24,14 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
-/// A user with the stored password hash, for checking a login.
-#[derive(Clone, PartialEq, Eq)]
+/// A user with the stored password hash, for checking a login. Its `Debug` shows no hash
+/// ([`PasswordHash`]'s own `Debug` is redacted).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserCredentials {
     /// The user.
     pub user: User,
     /// The PHC-format password hash (argon2id).
-    pub password_hash: String,
-}
-
-impl std::fmt::Debug for UserCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserCredentials")
-            .field("user", &self.user)
-            .field("password_hash", &"[REDACTED]")
-            .finish()
-    }
+    pub password_hash: PasswordHash,
 }
 
 /// The users table.
@@ -64,13 +57,13 @@ impl Users<'_> {
         &self,
         account: AccountId,
         email: &Email,
-        password_hash: &str,
+        password_hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
         let row = users::ActiveModel {
             account_id: Set(account.0),
             email: Set(email.as_str().to_owned()),
-            password_hash: Set(password_hash.to_owned()),
+            password_hash: Set(password_hash.as_str().to_owned()),
             created_at: Set(db_time(now)),
             ..Default::default()
         }
@@ -100,7 +93,7 @@ impl Users<'_> {
             .one(self.store.reader())
             .await?;
         Ok(row.map(|row| UserCredentials {
-            password_hash: row.password_hash.clone(),
+            password_hash: PasswordHash::from_phc(row.password_hash.clone()),
             user: user(row),
         }))
     }

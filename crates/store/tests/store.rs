@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use agentvista_keys::password::PasswordHash;
+use agentvista_keys::session::{CsrfToken, SessionToken};
 use agentvista_keys::{
     AccountName, ApiKey, Email, Expiry, KeyLookup, KeyName, KeyStatus, Revoked, Scope, Scopes,
 };
@@ -137,6 +139,11 @@ on_both!(
     accounting_waits_for_an_uncommitted_plan_change,
     lowering_the_spend_cap_binds_accounting_in_flight,
 );
+
+/// A stored password hash, as storage would hand it back (the store does not check it).
+fn phc(text: &str) -> PasswordHash {
+    PasswordHash::from_phc(text.to_owned())
+}
 
 fn noon() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
@@ -283,13 +290,18 @@ async fn user_emails_are_unique_whatever_their_case(db: &TestDb) {
     assert_eq!(users.count().await.unwrap(), 0);
     let acme = account(&db.store, "acme").await;
     let ada = users
-        .create(acme, &email("Ada@Example.com"), "$argon2id$fake", noon())
+        .create(
+            acme,
+            &email("Ada@Example.com"),
+            &phc("$argon2id$fake"),
+            noon(),
+        )
         .await
         .unwrap();
     assert_eq!(ada.email, "ada@example.com");
     assert!(matches!(
         users
-            .create(acme, &email(" ADA@example.COM"), "x", noon())
+            .create(acme, &email(" ADA@example.COM"), &phc("x"), noon())
             .await,
         Err(StoreError::EmailTaken)
     ));
@@ -299,7 +311,7 @@ async fn user_emails_are_unique_whatever_their_case(db: &TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(found.user, ada);
-    assert_eq!(found.password_hash, "$argon2id$fake");
+    assert_eq!(found.password_hash.as_str(), "$argon2id$fake");
     assert!(!format!("{found:?}").contains("argon2id"));
     assert!(
         users
@@ -317,31 +329,51 @@ async fn sessions_end_at_expiry_and_logout(db: &TestDb) {
     let ada = db
         .store
         .users()
-        .create(acme, &Email::parse("ada@example.com").unwrap(), "h", noon())
+        .create(
+            acme,
+            &Email::parse("ada@example.com").unwrap(),
+            &phc("h"),
+            noon(),
+        )
         .await
         .unwrap();
     let sessions = db.store.sessions();
-    let (token, other) = ([1u8; 32], [2u8; 32]);
+    let hash = |token: &str| SessionToken::presented(token).hash();
+    let (token, other) = (hash("one"), hash("two"));
     let expires = noon() + TimeDelta::hours(12);
-    sessions
-        .create(&ada, &token, "csrf-1", noon(), expires)
+    let csrf = CsrfToken::from_stored("csrf-1".to_owned());
+    let created = sessions
+        .create(&ada, &token, &csrf, noon(), expires)
         .await
         .unwrap();
+    assert!(!format!("{created:?}").contains("csrf-1"), "{created:?}");
     sessions
-        .create(&ada, &other, "csrf-2", noon(), noon() + TimeDelta::hours(1))
+        .create(
+            &ada,
+            &other,
+            &CsrfToken::from_stored("csrf-2".to_owned()),
+            noon(),
+            noon() + TimeDelta::hours(1),
+        )
         .await
         .unwrap();
 
     let found = sessions.find(&token, noon()).await.unwrap().unwrap();
     assert_eq!(
-        (found.user.id, found.csrf_token.as_str()),
+        (found.user.id, found.csrf_token.expose_secret()),
         (ada.id, "csrf-1")
     );
     assert!(
         sessions.find(&token, expires).await.unwrap().is_none(),
         "expired at its expiry"
     );
-    assert!(sessions.find(&[3u8; 32], noon()).await.unwrap().is_none());
+    assert!(
+        sessions
+            .find(&hash("three"), noon())
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     assert_eq!(
         sessions
@@ -896,7 +928,7 @@ async fn only_one_of_racing_first_runs_creates_a_user(db: &TestDb) {
                     account_name: &name,
                     plan: "free",
                     email: &email,
-                    password_hash: "h",
+                    password_hash: &phc("h"),
                 };
                 store.create_first_user(first, noon()).await
             })

@@ -271,10 +271,10 @@ async fn authenticate_session(
     token: &str,
 ) -> Result<Principal, ApiError> {
     let hash = SessionToken::presented(token).hash();
-    let Some(found) = store.sessions().find(hash.as_bytes(), Utc::now()).await? else {
+    let Some(found) = store.sessions().find(&hash, Utc::now()).await? else {
         return Err(ApiError::InvalidSession);
     };
-    let csrf_token = CsrfToken::from_stored(found.csrf_token);
+    let csrf_token = found.csrf_token;
     if !req.method().is_safe() {
         let presented = req.headers().get(CSRF_HEADER).map(|v| v.as_bytes());
         if !presented.is_some_and(|p| csrf_token.matches(p)) {

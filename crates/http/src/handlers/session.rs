@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::Email;
-use agentvista_keys::password::{Password, PasswordHash, verify_password};
+use agentvista_keys::password::{Password, verify_password};
 use agentvista_keys::session::{CsrfToken, SessionToken};
 use agentvista_store::User;
 use agentvista_store::UserId;
@@ -71,10 +71,7 @@ pub(crate) async fn login(
     let permit = state.throttles.hashing()?;
     // An unknown e-mail is checked against a dummy hash, so both failures take as long.
     let (hash, user) = match found {
-        Some(credentials) => (
-            PasswordHash::from_phc(credentials.password_hash),
-            Some(credentials.user),
-        ),
+        Some(credentials) => (credentials.password_hash, Some(credentials.user)),
         None => (state.dummy_password_hash.clone(), None),
     };
     let password = login.password;
@@ -101,13 +98,7 @@ pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpR
     let sessions = state.store.sessions();
     sessions.delete_expired(now).await?;
     sessions
-        .create(
-            user,
-            token.hash().as_bytes(),
-            csrf_token.expose_secret(),
-            now,
-            now + ttl,
-        )
+        .create(user, &token.hash(), &csrf_token, now, now + ttl)
         .await?;
     let cookie = session_cookie(
         token.expose_secret().to_owned(),
@@ -124,11 +115,7 @@ pub(crate) async fn logout(
     state: web::Data<AppState>,
     session: SessionOnly,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .store
-        .sessions()
-        .delete(session.token_hash.as_bytes())
-        .await?;
+    state.store.sessions().delete(&session.token_hash).await?;
     let gone = session_cookie(String::new(), 0, !state.config.insecure_cookies);
     Ok(HttpResponse::NoContent()
         .insert_header(no_store())

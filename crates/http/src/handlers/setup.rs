@@ -51,7 +51,7 @@ pub(crate) async fn setup(
                 account_name: &account,
                 plan: &state.config.default_plan,
                 email: &email,
-                password_hash: hash.as_str(),
+                password_hash: &hash,
             },
             Utc::now(),
         )
