@@ -19,22 +19,10 @@ pub(crate) enum CommandError {
     Usage(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{}", with_causes(.0))]
+    #[error(transparent)]
     Lookup(#[from] LookupError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
-}
-
-/// The error and its causes on one line: the port's error says only which kind of failure.
-fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(next) = cause {
-        line.push_str(": ");
-        line.push_str(&next.to_string());
-        cause = next.source();
-    }
-    line
 }
 
 fn usage(message: impl Into<String>) -> CommandError {
