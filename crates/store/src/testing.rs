@@ -2,7 +2,7 @@
 
 use sea_orm::{ConnectionTrait, Database};
 
-use crate::StoreError;
+use crate::{Store, StoreError};
 
 /// The environment variable naming a PostgreSQL server the suites may create databases on.
 pub const POSTGRES_URL_VAR: &str = "AGENTVISTA_TEST_POSTGRES_URL";
@@ -57,4 +57,13 @@ pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError
         .await?;
     admin.close().await?;
     Ok(())
+}
+
+/// The pool through which `store` writes (on SQLite its single writer connection), for
+/// benchmarks that set a plain statement beside the store's own on the same connection — the
+/// same settings and, on SQLite, the same page cache, which another connection would have to
+/// reload after every write of the store's.
+#[must_use]
+pub fn write_pool(store: &Store) -> &sea_orm::DatabaseConnection {
+    &store.write
 }
