@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agentvista_keys::{AccountName, Email, KeyName};
+use agentvista_keys::{AccountName, Email, KeyName, KeyPrefix, Scopes};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
@@ -93,7 +93,7 @@ pub(crate) enum KeysCommand {
         name: KeyName,
         /// Comma-separated scopes: read, write, admin.
         #[arg(long, value_name = "SCOPES")]
-        scopes: String,
+        scopes: Scopes,
         /// Print the API's create response as JSON instead of the bare key.
         #[arg(long)]
         json: bool,
@@ -105,7 +105,7 @@ pub(crate) enum KeysCommand {
         email: Email,
         /// The key's prefix, av_ + 8 hex characters.
         #[arg(long)]
-        prefix: String,
+        prefix: KeyPrefix,
     },
 }
 
@@ -163,6 +163,50 @@ mod tests {
                 Some("--name: needs 1 to 100 characters")
             );
         }
+    }
+
+    #[test]
+    fn scopes_and_prefixes_are_parsed_by_their_types() {
+        let cli = create_key("ci").unwrap();
+        let Some(Command::Keys(KeysCommand::Create { scopes, .. })) = cli.command else {
+            panic!("not keys create");
+        };
+        assert_eq!(scopes, "read".parse().unwrap());
+        let refused = |args: &[&str]| refused_value(&parse(args).unwrap_err());
+        let create = |scopes| {
+            refused(&[
+                "keys", "create", "--email", "a@b.c", "--name", "n", "--scopes", scopes,
+            ])
+        };
+        let (bad_scope, none) = (create("read,root"), create(""));
+        assert!(
+            bad_scope
+                .as_deref()
+                .is_some_and(|l| l.starts_with("--scopes: ")),
+            "{bad_scope:?}"
+        );
+        assert!(
+            none.as_deref().is_some_and(|l| l.starts_with("--scopes: ")),
+            "{none:?}"
+        );
+        let prefix = refused(&["keys", "revoke", "--email", "a@b.c", "--prefix", "av_XYZ"]);
+        assert!(
+            prefix
+                .as_deref()
+                .is_some_and(|l| l.starts_with("--prefix: ")),
+            "{prefix:?}"
+        );
+        assert!(
+            parse(&[
+                "keys",
+                "revoke",
+                "--email",
+                "a@b.c",
+                "--prefix",
+                "av_0123abcd"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

@@ -105,12 +105,9 @@ pub(crate) async fn create_key(
     store: &Store,
     email: &Email,
     name: &KeyName,
-    scopes: &str,
+    scopes: Scopes,
     json: bool,
 ) -> Result<(), CommandError> {
-    let scopes: Scopes = scopes
-        .parse()
-        .map_err(|e| usage(format!("--scopes: {e}")))?;
     let user = user_by_email(store, email).await?;
     let new = NewKey {
         name,
@@ -142,11 +139,10 @@ pub(crate) async fn create_key(
 pub(crate) async fn revoke_key(
     store: &Store,
     email: &Email,
-    prefix: &str,
+    prefix: &KeyPrefix,
 ) -> Result<(), CommandError> {
-    let prefix = KeyPrefix::parse(prefix).map_err(|e| usage(format!("--prefix: {e}")))?;
     let user = user_by_email(store, email).await?;
-    let record = match store.keys().find_by_prefix(user.account_id, &prefix).await {
+    let record = match store.keys().find_by_prefix(user.account_id, prefix).await {
         Err(StoreError::NotFound) => {
             return Err(usage(format!("the account of {email} has no key {prefix}")));
         }

@@ -65,7 +65,7 @@ async fn run(config: Option<&std::path::Path>, command: Command) -> Result<(), S
             name,
             scopes,
             json,
-        }) => commands::create_key(&store, &email, &name, &scopes, json).await,
+        }) => commands::create_key(&store, &email, &name, scopes, json).await,
         Command::Keys(KeysCommand::Revoke { email, prefix }) => {
             commands::revoke_key(&store, &email, &prefix).await
         }
