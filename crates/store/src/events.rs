@@ -63,11 +63,7 @@ impl TraceCursor {
     /// The opaque form handed to clients as `next_cursor`.
     #[must_use]
     pub fn encode(&self) -> String {
-        hex::encode(format!(
-            "{}\n{}",
-            self.started_at.timestamp_micros(),
-            self.trace_id
-        ))
+        encode_cursor(self.started_at, &self.trace_id)
     }
 
     /// Reads a cursor back.
@@ -75,12 +71,10 @@ impl TraceCursor {
     /// # Errors
     /// [`CursorError`] for anything [`TraceCursor::encode`] did not produce.
     pub fn decode(text: &str) -> Result<Self, CursorError> {
-        let bytes = hex::decode(text).map_err(|_| CursorError)?;
-        let text = String::from_utf8(bytes).map_err(|_| CursorError)?;
-        let (micros, trace_id) = text.split_once('\n').ok_or(CursorError)?;
+        let (started_at, trace_id) = decode_cursor(text)?;
         Ok(TraceCursor {
-            started_at: micros_time(micros)?,
-            trace_id: trace_id.to_owned(),
+            started_at,
+            trace_id,
         })
     }
 }
@@ -105,11 +99,7 @@ impl EventCursor {
     /// The opaque form handed to clients as `next_cursor`.
     #[must_use]
     pub fn encode(&self) -> String {
-        hex::encode(format!(
-            "{}\n{}",
-            self.timestamp.timestamp_micros(),
-            self.id
-        ))
+        encode_cursor(self.timestamp, self.id)
     }
 
     /// Reads a cursor back.
@@ -117,11 +107,9 @@ impl EventCursor {
     /// # Errors
     /// [`CursorError`] for anything [`EventCursor::encode`] did not produce.
     pub fn decode(text: &str) -> Result<Self, CursorError> {
-        let bytes = hex::decode(text).map_err(|_| CursorError)?;
-        let text = String::from_utf8(bytes).map_err(|_| CursorError)?;
-        let (micros, id) = text.split_once('\n').ok_or(CursorError)?;
+        let (timestamp, id) = decode_cursor(text)?;
         Ok(EventCursor {
-            timestamp: micros_time(micros)?,
+            timestamp,
             id: id.parse().map_err(|_| CursorError)?,
         })
     }
@@ -136,9 +124,19 @@ pub struct EventPage {
     pub next_cursor: Option<EventCursor>,
 }
 
-fn micros_time(text: &str) -> Result<DateTime<Utc>, CursorError> {
-    let micros: i64 = text.parse().map_err(|_| CursorError)?;
-    DateTime::from_timestamp_micros(micros).ok_or(CursorError)
+/// Both cursors' opaque form: hex of "<microseconds>\n<the rest>".
+fn encode_cursor(at: DateTime<Utc>, rest: impl std::fmt::Display) -> String {
+    hex::encode(format!("{}\n{rest}", at.timestamp_micros()))
+}
+
+/// The time and the rest of a cursor [`encode_cursor`] made.
+fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, String), CursorError> {
+    let bytes = hex::decode(text).map_err(|_| CursorError)?;
+    let text = String::from_utf8(bytes).map_err(|_| CursorError)?;
+    let (micros, rest) = text.split_once('\n').ok_or(CursorError)?;
+    let micros: i64 = micros.parse().map_err(|_| CursorError)?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or(CursorError)?;
+    Ok((at, rest.to_owned()))
 }
 
 /// The events table (written by [`Store::record`]).

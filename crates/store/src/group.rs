@@ -15,7 +15,7 @@
 //!   its own and commit alone. Which errors did cannot be told through sea-orm, so none may
 //!   let the group go on. A quota refusal is no error: only its savepoint is rolled back.
 //! - A transaction whose rollback failed leaves its connection in an unknown state; the write
-//!   pool closes such a connection instead of reusing it (see `connect.rs`).
+//!   pool closes such a connection instead of reusing it (see `store.rs`).
 //! - The writer task is supervised: if it panics, the requests of the group in flight fail as
 //!   [`StoreError::Unavailable`](crate::StoreError::Unavailable) (their transaction is rolled
 //!   back) and a new writer takes the queue over. Requests never wait on a writer that is gone:
@@ -150,18 +150,6 @@ impl<W: Work> Committer<W> {
         }
     }
 
-    /// The most requests one transaction has held so far.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn largest_group(&self) -> usize {
-        self.largest_group.load(Ordering::Relaxed)
-    }
-
-    /// How often the writer task was restarted after a panic.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn restarts(&self) -> usize {
-        self.restarts.load(Ordering::Relaxed)
-    }
-
     /// Queues `work` and waits until the transaction holding it has committed or failed.
     pub(crate) async fn submit(&self, work: W) -> Outcome<W> {
         let (reply, answer) = oneshot::channel();
@@ -186,6 +174,16 @@ impl<W: Work> Committer<W> {
 
 #[cfg(test)]
 impl<W: Work> Committer<W> {
+    /// The most requests one transaction has held so far.
+    pub(crate) fn largest_group(&self) -> usize {
+        self.largest_group.load(Ordering::Relaxed)
+    }
+
+    /// How often the writer task was restarted after a panic.
+    pub(crate) fn restarts(&self) -> usize {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
     /// Stalls the writer task: returns once the writer waits, and the writer goes on when the
     /// returned sender is used or dropped. Requests queue meanwhile.
     pub(crate) async fn stall(&self) -> oneshot::Sender<()> {

@@ -128,16 +128,6 @@ impl Store {
         Ok(())
     }
 
-    /// Checks that the database answers reads (the read pool only; `/readyz` wants
-    /// [`Store::ready`]).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] (or `Database`) when it does not.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.reader().ping().await?;
-        Ok(())
-    }
-
     /// Checks that the store can serve reads and writes now, for `/readyz`:
     ///
     /// - SQLite: the read pool answers, and a probe queued to the writer task is answered

@@ -90,7 +90,10 @@ pub(crate) fn hashed(contexts: Vec<NewContext>) -> Vec<HashedContext> {
         }
         hasher.update(b"\n");
         let body = Value::Object(context.fields);
-        canonical(&body, &mut HashWriter(&mut hasher));
+        // Compact JSON with the keys of every object in order: serde_json's maps are sorted
+        // (its `preserve_order` feature is off; `equal_contexts_hash_alike_whatever_their_key_order`
+        // fails if a dependency ever turns it on). Writing to the hasher cannot fail.
+        let _ = serde_json::to_writer(HashWriter(&mut hasher), &body);
         out.push(HashedContext {
             parent: context.parent,
             hash: hex::encode(hasher.finalize()),
@@ -114,42 +117,6 @@ impl Write for HashWriter<'_> {
     }
 }
 
-/// Compact JSON with object keys sorted at every level, whatever map order serde_json uses.
-fn canonical(value: &Value, out: &mut HashWriter<'_>) {
-    // Writing to the hasher cannot fail, nor can serializing a string or a number.
-    match value {
-        Value::Object(fields) => {
-            let mut keys: Vec<&String> = fields.keys().collect();
-            keys.sort();
-            let _ = out.write_all(b"{");
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    let _ = out.write_all(b",");
-                }
-                let _ = serde_json::to_writer(&mut *out, key);
-                let _ = out.write_all(b":");
-                if let Some(field) = fields.get(key) {
-                    canonical(field, out);
-                }
-            }
-            let _ = out.write_all(b"}");
-        }
-        Value::Array(items) => {
-            let _ = out.write_all(b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    let _ = out.write_all(b",");
-                }
-                canonical(item, out);
-            }
-            let _ = out.write_all(b"]");
-        }
-        scalar => {
-            let _ = serde_json::to_writer(&mut *out, scalar);
-        }
-    }
-}
-
 /// Drops repeats of a client id within the batch (the first occurrence wins) and sorts the
 /// rest by id, so concurrent batches sharing ids take PostgreSQL's index locks in the same
 /// order and cannot deadlock. Returns the events and the number of repeats dropped.
@@ -166,4 +133,48 @@ pub(crate) fn without_repeats(events: Vec<NewEvent>) -> (Vec<NewEvent>, u64) {
     let repeats = (total - kept.len()) as u64;
     kept.sort_by(|a, b| a.client_event_id.cmp(&b.client_event_id));
     (kept, repeats)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use super::{NewContext, hashed};
+
+    /// A map with `pairs` inserted in the order given.
+    fn inserted(pairs: &[(&str, Value)]) -> Map<String, Value> {
+        let mut map = Map::new();
+        for (key, value) in pairs {
+            map.insert((*key).to_owned(), value.clone());
+        }
+        map
+    }
+
+    #[test]
+    fn equal_contexts_hash_alike_whatever_their_key_order() {
+        let inner = |first: bool| {
+            let pairs = [("b", json!(1)), ("a", json!([{"z": 0, "y": 1}]))];
+            let pairs = if first {
+                pairs
+            } else {
+                [pairs[1].clone(), pairs[0].clone()]
+            };
+            Value::Object(inserted(&pairs))
+        };
+        let context = |first: bool| NewContext {
+            parent: None,
+            fields: if first {
+                inserted(&[("service", json!("shop")), ("resource", inner(true))])
+            } else {
+                inserted(&[("resource", inner(false)), ("service", json!("shop"))])
+            },
+        };
+        let hashes = hashed(vec![context(true), context(false)]);
+        assert_eq!(hashes[0].hash, hashes[1].hash);
+        let other = hashed(vec![NewContext {
+            parent: None,
+            fields: inserted(&[("service", json!("shop!"))]),
+        }]);
+        assert_ne!(other[0].hash, hashes[0].hash);
+    }
 }

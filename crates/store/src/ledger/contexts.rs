@@ -15,19 +15,22 @@ pub(super) async fn store_contexts(
     txn: &DatabaseTransaction,
     account: AccountId,
     contexts: &[HashedContext],
-    mut ids: HashMap<String, i64>,
+    known: Option<HashMap<String, i64>>,
 ) -> Result<Vec<i64>, DbErr> {
     if contexts.is_empty() {
         return Ok(Vec::new());
     }
-    let unread: Vec<&str> = contexts
-        .iter()
-        .map(|c| c.hash.as_str())
-        .filter(|hash| !ids.contains_key(*hash))
-        .collect();
-    if !unread.is_empty() {
-        find_contexts(txn, account, &unread, &mut ids).await?;
-    }
+    // `known` is every stored one of them, read already in this transaction; without it,
+    // read them here.
+    let mut ids = match known {
+        Some(known) => known,
+        None => {
+            let mut ids = HashMap::new();
+            let all: Vec<&str> = contexts.iter().map(|c| c.hash.as_str()).collect();
+            find_contexts(txn, account, &all, &mut ids).await?;
+            ids
+        }
+    };
     if contexts.iter().any(|c| !ids.contains_key(&c.hash)) {
         // Depth of each context; a parent precedes its child (checked before the transaction).
         let mut depth = vec![0usize; contexts.len()];

@@ -23,7 +23,7 @@ use crate::group::{Committer, Work, commit_alone};
 use crate::{AccountId, KeyId, StoreError};
 use batch::{HashedContext, bad_references, hashed, without_repeats};
 use contexts::store_contexts;
-use usage::{Counted, allowance_in, count, opening_read};
+use usage::{Counted, count, locked_terms, opening_read};
 use write::EventWriter;
 
 /// A job holding an event with this id panics the writer task (tests of the group commit).
@@ -163,7 +163,7 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
     let (terms, known) = opening_read(txn, account, contexts).await?;
     // On SQLite these terms hold: the transaction has the write lock. On PostgreSQL they are
     // a snapshot, confirmed under the account row's lock when counting.
-    let allowance = match plans.allowance(&terms.plan, terms.cap) {
+    let allowance = match terms.allowance(plans) {
         Ok(allowance) => allowance,
         Err(unknown) => return Ok(Accounted::UnknownPlan(unknown)),
     };
@@ -192,7 +192,7 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
         Counted::TermsChanged => {
             // Refused, or the plan or cap changed since the opening read: read them again,
             // locked, and count once more.
-            let allowance = match allowance_in(txn, account, plans).await? {
+            let allowance = match locked_terms(txn, account).await?.allowance(plans) {
                 Ok(allowance) => allowance,
                 Err(unknown) => return Ok(Accounted::UnknownPlan(unknown)),
             };

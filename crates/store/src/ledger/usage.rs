@@ -21,6 +21,22 @@ pub(super) struct Terms {
     pub(super) cap: Option<u64>,
 }
 
+impl Terms {
+    /// The terms of a row's `plan` and `spend_cap_cents`.
+    fn stored(plan: String, cap: Option<i64>) -> Result<Self, DbErr> {
+        let cap = cap
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|_| DbErr::Custom("stored accounts.spend_cap_cents is negative".into()))?;
+        Ok(Terms { plan, cap })
+    }
+
+    /// The allowance `plans` give these terms.
+    pub(super) fn allowance(&self, plans: &Plans) -> Result<Allowance, UnknownPlan> {
+        plans.allowance(&self.plan, self.cap)
+    }
+}
+
 /// What [`count`] found.
 pub(super) enum Counted {
     /// Counted, with the new total (`Some`), or refused: over the allowance (`None`).
@@ -32,12 +48,13 @@ pub(super) enum Counted {
 }
 
 /// The account's terms and the ids of those of `contexts` the account has already, in one
-/// statement.
+/// statement; `None` for the contexts when there were too many to look up here (then
+/// [`store_contexts`](super::contexts::store_contexts) reads them in chunks).
 pub(super) async fn opening_read(
     txn: &DatabaseTransaction,
     account: AccountId,
     contexts: &[HashedContext],
-) -> Result<(Terms, HashMap<String, i64>), DbErr> {
+) -> Result<(Terms, Option<HashMap<String, i64>>), DbErr> {
     use accounts::Column as A;
     use event_contexts::Column as C;
     let mut read = Query::select();
@@ -46,13 +63,9 @@ pub(super) async fn opening_read(
         .column((accounts::Entity, A::SpendCapCents))
         .and_where(Expr::col((accounts::Entity, A::Id)).eq(account.0));
     let hashes: BTreeSet<&str> = contexts.iter().map(|c| c.hash.as_str()).collect();
-    // Beyond one statement's worth of parameters, [`store_contexts`] reads them in chunks.
-    let contexts = if hashes.len() <= ROWS_PER_INSERT {
-        contexts
-    } else {
-        &[]
-    };
-    if !contexts.is_empty() {
+    // Beyond one statement's worth of parameters, the contexts are read in chunks later.
+    let joined = !hashes.is_empty() && hashes.len() <= ROWS_PER_INSERT;
+    if joined {
         read.expr_as(Expr::col((event_contexts::Entity, C::Id)), "context_id")
             .expr_as(Expr::col((event_contexts::Entity, C::Hash)), "context_hash")
             .left_join(
@@ -67,15 +80,12 @@ pub(super) async fn opening_read(
     let mut known = HashMap::new();
     for row in rows {
         if terms.is_none() {
-            let cap: Option<i64> = row.try_get("", "spend_cap_cents")?;
-            terms = Some(Terms {
-                plan: row.try_get("", "plan")?,
-                cap: cap.map(u64::try_from).transpose().map_err(|_| {
-                    DbErr::Custom("stored accounts.spend_cap_cents is negative".into())
-                })?,
-            });
+            terms = Some(Terms::stored(
+                row.try_get("", "plan")?,
+                row.try_get("", "spend_cap_cents")?,
+            )?);
         }
-        if contexts.is_empty() {
+        if !joined {
             break;
         }
         // NULL when none of the contexts is stored yet (the join found nothing).
@@ -86,7 +96,7 @@ pub(super) async fn opening_read(
         }
     }
     let terms = terms.ok_or_else(|| DbErr::RecordNotFound(format!("account {}", account.0)))?;
-    Ok((terms, known))
+    Ok((terms, (joined || contexts.is_empty()).then_some(known)))
 }
 
 /// Adds `n` to the period's usage if the total stays within `allowance`; with `confirm`, only
@@ -184,24 +194,18 @@ pub(super) async fn count(
     }
 }
 
-/// The account's allowance as of now, read under the lock [`count`] describes (PostgreSQL;
+/// The account's terms as of now, read under the lock [`count`] describes (PostgreSQL;
 /// SQLite's transaction holds the database's write lock already).
-pub(super) async fn allowance_in(
+pub(super) async fn locked_terms(
     txn: &DatabaseTransaction,
     account: AccountId,
-    plans: &Plans,
-) -> Result<Result<Allowance, UnknownPlan>, DbErr> {
+) -> Result<Terms, DbErr> {
     let row = accounts::Entity::find_by_id(account.0)
         .lock(LockType::NoKeyUpdate)
         .one(txn)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("account {}", account.0)))?;
-    let cap = row
-        .spend_cap_cents
-        .map(u64::try_from)
-        .transpose()
-        .map_err(|_| DbErr::Custom("stored accounts.spend_cap_cents is negative".into()))?;
-    Ok(plans.allowance(&row.plan, cap))
+    Terms::stored(row.plan, row.spend_cap_cents)
 }
 
 /// Events counted for `account` in `period`, as `db` (a pool or a transaction) sees them.
