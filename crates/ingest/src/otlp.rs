@@ -247,8 +247,9 @@ fn spans(
                 let name = text(span.name, || at("name"))?;
                 let trace_id = hex::encode(&span.trace_id);
                 let span_id = hex::encode(&span.span_id);
+                let id = format!("{trace_id}-{span_id}");
                 let mut body = Map::new();
-                body.insert("span_id".into(), span_id.clone().into());
+                body.insert("span_id".into(), span_id.into());
                 if !span.parent_span_id.is_empty() {
                     body.insert(
                         "parent_span_id".into(),
@@ -290,7 +291,7 @@ fn spans(
                 let resource_index = resource.index(&mut out.contexts, None);
                 let context = scope.index(&mut out.contexts, Some(resource_index));
                 out.events.push(Event {
-                    id: Some(format!("{trace_id}-{span_id}")),
+                    id: Some(id),
                     kind: EventKind::Span,
                     trace_id: Some(trace_id),
                     name: non_empty(name),

@@ -73,15 +73,16 @@ impl Plans {
         plan: &str,
         spend_cap_cents: Option<u64>,
     ) -> Result<Allowance, UnknownPlan> {
-        self.get(plan)
-            .map(|p| Allowance::new(p, spend_cap_cents))
-            .ok_or_else(|| UnknownPlan {
-                plan: plan.to_owned(),
-            })
+        self.plan(plan).map(|p| Allowance::new(&p, spend_cap_cents))
     }
-}
 
-impl Plans {
+    /// The plan called `name`, or why there is none.
+    fn plan(&self, name: &str) -> Result<Plan, UnknownPlan> {
+        self.get(name).copied().ok_or_else(|| UnknownPlan {
+            plan: name.to_owned(),
+        })
+    }
+
     /// An account's usage this period as every view shows it, from its plan name, spend cap
     /// and the events counted so far: the API's usage object and the dashboard's billing page
     /// render this one summary, with the allowance ingestion enforces.
@@ -107,9 +108,7 @@ impl Plans {
         used: u64,
         period: Period,
     ) -> Result<UsageSummary, UnknownPlan> {
-        let terms = *self.get(plan).ok_or_else(|| UnknownPlan {
-            plan: plan.to_owned(),
-        })?;
+        let terms = self.plan(plan)?;
         Ok(UsageSummary {
             plan: plan.to_owned(),
             terms,
