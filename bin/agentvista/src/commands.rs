@@ -142,17 +142,15 @@ pub(crate) async fn revoke_key(
     prefix: &KeyPrefix,
 ) -> Result<(), CommandError> {
     let user = user_by_email(store, email).await?;
+    let no_key = || usage(format!("the account of {email} has no key {prefix}"));
     let record = match store.keys().find_by_prefix(user.account_id, prefix).await {
-        Err(StoreError::NotFound) => {
-            return Err(usage(format!("the account of {email} has no key {prefix}")));
-        }
+        Err(StoreError::NotFound) => return Err(no_key()),
         other => other?,
     };
     // Through the lookup port, as the API revokes: the one door to revoking a key.
-    let revoked = KeyLookup::revoke(store, user.account_id, record.id, Utc::now()).await?;
-    if revoked.is_none() {
-        return Err(usage(format!("the account of {email} has no key {prefix}")));
-    }
+    KeyLookup::revoke(store, user.account_id, record.id, Utc::now())
+        .await?
+        .ok_or_else(no_key)?;
     println!("revoked key {prefix}");
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use agentvista_http::HttpConfig;
+use agentvista_http::{BodyLimits, HttpConfig};
 use agentvista_quota::Plan;
 use agentvista_store::{SqliteSync, StoreOptions};
 use config::{Config, Environment, File, FileFormat};
@@ -142,8 +142,10 @@ impl Settings {
     pub(crate) fn http_config(&self) -> HttpConfig {
         HttpConfig {
             insecure_cookies: self.server.insecure_cookies,
-            max_body_bytes: self.limits.max_body_bytes,
-            body_timeout: std::time::Duration::from_secs(self.limits.body_timeout_secs),
+            body: BodyLimits {
+                max_bytes: self.limits.max_body_bytes,
+                timeout: std::time::Duration::from_secs(self.limits.body_timeout_secs),
+            },
             plans: self
                 .plans
                 .iter()

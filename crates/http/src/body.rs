@@ -6,13 +6,33 @@ use std::time::Duration;
 
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use agentvista_ingest::ContentEncoding;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
-use crate::state::of_request;
+
+/// How much a [`Body`] may be, and how long it may take to arrive. [`crate::configure`]
+/// registers the server's (`limits.*` in configuration); a service that embeds [`Body`] on its
+/// own routes may register its own as app data, else it gets [`BodyLimits::default`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// Most bytes, before and after decompression (413 beyond).
+    pub max_bytes: usize,
+    /// Longest time for the whole body to arrive (400 and the connection closed beyond).
+    pub timeout: Duration,
+}
+
+impl Default for BodyLimits {
+    /// The contract's defaults: 5 MiB, 30 seconds.
+    fn default() -> Self {
+        BodyLimits {
+            max_bytes: 5 * 1024 * 1024,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// The largest buffer reserved before any byte arrives: a client that declares 5 MiB and
 /// sends nothing holds no more than this.
@@ -104,8 +124,11 @@ impl Body {
     /// # Errors
     /// 400, 413 or 415 as [`ApiError`]s (see [`Body`]).
     pub async fn bytes(self) -> Result<Bytes, ApiError> {
-        let config = &of_request(&self.req)?.config;
-        let (limit, deadline) = (config.max_body_bytes, config.body_timeout);
+        let limits = self
+            .req
+            .app_data::<web::Data<BodyLimits>>()
+            .map_or_else(BodyLimits::default, |limits| *limits.get_ref());
+        let (limit, deadline) = (limits.max_bytes, limits.timeout);
         let mut encodings = self.req.headers().get_all(CONTENT_ENCODING);
         let first = encodings.next();
         if encodings.next().is_some() {

@@ -1,11 +1,9 @@
 //! [`HttpConfig`]: what the HTTP layer takes from configuration, with the contract's defaults.
 
-use std::collections::BTreeMap;
-
-use agentvista_quota::Plan;
+use agentvista_quota::{Plan, Plans};
 use chrono::TimeDelta;
 
-use crate::ThrottleConfig;
+use crate::{BodyLimits, ThrottleConfig};
 
 /// What the HTTP layer needs from configuration. The binary builds it from `agentvista.toml`
 /// and `AGENTVISTA__` variables; an embedding service builds it however it likes.
@@ -13,16 +11,14 @@ use crate::ThrottleConfig;
 pub struct HttpConfig {
     /// Leave `Secure` off the session cookie (for plain-HTTP development only).
     pub insecure_cookies: bool,
-    /// Largest request body accepted, in bytes (after decompression too).
-    pub max_body_bytes: usize,
-    /// How long a client may take to send a whole request body (400, connection closed).
-    pub body_timeout: std::time::Duration,
+    /// Largest request body (after decompression too) and how long it may take to arrive.
+    pub body: BodyLimits,
     /// Throttles on login and first-run setup.
     pub throttle: ThrottleConfig,
     /// How long a dashboard session lasts after login.
     pub session_ttl: TimeDelta,
     /// Plans by name.
-    pub plans: BTreeMap<String, Plan>,
+    pub plans: Plans,
     /// The plan of new accounts.
     pub default_plan: String,
 }
@@ -33,11 +29,10 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             insecure_cookies: false,
-            max_body_bytes: 5 * 1024 * 1024,
-            body_timeout: std::time::Duration::from_secs(30),
+            body: BodyLimits::default(),
             throttle: ThrottleConfig::default(),
             session_ttl: TimeDelta::days(7),
-            plans: Plan::defaults(),
+            plans: Plans::new(Plan::defaults()),
             default_plan: "free".to_owned(),
         }
     }

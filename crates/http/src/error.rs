@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use agentvista_ingest::IngestError;
 use agentvista_keys::LookupError;
 use agentvista_keys::Scope;
@@ -229,6 +229,16 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.response_builder().json(self.body())
+    }
+}
+
+impl ApiError {
+    /// The answer to this error without its body: logged if it is the server's fault, with
+    /// its status and headers, the connection closed where the error says so. Every answer
+    /// to an error starts here; [`ResponseError::error_response`] adds the contract's JSON
+    /// body, OTLP its `google.rpc.Status`.
+    pub(crate) fn response_builder(&self) -> HttpResponseBuilder {
         if let ApiError::Internal(source) | ApiError::Unavailable(source) = self {
             tracing::error!(error = %error_chain(source.as_ref()), code = self.code(), "request failed");
         }
@@ -243,7 +253,7 @@ impl ResponseError for ApiError {
             // a hand-set `Connection` header; `force_close` is how it is said.)
             response.force_close();
         }
-        response.json(self.body())
+        response
     }
 }
 

@@ -12,7 +12,7 @@ mod state;
 mod throttle;
 
 pub use auth::{Auth, KeyAuth, KeyLookup, Principal, SessionOnly};
-pub use body::Body;
+pub use body::{Body, BodyLimits};
 pub use config::HttpConfig;
 pub use error::{ApiError, error_chain};
 pub use handlers::keys::{CreatedKey, KeyObject};

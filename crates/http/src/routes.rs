@@ -37,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         web::post().to(move |state, req, body| ingest::otlp(state, req, body, signal))
     };
     cfg.app_data(state.keys.clone())
+        .app_data(web::Data::new(state.config.body))
         .app_data(web::Data::new(state.store.clone()))
         .app_data(state)
         .service(resource("/healthz").route(web::get().to(health::healthz)))

@@ -5,12 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::web;
-use agentvista_quota::Plans;
 use agentvista_store::Store;
 
 use agentvista_keys::password::{Password, PasswordHash, hash_password};
 
-use actix_web::HttpRequest;
 use tokio::sync::Mutex;
 
 use crate::{ApiError, HttpConfig, KeyAuth, KeyLookup, throttle};
@@ -19,21 +17,12 @@ use crate::{ApiError, HttpConfig, KeyAuth, KeyLookup, throttle};
 /// second, so that a flood of probes costs one check).
 pub(crate) type Readiness = Mutex<Option<(Instant, bool)>>;
 
-/// The [`AppState`] that [`crate::configure`] registered with the app.
-pub(crate) fn of_request(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>().ok_or_else(|| {
-        ApiError::Internal("agentvista_http::configure was not given an AppState".into())
-    })
-}
-
 /// Everything the handlers share: the store, the key authentication, configuration.
 pub struct AppState {
     pub(crate) store: Store,
     /// Verifies keys and revokes them, through the lookup port (the store by default).
     pub(crate) keys: web::Data<KeyAuth>,
     pub(crate) config: HttpConfig,
-    /// The configured plans, as the ledger reads them.
-    pub(crate) plans: Plans,
     /// A real argon2id hash of nothing anyone knows, checked against when the e-mail is
     /// unknown so that a login fails in the same time either way.
     pub(crate) dummy_password_hash: PasswordHash,
@@ -54,11 +43,9 @@ impl AppState {
         let dummy_password_hash =
             hash_password(&Password::new(hex::encode(unguessable))).map_err(ApiError::internal)?;
         let throttles = throttle::Throttles::new(config.throttle);
-        let plans = Plans::new(config.plans.clone());
         Ok(AppState {
             keys: web::Data::new(KeyAuth::new(Arc::new(store.clone()))),
             store,
-            plans,
             config,
             dummy_password_hash,
             throttles,

@@ -9,9 +9,10 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{App, test, web};
 use agentvista_http::auth::{KeyLookup, LookupFuture};
-use agentvista_http::{AppState, HttpConfig, configure};
+use agentvista_http::{AppState, BodyLimits, HttpConfig, configure};
 use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{AccountId, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, LookupError, Revoked};
+use agentvista_quota::{Plan, Plans};
 use agentvista_store::{NewKey, Store};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -49,7 +50,10 @@ async fn fixture() -> Fixture {
 fn config() -> HttpConfig {
     HttpConfig {
         insecure_cookies: true,
-        max_body_bytes: 4096,
+        body: BodyLimits {
+            max_bytes: 4096,
+            ..BodyLimits::default()
+        },
         ..HttpConfig::default()
     }
 }
@@ -574,9 +578,12 @@ fn item(id: Option<&str>, trace: &str) -> Value {
 }
 
 fn plans(free_events: u64) -> HttpConfig {
-    let mut config = config();
-    config.plans.get_mut("free").unwrap().monthly_events = free_events;
-    config
+    let mut plans = Plan::defaults();
+    plans.get_mut("free").unwrap().monthly_events = free_events;
+    HttpConfig {
+        plans: Plans::new(plans),
+        ..config()
+    }
 }
 
 #[actix_web::test]
@@ -1422,9 +1429,13 @@ async fn a_body_that_never_completes_is_a_400_after_the_deadline() {
     use futures_util::StreamExt;
     let f = fixture().await;
     let (admin, _) = key(&f.store, f.account, "admin").await;
+    let base = config();
     let config = HttpConfig {
-        body_timeout: std::time::Duration::from_millis(200),
-        ..config()
+        body: BodyLimits {
+            timeout: std::time::Duration::from_millis(200),
+            ..base.body
+        },
+        ..base
     };
     let app = app(AppState::new(f.store, config).unwrap()).await;
     let req = bearer(test::TestRequest::post().uri(KEYS), &admin)

@@ -4,10 +4,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use agentvista_keys::{AccountId, KeyId, KeyLookup, LAST_USED_GRANULARITY, LookupError, Revoked};
+use agentvista_keys::{
+    AccountId, ApiKey, KeyId, KeyLookup, KeyStatus, LAST_USED_GRANULARITY, LookupError, Revoked,
+};
 use chrono::{DateTime, Utc};
 
-use crate::error_chain;
+use super::{Credential, Principal};
+use crate::{ApiError, error_chain};
 
 /// API-key authentication on its own. The AgentVista server registers it with its
 /// [`AppState`](crate::AppState); a service that embeds only the extractors registers just
@@ -45,9 +48,51 @@ impl KeyAuth {
         }
     }
 
-    /// The lookup port, for reads.
-    pub(crate) fn lookup(&self) -> &dyn KeyLookup {
-        self.lookup.as_ref()
+    /// The principal of the `Authorization` header `header`: a Bearer key, well formed, known,
+    /// active. Every refusal is the same 401 `invalid_api_key`; its cause goes to the log with
+    /// the prefix, never the key.
+    ///
+    /// # Errors
+    /// 401 `invalid_api_key`, or the lookup's failure (503 when the storage is unreachable).
+    pub(crate) async fn verify(&self, header: &[u8]) -> Result<Principal, ApiError> {
+        let token = std::str::from_utf8(header)
+            .ok()
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty());
+        let Some(token) = token else {
+            tracing::info!(cause = "not a Bearer token", "API key refused");
+            return Err(ApiError::InvalidApiKey);
+        };
+        let key = ApiKey::parse(token).map_err(|cause| {
+            tracing::info!(%cause, "API key refused before lookup");
+            ApiError::InvalidApiKey
+        })?;
+        let (hash, prefix) = (key.hash(), key.prefix());
+        drop(key);
+        let record = self.lookup.find_by_hash(&hash).await?;
+        let Some(record) = record else {
+            tracing::info!(%prefix, cause = "unknown key", "API key refused");
+            return Err(ApiError::InvalidApiKey);
+        };
+        let now = Utc::now();
+        match record.status(now) {
+            KeyStatus::Active => {}
+            status => {
+                tracing::info!(%prefix, cause = ?status, "API key refused");
+                return Err(ApiError::InvalidApiKey);
+            }
+        }
+        self.note_key_use(record.id, now);
+        Ok(Principal {
+            account_id: record.account_id,
+            scopes: record.scopes,
+            credential: Credential::Key {
+                id: record.id,
+                prefix: record.prefix,
+            },
+        })
     }
 
     /// Revokes key `id` of `account` through the lookup port (so that whatever verifies keys
@@ -71,7 +116,7 @@ impl KeyAuth {
 
     /// Asks the lookup to note a key's use, off the request path and at most once a minute
     /// per key from this replica.
-    pub(crate) fn note_key_use(&self, id: KeyId, now: DateTime<Utc>) {
+    fn note_key_use(&self, id: KeyId, now: DateTime<Utc>) {
         {
             let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
             if touched

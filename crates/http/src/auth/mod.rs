@@ -11,7 +11,7 @@ use std::pin::Pin;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use agentvista_keys::session::{CsrfToken, SessionToken, SessionTokenHash};
-use agentvista_keys::{AccountId, ApiKey, KeyId, KeyPrefix, KeyStatus, Scope, Scopes};
+use agentvista_keys::{AccountId, KeyId, KeyPrefix, Scope, Scopes};
 use agentvista_store::{Store, User};
 use chrono::Utc;
 
@@ -194,8 +194,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         ));
     }
     if let Some(header) = first {
-        let keys = key_auth(req)?;
-        let principal = authenticate_key(keys, header.as_bytes()).await?;
+        let principal = key_auth(req)?.verify(header.as_bytes()).await?;
         if let Credential::Key { prefix, .. } = &principal.credential {
             // For the request log: the prefix, never the key.
             req.extensions_mut().insert(*prefix);
@@ -222,47 +221,6 @@ fn key_auth(req: &HttpRequest) -> Result<&KeyAuth, ApiError> {
                 "neither agentvista_http::configure nor the app registered a KeyAuth".into(),
             )
         })
-}
-
-async fn authenticate_key(keys: &KeyAuth, header: &[u8]) -> Result<Principal, ApiError> {
-    let token = std::str::from_utf8(header)
-        .ok()
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty());
-    let Some(token) = token else {
-        tracing::info!(cause = "not a Bearer token", "API key refused");
-        return Err(ApiError::InvalidApiKey);
-    };
-    let key = ApiKey::parse(token).map_err(|cause| {
-        tracing::info!(%cause, "API key refused before lookup");
-        ApiError::InvalidApiKey
-    })?;
-    let (hash, prefix) = (key.hash(), key.prefix());
-    drop(key);
-    let record = keys.lookup().find_by_hash(&hash).await?;
-    let Some(record) = record else {
-        tracing::info!(%prefix, cause = "unknown key", "API key refused");
-        return Err(ApiError::InvalidApiKey);
-    };
-    let now = Utc::now();
-    match record.status(now) {
-        KeyStatus::Active => {}
-        status => {
-            tracing::info!(%prefix, cause = ?status, "API key refused");
-            return Err(ApiError::InvalidApiKey);
-        }
-    }
-    keys.note_key_use(record.id, now);
-    Ok(Principal {
-        account_id: record.account_id,
-        scopes: record.scopes,
-        credential: Credential::Key {
-            id: record.id,
-            prefix: record.prefix,
-        },
-    })
 }
 
 async fn authenticate_session(

@@ -2,7 +2,7 @@
 //! Every request is one all-or-nothing insert-and-count transaction; 200 only after commit.
 
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_ingest::{
     Context, Decoded, Event, Format, Signal, decode_batch, decode_otlp, export_response,
 };
@@ -88,16 +88,7 @@ pub(crate) async fn otlp(
 
 /// `err` as OTLP requires: same status and headers, body a `google.rpc.Status`.
 fn otlp_error(err: &ApiError, format: Format) -> HttpResponse {
-    let json_answer = err.error_response();
-    let mut response = HttpResponse::build(json_answer.status());
-    if err.closes_connection() {
-        response.force_close();
-    }
-    for (name, value) in json_answer.headers() {
-        if name != CONTENT_TYPE {
-            response.insert_header((name.clone(), value.clone()));
-        }
-    }
+    let mut response = err.response_builder();
     let status = tonic_types::Status {
         code: err.grpc_code(),
         message: err.message(),
@@ -142,7 +133,7 @@ async fn record(
     // while this request is in flight still holds.
     match state
         .store
-        .record(principal.account_id, period, &state.plans, batch)
+        .record(principal.account_id, period, &state.config.plans, batch)
         .await
     {
         Ok(recorded) => Ok(recorded),
@@ -163,19 +154,12 @@ async fn precheck(
 ) -> Result<Result<(), QuotaExceeded>, ApiError> {
     let account = state.store.accounts().get(principal.account_id).await?;
     let allowance = state
+        .config
         .plans
         .allowance(&account.plan, account.spend_cap_cents)
         .map_err(ApiError::internal)?;
     let used = state.store.used(account.id, period).await?;
-    if allowance.admits(used, new as u64) {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(QuotaExceeded {
-            limit: allowance.limit().unwrap_or(u64::MAX),
-            used,
-            resets_at: period.resets_at(),
-        }))
-    }
+    Ok(allowance.check(used, new as u64, &period))
 }
 
 fn new_context(context: Context) -> NewContext {

@@ -81,26 +81,36 @@ impl<'a> From<&'a StoredEvent> for EventItem<'a> {
     }
 }
 
+/// A page request's `?cursor` (decoded by `decode`) and `?limit` (1 to `max`, `default` when
+/// absent); anything else in the query is a 400.
+fn page_query<C, E>(
+    req: &HttpRequest,
+    default: u64,
+    max: u64,
+    decode: fn(&str) -> Result<C, E>,
+) -> Result<(Option<C>, u64), ApiError> {
+    let query = web::Query::<TracesQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("query: {e}")))?
+        .into_inner();
+    let limit = query.limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit: must be 1 to {max}")));
+    }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(decode)
+        .transpose()
+        .map_err(|_| ApiError::BadRequest("cursor: not a cursor this API returned".into()))?;
+    Ok((cursor, limit))
+}
+
 pub(crate) async fn list(
     state: web::Data<AppState>,
     auth: Auth<Read>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<TracesQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("query: {e}")))?
-        .into_inner();
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit: must be 1 to {MAX_LIMIT}"
-        )));
-    }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(TraceCursor::decode)
-        .transpose()
-        .map_err(|_| ApiError::BadRequest("cursor: not a cursor this API returned".into()))?;
+    let (cursor, limit) = page_query(&req, DEFAULT_LIMIT, MAX_LIMIT, TraceCursor::decode)?;
     let page = state
         .store
         .events()
@@ -148,21 +158,12 @@ async fn one_trace(
             "trace_id: must not contain the NUL character".into(),
         ));
     }
-    let query = web::Query::<TracesQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("query: {e}")))?
-        .into_inner();
-    let limit = query.limit.unwrap_or(DEFAULT_EVENTS_LIMIT);
-    if !(1..=MAX_EVENTS_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit: must be 1 to {MAX_EVENTS_LIMIT}"
-        )));
-    }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(EventCursor::decode)
-        .transpose()
-        .map_err(|_| ApiError::BadRequest("cursor: not a cursor this API returned".into()))?;
+    let (cursor, limit) = page_query(
+        req,
+        DEFAULT_EVENTS_LIMIT,
+        MAX_EVENTS_LIMIT,
+        EventCursor::decode,
+    )?;
     let page = state
         .store
         .events()

@@ -77,6 +77,7 @@ pub(crate) async fn summary(state: &AppState, account: &Account) -> Result<Usage
     let period = Period::containing(Utc::now());
     let used = state.store.used(account.id, period).await?;
     state
+        .config
         .plans
         .usage(&account.plan, account.spend_cap_cents, used, period)
         .map_err(ApiError::internal)
