@@ -8,6 +8,7 @@ mod m20261127_000002_create_api_keys;
 mod m20261127_000003_create_usage_periods;
 mod m20261127_000004_create_events;
 mod m20261128_000005_create_event_contexts_and_traces;
+mod m20261128_000006_create_key_changes_and_replicas;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_create_usage_periods::Migration),
             Box::new(m20261127_000004_create_events::Migration),
             Box::new(m20261128_000005_create_event_contexts_and_traces::Migration),
+            Box::new(m20261128_000006_create_key_changes_and_replicas::Migration),
         ]
     }
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use agentvista_http::{CreatedKey, KeyObject};
 use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{
-    AccountName, Email, Expiry, KeyLookup, KeyName, KeyPrefix, LookupError, Scopes,
+    AccountName, Actor, Email, Expiry, KeyLookup, KeyName, KeyPrefix, LookupError, Scopes,
 };
 use agentvista_store::{Account, NewKey, Store, StoreError, User};
 use chrono::Utc;
@@ -148,7 +148,7 @@ pub(crate) async fn revoke_key(
         other => other?,
     };
     // Through the lookup port, as the API revokes: the one door to revoking a key.
-    KeyLookup::revoke(store, user.account_id, record.id, Utc::now())
+    KeyLookup::revoke(store, user.account_id, record.id, Actor::Cli, Utc::now())
         .await?
         .ok_or_else(no_key)?;
     println!("revoked key {prefix}");

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use agentvista_http::{AppState, configure, request_log};
-use agentvista_store::Store;
+use std::sync::Arc;
+
+use agentvista_http::{AppState, configure, error_chain, request_log};
+use agentvista_store::{Replica, ReplicaOptions, Store};
 
 use crate::settings::Settings;
 
@@ -30,7 +32,29 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
              (from a checkout: cargo run --release -- users create --email you@example.com)"
         );
     }
-    let state = AppState::new(store, settings.http_config()).map_err(|e| e.to_string())?;
+    let mut state =
+        AppState::new(store.clone(), settings.http_config()).map_err(|e| e.to_string())?;
+    // Keys verified from memory under a lease, unless the cache is off (then the replica does
+    // not register, and every verification reads the database).
+    let replica = if settings.auth.cache_capacity > 0 {
+        let options = ReplicaOptions {
+            capacity: settings.auth.cache_capacity,
+            label: format!("{bound} (pid {})", std::process::id()),
+        };
+        let replica = Replica::start(store, options)
+            .await
+            .map_err(|e| format!("cannot register this replica: {}", error_chain(&e)))?;
+        // Listen once the cache serves (a few milliseconds: two follower rounds), so that
+        // the first requests are verified from memory; without the lease within a lease's
+        // time, serve anyway — from the database.
+        let _ =
+            actix_web::rt::time::timeout(settings.store_options().lease, replica.until_serving())
+                .await;
+        state = state.with_key_lookup(Arc::new(replica.clone()));
+        Some(replica)
+    } else {
+        None
+    };
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let state = state.clone();
@@ -45,7 +69,12 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     .run();
     // Tests and scripts read this line to learn the port when binding to port 0.
     tracing::info!("listening on http://{bound}");
-    server.await.map_err(|e| e.to_string())?;
+    let served = server.await.map_err(|e| e.to_string());
+    // Requests are over: stop serving from memory and leave the barrier's list.
+    if let Some(replica) = replica {
+        replica.shutdown().await;
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use agentvista_http::{BodyLimits, HttpConfig};
 use agentvista_quota::Plan;
-use agentvista_store::{SqliteSync, StoreOptions};
+use agentvista_store::{DEFAULT_LEASE, SqliteSync, StoreOptions};
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
@@ -20,6 +20,16 @@ pub(crate) struct Settings {
     pub(crate) default_plan: String,
     pub(crate) plans: BTreeMap<String, PlanSettings>,
     pub(crate) limits: LimitSettings,
+    pub(crate) auth: AuthSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthSettings {
+    /// Verified keys held in memory per replica; 0: none, and the server does not register.
+    pub(crate) cache_capacity: usize,
+    /// How long a replica may serve keys from memory without renewing its lease.
+    pub(crate) lease_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +99,11 @@ impl Settings {
             .set_default("default_plan", "free")?
             .set_default("limits.max_body_bytes", 5_242_880)?
             .set_default("limits.body_timeout_secs", 30)?
+            .set_default("auth.cache_capacity", 100_000)?
+            .set_default(
+                "auth.lease_ms",
+                u64::try_from(DEFAULT_LEASE.as_millis()).unwrap_or(3_000),
+            )?
             .add_source(file)
             .add_source(
                 Environment::with_prefix("AGENTVISTA")
@@ -129,12 +144,19 @@ impl Settings {
         if !(1..=3600).contains(&self.limits.body_timeout_secs) {
             return Err(invalid("limits.body_timeout_secs", "must be 1 to 3600"));
         }
+        if !(100..=60_000).contains(&self.auth.lease_ms) {
+            return Err(invalid("auth.lease_ms", "must be 100 to 60000"));
+        }
+        if self.auth.cache_capacity > 10_000_000 {
+            return Err(invalid("auth.cache_capacity", "must be at most 10000000"));
+        }
         Ok(())
     }
 
     pub(crate) fn store_options(&self) -> StoreOptions {
         StoreOptions {
             sqlite_sync: self.database.sqlite_synchronous,
+            lease: std::time::Duration::from_millis(self.auth.lease_ms),
             ..StoreOptions::default()
         }
     }

@@ -26,7 +26,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use agentvista_http::auth::{KeyLookup, LookupFuture, Read, Write};
 use agentvista_http::{Auth, KeyAuth};
-use agentvista_keys::{AccountId, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, Revoked, Scopes};
+use agentvista_keys::{
+    AccountId, Actor, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, Revoked, Scopes,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -93,6 +95,7 @@ impl KeyLookup for MemoryKeys {
         &self,
         account: AccountId,
         id: KeyId,
+        _by: Actor,
         at: DateTime<Utc>,
     ) -> LookupFuture<'_, Option<Revoked>> {
         let mut by_hash = self.by_hash.write().unwrap_or_else(PoisonError::into_inner);
@@ -330,7 +333,7 @@ mod tests {
         assert_eq!(
             service
                 .auth
-                .revoke(AccountId(8), id, Utc::now())
+                .revoke(AccountId(8), id, Actor::Cli, Utc::now())
                 .await
                 .unwrap(),
             None,
@@ -340,7 +343,7 @@ mod tests {
         assert_eq!(
             service
                 .auth
-                .revoke(AccountId(7), id, Utc::now())
+                .revoke(AccountId(7), id, Actor::Cli, Utc::now())
                 .await
                 .unwrap(),
             Some(Revoked::Now)

@@ -11,7 +11,9 @@ use actix_web::{App, test, web};
 use agentvista_http::auth::{KeyLookup, LookupFuture};
 use agentvista_http::{AppState, BodyLimits, HttpConfig, configure};
 use agentvista_keys::password::{Password, hash_password};
-use agentvista_keys::{AccountId, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, LookupError, Revoked};
+use agentvista_keys::{
+    AccountId, Actor, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, LookupError, Revoked,
+};
 use agentvista_quota::{Plan, Plans};
 use agentvista_store::{NewKey, Store};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -171,7 +173,7 @@ async fn every_kind_of_bad_key_gets_one_and_the_same_answer() {
     let f = fixture().await;
     let (valid, _) = key(&f.store, f.account, "read").await;
     let (revoked, record) = key(&f.store, f.account, "read").await;
-    KeyLookup::revoke(&f.store, f.account, record.id, Utc::now())
+    KeyLookup::revoke(&f.store, f.account, record.id, Actor::Cli, Utc::now())
         .await
         .unwrap();
     let past = Expiry::at(Some(Utc::now() - TimeDelta::seconds(1)));
@@ -539,6 +541,7 @@ impl KeyLookup for Down {
         &self,
         _: AccountId,
         _: KeyId,
+        _: Actor,
         _: DateTime<Utc>,
     ) -> LookupFuture<'_, Option<Revoked>> {
         Box::pin(async { Err(LookupError::Unavailable("connection refused".into())) })

@@ -23,7 +23,7 @@ pub use key::{ApiKey, GenerateError, ParseError};
 pub use lookup::{KeyLookup, LookupError, LookupFuture};
 pub use names::{AccountName, AccountNameError, KeyName, KeyNameError};
 pub use prefix::{KeyPrefix, PrefixError};
-pub use record::{KeyRecord, LAST_USED_GRANULARITY, Revoked};
+pub use record::{Actor, KeyRecord, LAST_USED_GRANULARITY, Revoked};
 pub use scope::{Scope, ScopeError, Scopes};
 
 /// The repository README's Rust examples, compiled and run as doctests so they stay true.

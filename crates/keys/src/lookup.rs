@@ -10,7 +10,7 @@ use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 
-use crate::{AccountId, KeyHash, KeyId, KeyRecord, Revoked};
+use crate::{AccountId, Actor, KeyHash, KeyId, KeyRecord, Revoked};
 
 /// A boxed future, so the port stays object-safe (`Arc<dyn KeyLookup>`).
 pub type LookupFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LookupError>> + Send + 'a>>;
@@ -36,7 +36,7 @@ pub enum LookupError {
 /// use std::sync::Mutex;
 ///
 /// use agentvista_keys::{
-///     AccountId, KeyHash, KeyId, KeyLookup, KeyRecord, LookupFuture, Revoked,
+///     AccountId, Actor, KeyHash, KeyId, KeyLookup, KeyRecord, LookupFuture, Revoked,
 /// };
 /// use chrono::{DateTime, Utc};
 ///
@@ -57,6 +57,7 @@ pub enum LookupError {
 ///         &self,
 ///         account: AccountId,
 ///         id: KeyId,
+///         _by: Actor,
 ///         at: DateTime<Utc>,
 ///     ) -> LookupFuture<'_, Option<Revoked>> {
 ///         let mut keys = self.0.lock().unwrap();
@@ -82,13 +83,17 @@ pub trait KeyLookup: Send + Sync + 'static {
     /// once a minute per key and replica; an implementation may throttle further.
     fn touch_last_used(&self, id: KeyId, at: DateTime<Utc>) -> LookupFuture<'_, ()>;
 
-    /// Revokes key `id` of `account` as of `at`: from its return on, `find_by_hash` answers the
-    /// key revoked. Revoking twice is no error ([`Revoked::Already`], the first time kept);
-    /// `None` when `account` has no such key (another account's key included).
+    /// Revokes key `id` of `account` as of `at`, on behalf of `by`. From its return on, no
+    /// verification that goes through this lookup accepts the key — on any replica, for an
+    /// implementation that answers from memory (the store's waits for every replica's
+    /// acknowledgement or lease: the revocation barrier). Revoking twice is no error
+    /// ([`Revoked::Already`], the first time kept, and the same wait); `None` when `account`
+    /// has no such key (another account's key included).
     fn revoke(
         &self,
         account: AccountId,
         id: KeyId,
+        by: Actor,
         at: DateTime<Utc>,
     ) -> LookupFuture<'_, Option<Revoked>>;
 }

@@ -49,3 +49,33 @@ pub enum Revoked {
     /// It was revoked already (revoking twice is not an error).
     Already,
 }
+
+/// Who changed a key, as the key's change log records it (and, later, its audit log).
+///
+/// ```
+/// use agentvista_keys::{Actor, KeyPrefix, UserId};
+///
+/// assert_eq!(Actor::User(UserId(7)).to_string(), "user:7");
+/// let prefix = KeyPrefix::parse("av_0123abcd").unwrap();
+/// assert_eq!(Actor::Key(prefix).to_string(), "key:av_0123abcd");
+/// assert_eq!(Actor::Cli.to_string(), "cli");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// A signed-in user of the dashboard or the session API.
+    User(UserId),
+    /// An API key (an `admin` key, or the key revoking itself), named by its prefix.
+    Key(KeyPrefix),
+    /// An operator, with the command-line interface.
+    Cli,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::User(id) => write!(f, "user:{id}"),
+            Actor::Key(prefix) => write!(f, "key:{prefix}"),
+            Actor::Cli => f.write_str("cli"),
+        }
+    }
+}

@@ -1,12 +1,13 @@
 //! `cargo bench -p agentvista-store --bench lookup`: what verifying a presented key costs —
-//! parse and hash (pure), then the lookup by hash — on SQLite, and on PostgreSQL when
+//! parse and hash (pure), then the lookup by hash in the database, then the same through a
+//! replica's verified-key cache — on SQLite, and on PostgreSQL when
 //! `AGENTVISTA_TEST_POSTGRES_URL` is set.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use agentvista_keys::{ApiKey, Expiry, Scope, Scopes};
-use agentvista_store::{NewKey, Store, testing};
+use agentvista_keys::{ApiKey, Expiry, KeyLookup, Scope, Scopes};
+use agentvista_store::{NewKey, Replica, ReplicaOptions, Store, testing};
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -73,6 +74,36 @@ fn lookup(c: &mut Criterion) {
                 })
             });
         });
+    }
+    // What a replica does per request once the key is held in memory: parse, hash, cache hit
+    // (through the lookup port, boxed future included).
+    for (label, (store, presented), _) in &targets {
+        let options = ReplicaOptions {
+            capacity: 100_000,
+            label: format!("bench-{label}"),
+        };
+        let replica = rt.block_on(async {
+            let replica = Replica::start(store.clone(), options).await.unwrap();
+            replica.until_serving().await;
+            let key = ApiKey::parse(presented).unwrap();
+            assert!(replica.find_by_hash(&key.hash()).await.unwrap().is_some());
+            replica
+        });
+        c.bench_function(&format!("verify/{label}/parse_hash_and_cache_hit"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        let key = ApiKey::parse(std::hint::black_box(presented)).unwrap();
+                        let found = replica.find_by_hash(&key.hash()).await.unwrap();
+                        assert!(found.is_some());
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+        assert!(replica.cached_keys() == 1 && replica.is_serving());
+        rt.block_on(replica.shutdown());
     }
     for (_, (store, _), cleanup) in targets {
         rt.block_on(async {

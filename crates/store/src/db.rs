@@ -21,6 +21,20 @@ pub enum SqliteSync {
     Normal,
 }
 
+/// `auth.lease_ms`'s default: three seconds.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(3);
+
+/// A database URL, which may hold a password: kept for connections opened later (a replica's
+/// listener), never shown.
+#[derive(Clone)]
+pub(crate) struct DbUrl(pub(crate) std::sync::Arc<str>);
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbUrl(..)")
+    }
+}
+
 /// Options for opening a [`Store`](crate::Store).
 #[derive(Clone, Copy, Debug)]
 pub struct StoreOptions {
@@ -31,6 +45,10 @@ pub struct StoreOptions {
     /// How long a statement waits for a lock held by another process (SQLite) or for a pooled
     /// connection, before failing.
     pub busy_timeout: Duration,
+    /// How long a replica may serve keys from memory without renewing its lease
+    /// (`auth.lease_ms`), and so the longest a revocation waits for a replica that does not
+    /// answer. Every process on one database must use the same value.
+    pub lease: Duration,
 }
 
 impl Default for StoreOptions {
@@ -39,6 +57,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             sqlite_sync: SqliteSync::Full,
             busy_timeout: Duration::from_secs(5),
+            lease: DEFAULT_LEASE,
         }
     }
 }

@@ -1,16 +1,20 @@
 //! API keys: created here (so a prefix collision can be retried), stored as prefix and hash.
 
 use agentvista_keys::{
-    ApiKey, Expiry, KeyHash, KeyName, KeyPrefix, KeyRecord, LAST_USED_GRANULARITY, Revoked, Scopes,
+    Actor, ApiKey, Expiry, KeyHash, KeyName, KeyPrefix, KeyRecord, LAST_USED_GRANULARITY, Revoked,
+    Scopes,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder,
 };
 
-use crate::db::is_unique_violation;
+use tokio::time::Instant;
+
+use crate::changes::{self, Change, ChangeKind, statement};
+use crate::db::{begin_immediate, is_unique_violation};
 use crate::entities::{OfAccount, api_keys};
 use crate::{AccountId, KeyId, Store, StoreError, UserId, db::db_time};
 
@@ -155,9 +159,10 @@ impl Keys<'_> {
             .collect()
     }
 
-    /// Revokes key `id` of `account`. Idempotent: a second call keeps the first time. Reached
-    /// only through [`agentvista_keys::KeyLookup::revoke`], so that whatever verifies keys
-    /// hears of every revocation.
+    /// Revokes key `id` of `account` on behalf of `by`, appending the change to the key change
+    /// log in the same transaction. Idempotent: a second call keeps the first time and answers
+    /// the key's last change, so that its caller waits the same barrier. Reached only through
+    /// [`agentvista_keys::KeyLookup::revoke`], which waits for the revocation barrier.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when `account` has no such key.
@@ -165,19 +170,61 @@ impl Keys<'_> {
         &self,
         account: AccountId,
         id: KeyId,
+        by: Actor,
         now: DateTime<Utc>,
-    ) -> Result<Revoked, StoreError> {
-        let done = api_keys::Entity::update_of_account(account)
-            .col_expr(api_keys::Column::RevokedAt, Expr::value(db_time(now)))
-            .filter(api_keys::Column::Id.eq(id.0))
-            .filter(api_keys::Column::RevokedAt.is_null())
-            .exec(&self.store.write)
+    ) -> Result<Revocation, StoreError> {
+        let txn = begin_immediate(&self.store.write).await?;
+        let backend = txn.get_database_backend();
+        let revoked = txn
+            .query_one_raw(statement(
+                backend,
+                "UPDATE api_keys SET revoked_at = $1 \
+                 WHERE account_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING key_hash",
+                [db_time(now).into(), account.0.into(), id.0.into()],
+            ))
             .await?;
-        if done.rows_affected == 1 {
-            return Ok(Revoked::Now);
+        if let Some(row) = revoked {
+            let key_hash: String = row.try_get("", "key_hash").map_err(StoreError::from)?;
+            let change = Change {
+                key: id,
+                key_hash: &key_hash,
+                account,
+                kind: ChangeKind::Revoked,
+                actor: by,
+                at: now,
+            };
+            let seq = changes::append(&txn, change).await?;
+            txn.commit().await?;
+            return Ok(Revocation {
+                revoked: Revoked::Now,
+                seq,
+                hash: stored_hash(&key_hash)?,
+                committed: Instant::now(),
+            });
         }
-        // Nothing changed: revoked already, or not this account's key.
-        self.get(account, id).await.map(|_| Revoked::Already)
+        txn.rollback().await?;
+        // Nothing changed: revoked already, or not this account's key. A key revoked before
+        // the change log existed waits for the whole log.
+        let row = self
+            .store
+            .write
+            .query_one_raw(statement(
+                backend,
+                "SELECT k.key_hash, \
+                        COALESCE((SELECT MAX(c.seq) FROM key_changes c WHERE c.key_id = k.id), \
+                                 (SELECT h.seq FROM key_log_head h)) AS seq \
+                 FROM api_keys k WHERE k.account_id = $1 AND k.id = $2",
+                [account.0.into(), id.0.into()],
+            ))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let key_hash: String = row.try_get("", "key_hash").map_err(StoreError::from)?;
+        Ok(Revocation {
+            revoked: Revoked::Already,
+            seq: changes::int(&row, "seq")?,
+            hash: stored_hash(&key_hash)?,
+            committed: Instant::now(),
+        })
     }
 
     /// Records a successful authentication at `now`, unless one was recorded less than
@@ -204,7 +251,24 @@ impl Keys<'_> {
     }
 }
 
-fn record(row: api_keys::Model) -> Result<KeyRecord, StoreError> {
+/// What a revocation committed: what the barrier waits for, and what the local cache evicts.
+#[derive(Debug)]
+pub(crate) struct Revocation {
+    pub(crate) revoked: Revoked,
+    /// The change's place in the log (for a key revoked already, its last change).
+    pub(crate) seq: i64,
+    pub(crate) hash: KeyHash,
+    /// When the commit returned: the barrier's bound counts from here.
+    pub(crate) committed: Instant,
+}
+
+fn stored_hash(hex: &str) -> Result<KeyHash, StoreError> {
+    KeyHash::from_hex(hex).map_err(|_| StoreError::Corrupt {
+        what: "api_keys.key_hash",
+    })
+}
+
+pub(crate) fn record(row: api_keys::Model) -> Result<KeyRecord, StoreError> {
     Ok(KeyRecord {
         id: KeyId(row.id),
         account_id: AccountId(row.account_id),

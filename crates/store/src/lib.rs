@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod accounts;
+mod barrier;
+mod changes;
 mod db;
 mod entities;
 mod error;
@@ -12,6 +14,7 @@ mod ids;
 mod keys;
 mod ledger;
 mod lookup;
+mod replica;
 mod sessions;
 mod setup;
 mod store;
@@ -20,7 +23,7 @@ pub mod testing;
 mod users;
 
 pub use accounts::{Account, Accounts};
-pub use db::{SqliteSync, StoreOptions};
+pub use db::{DEFAULT_LEASE, SqliteSync, StoreOptions};
 pub use error::StoreError;
 pub use events::{
     CursorError, EventCursor, EventPage, Events, StoredEvent, TraceCursor, TracePage, TraceSummary,
@@ -28,6 +31,7 @@ pub use events::{
 pub use ids::{AccountId, KeyId, UserId};
 pub use keys::{Keys, NewKey};
 pub use ledger::{EventBatch, NewContext, NewEvent};
+pub use replica::{Replica, ReplicaOptions};
 pub use sessions::{Session, Sessions};
 pub use setup::FirstUser;
 pub use store::Store;

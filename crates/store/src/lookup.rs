@@ -1,7 +1,7 @@
 //! The key-lookup port ([`agentvista_keys::KeyLookup`]) on the database.
 
 use agentvista_keys::{
-    AccountId, KeyHash, KeyId, KeyLookup, KeyRecord, LookupError, LookupFuture, Revoked,
+    AccountId, Actor, KeyHash, KeyId, KeyLookup, KeyRecord, LookupError, LookupFuture, Revoked,
 };
 use chrono::{DateTime, Utc};
 
@@ -29,15 +29,21 @@ impl KeyLookup for Store {
         })
     }
 
+    /// Commits the revocation, then waits for the revocation barrier: every running replica
+    /// has dropped the key from its memory, or one `lease` has passed since the commit.
     fn revoke(
         &self,
         account: AccountId,
         id: KeyId,
+        by: Actor,
         at: DateTime<Utc>,
     ) -> LookupFuture<'_, Option<Revoked>> {
         Box::pin(async move {
-            match self.keys().revoke(account, id, at).await {
-                Ok(revoked) => Ok(Some(revoked)),
+            match self.keys().revoke(account, id, by, at).await {
+                Ok(done) => {
+                    self.await_barrier(done.seq, done.committed).await;
+                    Ok(Some(done.revoked))
+                }
                 Err(StoreError::NotFound) => Ok(None),
                 Err(e) => Err(e.into()),
             }

@@ -1,5 +1,6 @@
 //! [`Store`]: the connection pools, start-up configuration and migrations.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentvista_migrations::{Migrator, MigratorTrait};
@@ -7,7 +8,8 @@ use agentvista_quota::{Period, Plans, RecordError, Recorded};
 use sea_orm::sqlx::Connection as _;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 
-use crate::db::{StoreOptions, pool_options};
+use crate::barrier::Barrier;
+use crate::db::{DbUrl, StoreOptions, pool_options};
 use crate::ledger::{EventBatch, Ledger, used_in};
 use crate::{AccountId, StoreError};
 
@@ -28,6 +30,12 @@ pub struct Store {
     pub(crate) ledger: Ledger,
     /// How long a statement waits for a lock; [`Store::ready`] waits a little longer.
     busy_timeout: Duration,
+    /// Where the database is, for the connections a replica opens of its own.
+    pub(crate) url: DbUrl,
+    /// The options the store was opened with.
+    pub(crate) options: StoreOptions,
+    /// Where revocations wait for every replica (shared by clones).
+    pub(crate) barrier: Arc<Barrier>,
 }
 
 /// How much longer than the busy timeout [`Store::ready`] waits before it reports the store
@@ -63,6 +71,9 @@ impl Store {
                 write,
                 read: None,
                 busy_timeout,
+                url: DbUrl(url.into()),
+                options,
+                barrier: Arc::new(Barrier::new(options.lease)),
             });
         }
         if url.contains(":memory:") || url.contains("mode=memory") {
@@ -77,6 +88,9 @@ impl Store {
                 write,
                 read: None,
                 busy_timeout,
+                url: DbUrl(url.into()),
+                options,
+                barrier: Arc::new(Barrier::new(options.lease)),
             });
         }
         let mut write_options = pool_options(url, 1, options);
@@ -110,6 +124,9 @@ impl Store {
             write,
             read: Some(read),
             busy_timeout,
+            url: DbUrl(url.into()),
+            options,
+            barrier: Arc::new(Barrier::new(options.lease)),
         })
     }
 
@@ -177,6 +194,12 @@ impl Store {
             )));
         }
         Ok(())
+    }
+
+    /// Waits for the revocation barrier of change `seq`, committed at `committed`: every live
+    /// replica has applied it, or one lease has passed (`docs/architecture.md`).
+    pub(crate) async fn await_barrier(&self, seq: i64, committed: tokio::time::Instant) {
+        self.barrier.wait(self.reader(), seq, committed).await;
     }
 
     /// Whether this store runs on PostgreSQL (else SQLite).

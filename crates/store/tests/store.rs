@@ -8,7 +8,8 @@ use std::sync::Arc;
 use agentvista_keys::password::PasswordHash;
 use agentvista_keys::session::{CsrfToken, SessionToken};
 use agentvista_keys::{
-    AccountName, ApiKey, Email, Expiry, KeyLookup, KeyName, KeyStatus, Revoked, Scope, Scopes,
+    AccountName, Actor, ApiKey, Email, Expiry, KeyLookup, KeyName, KeyStatus, Revoked, Scope,
+    Scopes,
 };
 use agentvista_migrations::{Migrator, MigratorTrait};
 use agentvista_quota::{Period, Plan, Plans, RecordError};
@@ -497,7 +498,12 @@ async fn revoking_twice_is_not_an_error_and_other_accounts_get_not_found(db: &Te
 
     // Revocation goes through the lookup port, the only way to change what verification finds.
     let port: &dyn KeyLookup = &db.store;
-    assert_eq!(port.revoke(globex, record.id, noon()).await.unwrap(), None);
+    assert_eq!(
+        port.revoke(globex, record.id, Actor::Cli, noon())
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(
         keys.find_by_hash(&key.hash())
             .await
@@ -509,11 +515,15 @@ async fn revoking_twice_is_not_an_error_and_other_accounts_get_not_found(db: &Te
 
     let later = noon() + TimeDelta::minutes(5);
     assert_eq!(
-        port.revoke(acme, record.id, noon()).await.unwrap(),
+        port.revoke(acme, record.id, Actor::Cli, noon())
+            .await
+            .unwrap(),
         Some(Revoked::Now)
     );
     assert_eq!(
-        port.revoke(acme, record.id, later).await.unwrap(),
+        port.revoke(acme, record.id, Actor::Cli, later)
+            .await
+            .unwrap(),
         Some(Revoked::Already)
     );
     let revoked = keys.find_by_hash(&key.hash()).await.unwrap().unwrap();

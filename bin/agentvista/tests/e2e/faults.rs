@@ -383,13 +383,26 @@ fn probe_events(what: &str) -> u64 {
 pub(crate) async fn a_database_outage_is_503_then_recovers_without_restart(db: Db) {
     db.create_user(EMAIL);
     let key = db.create_key(EMAIL, "sdk", "read,write");
+    let admin = db.create_key(EMAIL, "admin", "admin");
+    // Held in memory by the proxied replica, then revoked while it cannot hear of it.
+    let doomed = db.create_key(EMAIL, "doomed", "read");
     let (head, name) = db.url.rsplit_once('/').unwrap();
     let target = head.rsplit_once('@').map_or(head, |(_, host)| host);
     let target = target.trim_start_matches("postgres://").to_owned();
     let mut proxy = Proxy::start(&target);
     let proxied = format!("postgres://postgres@127.0.0.1:{}/{name}", proxy.port);
-    let server = Server::start_with(&db, &[("AGENTVISTA__DATABASE__URL", &proxied)]).await;
+    let lease = ("AGENTVISTA__AUTH__LEASE_MS", "1000");
+    let server = Server::start_with(&db, &[("AGENTVISTA__DATABASE__URL", &proxied), lease]).await;
+    // A second replica that keeps its database throughout.
+    let direct = Server::start_with(&db, &[lease]).await;
     let http = harness::client();
+    for _ in 0..2 {
+        let res = bearer(http.get(server.url("/api/v1/me/api-keys/ping/")), &doomed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
     let mut counted = 0;
     let mut n = 0;
     for what in PROBES {
@@ -414,8 +427,9 @@ pub(crate) async fn a_database_outage_is_503_then_recovers_without_restart(db: D
         );
         let answers = [answers.0, answers.1, answers.2, answers.3, answers.4];
         for (what, (status, code, wait)) in PROBES.into_iter().zip(answers) {
-            if what == "ping" && status == StatusCode::OK {
-                // A replica may vouch for a key it verified moments ago.
+            if what == "ping" && status == StatusCode::OK && round == 0 {
+                // A replica vouches for a key it verified moments ago while its lease runs;
+                // by the second round (after a pool timeout) the lease has lapsed.
                 continue;
             }
             assert_eq!(
@@ -431,8 +445,49 @@ pub(crate) async fn a_database_outage_is_503_then_recovers_without_restart(db: D
         }
     }
 
+    // Revoked on the other replica while this one is away: answered within a lease.
+    let listed = direct.get_json(&http, "/api/v1/me/api-keys/", &admin).await;
+    let id = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["prefix"] == doomed[..11])
+        .unwrap()["id"]
+        .clone();
+    let started = Instant::now();
+    let res = bearer(
+        http.delete(direct.url(&format!("/api/v1/me/api-keys/{id}/"))),
+        &admin,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
     proxy.up();
     let deadline = Instant::now() + RECOVERY_DEADLINE;
+    // The lease comes back; nothing held before it lapsed is served.
+    loop {
+        let res = bearer(http.get(server.url("/api/v1/me/api-keys/ping/")), &doomed)
+            .send()
+            .await
+            .unwrap();
+        match res.status() {
+            StatusCode::UNAUTHORIZED => break,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(
+                    Instant::now() < deadline,
+                    "still 503 after the database came back"
+                );
+            }
+            other => panic!("a revoked key held in memory before the outage answered {other}"),
+        }
+    }
     for what in PROBES {
         loop {
             n += 1;
@@ -457,7 +512,8 @@ pub(crate) async fn a_database_outage_is_503_then_recovers_without_restart(db: D
         usage["events_used"], counted,
         "only acknowledged events count"
     );
-    server.stop_and_check_logs(&[&key]).await;
+    server.stop_and_check_logs(&[&key, &admin, &doomed]).await;
+    direct.stop_and_check_logs(&[&key, &admin, &doomed]).await;
     drop(proxy);
 }
 

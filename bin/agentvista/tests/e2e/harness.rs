@@ -319,6 +319,21 @@ impl Server {
         }
     }
 
+    /// The server's process id (to freeze it with SIGSTOP, say).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the server with kill(1).
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
     /// Registers a secret the test saw, for the scan of this server's log.
     pub(crate) fn secret(&self, secret: &str) {
         self.secrets.add(secret);

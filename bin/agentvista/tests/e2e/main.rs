@@ -9,6 +9,7 @@ mod docs;
 mod faults;
 mod harness;
 mod ingest;
+mod replicas;
 mod wire;
 
 use chrono::{TimeDelta, Utc};
@@ -48,6 +49,8 @@ on_both!(
     wrong_passwords_throttle_logins_for_the_account,
     acknowledged_events_survive_kill_9_under_load,
     a_body_that_never_arrives_is_cut_at_the_deadline,
+    an_expiry_reached_while_the_key_is_in_memory_fails_it,
+    a_key_revoked_on_one_replica_fails_at_once_on_the_other,
 );
 
 /// Runs `$test(Db)` as `$test::postgres` only (faults only PostgreSQL has).
@@ -66,6 +69,7 @@ macro_rules! on_postgres {
 on_postgres!(
     a_database_outage_is_503_then_recovers_without_restart,
     terminated_backends_are_503_or_success_then_recovery,
+    a_frozen_replica_delays_a_revocation_by_at_most_a_lease,
 );
 
 use campaign::{
@@ -77,6 +81,12 @@ use faults::{
     acknowledged_events_survive_kill_9_under_load,
     terminated_backends_are_503_or_success_then_recovery,
     wrong_passwords_throttle_logins_for_the_account,
+};
+
+use replicas::{
+    a_frozen_replica_delays_a_revocation_by_at_most_a_lease,
+    a_key_revoked_on_one_replica_fails_at_once_on_the_other,
+    an_expiry_reached_while_the_key_is_in_memory_fails_it,
 };
 
 use ingest::{

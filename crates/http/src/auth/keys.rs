@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use agentvista_keys::{
-    AccountId, ApiKey, KeyId, KeyLookup, KeyStatus, LAST_USED_GRANULARITY, LookupError, Revoked,
+    AccountId, Actor, ApiKey, KeyId, KeyLookup, KeyStatus, LAST_USED_GRANULARITY, LookupError,
+    Revoked,
 };
 use chrono::{DateTime, Utc};
 
@@ -95,8 +96,9 @@ impl KeyAuth {
         })
     }
 
-    /// Revokes key `id` of `account` through the lookup port (so that whatever verifies keys
-    /// hears of it); `None` when the account has no such key.
+    /// Revokes key `id` of `account` on behalf of `by`, through the lookup port (so that
+    /// whatever verifies keys hears of it, and the answer waits for the revocation barrier);
+    /// `None` when the account has no such key.
     ///
     /// # Errors
     /// [`LookupError`] from the port.
@@ -104,9 +106,10 @@ impl KeyAuth {
         &self,
         account: AccountId,
         id: KeyId,
+        by: Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<Revoked>, LookupError> {
-        let revoked = self.lookup.revoke(account, id, at).await?;
+        let revoked = self.lookup.revoke(account, id, by, at).await?;
         self.touched
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

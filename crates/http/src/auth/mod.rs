@@ -11,7 +11,7 @@ use std::pin::Pin;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use agentvista_keys::session::{CsrfToken, SessionToken, SessionTokenHash};
-use agentvista_keys::{AccountId, KeyId, KeyPrefix, Scope, Scopes};
+use agentvista_keys::{AccountId, Actor, KeyId, KeyPrefix, Scope, Scopes};
 use agentvista_store::{Store, User};
 use chrono::Utc;
 
@@ -62,6 +62,15 @@ impl Principal {
         match &self.credential {
             Credential::Key { id, .. } => Some(*id),
             Credential::Session { .. } => None,
+        }
+    }
+
+    /// Who acts, as a key's change log records it: the user of a session, or the key.
+    #[must_use]
+    pub fn actor(&self) -> Actor {
+        match &self.credential {
+            Credential::Session { user, .. } => Actor::User(user.id),
+            Credential::Key { prefix, .. } => Actor::Key(*prefix),
         }
     }
 

@@ -146,9 +146,10 @@ pub(crate) async fn revoke(
         return Err(ApiError::InsufficientScope(Scope::Admin));
     }
     // Through the lookup port, the one door to revoking: whatever verifies keys hears of it.
+    let by = principal.actor();
     let revoked = state
         .keys
-        .revoke(principal.account_id, id, Utc::now())
+        .revoke(principal.account_id, id, by, Utc::now())
         .await?;
     if revoked.is_none() {
         // Gone between the read above and now (another account's key never gets here).

@@ -9,13 +9,13 @@ pub(crate) mod traces;
 pub(crate) mod usage_periods;
 pub(crate) mod users;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select, UpdateMany};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
 
 use crate::AccountId;
 
 /// A table whose rows belong to one account. Reads and updates of such rows start from
 /// [`OfAccount::of_account`] (as svix's `secure_find`), so that the tenant's scope is part of
-/// building the query, and a query without it — `find()`, `update_many()` — is the one that
+/// building the query, and a query without it — `find()` — is the one that
 /// looks wrong in review (the few that are right say why: a key found by its hash, say).
 pub(crate) trait OfAccount: EntityTrait {
     /// The column naming the owning account.
@@ -24,11 +24,6 @@ pub(crate) trait OfAccount: EntityTrait {
     /// Rows of `account` only.
     fn of_account(account: AccountId) -> Select<Self> {
         Self::find().filter(Self::account_column().eq(account.0))
-    }
-
-    /// An update of rows of `account` only.
-    fn update_of_account(account: AccountId) -> UpdateMany<Self> {
-        Self::update_many().filter(Self::account_column().eq(account.0))
     }
 }
 

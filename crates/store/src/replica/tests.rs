@@ -1,0 +1,266 @@
+//! The replica against real databases: a SQLite file and, when
+//! `AGENTVISTA_TEST_POSTGRES_URL` is set, a scratch PostgreSQL database.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentvista_keys::{
+    AccountId, AccountName, Actor, ApiKey, Expiry, KeyLookup, KeyName, KeyRecord, Revoked, Scope,
+    Scopes,
+};
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, Database, Statement};
+use tokio::sync::Notify;
+
+use super::cache::VerifiedKeys;
+use super::{Replica, ReplicaOptions};
+use crate::{NewKey, Store, StoreOptions, testing};
+
+/// Holds a miss between its database read and its insert, for the fill-race test.
+pub(crate) struct Pause {
+    reached: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+/// Called by a miss between its read and its insert.
+pub(crate) async fn pause(keys: &VerifiedKeys) {
+    let pause = keys
+        .pause_before_fill
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(pause) = pause {
+        pause.reached.notify_one();
+        pause.release.notified().await;
+    }
+}
+
+const LEASE: Duration = Duration::from_millis(1_000);
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        lease: LEASE,
+        ..StoreOptions::default()
+    }
+}
+
+/// A database of the test's own; dropped (PostgreSQL) when the guard goes.
+struct Db {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("replica.db").display()
+        );
+        Db {
+            url,
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    async fn postgres() -> Option<Db> {
+        let admin = testing::postgres_admin_url("replica tests")?;
+        let (url, name) = testing::create_database(&admin, "agentvista_replica")
+            .await
+            .unwrap();
+        Some(Db {
+            url,
+            _dir: None,
+            postgres: Some((admin, name)),
+        })
+    }
+
+    async fn store(&self) -> Store {
+        Store::connect_with(&self.url, options()).await.unwrap()
+    }
+
+    async fn drop_postgres(self) {
+        if let Some((admin, name)) = &self.postgres {
+            testing::drop_database(admin, name).await.unwrap();
+        }
+    }
+}
+
+/// An account with one key; the key and its record.
+async fn account_with_key(store: &Store) -> (AccountId, ApiKey, KeyRecord) {
+    store.migrate().await.unwrap();
+    let now = Utc::now();
+    let account = store
+        .accounts()
+        .create(&AccountName::parse("replica").unwrap(), "free", now)
+        .await
+        .unwrap()
+        .id;
+    let (key, record) = new_key(store, account).await;
+    (account, key, record)
+}
+
+async fn new_key(store: &Store, account: AccountId) -> (ApiKey, KeyRecord) {
+    let name = KeyName::parse("k").unwrap();
+    let new = NewKey {
+        name: &name,
+        scopes: Scopes::only(Scope::Read),
+        expiry: Expiry::NEVER,
+        created_by: None,
+    };
+    store.keys().create(account, new, Utc::now()).await.unwrap()
+}
+
+async fn replica(store: &Store, label: &str) -> Replica {
+    let options = ReplicaOptions {
+        capacity: 1_000,
+        label: label.to_owned(),
+    };
+    let replica = Replica::start(store.clone(), options).await.unwrap();
+    replica.until_serving().await;
+    replica
+}
+
+async fn a_fill_concurrent_with_a_revocation_is_not_kept(db: &Db) {
+    let store = db.store().await;
+    let (account, key, record) = account_with_key(&store).await;
+    let replica = replica(&store, "a").await;
+    let pause = Pause {
+        reached: Arc::new(Notify::new()),
+        release: Arc::new(Notify::new()),
+    };
+    let (reached, release) = (Arc::clone(&pause.reached), Arc::clone(&pause.release));
+    *replica.inner.keys.pause_before_fill.lock().unwrap() = Some(pause);
+
+    let hash = key.hash();
+    let lookup = tokio::spawn({
+        let replica = replica.clone();
+        async move { replica.find_by_hash(&hash).await.unwrap() }
+    });
+    // The miss has read the key, active, and not yet kept it.
+    reached.notified().await;
+    // Revoked through another process's store: answers once this replica has applied it.
+    let elsewhere = db.store().await;
+    let revoked = elsewhere
+        .revoke(account, record.id, Actor::Cli, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(revoked, Some(Revoked::Now));
+    release.notify_one();
+
+    let raced = lookup.await.unwrap().unwrap();
+    assert!(
+        raced.revoked_at.is_none(),
+        "the miss read before the revocation"
+    );
+    let after = replica.find_by_hash(&hash).await.unwrap().unwrap();
+    assert!(
+        after.revoked_at.is_some(),
+        "the read that raced the revocation was kept in the cache"
+    );
+    replica.shutdown().await;
+}
+
+async fn a_verified_key_is_answered_from_memory(db: &Db) {
+    let store = db.store().await;
+    let (_, key, record) = account_with_key(&store).await;
+    let replica = replica(&store, "a").await;
+    let hash = key.hash();
+    assert!(replica.find_by_hash(&hash).await.unwrap().is_some());
+    assert_eq!(replica.cached_keys(), 1);
+    // Behind the change log's back (never done by the store): only memory still says active.
+    let conn = Database::connect(&db.url).await.unwrap();
+    let backend = conn.get_database_backend();
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2",
+        [Utc::now().into(), record.id.0.into()],
+    ))
+    .await
+    .unwrap();
+    let cached = replica.find_by_hash(&hash).await.unwrap().unwrap();
+    assert!(cached.revoked_at.is_none(), "answered from memory");
+    let from_db = store.find_by_hash(&hash).await.unwrap().unwrap();
+    assert!(from_db.revoked_at.is_some());
+    // An unknown hash is remembered as unknown, apart from verified keys.
+    let stranger = ApiKey::generate().unwrap().hash();
+    assert!(replica.find_by_hash(&stranger).await.unwrap().is_none());
+    assert_eq!(replica.cached_keys(), 1);
+    replica.shutdown().await;
+    conn.close().await.unwrap();
+}
+
+async fn a_revocation_on_one_replica_holds_on_the_other_at_once(db: &Db) {
+    let (store_a, store_b) = (db.store().await, db.store().await);
+    let (account, _, _) = account_with_key(&store_a).await;
+    let (a, b) = (replica(&store_a, "a").await, replica(&store_b, "b").await);
+    for trial in 0..20 {
+        let (key, record) = new_key(&store_a, account).await;
+        let hash = key.hash();
+        let (revoker, other) = if trial % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        for replica in [revoker, other] {
+            let found = replica.find_by_hash(&hash).await.unwrap().unwrap();
+            assert!(found.revoked_at.is_none());
+        }
+        let done = revoker
+            .revoke(account, record.id, Actor::Cli, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(done, Some(Revoked::Now));
+        let seen = other.find_by_hash(&hash).await.unwrap().unwrap();
+        assert!(
+            seen.revoked_at.is_some(),
+            "trial {trial}: the other replica still accepts"
+        );
+        // Revoking again is no error and waits the same barrier.
+        let again = other
+            .revoke(account, record.id, Actor::Cli, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(again, Some(Revoked::Already));
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    let rows = store_a
+        .reader()
+        .query_one_raw(Statement::from_string(
+            store_a.write.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM replicas",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rows.try_get::<i64>("", "n").unwrap(),
+        0,
+        "shutdown removes the rows"
+    );
+}
+
+macro_rules! on_both {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = super::Db::sqlite();
+                super::$test(&db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = super::Db::postgres().await else { return };
+                super::$test(&db).await;
+                db.drop_postgres().await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    a_fill_concurrent_with_a_revocation_is_not_kept,
+    a_verified_key_is_answered_from_memory,
+    a_revocation_on_one_replica_holds_on_the_other_at_once,
+);
