@@ -23,17 +23,20 @@ cargo build --release -q -p agentvista --bin agentvista --example loadgen
 bin="$CARGO_TARGET_DIR/release/agentvista"
 loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
 work=$(mktemp -d)
-pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
+    for file in "$work"/*.pid; do
+        [ -e "$file" ] || continue
+        kill -CONT "$(cat "$file")" 2>/dev/null || true
+        kill "$(cat "$file")" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 start_server() { # name → prints base URL; extra env from the caller
     local name=$1
-    (cd "$work" && exec "$bin" serve) 2>"$work/$name.log" &
-    pids+=($!)
+    # Its output to files: an inherited stdout would hold the caller's $(...) open.
+    (cd "$work" && exec "$bin" serve) >"$work/$name.out" 2>"$work/$name.log" &
     echo $! >"$work/$name.pid"
     local base=""
     for _ in $(seq 1 200); do
@@ -48,7 +51,9 @@ stop_server() { # name
     local pid
     pid=$(cat "$work/$1.pid")
     kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    # Not our child when started inside $(...): wait for it to go.
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    rm -f "$work/$1.pid"
 }
 
 rps() { # url [header] → requests per second from wrk
