@@ -38,15 +38,30 @@ impl KeyLookup for Store {
         by: Actor,
         at: DateTime<Utc>,
     ) -> LookupFuture<'_, Option<Revoked>> {
-        Box::pin(async move {
-            match self.keys().revoke(account, id, by, at).await {
-                Ok(done) => {
-                    self.await_barrier(done.seq, done.committed).await;
-                    Ok(Some(done.revoked))
-                }
-                Err(StoreError::NotFound) => Ok(None),
-                Err(e) => Err(e.into()),
+        Box::pin(self.revoke_through_barrier(account, id, by, at, |_| ()))
+    }
+}
+
+impl Store {
+    /// Revokes key `id` of `account`, runs `evict` with its hash once the revocation has
+    /// committed (a replica drops it from its own memory there), then waits for the revocation
+    /// barrier. `None` when the account has no such key.
+    pub(crate) async fn revoke_through_barrier(
+        &self,
+        account: AccountId,
+        id: KeyId,
+        by: Actor,
+        at: DateTime<Utc>,
+        evict: impl FnOnce(&KeyHash),
+    ) -> Result<Option<Revoked>, LookupError> {
+        match self.keys().revoke(account, id, by, at).await {
+            Ok(done) => {
+                evict(&done.hash);
+                self.await_barrier(done.seq, done.committed).await;
+                Ok(Some(done.revoked))
             }
-        })
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -200,17 +200,13 @@ impl KeyLookup for Replica {
         by: Actor,
         at: DateTime<Utc>,
     ) -> LookupFuture<'_, Option<Revoked>> {
-        Box::pin(async move {
-            let store = &self.inner.store;
-            match store.keys().revoke(account, id, by, at).await {
-                Ok(done) => {
-                    self.inner.keys.evict([&done.hash], None);
-                    store.await_barrier(done.seq, done.committed).await;
-                    Ok(Some(done.revoked))
-                }
-                Err(StoreError::NotFound) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
-        })
+        let keys = &self.inner.keys;
+        Box::pin(
+            self.inner
+                .store
+                .revoke_through_barrier(account, id, by, at, |hash| {
+                    keys.evict([hash], None);
+                }),
+        )
     }
 }
