@@ -70,6 +70,9 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Replicas::AppliedSeq))
                     // Milliseconds since the epoch, on the database's clock.
                     .col(big_integer(Replicas::LeaseUntil))
+                    // Its `auth.lease_ms`: a revocation waits out the longest lease it sees,
+                    // so a server configured apart from the others cannot be outwaited.
+                    .col(big_integer(Replicas::LeaseMs))
                     .col(timestamp_with_time_zone(Replicas::StartedAt))
                     // host:port, for the log line that names a replica delaying a revocation.
                     .col(string(Replicas::Label))
@@ -118,6 +121,7 @@ enum Replicas {
     Id,
     AppliedSeq,
     LeaseUntil,
+    LeaseMs,
     StartedAt,
     Label,
 }

@@ -22,6 +22,8 @@ const POLL: Duration = Duration::from_millis(2);
 struct Row {
     label: String,
     applied: i64,
+    /// Its own lease (`auth.lease_ms`, as it registered).
+    lease: Duration,
     /// Its lease ran out more than a lease ago (crashed, or stopped without cleaning up).
     dead: bool,
 }
@@ -60,14 +62,28 @@ impl Barrier {
     /// `committed` (the instant the change's commit returned) — whichever comes first, and
     /// whatever the database does meanwhile. Replicas still unacknowledged at the bound are
     /// named in a warning.
+    ///
+    /// The bound is this process's lease, or the longest a replica registered with if that is
+    /// longer: a server configured apart from the others is waited out (and a warning says so).
     pub(crate) async fn wait(&self, db: &DatabaseConnection, seq: i64, committed: Instant) {
-        let deadline = committed + self.lease;
+        let mut deadline = committed + self.lease;
         let mut fresh_after = committed;
         loop {
             let asked = Instant::now();
             let read = tokio::time::timeout_at(deadline, self.rows(db, fresh_after)).await;
             let pending: Option<Vec<String>> = match read {
                 Ok(Ok(rows)) => {
+                    if let Some(longest) = rows.iter().map(|r| r.lease).max()
+                        && committed + longest > deadline
+                    {
+                        tracing::warn!(
+                            lease_ms = self.lease.as_millis(),
+                            longest_ms = longest.as_millis(),
+                            "revocation barrier: a replica runs a longer auth.lease_ms than this \
+                             process; waiting out the longer lease (give every process the same)"
+                        );
+                        deadline = committed + longest;
+                    }
                     let pending: Vec<String> = rows
                         .iter()
                         .filter(|r| !r.dead && r.applied < seq)
@@ -112,7 +128,7 @@ impl Barrier {
             return Ok(Arc::clone(&snapshot.rows));
         }
         let taken = Instant::now();
-        let rows = read_rows(db, self.lease).await?;
+        let rows = read_rows(db).await?;
         *last = Some(Snapshot {
             taken,
             rows: Arc::clone(&rows),
@@ -121,23 +137,22 @@ impl Barrier {
     }
 }
 
-async fn read_rows(db: &DatabaseConnection, lease: Duration) -> Result<Arc<[Row]>, DbErr> {
+async fn read_rows(db: &DatabaseConnection) -> Result<Arc<[Row]>, DbErr> {
     let backend = db.get_database_backend();
     let sql = format!(
-        "SELECT label, applied_seq, \
-                CASE WHEN lease_until < {now} - $1 THEN 1 ELSE 0 END AS dead \
+        "SELECT label, applied_seq, lease_ms, \
+                CASE WHEN lease_until < {now} - lease_ms THEN 1 ELSE 0 END AS dead \
          FROM replicas",
         now = now_ms_sql(backend)
     );
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-    let rows = db
-        .query_all_raw(statement(backend, &sql, [lease_ms.into()]))
-        .await?;
+    let rows = db.query_all_raw(statement(backend, &sql, [])).await?;
     rows.iter()
         .map(|row| {
+            let lease_ms = u64::try_from(int(row, "lease_ms")?).unwrap_or(0);
             Ok(Row {
                 label: row.try_get("", "label")?,
                 applied: int(row, "applied_seq")?,
+                lease: Duration::from_millis(lease_ms),
                 dead: row.try_get::<i32>("", "dead")? == 1,
             })
         })

@@ -203,7 +203,13 @@ async fn run_round(inner: &Inner, lease: &mut Lease) -> Result<Outcome, StoreErr
             tracing::warn!(replica = %inner.label, "this replica's row was gone (removed as dead): registering again");
             lease.lost();
             inner.keys.stop_serving();
-            let head = rows::register(&inner.renewer, &inner.id, &inner.label).await?;
+            let head = rows::register(
+                &inner.renewer,
+                &inner.id,
+                &inner.label,
+                inner.store.options.lease,
+            )
+            .await?;
             inner.keys.flush(Some(head));
             Ok(Outcome::Again)
         }

@@ -89,7 +89,7 @@ impl Replica {
         getrandom::fill(&mut random).map_err(|_| StoreError::KeyGeneration(None))?;
         let id = hex::encode(random);
         let renewer = renewal_connection(&store).await?;
-        let applied = rows::register(&renewer, &id, &options.label).await?;
+        let applied = rows::register(&renewer, &id, &options.label, store.options.lease).await?;
         let keys = VerifiedKeys::new(options.capacity);
         keys.flush(Some(applied));
         let inner = Arc::new(Inner {

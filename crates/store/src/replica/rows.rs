@@ -30,14 +30,21 @@ pub(super) async fn register(
     db: &DatabaseConnection,
     id: &str,
     label: &str,
+    lease: Duration,
 ) -> Result<i64, StoreError> {
     let backend = db.get_database_backend();
     let row = db
         .query_one_raw(statement(
             backend,
-            "INSERT INTO replicas (id, applied_seq, lease_until, started_at, label) \
-             SELECT $1, seq, 0, $2, $3 FROM key_log_head WHERE id = 1 RETURNING applied_seq",
-            [id.into(), db_time(Utc::now()).into(), label.into()],
+            "INSERT INTO replicas (id, applied_seq, lease_until, lease_ms, started_at, label) \
+             SELECT $1, seq, 0, $2, $3, $4 FROM key_log_head WHERE id = 1 \
+             RETURNING applied_seq",
+            [
+                id.into(),
+                millis(lease).into(),
+                db_time(Utc::now()).into(),
+                label.into(),
+            ],
         ))
         .await?
         .ok_or_else(|| DbErr::Custom("key_log_head has no row".into()))?;

@@ -240,6 +240,40 @@ async fn a_revocation_on_one_replica_holds_on_the_other_at_once(db: &Db) {
     );
 }
 
+async fn a_revocation_waits_out_a_replica_with_a_longer_lease(db: &Db) {
+    let store = db.store().await;
+    let (account, _, record) = account_with_key(&store).await;
+    // A replica configured apart (twice the lease), alive, that never acknowledges.
+    let backend = store.write.get_database_backend();
+    let longer = i64::try_from(2 * LEASE.as_millis()).unwrap();
+    let sql = format!(
+        "INSERT INTO replicas (id, applied_seq, lease_until, lease_ms, started_at, label) \
+         VALUES ('slow', 0, {} + $1, $1, $2, 'slow:1')",
+        crate::changes::now_ms_sql(backend)
+    );
+    store
+        .write
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            &sql,
+            [longer.into(), Utc::now().into()],
+        ))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let revoked = store
+        .revoke(account, record.id, Actor::Cli, Utc::now())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(revoked, Some(Revoked::Now));
+    assert!(
+        took >= 2 * LEASE - Duration::from_millis(50),
+        "answered after {took:?}, before the slow replica's lease ({longer} ms) was out"
+    );
+    assert!(took < 2 * LEASE + Duration::from_secs(1), "{took:?}");
+}
+
 macro_rules! on_both {
     ($($test:ident),* $(,)?) => {$(
         mod $test {
@@ -263,4 +297,5 @@ on_both!(
     a_fill_concurrent_with_a_revocation_is_not_kept,
     a_verified_key_is_answered_from_memory,
     a_revocation_on_one_replica_holds_on_the_other_at_once,
+    a_revocation_waits_out_a_replica_with_a_longer_lease,
 );
