@@ -138,7 +138,14 @@ impl VerifiedKeys {
             return read().await.map(|(found, _)| found);
         }
         let guard = match self.known.get_value_or_guard_async(hash).await {
-            Ok(hit) => return Ok(Some(hit.record.clone())),
+            Ok(hit) if boot_nanos().saturating_sub(hit.read_at) < TTL_NANOS => {
+                return Ok(Some(hit.record.clone()));
+            }
+            // Past its time-to-live: dropped, and read again.
+            Ok(_) => {
+                self.known.remove(hash);
+                return read().await.map(|(found, _)| found);
+            }
             Err(guard) => guard,
         };
         // A waiter handed the guard after another miss found nothing.

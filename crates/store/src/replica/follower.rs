@@ -73,6 +73,7 @@ pub(super) async fn follow(inner: Arc<Inner>) {
     let mut last_renewal: Option<Instant> = None;
     let mut last_cleanup: Option<Instant> = None;
     let mut failing = false;
+    let mut listening = postgres;
     loop {
         if *stop.borrow() {
             return;
@@ -124,19 +125,25 @@ pub(super) async fn follow(inner: Arc<Inner>) {
                 }
             }
         }
-        let wait = if failing { RETRY } else { poll };
         let next_renewal = last_renewal.map_or_else(Instant::now, |at| at + renew_every);
-        let sleep_until = (Instant::now() + wait).min(next_renewal);
+        // While rounds fail, retry every RETRY whatever is overdue: a round that fails at once
+        // (a read-only server, a corrupt row) must not spin.
+        let sleep_until = if failing {
+            Instant::now() + RETRY
+        } else {
+            (Instant::now() + poll).min(next_renewal)
+        };
         tokio::select! {
             _ = stop.changed() => return,
-            woken = wake.recv(), if postgres => match woken {
+            woken = wake.recv(), if listening => match woken {
                 Some(Wake::Change) => due = true,
                 Some(Wake::Connected) => {
                     // Announcements may have been lost while disconnected.
                     inner.keys.flush(None);
                     due = true;
                 }
-                None => {}
+                // The listener ended (it only does when stopping): poll from now on.
+                None => listening = false,
             },
             () = tokio::time::sleep_until(sleep_until) => {
                 if !failing && Instant::now() < next_renewal {

@@ -134,8 +134,7 @@ impl Replica {
     /// revocation waits for it. Call after the server stopped taking requests.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
-        inner.keys.stop_serving();
-        inner.keys.flush(None);
+        // The follower first: a round under way could otherwise let the cache serve again.
         inner.stop.send_replace(true);
         let task = inner
             .follower
@@ -145,6 +144,8 @@ impl Replica {
         if let Some(task) = task {
             let _ = task.await;
         }
+        inner.keys.stop_serving();
+        inner.keys.flush(None);
         if let Err(err) = rows::deregister(&inner.renewer, &inner.id).await {
             tracing::warn!(error = %err, "could not remove this replica's row; it expires by itself");
         }

@@ -24,7 +24,8 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Inserts the replica's row, without a lease, as having applied the log's current head (its
+/// Inserts the replica's row, its lease ending now (none granted yet, but not a dead row that
+/// another replica's clean-up would delete), as having applied the log's current head (its
 /// cache is empty: nothing in it can predate a change); returns that head.
 pub(super) async fn register(
     db: &DatabaseConnection,
@@ -36,9 +37,12 @@ pub(super) async fn register(
     let row = db
         .query_one_raw(statement(
             backend,
-            "INSERT INTO replicas (id, applied_seq, lease_until, lease_ms, started_at, label) \
-             SELECT $1, seq, 0, $2, $3, $4 FROM key_log_head WHERE id = 1 \
-             RETURNING applied_seq",
+            &format!(
+                "INSERT INTO replicas (id, applied_seq, lease_until, lease_ms, started_at, label) \
+                 SELECT $1, seq, {}, $2, $3, $4 FROM key_log_head WHERE id = 1 \
+                 RETURNING applied_seq",
+                now_ms_sql(backend)
+            ),
             [
                 id.into(),
                 millis(lease).into(),
