@@ -28,8 +28,6 @@ pub struct Store {
     /// Where accounting runs (on SQLite, through the task that groups concurrent accounting
     /// transactions into one commit).
     pub(crate) ledger: Ledger,
-    /// How long a statement waits for a lock; [`Store::ready`] waits a little longer.
-    busy_timeout: Duration,
     /// Where the database is, for the connections a replica opens of its own.
     pub(crate) url: DbUrl,
     /// The options the store was opened with.
@@ -60,21 +58,12 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] when the database cannot be reached or opened.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
-        let busy_timeout = options.busy_timeout;
         if !url.starts_with("sqlite:") {
             let write = Database::connect(pool_options(url, options.max_connections, options))
                 .await
                 .map_err(StoreError::Unavailable)?;
             // PostgreSQL commits concurrent transactions in parallel; no grouping needed.
-            return Ok(Store {
-                ledger: Ledger::new(write.clone(), false),
-                write,
-                read: None,
-                busy_timeout,
-                url: DbUrl(url.into()),
-                options,
-                barrier: Arc::new(Barrier::new(options.lease)),
-            });
+            return Ok(Store::assemble(url, options, write, None, false));
         }
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Every connection to an in-memory database is a database of its own: share one.
@@ -83,15 +72,7 @@ impl Store {
             let write = Database::connect(pool_options(url, 1, options))
                 .await
                 .map_err(StoreError::Unavailable)?;
-            return Ok(Store {
-                ledger: Ledger::new(write.clone(), true),
-                write,
-                read: None,
-                busy_timeout,
-                url: DbUrl(url.into()),
-                options,
-                barrier: Arc::new(Barrier::new(options.lease)),
-            });
+            return Ok(Store::assemble(url, options, write, None, true));
         }
         let mut write_options = pool_options(url, 1, options);
         write_options.map_sqlx_sqlite_pool_opts(|pool| {
@@ -119,15 +100,31 @@ impl Store {
         let read = Database::connect(pool_options(url, options.max_connections, options))
             .await
             .map_err(StoreError::Unavailable)?;
-        Ok(Store {
-            ledger: Ledger::new(write.clone(), true),
+        Ok(Store::assemble(url, options, write, Some(read), true))
+    }
+
+    /// The store over its pools; `grouped`: accounting goes through the group-commit task.
+    fn assemble(
+        url: &str,
+        options: StoreOptions,
+        write: DatabaseConnection,
+        read: Option<DatabaseConnection>,
+        grouped: bool,
+    ) -> Store {
+        Store {
+            ledger: Ledger::new(write.clone(), grouped),
             write,
-            read: Some(read),
-            busy_timeout,
+            read,
             url: DbUrl(url.into()),
             options,
             barrier: Arc::new(Barrier::new(options.lease)),
-        })
+        }
+    }
+
+    /// Whether this is a SQLite file (a pool of readers beside the one writer), where other
+    /// processes may open connections of their own.
+    pub(crate) fn is_sqlite_file(&self) -> bool {
+        self.read.is_some()
     }
 
     /// The pool for statements that only read.
@@ -160,7 +157,7 @@ impl Store {
     /// [`StoreError::Unavailable`] when the store cannot serve reads or writes (including when
     /// the check timed out), [`StoreError::Database`] for an unexpected failure.
     pub async fn ready(&self) -> Result<(), StoreError> {
-        let limit = self.busy_timeout.saturating_add(READY_MARGIN);
+        let limit = self.options.busy_timeout.saturating_add(READY_MARGIN);
         match tokio::time::timeout(limit, self.check_ready()).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(DbErr::Conn(

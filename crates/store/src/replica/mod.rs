@@ -21,7 +21,7 @@ use agentvista_keys::{
     AccountId, Actor, KeyHash, KeyId, KeyLookup, KeyRecord, LookupFuture, Revoked,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{Database, DatabaseConnection, DbBackend};
+use sea_orm::{Database, DatabaseConnection};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
@@ -155,18 +155,14 @@ impl Replica {
 /// A connection for renewals: on a SQLite file its own, with a busy timeout under a third of
 /// the lease; elsewhere the store's writer.
 async fn renewal_connection(store: &Store) -> Result<DatabaseConnection, StoreError> {
-    let url = &store.url.0;
-    if store.write.get_database_backend() != DbBackend::Sqlite
-        || url.contains(":memory:")
-        || url.contains("mode=memory")
-    {
+    if !store.is_sqlite_file() {
         return Ok(store.write.clone());
     }
     let options = StoreOptions {
         busy_timeout: (store.options.lease / 4).max(Duration::from_millis(10)),
         ..store.options
     };
-    Database::connect(pool_options(url, 1, options))
+    Database::connect(pool_options(&store.url.0, 1, options))
         .await
         .map_err(StoreError::Unavailable)
 }
