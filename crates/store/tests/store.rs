@@ -139,6 +139,8 @@ on_both!(
     an_unknown_plan_stores_nothing,
     accounting_waits_for_an_uncommitted_plan_change,
     lowering_the_spend_cap_binds_accounting_in_flight,
+    remembered_terms_are_confirmed_by_the_count,
+    a_refused_request_leaves_no_context_id_to_remember,
 );
 
 /// A stored password hash, as storage would hand it back (the store does not check it).
@@ -1602,4 +1604,93 @@ async fn lowering_the_spend_cap_binds_accounting_in_flight(db: &TestDb) {
     assert!(used <= bound, "used {used}, bound {bound}");
     assert_eq!(used, db.store.events().count(acme).await.unwrap());
     conn.close().await.unwrap();
+}
+
+/// The ledger remembers an account's terms between requests; a change made by another process
+/// (which cannot tell this one) still binds the next count.
+async fn remembered_terms_are_confirmed_by_the_count(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let accounts = db.store.accounts();
+    accounts.set_plan(acme, "pro").await.unwrap();
+    // No overage: `pro` admits its 10 events.
+    accounts.set_spend_cap(acme, Some(0)).await.unwrap();
+    let period = Period::containing(noon());
+    let plans = pro_and_small();
+    let record = |ids: &[&str]| {
+        let events = ids.iter().map(|id| at(id, 0, None)).collect();
+        db.store.record(acme, period, &plans, batch(events))
+    };
+    record(&["a", "b", "c", "d"]).await.unwrap();
+
+    // Another server on the same database moves the account to `small` (5 events).
+    let other = Store::connect(&db.url).await.unwrap();
+    other.accounts().set_plan(acme, "small").await.unwrap();
+    let Err(RecordError::Exceeded(exceeded)) = record(&["e", "f"]).await else {
+        panic!("counted under terms that had changed");
+    };
+    assert_eq!((exceeded.limit, exceeded.used), (5, 4));
+    // And back to `pro`, with a cap of 2¢: 10 events and 2 more.
+    other.accounts().set_plan(acme, "pro").await.unwrap();
+    other.accounts().set_spend_cap(acme, Some(2)).await.unwrap();
+    let recorded = record(&["e", "f", "g", "h", "i", "j", "k", "l"])
+        .await
+        .unwrap();
+    assert_eq!((recorded.accepted, recorded.used), (8, 12));
+    let Err(RecordError::Exceeded(exceeded)) = record(&["m"]).await else {
+        panic!("counted past the cap");
+    };
+    assert_eq!(exceeded.limit, 12);
+    other.close().await.unwrap();
+    assert_eq!(db.store.used(acme, period).await.unwrap(), 12);
+    // The events counted after the terms were read again are in their trace's summary; the
+    // refused ones are not.
+    let page = db.store.events().traces(acme, None, 10).await.unwrap();
+    assert_eq!(page.traces[0].event_count, 12);
+}
+
+/// A context inserted by a request that is then refused is rolled back with it; its id must not
+/// be remembered. (The next context stored takes the same id on SQLite, another account's here:
+/// a remembered id would then merge that account's fields into this one's events.)
+async fn a_refused_request_leaves_no_context_id_to_remember(db: &TestDb) {
+    let (acme, globex) = (
+        account(&db.store, "acme").await,
+        account(&db.store, "globex").await,
+    );
+    let period = Period::containing(noon());
+    let with_context = |service: &str, ids: &[&str]| EventBatch {
+        contexts: vec![NewContext {
+            parent: None,
+            fields: fields(json!({"resource": {"service.name": service}})),
+        }],
+        ..batch(
+            ids.iter()
+                .map(|id| in_context(id, "t", Some(0), json!({})))
+                .collect(),
+        )
+    };
+    assert!(matches!(
+        db.store
+            .record(acme, period, &limited(1), with_context("shop", &["a", "b"]))
+            .await,
+        Err(RecordError::Exceeded(_))
+    ));
+    db.store
+        .record(globex, period, &limited(1), with_context("bank", &["z"]))
+        .await
+        .unwrap();
+    db.store
+        .record(acme, period, &limited(1), with_context("shop", &["a"]))
+        .await
+        .unwrap();
+    let page = db
+        .store
+        .events()
+        .of_trace(acme, "t", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(
+        page.events[0].body.as_ref().unwrap()["resource"]["service.name"],
+        "shop"
+    );
 }

@@ -3,13 +3,17 @@
 //! them, only if they fit the allowance.
 //!
 //! - `batch`: what a request brings, checked and hashed before the transaction;
+//! - `memo`: what the ledger remembers of committed transactions (terms, context ids);
 //! - `contexts`, `write`, `usage`: the transaction's parts, in the order it runs them;
 //! - this module: the job, the transaction, and where it runs (alone, or in a group commit).
 
 mod batch;
 mod contexts;
+mod memo;
 mod usage;
 mod write;
+
+use std::sync::Arc;
 
 use agentvista_quota::{Period, Plans, QuotaExceeded, RecordError, Recorded, UnknownPlan};
 use chrono::{DateTime, Utc};
@@ -21,10 +25,11 @@ pub(crate) use usage::used_in;
 use crate::db::db_time;
 use crate::group::{Committer, Work, commit_alone};
 use crate::{AccountId, KeyId, StoreError};
-use batch::{HashedContext, bad_references, hashed, without_repeats};
+use batch::{HashedContext, ROWS_PER_INSERT, bad_references, hashed, without_repeats};
 use contexts::store_contexts;
-use usage::{Counted, count, locked_terms, opening_read};
-use write::EventWriter;
+use memo::{Learned, Memo, Remembered};
+use usage::{Count, Counted, count, count_statement, locked_terms, opening_read};
+use write::{EventWriter, Trip, summarise_sqlite};
 
 /// A job holding an event with this id panics the writer task (tests of the group commit).
 #[cfg(test)]
@@ -36,6 +41,7 @@ pub(crate) const PANIC_MARKER: &str = "panic-the-writer";
 pub(crate) struct Ledger {
     write: DatabaseConnection,
     committer: Option<Committer<Job>>,
+    memo: Arc<Memo>,
 }
 
 impl Ledger {
@@ -43,7 +49,11 @@ impl Ledger {
     /// current tokio runtime.
     pub(crate) fn new(write: DatabaseConnection, grouped: bool) -> Self {
         let committer = grouped.then(|| Committer::start(write.clone()));
-        Ledger { write, committer }
+        Ledger {
+            write,
+            committer,
+            memo: Arc::new(Memo::new()),
+        }
     }
 
     /// The group commit, on SQLite.
@@ -74,6 +84,7 @@ impl Ledger {
         }
         let contexts = hashed(contexts);
         let (events, repeated_in_batch) = without_repeats(events);
+        let remembered = self.memo.recall(account, &contexts);
         let job = Job {
             account,
             period,
@@ -82,13 +93,16 @@ impl Ledger {
             received_at,
             contexts,
             events,
+            remembered,
         };
         let outcome = match &self.committer {
             Some(committer) => committer.submit(job).await,
             None => commit_alone(&self.write, &job).await,
         };
         match outcome {
-            Ok(Accounted::Recorded(mut recorded)) => {
+            Ok(Accounted::Recorded(mut recorded, learned)) => {
+                // Committed: what the transaction read or wrote is now true for every other.
+                self.memo.learn(account, learned);
                 recorded.duplicates += repeated_in_batch;
                 Ok(recorded)
             }
@@ -109,13 +123,15 @@ pub(crate) struct Job {
     pub(crate) received_at: DateTime<Utc>,
     pub(crate) contexts: Vec<HashedContext>,
     pub(crate) events: Vec<NewEvent>,
+    /// The account's terms and the contexts' ids, when the ledger remembers them all.
+    remembered: Option<Remembered>,
 }
 
 /// How one job's transaction ended when the database did its part.
 #[derive(Debug)]
 pub(crate) enum Accounted {
-    /// Stored and counted: committed.
-    Recorded(Recorded),
+    /// Stored and counted: committed, with what the ledger may remember of it.
+    Recorded(Recorded, Learned),
     /// The events do not fit the allowance: nothing stored.
     Exceeded(QuotaExceeded),
     /// The account's plan is not configured: nothing stored.
@@ -138,17 +154,24 @@ impl Work for Job {
     }
 
     fn keeps(answer: &Accounted) -> bool {
-        matches!(answer, Accounted::Recorded(_))
+        matches!(answer, Accounted::Recorded(..))
     }
 }
 
 /// The body of the accounting transaction: anything but [`Accounted::Recorded`] is rolled back.
 ///
 /// Round trips count more than anything else here (each is a hop to SQLite's worker thread or
-/// to the PostgreSQL server), so the transaction is as few statements as the two databases
-/// allow: one read of the account's terms and of the contexts it has already, the events
-/// (with, on PostgreSQL, their traces' summaries in the same statement), the summaries (on
-/// SQLite), and the count.
+/// to the PostgreSQL server), so the transaction is as few calls as the two databases allow:
+/// - one read of the account's terms and of the contexts it has already, skipped when the
+///   ledger remembers them all;
+/// - on SQLite, for a job of at most one statement's events: the events, their count and their
+///   traces' summaries in one call ([`EventWriter::insert_counted`]); when some event was a
+///   duplicate, or the count was refused or its terms had changed, the count (again) and the
+///   summaries follow as statements of their own;
+/// - on PostgreSQL: the events with their traces' summaries in one statement, then the count.
+///
+/// The summaries are written only once the events are counted (on PostgreSQL in the same
+/// statement as the events, and a refusal rolls both back).
 async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, DbErr> {
     let Job {
         account,
@@ -158,56 +181,128 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
         received_at,
         ref contexts,
         ref events,
+        ref remembered,
     } = *job;
 
-    let (terms, known) = opening_read(txn, account, contexts).await?;
-    // On SQLite these terms hold: the transaction has the write lock. On PostgreSQL they are
-    // a snapshot, confirmed under the account row's lock when counting.
-    let allowance = match terms.allowance(plans) {
-        Ok(allowance) => allowance,
-        Err(unknown) => return Ok(Accounted::UnknownPlan(unknown)),
+    // Remembered terms whose plan is no longer configured are read again, not refused.
+    let remembered = remembered
+        .as_ref()
+        .and_then(|r| Some((r, r.terms.allowance(plans).ok()?)));
+    let (terms, allowance, context_ids, new_contexts, confirm) = match remembered {
+        // Remembered terms are confirmed when counting, on both databases.
+        Some((r, allowance)) => (
+            r.terms.clone(),
+            allowance,
+            r.context_ids.clone(),
+            Vec::new(),
+            true,
+        ),
+        None => {
+            let (terms, known) = opening_read(txn, account, contexts).await?;
+            // On SQLite these terms hold: the transaction has the write lock. On PostgreSQL
+            // they are a snapshot, confirmed under the account row's lock when counting.
+            let allowance = match terms.allowance(plans) {
+                Ok(allowance) => allowance,
+                Err(unknown) => return Ok(Accounted::UnknownPlan(unknown)),
+            };
+            let context_ids = store_contexts(txn, account, contexts, known).await?;
+            let new_contexts = contexts
+                .iter()
+                .map(|c| c.hash.clone())
+                .zip(context_ids.iter().copied())
+                .collect();
+            let confirm = txn.get_database_backend() == DbBackend::Postgres;
+            (terms, allowance, context_ids, new_contexts, confirm)
+        }
     };
-    let context_ids = store_contexts(txn, account, contexts, known).await?;
     let writer = EventWriter {
         account,
         api_key_id,
         received_at: db_time(received_at),
         context_ids: &context_ids,
     };
-    let inserted = writer.insert(txn, events).await?;
-    let duplicates = events.len() as u64 - inserted;
+    let learned = |terms| Learned {
+        terms,
+        contexts: new_contexts,
+    };
+    let backend = txn.get_database_backend();
+    let first = Count {
+        account,
+        period,
+        allowance,
+        confirm: confirm.then_some(&terms),
+    };
+    let n = events.len() as u64;
+    let one_trip = backend == DbBackend::Sqlite
+        && !events.is_empty()
+        && events.len() <= ROWS_PER_INSERT
+        && allowance.admits(0, n);
+    let inserted = if one_trip {
+        let count = count_statement(backend, &first, n, Some(n))?;
+        match writer.insert_counted(txn, events, count).await? {
+            Trip::Counted(used) => {
+                return Ok(Accounted::Recorded(
+                    Recorded {
+                        accepted: n,
+                        duplicates: 0,
+                        used,
+                    },
+                    learned(terms.clone()),
+                ));
+            }
+            Trip::Inserted(inserted) => inserted,
+        }
+    } else {
+        writer.insert(txn, events).await?
+    };
+    let duplicates = n - inserted;
     if inserted == 0 {
         // Only duplicates: nothing to count, whatever is left of the allowance.
         let used = used_in(txn, account, period).await?;
-        return Ok(Accounted::Recorded(Recorded {
-            accepted: 0,
-            duplicates,
-            used,
-        }));
+        return Ok(Accounted::Recorded(
+            Recorded {
+                accepted: 0,
+                duplicates,
+                used,
+            },
+            learned(terms.clone()),
+        ));
     }
 
-    let confirm = (txn.get_database_backend() == DbBackend::Postgres).then_some(&terms);
-    let (allowance, used) = match count(txn, account, period, inserted, allowance, confirm).await? {
-        Counted::Confirmed(used) => (allowance, used),
+    let (terms, allowance, used) = match count(txn, &first, inserted).await? {
+        Counted::Confirmed(used) => (terms.clone(), allowance, used),
         Counted::TermsChanged => {
-            // Refused, or the plan or cap changed since the opening read: read them again,
-            // locked, and count once more.
-            let allowance = match locked_terms(txn, account).await?.allowance(plans) {
+            // Refused, or the plan or cap changed since they were read or remembered: read
+            // them again, locked, and count once more.
+            let terms = locked_terms(txn, account).await?;
+            let allowance = match terms.allowance(plans) {
                 Ok(allowance) => allowance,
                 Err(unknown) => return Ok(Accounted::UnknownPlan(unknown)),
             };
-            match count(txn, account, period, inserted, allowance, None).await? {
-                Counted::Confirmed(used) => (allowance, used),
-                Counted::TermsChanged => (allowance, None),
+            let again = Count {
+                allowance,
+                confirm: None,
+                ..first
+            };
+            match count(txn, &again, inserted).await? {
+                Counted::Confirmed(used) => (terms, allowance, used),
+                Counted::TermsChanged => (terms, allowance, None),
             }
         }
     };
+    if used.is_some() && backend == DbBackend::Sqlite {
+        // On PostgreSQL the insert wrote them.
+        summarise_sqlite(txn, account, inserted).await?;
+    }
     match used {
-        Some(used) => Ok(Accounted::Recorded(Recorded {
-            accepted: inserted,
-            duplicates,
-            used,
-        })),
+        Some(used) => Ok(Accounted::Recorded(
+            Recorded {
+                accepted: inserted,
+                duplicates,
+                used,
+            },
+            learned(terms),
+        )),
         None => Ok(Accounted::Exceeded(QuotaExceeded {
             limit: allowance.limit().unwrap_or(u64::MAX),
             used: used_in(txn, account, period).await?,

@@ -8,7 +8,8 @@ use sea_orm::sea_query::{
     CommonTableExpression, Expr, ExprTrait, LockType, OnConflict, Query, WithClause,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryResult, QuerySelect, Statement,
 };
 
 use super::batch::{HashedContext, ROWS_PER_INSERT};
@@ -16,6 +17,7 @@ use crate::AccountId;
 use crate::entities::{OfAccount, accounts, event_contexts, usage_periods};
 
 /// What the account's row says its allowance is.
+#[derive(Clone, Debug)]
 pub(super) struct Terms {
     pub(super) plan: String,
     pub(super) cap: Option<u64>,
@@ -99,14 +101,55 @@ pub(super) async fn opening_read(
     Ok((terms, (joined || contexts.is_empty()).then_some(known)))
 }
 
-/// Adds `n` to the period's usage if the total stays within `allowance`; with `confirm`, only
-/// if the account's terms are still those (PostgreSQL: checked under the row's lock).
+/// What a count adds to: the account, the period, the allowance, and the terms the allowance
+/// was computed from when they must be confirmed (PostgreSQL always, as the opening read is a
+/// snapshot; both databases when the terms were remembered from an earlier transaction).
+pub(super) struct Count<'a> {
+    pub(super) account: AccountId,
+    pub(super) period: Period,
+    pub(super) allowance: Allowance,
+    pub(super) confirm: Option<&'a Terms>,
+}
+
+/// Adds `n` to the period's usage if the total stays within the allowance; with terms to
+/// confirm, only if the account's terms are still those (PostgreSQL: checked under the row's
+/// lock; SQLite: under the write lock the transaction holds).
 ///
-/// The whole of the accounting is this one statement. A new month's row is inserted with `n`;
-/// an existing row gains `n` only if the total stays within the limit, else the statement
-/// changes and returns nothing. Concurrent transactions queue on the row (PostgreSQL re-checks
-/// the condition against the committed value; SQLite has one writer at a time), so the count
-/// can never pass the limit.
+/// The whole of the accounting is this one statement (see [`count_statement`]).
+pub(super) async fn count(
+    txn: &DatabaseTransaction,
+    what: &Count<'_>,
+    n: u64,
+) -> Result<Counted, DbErr> {
+    if !what.allowance.admits(0, n) {
+        return Ok(Counted::Confirmed(None));
+    }
+    let statement = count_statement(txn.get_database_backend(), what, n, None)?;
+    // With terms to confirm, no row means a refusal or changed terms: the second statement
+    // (rare) tells them apart.
+    match txn.query_one_raw(statement).await? {
+        Some(row) => Ok(Counted::Confirmed(Some(events_used(&row)?))),
+        None if what.confirm.is_some() => Ok(Counted::TermsChanged),
+        None => Ok(Counted::Confirmed(None)),
+    }
+}
+
+/// The period's new total from the row [`count_statement`] returns.
+pub(super) fn events_used(row: &QueryResult) -> Result<u64, DbErr> {
+    let used: i64 = row.try_get("", "events_used")?;
+    Ok(u64::try_from(used).unwrap_or(0))
+}
+
+/// The statement that adds `n` to the period's usage, returning the new total (`events_used`)
+/// only if it counted. A new month's row is inserted with `n`; an existing row gains `n` only
+/// if the total stays within the limit, else the statement changes and returns nothing.
+/// Concurrent transactions queue on the row (PostgreSQL re-checks the condition against the
+/// committed value; SQLite has one writer at a time), so the count can never pass the limit.
+/// The caller checks first that `n` alone fits (`Allowance::admits(0, n)`).
+///
+/// With `only_after_inserting: Some(k)` (SQLite), the statement counts only if the statement
+/// before it in the same call changed exactly `k` rows: the events insert, when none of its
+/// `k` events was a duplicate.
 ///
 /// The account row is locked here, not at the opening read, so that an account's concurrent
 /// requests insert their events in parallel and queue only for the count. `FOR NO KEY UPDATE`
@@ -114,18 +157,19 @@ pub(super) async fn opening_read(
 /// that comes later wait for the change and then see its values. Not `FOR SHARE`: share
 /// lockers that overlap without pause starve an `UPDATE`. The lock does not conflict with the
 /// `FOR KEY SHARE` of the events' foreign-key checks.
-pub(super) async fn count(
-    txn: &DatabaseTransaction,
-    account: AccountId,
-    period: Period,
+pub(super) fn count_statement(
+    backend: DbBackend,
+    what: &Count<'_>,
     n: u64,
-    allowance: Allowance,
-    confirm: Option<&Terms>,
-) -> Result<Counted, DbErr> {
+    only_after_inserting: Option<u64>,
+) -> Result<Statement, DbErr> {
     use usage_periods::Column as U;
-    if !allowance.admits(0, n) {
-        return Ok(Counted::Confirmed(None));
-    }
+    let Count {
+        account,
+        period,
+        allowance,
+        confirm,
+    } = *what;
     let n = i64::try_from(n).unwrap_or(i64::MAX);
     let current = Expr::col((usage_periods::Entity, U::EventsUsed));
     let mut on_conflict = OnConflict::columns([U::AccountId, U::PeriodStart]);
@@ -139,59 +183,50 @@ pub(super) async fn count(
         .columns([U::AccountId, U::PeriodStart, U::EventsUsed])
         .on_conflict(on_conflict)
         .returning_col(U::EventsUsed);
-    let statement = match confirm {
-        None => {
-            insert
-                .values([account.0.into(), period.first_day().into(), n.into()])
-                .map_err(|e| DbErr::Custom(e.to_string()))?;
-            txn.get_database_backend().build(&insert)
-        }
-        Some(terms) => {
-            use accounts::Column as A;
-            let cap = terms.cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
-            let mut source = Query::select();
-            source
-                .exprs([
-                    Expr::val(account.0),
-                    Expr::val(period.first_day()),
-                    Expr::val(n),
-                ])
-                .from("terms")
-                .and_where(Expr::col(A::Plan).eq(terms.plan.as_str()))
-                .and_where(match cap {
-                    Some(cap) => Expr::col(A::SpendCapCents).eq(cap),
-                    None => Expr::col(A::SpendCapCents).is_null(),
-                });
-            insert
-                .select_from(source)
-                .map_err(|e| DbErr::Custom(e.to_string()))?;
-            let mut locked = Query::select();
-            locked
-                .columns([A::Plan, A::SpendCapCents])
-                .from(accounts::Entity)
-                .and_where(Expr::col(A::Id).eq(account.0))
-                .lock(LockType::NoKeyUpdate);
-            let with = WithClause::new()
-                .cte(
-                    CommonTableExpression::new()
-                        .query(locked)
-                        .table_name("terms")
-                        .to_owned(),
-                )
-                .to_owned();
-            txn.get_database_backend().build(&with.query(insert))
-        }
-    };
-    // With `confirm`, no row means a refusal or changed terms: the second statement (rare)
-    // tells them apart.
-    match txn.query_one_raw(statement).await? {
-        Some(row) => {
-            let used: i64 = row.try_get("", "events_used")?;
-            Ok(Counted::Confirmed(Some(u64::try_from(used).unwrap_or(0))))
-        }
-        None if confirm.is_some() => Ok(Counted::TermsChanged),
-        None => Ok(Counted::Confirmed(None)),
+    let mut source = Query::select();
+    source.exprs([
+        Expr::val(account.0),
+        Expr::val(period.first_day()),
+        Expr::val(n),
+    ]);
+    if let Some(k) = only_after_inserting {
+        source.and_where(Expr::cust("changes()").eq(i64::try_from(k).unwrap_or(i64::MAX)));
     }
+    let Some(terms) = confirm else {
+        match only_after_inserting {
+            None => insert.values([account.0.into(), period.first_day().into(), n.into()]),
+            Some(_) => insert.select_from(source),
+        }
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+        return Ok(backend.build(&insert));
+    };
+    use accounts::Column as A;
+    let cap = terms.cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+    source
+        .from("terms")
+        .and_where(Expr::col(A::Plan).eq(terms.plan.as_str()))
+        .and_where(match cap {
+            Some(cap) => Expr::col(A::SpendCapCents).eq(cap),
+            None => Expr::col(A::SpendCapCents).is_null(),
+        });
+    insert
+        .select_from(source)
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    let mut locked = Query::select();
+    locked
+        .columns([A::Plan, A::SpendCapCents])
+        .from(accounts::Entity)
+        .and_where(Expr::col(A::Id).eq(account.0))
+        .lock(LockType::NoKeyUpdate);
+    let with = WithClause::new()
+        .cte(
+            CommonTableExpression::new()
+                .query(locked)
+                .table_name("terms")
+                .to_owned(),
+        )
+        .to_owned();
+    Ok(backend.build(&with.query(insert)))
 }
 
 /// The account's terms as of now, read under the lock [`count`] describes (PostgreSQL;

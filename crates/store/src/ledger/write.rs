@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{InsertStatement, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, Value};
 
 use super::batch::{NewEvent, ROWS_PER_INSERT};
 use crate::db::db_time;
@@ -40,6 +40,36 @@ struct NewRow {
     name: Option<String>,
 }
 
+impl NewRow {
+    fn as_ref(&self) -> RowRef<'_> {
+        RowRef {
+            order: self.id,
+            trace_id: self.trace_id.as_deref(),
+            timestamp: self.timestamp,
+            name: self.name.as_deref(),
+        }
+    }
+}
+
+/// What the summaries need of one inserted event, borrowed; `order` sorts events as their
+/// row ids do.
+struct RowRef<'a> {
+    order: i64,
+    trace_id: Option<&'a str>,
+    timestamp: DateTime<Utc>,
+    name: Option<&'a str>,
+}
+
+/// What [`EventWriter::insert_counted`] did.
+pub(super) enum Trip {
+    /// Every event was new: they are stored, counted (the period's new total) and summarised.
+    Counted(u64),
+    /// This many events were new and are stored, neither counted nor summarised: some were
+    /// duplicates (so the summaries built from the job would be wrong), the count was refused,
+    /// or the terms to confirm had changed.
+    Inserted(u64),
+}
+
 /// Writes one job's events and their traces' summaries.
 pub(super) struct EventWriter<'a> {
     pub(super) account: AccountId,
@@ -50,8 +80,10 @@ pub(super) struct EventWriter<'a> {
 }
 
 impl EventWriter<'_> {
-    /// Inserts the events whose client id is new for the account, adds them to their traces'
-    /// summaries, and returns how many were inserted. Duplicates are skipped and add nothing.
+    /// Inserts the events whose client id is new for the account and returns how many were
+    /// inserted; on PostgreSQL it adds them to their traces' summaries too, on SQLite that is
+    /// left to [`summarise_sqlite`] once they are counted. Duplicates are skipped and add
+    /// nothing.
     pub(super) async fn insert(
         &self,
         txn: &DatabaseTransaction,
@@ -70,7 +102,7 @@ impl EventWriter<'_> {
                     self.insert_returning(txn, chunk, &mut new_rows).await?;
                 }
                 let inserted = new_rows.len() as u64;
-                update_traces(txn, self.account, new_rows).await?;
+                update_traces(txn, self.account, new_rows.iter().map(NewRow::as_ref)).await?;
                 Ok(inserted)
             }
             _ => {
@@ -78,12 +110,58 @@ impl EventWriter<'_> {
                 for chunk in events.chunks(ROWS_PER_INSERT) {
                     inserted += txn.execute(&self.statement(chunk)?).await?.rows_affected();
                 }
-                if inserted > 0 {
-                    summarise_sqlite(txn, self.account, inserted).await?;
-                }
                 Ok(inserted)
             }
         }
+    }
+
+    /// SQLite, a job of at most one statement's events: the events, their count and their
+    /// traces' summaries in one call to the database (one hop to SQLite's worker thread instead
+    /// of three; each costs about as much as the count itself). Four statements run in turn:
+    /// the insert; `SELECT changes()`, which reports how many rows it wrote; `count`, built by
+    /// [`count_statement`](super::usage::count_statement) to count the job's `n` events only
+    /// if the insert wrote all `n`; and the summaries, built here from the job (the rows
+    /// written are the job's events, and their ids follow its order: one writer, each new row
+    /// the next id), written only if the count changed its row.
+    pub(super) async fn insert_counted(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[NewEvent],
+        count: Statement,
+    ) -> Result<Trip, DbErr> {
+        let backend = DbBackend::Sqlite;
+        let Statement {
+            mut sql, values, ..
+        } = backend.build(&self.statement(events)?);
+        sql.push_str(";\nSELECT changes() AS inserted;\n");
+        sql.push_str(&count.sql);
+        let rows = events.iter().zip(0..).map(|(e, order)| RowRef {
+            order,
+            trace_id: e.trace_id.as_deref(),
+            timestamp: db_time(e.timestamp),
+            name: e.name.as_deref(),
+        });
+        let summaries = summaries_if_counted(self.account, &deltas(rows));
+        let mut values = values.map(|v| v.0).unwrap_or_default();
+        values.extend(count.values.map(|v| v.0).unwrap_or_default());
+        if let Some(summaries) = summaries {
+            sql.push_str(";\n");
+            sql.push_str(&summaries.sql);
+            values.extend(summaries.values.map(|v| v.0).unwrap_or_default());
+        }
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        let inserted: i64 = rows
+            .first()
+            .ok_or_else(|| DbErr::Custom("SELECT changes() returned no row".into()))?
+            .try_get("", "inserted")?;
+        let inserted = u64::try_from(inserted)
+            .map_err(|_| DbErr::Custom("the event insert changed fewer than 0 rows".into()))?;
+        Ok(match rows.get(1) {
+            Some(row) => Trip::Counted(super::usage::events_used(row)?),
+            None => Trip::Inserted(inserted),
+        })
     }
 
     /// The INSERT of `chunk`, skipping client ids the account has already.
@@ -208,7 +286,7 @@ FROM inserted WHERE trace_id IS NOT NULL GROUP BY account_id, trace_id ORDER BY 
 /// (`+trace_id` keeps the planner off the trace index), and the earliest named event comes from
 /// one `MIN` over a key that sorts as (timestamp, id): stored timestamps are RFC 3339 text
 /// without spaces, ids are padded to 20 digits.
-async fn summarise_sqlite(
+pub(super) async fn summarise_sqlite(
     txn: &DatabaseTransaction,
     account: AccountId,
     inserted: u64,
@@ -241,28 +319,23 @@ WHERE true \
 }
 
 /// One trace's share of a batch.
-struct TraceDelta {
+struct TraceDelta<'a> {
     started_at: DateTime<Utc>,
     last_at: DateTime<Utc>,
     count: i64,
-    /// The earliest named event: timestamp, id (for ties), name.
-    named: Option<(DateTime<Utc>, i64, String)>,
+    /// The earliest named event: timestamp, order (for ties), name.
+    named: Option<(DateTime<Utc>, i64, &'a str)>,
 }
 
-/// Adds the inserted events to their traces' summaries: one upsert row per trace, in trace id
-/// order (so that concurrent requests lock the rows in the same order).
-async fn update_traces(
-    txn: &DatabaseTransaction,
-    account: AccountId,
-    rows: Vec<NewRow>,
-) -> Result<(), DbErr> {
-    use traces::Column as T;
-    let mut deltas: BTreeMap<String, TraceDelta> = BTreeMap::new();
+/// Each trace's share of `rows`, in trace id order (so that concurrent requests lock the
+/// summaries' rows in the same order).
+fn deltas<'a>(rows: impl Iterator<Item = RowRef<'a>>) -> Vec<(&'a str, TraceDelta<'a>)> {
+    let mut deltas: BTreeMap<&str, TraceDelta> = BTreeMap::new();
     for row in rows {
         let Some(trace_id) = row.trace_id else {
             continue;
         };
-        let named = row.name.map(|name| (row.timestamp, row.id, name));
+        let named = row.name.map(|name| (row.timestamp, row.order, name));
         let delta = deltas.entry(trace_id).or_insert_with(|| TraceDelta {
             started_at: row.timestamp,
             last_at: row.timestamp,
@@ -276,15 +349,40 @@ async fn update_traces(
             && delta
                 .named
                 .as_ref()
-                .is_none_or(|(at, id, _)| (named.0, named.1) < (*at, *id))
+                .is_none_or(|(at, order, _)| (named.0, named.1) < (*at, *order))
         {
             delta.named = Some(named);
         }
     }
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    let deltas: Vec<(String, TraceDelta)> = deltas.into_iter().collect();
+    deltas.into_iter().collect()
+}
+
+/// One summary row's values: account, trace, name, name_at, started_at, last_at, count.
+fn summary_values(account: AccountId, trace_id: &str, delta: &TraceDelta) -> [Value; 7] {
+    let (name_at, name) = match delta.named {
+        Some((at, _, name)) => (Some(db_time(at)), Some(name)),
+        None => (None, None),
+    };
+    [
+        account.0.into(),
+        trace_id.into(),
+        name.into(),
+        name_at.into(),
+        db_time(delta.started_at).into(),
+        db_time(delta.last_at).into(),
+        delta.count.into(),
+    ]
+}
+
+/// Adds the inserted events to their traces' summaries: one upsert row per trace, in trace id
+/// order.
+async fn update_traces<'a>(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    rows: impl Iterator<Item = RowRef<'a>>,
+) -> Result<(), DbErr> {
+    use traces::Column as T;
+    let deltas = deltas(rows);
     for chunk in deltas.chunks(ROWS_PER_INSERT) {
         let mut upsert = Query::insert();
         upsert.into_table(traces::Entity).columns([
@@ -297,33 +395,50 @@ async fn update_traces(
             T::EventCount,
         ]);
         for (trace_id, delta) in chunk {
-            let (name_at, name) = match &delta.named {
-                Some((at, _, name)) => (Some(db_time(*at)), Some(name.clone())),
-                None => (None, None),
-            };
             upsert
-                .values([
-                    account.0.into(),
-                    trace_id.clone().into(),
-                    name.into(),
-                    name_at.into(),
-                    db_time(delta.started_at).into(),
-                    db_time(delta.last_at).into(),
-                    delta.count.into(),
-                ])
+                .values(summary_values(account, trace_id, delta).map(Expr::val))
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
+        let backend = txn.get_database_backend();
         let Statement {
             mut sql, values, ..
-        } = DbBackend::Postgres.build(&upsert);
+        } = backend.build(&upsert);
         sql.push(' ');
         sql.push_str(merge_summary!());
         txn.execute_raw(Statement {
             sql,
             values,
-            db_backend: DbBackend::Postgres,
+            db_backend: backend,
         })
         .await?;
     }
     Ok(())
+}
+
+/// SQLite: the summaries' upsert for [`EventWriter::insert_counted`], which writes only if the
+/// statement before it (the count) changed one row; `None` when no event has a trace. The
+/// rows come from a `VALUES` list read as a table, so that the insert can have a `WHERE`.
+fn summaries_if_counted(account: AccountId, deltas: &[(&str, TraceDelta)]) -> Option<Statement> {
+    if deltas.is_empty() {
+        return None;
+    }
+    let mut sql = String::from(
+        "INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, \
+         event_count) SELECT * FROM (VALUES ",
+    );
+    let mut values = Vec::with_capacity(deltas.len() * 7);
+    for (i, (trace_id, delta)) in deltas.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?)");
+        values.extend(summary_values(account, trace_id, delta));
+    }
+    sql.push_str(") WHERE changes() = 1 ");
+    sql.push_str(merge_summary!());
+    Some(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        values,
+    ))
 }
