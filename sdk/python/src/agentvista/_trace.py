@@ -1,0 +1,206 @@
+"""``agentvista.trace``: spans for agent steps, as a decorator or a context manager, on
+OpenTelemetry's context (so nesting — across ``await`` too — gives parent links, and spans of
+other OpenTelemetry instrumentation nest with them)."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from typing import (
+    Any,
+    Callable,
+    Mapping,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from opentelemetry import trace as trace_api
+from opentelemetry.util import types as otel_types
+
+from .version import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+Attributes = Optional[Mapping[str, otel_types.AttributeValue]]
+
+#: The name of a span opened by ``with agentvista.trace():`` without a name.
+DEFAULT_NAME = "agentvista.trace"
+
+
+class _CurrentProvider:
+    """Where the delegating tracers find the SDK ``TracerProvider`` of the current ``init``
+    (``None`` before ``init`` and after ``shutdown``), and a generation number that changes
+    whenever it does."""
+
+    provider: Optional[trace_api.TracerProvider] = None
+    generation = 0
+
+
+CURRENT = _CurrentProvider()
+
+
+class DelegatingTracer(trace_api.Tracer):
+    """A tracer that always starts spans on the current ``init``'s provider — so that
+    ``init`` can be called again (or reset by tests) although OpenTelemetry's global
+    provider can be set only once per process, and tracers obtained before ``init`` work."""
+
+    def __init__(self, args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        self._args = args
+        self._kwargs = dict(kwargs)
+        self._generation = -1
+        self._tracer: trace_api.Tracer = trace_api.NoOpTracer()
+
+    def _real(self) -> trace_api.Tracer:
+        generation, provider = CURRENT.generation, CURRENT.provider
+        if generation != self._generation:
+            self._tracer = (
+                provider.get_tracer(*self._args, **self._kwargs)
+                if provider is not None
+                else trace_api.NoOpTracer()
+            )
+            self._generation = generation
+        return self._tracer
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace_api.Span:
+        return self._real().start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return self._real().start_as_current_span(*args, **kwargs)
+
+
+class DelegatingTracerProvider(trace_api.TracerProvider):
+    """What ``init`` installs as OpenTelemetry's global provider (if the application has not
+    installed one): every tracer it gives follows the current ``init``."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace_api.Tracer:
+        return DelegatingTracer(args, kwargs)
+
+    def __repr__(self) -> str:
+        return "agentvista.DelegatingTracerProvider()"
+
+
+GLOBAL_PROVIDER = DelegatingTracerProvider()
+TRACER = GLOBAL_PROVIDER.get_tracer("agentvista", __version__)
+
+# The span context managers open in this context, innermost last, by the id of the
+# `_Trace` that opened them: one `_Trace` object may be entered in several threads or tasks.
+_open: contextvars.ContextVar[Tuple[Tuple[int, Any], ...]] = contextvars.ContextVar(
+    "agentvista_open_spans", default=()
+)
+
+
+class _Trace:
+    """What ``trace("name")`` returns: a decorator and a (sync or async) context manager."""
+
+    __slots__ = ("_name", "_attributes")
+
+    def __init__(self, name: Optional[str], attributes: Attributes) -> None:
+        self._name = name
+        self._attributes = dict(attributes) if attributes else None
+
+    def __repr__(self) -> str:
+        return f"agentvista.trace({self._name!r})"
+
+    def __call__(self, func: F) -> F:
+        if not callable(func):
+            raise TypeError(
+                "agentvista.trace(...) decorates a function; to open a span use "
+                "`with agentvista.trace(...):`"
+            )
+        return _wrap(func, self._name or _name_of(func), self._attributes)
+
+    def __enter__(self) -> trace_api.Span:
+        manager = TRACER.start_as_current_span(
+            self._name or DEFAULT_NAME, attributes=self._attributes
+        )
+        span = manager.__enter__()
+        _open.set(_open.get() + ((id(self), manager),))
+        return span
+
+    def __exit__(self, *exc_info: Any) -> Optional[bool]:
+        stack = _open.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] == id(self):
+                manager = stack[i][1]
+                _open.set(stack[:i] + stack[i + 1:])
+                suppressed: Optional[bool] = manager.__exit__(*exc_info)
+                return suppressed
+        return None
+
+    async def __aenter__(self) -> trace_api.Span:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: Any) -> Optional[bool]:
+        return self.__exit__(*exc_info)
+
+
+def _name_of(func: Callable[..., Any]) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+
+
+def _wrap(func: F, name: str, attributes: Attributes) -> F:
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with TRACER.start_as_current_span(name, attributes=attributes):
+                return await func(*args, **kwargs)
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with TRACER.start_as_current_span(name, attributes=attributes):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@overload
+def trace(func: F, /) -> F: ...
+@overload
+def trace(name: Optional[str] = None, /, *, attributes: Attributes = None) -> _Trace: ...
+@overload
+def trace(*, name: Optional[str] = None, attributes: Attributes = None) -> _Trace: ...
+
+
+def trace(
+    func_or_name: Union[Callable[..., Any], str, None] = None,
+    /,
+    *,
+    name: Optional[str] = None,
+    attributes: Attributes = None,
+) -> Any:
+    """A span for an agent step.
+
+    As a decorator, on sync and async functions::
+
+        @agentvista.trace
+        def plan(task): ...
+
+        @agentvista.trace("call model")          # or @agentvista.trace(name="call model")
+        async def call_model(prompt): ...
+
+    As a context manager (``async with`` works too); it gives the OpenTelemetry span::
+
+        with agentvista.trace("retrieve", attributes={"k": 5}) as span:
+            span.set_attribute("hits", 3)
+
+    The span is a child of the current span (OpenTelemetry's context), so nested steps keep
+    their parents. An exception is recorded on the span and re-raised unchanged. Before
+    ``init`` (or after ``shutdown``) spans are no-ops. A decorated generator function gets a
+    span around the call that creates the generator only: use ``with`` inside it instead.
+    """
+    if callable(func_or_name) and not isinstance(func_or_name, str):
+        return _wrap(func_or_name, name or _name_of(func_or_name), attributes)
+    if func_or_name is not None and name is not None:
+        raise TypeError("agentvista.trace: give the name once, positionally or as name=")
+    if func_or_name is not None and not isinstance(func_or_name, str):
+        raise TypeError(
+            f"agentvista.trace: the name must be a string, not {type(func_or_name).__name__}"
+        )
+    return _Trace(func_or_name if func_or_name is not None else name, attributes)
+
