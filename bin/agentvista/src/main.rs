@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod metrics;
 mod server;
 mod settings;
 
@@ -13,7 +14,7 @@ use agentvista_store::Store;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{AccountsCommand, Cli, Command, KeysCommand, UsersCommand};
-use crate::settings::Settings;
+use crate::settings::{LogFormat, Settings};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -22,18 +23,23 @@ async fn main() -> ExitCode {
         Err(status) => return status,
     };
     let command = cli.command.unwrap_or(Command::Serve);
-    let serving = matches!(command, Command::Serve);
+    // Read before logging starts: the settings say how to log. Their errors name the key.
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("agentvista: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The server logs requests; the admin commands only say what went wrong.
-    let default_level = if serving { "info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let default_level = if matches!(command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
+    start_logging(settings.log.format, default_level);
 
-    match run(cli.config.as_deref(), command).await {
+    match run(&settings, command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("agentvista: {message}");
@@ -42,8 +48,27 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Option<&std::path::Path>, command: Command) -> Result<(), String> {
-    let settings = Settings::load(config).map_err(|e| e.to_string())?;
+/// Log lines go to standard error, as text or as one JSON object per line (`log.format`),
+/// filtered by `RUST_LOG` when set. In JSON, an event's fields are top-level keys and the
+/// span it happened in (a request's, with its `request_id`) is under `span`.
+fn start_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+async fn run(settings: &Settings, command: Command) -> Result<(), String> {
     let store = Store::connect_with(&settings.database.url, settings.store_options())
         .await
         .map_err(|e| format!("database.url: {}", error_line(&e)))?;
@@ -52,13 +77,13 @@ async fn run(config: Option<&std::path::Path>, command: Command) -> Result<(), S
         .await
         .map_err(|e| format!("migrations failed: {}", error_line(&e)))?;
     let done = match command {
-        Command::Serve => return server::serve(store, &settings).await,
+        Command::Serve => return server::serve(store, settings).await,
         Command::Migrate => {
             println!("migrations applied");
             Ok(())
         }
         Command::Users(UsersCommand::Create { email, account }) => {
-            commands::create_user(&store, &settings, &email, account.as_ref()).await
+            commands::create_user(&store, settings, &email, account.as_ref()).await
         }
         Command::Keys(KeysCommand::Create {
             email,
@@ -70,7 +95,7 @@ async fn run(config: Option<&std::path::Path>, command: Command) -> Result<(), S
             commands::revoke_key(&store, &email, &prefix).await
         }
         Command::Accounts(AccountsCommand::SetPlan { email, plan }) => {
-            commands::set_plan(&store, &settings, &email, &plan).await
+            commands::set_plan(&store, settings, &email, &plan).await
         }
     };
     done.map_err(|e| error_line(&e))

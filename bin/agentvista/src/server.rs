@@ -55,6 +55,10 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     } else {
         None
     };
+    let metrics = match settings.metrics.bind {
+        Some(bind) => Some(crate::metrics::start(bind)?.1),
+        None => None,
+    };
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let state = state.clone();
@@ -70,6 +74,9 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     // Tests and scripts read this line to learn the port when binding to port 0.
     tracing::info!("listening on http://{bound}");
     let served = server.await.map_err(|e| e.to_string());
+    if let Some(metrics) = metrics {
+        metrics.stop(true).await;
+    }
     // Requests are over: stop serving from memory and leave the barrier's list.
     if let Some(replica) = replica {
         replica.shutdown().await;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use agentvista_http::{BodyLimits, HttpConfig};
+use agentvista_http::{BodyLimits, HttpConfig, TrustedProxies};
 use agentvista_quota::Plan;
 use agentvista_store::{DEFAULT_LEASE, SqliteSync, StoreOptions};
 use config::{Config, Environment, File, FileFormat};
@@ -21,6 +21,33 @@ pub(crate) struct Settings {
     pub(crate) plans: BTreeMap<String, PlanSettings>,
     pub(crate) limits: LimitSettings,
     pub(crate) auth: AuthSettings,
+    pub(crate) metrics: MetricsSettings,
+    pub(crate) log: LogSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MetricsSettings {
+    /// Where the Prometheus scrape endpoint listens; empty (the default): no endpoint, and no
+    /// metrics recorded.
+    #[serde(deserialize_with = "optional_address")]
+    pub(crate) bind: Option<SocketAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogSettings {
+    pub(crate) format: LogFormat,
+}
+
+/// How log lines are written (to standard error).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// For people: one line per event, colours on a terminal.
+    Text,
+    /// For machines: one JSON object per line, with the same fields.
+    Json,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +64,10 @@ pub(crate) struct AuthSettings {
 pub(crate) struct ServerSettings {
     pub(crate) bind: SocketAddr,
     pub(crate) insecure_cookies: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a list, or one string of
+    /// comma-separated addresses and networks (the environment variable's form).
+    #[serde(default, deserialize_with = "trusted_proxies")]
+    pub(crate) trusted_proxies: TrustedProxies,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,12 +125,15 @@ impl Settings {
         let settings: Settings = builder
             .set_default("server.bind", "127.0.0.1:8080")?
             .set_default("server.insecure_cookies", false)?
+            .set_default("server.trusted_proxies", "")?
             .set_default("database.url", "sqlite://agentvista.db?mode=rwc")?
             .set_default("database.sqlite_synchronous", "full")?
             .set_default("default_plan", "free")?
             .set_default("limits.max_body_bytes", 5_242_880)?
             .set_default("limits.body_timeout_secs", 30)?
             .set_default("auth.cache_capacity", 100_000)?
+            .set_default("metrics.bind", "")?
+            .set_default("log.format", "text")?
             .set_default(
                 "auth.lease_ms",
                 u64::try_from(DEFAULT_LEASE.as_millis()).unwrap_or(3_000),
@@ -180,9 +214,40 @@ impl Settings {
                 })
                 .collect(),
             default_plan: self.default_plan.clone(),
+            trusted_proxies: self.server.trusted_proxies.clone(),
             ..HttpConfig::default()
         }
     }
+}
+
+/// `server.trusted_proxies`: `["10.0.0.1", "10.1.0.0/16"]`, or the same as one string,
+/// `"10.0.0.1,10.1.0.0/16"`.
+fn trusted_proxies<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TrustedProxies, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entries {
+        Joined(String),
+        Listed(Vec<String>),
+    }
+    match Entries::deserialize(deserializer)? {
+        Entries::Joined(text) => text.parse(),
+        Entries::Listed(entries) => TrustedProxies::new(entries.iter().map(String::as_str)),
+    }
+    .map_err(serde::de::Error::custom)
+}
+
+/// `metrics.bind`: an address, or empty for none.
+fn optional_address<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom("expected an address such as 127.0.0.1:9464, or empty")
+    })
 }
 
 /// `database.sqlite_synchronous`: `full` or `normal`, in any case.
@@ -231,5 +296,57 @@ mod tests {
         assert_eq!(parsed.bind, SocketAddr::from(([127, 0, 0, 1], 0)));
         let err = server("nowhere").unwrap_err().to_string();
         assert!(err.contains("`bind`"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_or_one_comma_separated_string() {
+        let server = |key: &str, value: config::Value| {
+            Config::builder()
+                .set_override("bind", "127.0.0.1:0")
+                .and_then(|c| c.set_override("insecure_cookies", false))
+                .and_then(|c| c.set_override(key, value))
+                .and_then(|c| c.build())
+                .and_then(Config::try_deserialize::<ServerSettings>)
+        };
+        let want: TrustedProxies = "10.0.0.1,10.1.0.0/16".parse().unwrap();
+        let joined = server("trusted_proxies", "10.0.0.1, 10.1.0.0/16".into()).unwrap();
+        assert_eq!(joined.trusted_proxies, want);
+        let listed = server(
+            "trusted_proxies",
+            vec!["10.0.0.1".to_owned(), "10.1.0.0/16".to_owned()].into(),
+        )
+        .unwrap();
+        assert_eq!(listed.trusted_proxies, want);
+        let err = server("trusted_proxies", "proxy.local".into())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("proxy.local"), "{err}");
+        let none = server("unused", "".into()).err();
+        assert!(none.is_some(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn metrics_bind_is_empty_for_off_or_an_address_and_log_format_text_or_json() {
+        let read = |bind: &str, format: &str| {
+            Config::builder()
+                .set_override("metrics.bind", bind)
+                .and_then(|c| c.set_override("log.format", format))
+                .and_then(|c| c.build())
+                .and_then(|c| {
+                    Ok((
+                        c.get::<MetricsSettings>("metrics")?,
+                        c.get::<LogSettings>("log")?,
+                    ))
+                })
+        };
+        let (metrics, log) = read("", "text").unwrap();
+        assert_eq!((metrics.bind, log.format), (None, LogFormat::Text));
+        let (metrics, log) = read("127.0.0.1:9464", "json").unwrap();
+        assert_eq!(metrics.bind, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
+        assert_eq!(log.format, LogFormat::Json);
+        let err = read("localhost", "text").err().unwrap().to_string();
+        assert!(err.contains("127.0.0.1:9464"), "{err}");
+        assert!(read("", "yaml").is_err());
     }
 }

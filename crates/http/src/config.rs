@@ -3,7 +3,7 @@
 use agentvista_quota::{Plan, Plans};
 use chrono::TimeDelta;
 
-use crate::{BodyLimits, ThrottleConfig};
+use crate::{BodyLimits, ThrottleConfig, TrustedProxies};
 
 /// What the HTTP layer needs from configuration. The binary builds it from `agentvista.toml`
 /// and `AGENTVISTA__` variables; an embedding service builds it however it likes.
@@ -21,6 +21,9 @@ pub struct HttpConfig {
     pub plans: Plans,
     /// The plan of new accounts.
     pub default_plan: String,
+    /// Reverse proxies whose `X-Forwarded-For` gives the client's address (for the login and
+    /// setup throttles); none by default.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpConfig {
@@ -34,6 +37,7 @@ impl Default for HttpConfig {
             session_ttl: TimeDelta::days(7),
             plans: Plans::new(Plan::defaults()),
             default_plan: "free".to_owned(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

@@ -65,7 +65,26 @@ impl Barrier {
     ///
     /// The bound is this process's lease, or the longest a replica registered with if that is
     /// longer: a server configured apart from the others is waited out (and a warning says so).
+    ///
+    /// Measured as `agentvista_revocation_barrier_seconds` (from the commit) and, when the
+    /// bound was reached, `agentvista_revocation_barrier_timeouts_total`.
     pub(crate) async fn wait(&self, db: &DatabaseConnection, seq: i64, committed: Instant) {
+        let acknowledged = self.wait_for_replicas(db, seq, committed).await;
+        metrics::histogram!("agentvista_revocation_barrier_seconds")
+            .record(committed.elapsed().as_secs_f64());
+        if !acknowledged {
+            metrics::counter!("agentvista_revocation_barrier_timeouts_total").increment(1);
+        }
+    }
+
+    /// [`Barrier::wait`]'s loop: `true` when every live replica acknowledged, `false` when
+    /// the bound was reached first.
+    async fn wait_for_replicas(
+        &self,
+        db: &DatabaseConnection,
+        seq: i64,
+        committed: Instant,
+    ) -> bool {
         let mut deadline = committed + self.lease;
         let mut fresh_after = committed;
         loop {
@@ -90,7 +109,7 @@ impl Barrier {
                         .map(|r| r.label.clone())
                         .collect();
                     if pending.is_empty() {
-                        return;
+                        return true;
                     }
                     Some(pending)
                 }
@@ -102,18 +121,28 @@ impl Barrier {
             };
             let now = Instant::now();
             if now >= deadline {
-                let who = pending.map_or_else(
-                    || "unknown (the database did not answer)".to_owned(),
-                    |labels| labels.join(", "),
-                );
-                tracing::warn!(
-                    seq,
-                    replicas = %who,
-                    lease_ms = self.lease.as_millis(),
-                    "revocation barrier: not acknowledged within a lease; answering now, their \
-                     leases have run out"
-                );
-                return;
+                match pending {
+                    Some(labels) => tracing::warn!(
+                        seq,
+                        replicas = %labels.join(", "),
+                        lease_ms = self.lease.as_millis(),
+                        "revocation barrier: not acknowledged within a lease; answering now, \
+                         their leases have run out"
+                    ),
+                    None => {
+                        tracing::warn!(
+                            seq,
+                            lease_ms = self.lease.as_millis(),
+                            "revocation barrier: the database did not answer within a lease; \
+                             answering now, every replica's lease has run out (the replicas \
+                             that had not applied the change follow once it answers)"
+                        );
+                        // The answer may not wait longer, but the operator still needs the
+                        // names: read them after it.
+                        tokio::spawn(name_late_replicas(db.clone(), seq));
+                    }
+                }
+                return false;
             }
             fresh_after = asked;
             tokio::time::sleep_until((now + POLL).min(deadline)).await;
@@ -134,6 +163,30 @@ impl Barrier {
             rows: Arc::clone(&rows),
         });
         Ok(rows)
+    }
+}
+
+/// How long the follow-up read of a barrier that reached its bound may take.
+const FOLLOW_UP: Duration = Duration::from_secs(10);
+
+/// Names, in a warning, the live replicas that had still not applied change `seq` when its
+/// barrier answered at the bound without having read them.
+async fn name_late_replicas(db: DatabaseConnection, seq: i64) {
+    let Ok(Ok(rows)) = tokio::time::timeout(FOLLOW_UP, read_rows(&db)).await else {
+        return;
+    };
+    let late: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.dead && r.applied < seq)
+        .map(|r| r.label.as_str())
+        .collect();
+    if !late.is_empty() {
+        tracing::warn!(
+            seq,
+            replicas = %late.join(", "),
+            "revocation barrier: answered at the lease bound while these replicas had not \
+             applied the change"
+        );
     }
 }
 

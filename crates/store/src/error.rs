@@ -77,12 +77,16 @@ impl StoreError {
 }
 
 impl From<DbErr> for StoreError {
+    /// Classifies `err`, and counts it as `agentvista_db_errors_total{kind}` (`unavailable`,
+    /// `invalid_input` or `other`).
     fn from(err: DbErr) -> Self {
-        match classify(&err) {
-            Class::Unavailable => StoreError::Unavailable(err),
-            Class::InvalidInput => StoreError::InvalidInput(err),
-            Class::Other => StoreError::Database(err),
-        }
+        let (kind, error) = match classify(&err) {
+            Class::Unavailable => ("unavailable", StoreError::Unavailable(err)),
+            Class::InvalidInput => ("invalid_input", StoreError::InvalidInput(err)),
+            Class::Other => ("other", StoreError::Database(err)),
+        };
+        metrics::counter!("agentvista_db_errors_total", "kind" => kind).increment(1);
+        error
     }
 }
 

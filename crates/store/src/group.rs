@@ -289,6 +289,8 @@ async fn write_group<W: Work>(
     }
     if !works.is_empty() {
         largest_group.fetch_max(works.len(), Ordering::Relaxed);
+        #[allow(clippy::cast_precision_loss, reason = "at most MAX_GROUP")]
+        metrics::histogram!("agentvista_group_commit_requests").record(works.len() as f64);
         let outcomes = commit_group(db, &works).await;
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A requester that gave up (its connection closed) no longer needs the answer.

@@ -18,6 +18,7 @@ mod replica;
 mod sessions;
 mod setup;
 mod store;
+mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod users;
@@ -35,4 +36,5 @@ pub use replica::{Replica, ReplicaOptions};
 pub use sessions::{Session, Sessions};
 pub use setup::FirstUser;
 pub use store::Store;
+pub use telemetry::describe_metrics;
 pub use users::{User, UserCredentials, Users};

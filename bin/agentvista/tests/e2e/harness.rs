@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -252,6 +252,8 @@ pub(crate) struct Server {
     child: Option<Child>,
     base: String,
     log: Arc<Mutex<String>>,
+    /// Notified whenever a line is added to `log`.
+    grown: Arc<Condvar>,
     readers: Vec<JoinHandle<()>>,
     secrets: Secrets,
 }
@@ -282,6 +284,7 @@ impl Server {
             .stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
+        let grown = Arc::new(Condvar::new());
         let (found, listening) = mpsc::channel();
         let readers = [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
@@ -290,16 +293,21 @@ impl Server {
         .into_iter()
         .map(|stream| {
             let log = Arc::clone(&log);
+            let grown = Arc::clone(&grown);
             let found = found.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     if let Some(at) = line.find("listening on http://") {
-                        let _ = found.send(line[at + "listening on ".len()..].trim().to_owned());
+                        // The address ends the text line; a JSON line closes a string after it.
+                        let rest = &line[at + "listening on ".len()..];
+                        let end = rest.find(['"', ' ']).unwrap_or(rest.len());
+                        let _ = found.send(rest[..end].trim().to_owned());
                     }
                     let mut log = log.lock().unwrap();
                     log.push_str(&line);
                     log.push('\n');
+                    grown.notify_all();
                 }
             })
         })
@@ -314,6 +322,7 @@ impl Server {
             child: Some(child),
             base,
             log,
+            grown,
             readers,
             secrets: db.secrets.clone(),
         }
@@ -361,6 +370,17 @@ impl Server {
             .json()
             .await
             .unwrap()
+    }
+
+    /// Waits until the server's output holds `needle`, or `within` has passed; whether it
+    /// does. (Blocks the test's thread: nothing of the test runs meanwhile.)
+    pub(crate) fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
+        let log = self.log.lock().unwrap();
+        let (log, _) = self
+            .grown
+            .wait_timeout_while(log, within, |log| !log.contains(needle))
+            .unwrap();
+        log.contains(needle)
     }
 
     /// Everything the server has written so far.

@@ -10,6 +10,7 @@ mod faults;
 mod harness;
 mod ingest;
 mod replicas;
+mod telemetry;
 mod wire;
 
 use chrono::{TimeDelta, Utc};

@@ -10,6 +10,7 @@ use agentvista_keys::{
 };
 use chrono::{DateTime, Utc};
 
+use super::refusals::{self, Refusal};
 use super::{Credential, Principal};
 use crate::{ApiError, error_chain};
 
@@ -64,26 +65,28 @@ impl KeyAuth {
             .filter(|token| !token.is_empty());
         let Some(token) = token else {
             tracing::info!(cause = "not a Bearer token", "API key refused");
-            return Err(ApiError::InvalidApiKey);
+            return Err(refused(Refusal::Malformed));
         };
         let key = ApiKey::parse(token).map_err(|cause| {
             tracing::info!(%cause, "API key refused before lookup");
-            ApiError::InvalidApiKey
+            refused(Refusal::Malformed)
         })?;
         let (hash, prefix) = (key.hash(), key.prefix());
         drop(key);
         let record = self.lookup.find_by_hash(&hash).await?;
         let Some(record) = record else {
             tracing::info!(%prefix, cause = "unknown key", "API key refused");
-            return Err(ApiError::InvalidApiKey);
+            return Err(refused(Refusal::Unknown));
         };
         let now = Utc::now();
-        match record.status(now) {
-            KeyStatus::Active => {}
-            status => {
-                tracing::info!(%prefix, cause = ?status, "API key refused");
-                return Err(ApiError::InvalidApiKey);
-            }
+        let refusal = match record.status(now) {
+            KeyStatus::Active => None,
+            KeyStatus::Revoked => Some(Refusal::Revoked),
+            KeyStatus::Expired => Some(Refusal::Expired),
+        };
+        if let Some(refusal) = refusal {
+            tracing::info!(%prefix, cause = refusal.as_str(), "API key refused");
+            return Err(refused(refusal));
         }
         self.note_key_use(record.id, now);
         Ok(Principal {
@@ -137,4 +140,10 @@ impl KeyAuth {
             }
         });
     }
+}
+
+/// The one answer to every refused key, counted by its cause.
+fn refused(refusal: Refusal) -> ApiError {
+    refusals::count(refusal);
+    ApiError::InvalidApiKey
 }

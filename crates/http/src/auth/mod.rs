@@ -2,6 +2,7 @@
 //! handler requires — visible in its signature as `Auth<Write>`, `Auth<Read>`, `Auth<Admin>`.
 
 mod keys;
+mod refusals;
 mod session;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ pub(crate) use session::session_cookie;
 pub use session::{CSRF_HEADER, SESSION_COOKIE};
 
 use crate::ApiError;
+use refusals::Refusal;
 
 /// Who is making a request, and what they may do.
 #[derive(Clone, Debug)]
@@ -186,6 +188,7 @@ pub async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Principal, A
     if let Some(scope) = R::SCOPE
         && !principal.scopes.contains(scope)
     {
+        refusals::count(Refusal::Scope);
         return Err(ApiError::InsufficientScope(scope));
     }
     Ok(principal)
@@ -217,6 +220,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     {
         return authenticate_session(store, req, cookie.value()).await;
     }
+    refusals::count(Refusal::Missing);
     Err(ApiError::MissingApiKey)
 }
 

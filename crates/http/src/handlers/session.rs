@@ -53,7 +53,7 @@ pub(crate) async fn login(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     // The address's bucket first: a flood of garbage bodies costs the attacker attempts too.
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.config.trusted_proxies.client_of(&req);
     state.throttles.address(address)?;
     let login: Login = body.json().await?;
     // A string that is no e-mail address names no account: nothing to throttle it by, no one

@@ -29,7 +29,9 @@ pub(crate) async fn setup(
     if state.store.users().count().await? > 0 {
         return Err(ApiError::NotFound);
     }
-    state.throttles.address(req.peer_addr().map(|a| a.ip()))?;
+    state
+        .throttles
+        .address(state.config.trusted_proxies.client_of(&req))?;
     let form: Setup = body.json().await?;
     let account = AccountName::parse(&form.account)
         .map_err(|e| ApiError::BadRequest(format!("account: {e}")))?;

@@ -104,9 +104,15 @@ impl Ledger {
                 // Committed: what the transaction read or wrote is now true for every other.
                 self.memo.learn(account, learned);
                 recorded.duplicates += repeated_in_batch;
+                metrics::counter!("agentvista_events_accepted_total").increment(recorded.accepted);
+                metrics::counter!("agentvista_events_duplicated_total")
+                    .increment(recorded.duplicates);
                 Ok(recorded)
             }
-            Ok(Accounted::Exceeded(exceeded)) => Err(RecordError::Exceeded(exceeded)),
+            Ok(Accounted::Exceeded(exceeded)) => {
+                metrics::counter!("agentvista_quota_refusals_total").increment(1);
+                Err(RecordError::Exceeded(exceeded))
+            }
             Ok(Accounted::UnknownPlan(unknown)) => Err(RecordError::UnknownPlan(unknown)),
             Err(e) => Err(RecordError::Storage(e.into())),
         }

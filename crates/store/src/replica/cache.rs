@@ -132,8 +132,11 @@ impl VerifiedKeys {
         Fut: Future<Output = Result<(Option<KeyRecord>, i64), E>>,
     {
         if let Some(answer) = self.get(hash, boot_nanos()) {
+            metrics::counter!("agentvista_key_cache_hits_total").increment(1);
             return Ok(answer);
         }
+        // A miss, including a coalesced one and one while the lease has lapsed.
+        metrics::counter!("agentvista_key_cache_misses_total").increment(1);
         if !self.serving(boot_nanos()) {
             return read().await.map(|(found, _)| found);
         }

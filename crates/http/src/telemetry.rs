@@ -1,0 +1,25 @@
+//! The metrics this crate records, through the `metrics` facade (see `agentvista-store`'s
+//! `describe_metrics` for how they reach an exporter).
+
+use metrics::{Unit, describe_counter, describe_histogram};
+
+/// Describes the HTTP layer's metrics to the installed recorder (call once, after installing
+/// it).
+pub fn describe_metrics() {
+    describe_counter!(
+        "agentvista_http_requests_total",
+        Unit::Count,
+        "Requests answered, by route template, method and status."
+    );
+    describe_histogram!(
+        "agentvista_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a request, by route template and method."
+    );
+    describe_counter!(
+        "agentvista_auth_refusals_total",
+        Unit::Count,
+        "Requests refused authentication or authorisation, by reason: missing, malformed, \
+         unknown, revoked, expired, scope."
+    );
+}
