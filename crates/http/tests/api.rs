@@ -966,6 +966,18 @@ async fn otlp_errors_are_google_rpc_status_in_the_request_format() {
     let rpc = tonic_types::Status::decode(&body[..]).unwrap();
     assert_eq!(rpc.code, 7);
     assert!(rpc.message.contains("write"));
+    // The contract's code and fields, as a google.rpc.ErrorInfo.
+    assert_eq!(rpc.details.len(), 1);
+    assert_eq!(
+        rpc.details[0].type_url,
+        "type.googleapis.com/google.rpc.ErrorInfo"
+    );
+    let info = tonic_types::pb::ErrorInfo::decode(&rpc.details[0].value[..]).unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("insufficient_scope", "agentvista")
+    );
+    assert_eq!(info.metadata["required_scope"], "write");
 
     let anonymous = test::TestRequest::post()
         .uri("/otlp/v1/logs")
@@ -1011,7 +1023,21 @@ async fn otlp_errors_are_google_rpc_status_in_the_request_format() {
     .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "a plan of 0 events");
     assert!(headers.contains_key(header::RETRY_AFTER));
-    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["code"], 8);
+    let rpc = serde_json::from_slice::<Value>(&body).unwrap();
+    assert_eq!(rpc["code"], 8);
+    let info = &rpc["details"][0];
+    assert_eq!(info["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+    assert_eq!(info["reason"], "monthly_event_limit_exceeded");
+    assert_eq!(
+        (&info["metadata"]["limit"], &info["metadata"]["used"]),
+        (&json!("0"), &json!("0"))
+    );
+    assert!(
+        info["metadata"]["resets_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     assert_eq!(f.store.events().count(f.account).await.unwrap(), 0);
 }
 

@@ -1,6 +1,8 @@
 //! Ingestion: `POST /api/v1/traces/batch/` and `POST /otlp/v1/{traces,logs,metrics}`.
 //! Every request is one all-or-nothing insert-and-count transaction; 200 only after commit.
 
+use std::collections::HashMap;
+
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_ingest::{
@@ -11,6 +13,7 @@ use agentvista_store::{EventBatch, NewContext, NewEvent};
 use chrono::{DateTime, Utc};
 use prost::Message;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::auth::{Auth, Principal, Write, authorize};
 use crate::{ApiError, AppState, Body};
@@ -34,7 +37,21 @@ struct BatchAnswer {
 struct RpcStatusJson<'a> {
     code: i32,
     message: &'a str,
+    details: [ErrorInfoJson<'a>; 1],
 }
+
+/// A `google.rpc.ErrorInfo` in the JSON mapping of an `Any`.
+#[derive(Serialize)]
+struct ErrorInfoJson<'a> {
+    #[serde(rename = "@type")]
+    type_url: &'static str,
+    reason: &'a str,
+    domain: &'a str,
+    metadata: &'a HashMap<String, String>,
+}
+
+/// The `domain` of this server's `google.rpc.ErrorInfo` details.
+const ERROR_DOMAIN: &str = "agentvista";
 
 pub(crate) async fn batch(
     state: web::Data<AppState>,
@@ -86,13 +103,26 @@ pub(crate) async fn otlp(
     }
 }
 
-/// `err` as OTLP requires: same status and headers, body a `google.rpc.Status`.
+/// `err` as OTLP requires: same status and headers, body a `google.rpc.Status`. Its one
+/// detail, a `google.rpc.ErrorInfo`, carries what the JSON API's error body says: `reason` is
+/// the contract's error code (`monthly_event_limit_exceeded`, `insufficient_scope`, …) and
+/// `metadata` its other fields as text (`limit`, `used`, `resets_at`, `required_scope`), so
+/// that an exporter can tell a used-up month from a rate limit without parsing sentences.
 fn otlp_error(err: &ApiError, format: Format) -> HttpResponse {
     let mut response = err.response_builder();
+    let metadata = error_metadata(err);
+    let info = tonic_types::pb::ErrorInfo {
+        reason: err.code().to_owned(),
+        domain: ERROR_DOMAIN.to_owned(),
+        metadata: metadata.clone(),
+    };
     let status = tonic_types::Status {
         code: err.grpc_code(),
         message: err.message(),
-        details: Vec::new(),
+        details: vec![prost_types::Any {
+            type_url: tonic_types::ErrorInfo::TYPE_URL.to_owned(),
+            value: info.encode_to_vec(),
+        }],
     };
     response.content_type(format.content_type());
     match format {
@@ -101,8 +131,31 @@ fn otlp_error(err: &ApiError, format: Format) -> HttpResponse {
         Format::Json => response.json(RpcStatusJson {
             code: status.code,
             message: &status.message,
+            details: [ErrorInfoJson {
+                type_url: tonic_types::ErrorInfo::TYPE_URL,
+                reason: &info.reason,
+                domain: &info.domain,
+                metadata: &metadata,
+            }],
         }),
     }
+}
+
+/// The fields the contract's error body adds to `error` and `message`, as text.
+fn error_metadata(err: &ApiError) -> HashMap<String, String> {
+    let Value::Object(body) = err.body() else {
+        return HashMap::new();
+    };
+    body.into_iter()
+        .filter(|(name, _)| name != "error" && name != "message")
+        .map(|(name, value)| {
+            let text = match value {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            (name, text)
+        })
+        .collect()
 }
 
 /// Stores and counts the decoded events for the principal's account, or refuses them all.
