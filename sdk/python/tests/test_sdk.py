@@ -362,6 +362,8 @@ def test_the_monthly_limit_is_warned_about_once_naming_the_reset_and_billing(
     assert len(warnings) == 1, [w.getMessage() for w in warnings]
     message = warnings[0].getMessage()
     assert "monthly event limit" in message
+    # The numbers come from the google.rpc.ErrorInfo detail of the server's OTLP answer.
+    assert f"({TINY_EVENTS} of {TINY_EVENTS} events used)" in message
     assert "Settings → Billing" in message
     assert f"resets at {first_of_next_month_utc()}" in message
     assert not [r for r in caplog.records if r.name.startswith("opentelemetry.exporter")

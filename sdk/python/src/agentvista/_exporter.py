@@ -67,9 +67,14 @@ class _Answer:
 
 
 def _is_monthly_limit(answer: _Answer) -> bool:
-    # On OTLP the body is a bare google.rpc.Status (code 8) for both kinds of 429: the key's
-    # rate limit is the one that sends RateLimit-* headers.
-    return answer.status == 429 and answer.header("RateLimit-Limit") is None
+    if answer.status != 429:
+        return False
+    # The server names the error in the Status's ErrorInfo; a server without it is told by
+    # its headers: the key's rate limit is the 429 that sends RateLimit-* headers.
+    code = _http.parse_error(answer.status, answer.headers, answer.content, answer.reason).code
+    if code is not None:
+        return code == "monthly_event_limit_exceeded"
+    return answer.header("RateLimit-Limit") is None
 
 
 def _handled(answer: _Answer) -> bool:

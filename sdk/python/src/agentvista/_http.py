@@ -66,25 +66,58 @@ def _auth_params(headers: Mapping[str, str]) -> Dict[str, str]:
     return {k.lower(): v for k, v in _AUTH_PARAM.findall(value)}
 
 
+ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+
+
 def _decode_rpc_status(content: bytes) -> Optional[Dict[str, Any]]:
-    """A protobuf ``google.rpc.Status`` as ``{"code", "message"}``, or None."""
+    """A protobuf ``google.rpc.Status`` as its JSON mapping (``code``, ``message`` and the
+    ``google.rpc.ErrorInfo`` details), or None."""
     try:
-        from google.rpc import status_pb2  # type: ignore[import-untyped]
+        from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - a dependency of the OTLP exporter
         return None
     try:
         status = status_pb2.Status.FromString(content)
     except Exception:  # noqa: BLE001 - not a Status: the caller falls back to the HTTP reason
         return None
-    return {"code": status.code, "message": status.message}
+    details = []
+    for any_detail in status.details:
+        if any_detail.type_url != ERROR_INFO_TYPE:
+            continue
+        try:
+            info = error_details_pb2.ErrorInfo.FromString(any_detail.value)
+        except Exception:  # noqa: BLE001 - an unreadable detail is left out
+            continue
+        details.append({
+            "@type": ERROR_INFO_TYPE,
+            "reason": info.reason,
+            "domain": info.domain,
+            "metadata": dict(info.metadata),
+        })
+    return {"code": status.code, "message": status.message, "details": details}
+
+
+def _error_info(body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The server's ``google.rpc.ErrorInfo`` in a Status: the contract's error code as
+    ``reason``, its other fields (as text) in ``metadata``."""
+    for detail in body.get("details") or []:
+        if (
+            isinstance(detail, dict)
+            and detail.get("@type") == ERROR_INFO_TYPE
+            and detail.get("domain") == "agentvista"
+            and isinstance(detail.get("reason"), str)
+        ):
+            return detail
+    return None
 
 
 def parse_error(
     status: int, headers: Mapping[str, str], content: bytes, reason: str = ""
 ) -> ErrorAnswer:
     """Reads an error answer of the API (JSON) or of an OTLP endpoint (``google.rpc.Status``
-    in protobuf or JSON). OTLP bodies carry only a gRPC code and the message, so the
-    contract's error code is recovered from the status and ``WWW-Authenticate``."""
+    in protobuf or JSON, whose ``google.rpc.ErrorInfo`` detail gives the contract's error code
+    and fields). Without that detail (an older server), the code is recovered from the status
+    and ``WWW-Authenticate``."""
     content_type = (headers.get("Content-Type") or headers.get("content-type") or "").lower()
     body: Any = None
     if "json" in content_type or content[:1] in (b"{", b"["):
@@ -111,6 +144,12 @@ def parse_error(
         elif isinstance(body.get("code"), int):  # google.rpc.Status
             message = str(body.get("message") or "")
             details["grpc_code"] = _GRPC_CODES.get(body["code"], str(body["code"]))
+            info = _error_info(body)
+            if info is not None:
+                code = info["reason"]
+                for name, value in (info.get("metadata") or {}).items():
+                    # Numbers travel as text in ErrorInfo's metadata.
+                    details[name] = int(value) if str(value).isdigit() else value
 
     params = _auth_params(headers)
     if code is None:
