@@ -107,6 +107,22 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         prefix: KeyPrefix,
     },
+    /// Roll a key: a new key with the same name, scopes and expiry (printed once), and the old
+    /// one expiring after the grace.
+    Roll {
+        /// E-mail of a user of the account.
+        #[arg(long)]
+        email: Email,
+        /// The old key's prefix, av_ + 8 hex characters.
+        #[arg(long)]
+        prefix: KeyPrefix,
+        /// Seconds the old key keeps working: 0 (stops at once) to 604800 (7 days).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=604_800))]
+        grace_seconds: u64,
+        /// Print the new key object and the key as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{
     AccountName, Actor, Email, Expiry, KeyLookup, KeyName, KeyPrefix, LookupError, Scopes,
 };
-use agentvista_store::{Account, NewKey, Store, StoreError, User};
+use agentvista_store::{Account, NewKey, RollError, Store, StoreError, User};
 use chrono::Utc;
 
 use crate::settings::Settings;
@@ -152,6 +152,54 @@ pub(crate) async fn revoke_key(
         .await?
         .ok_or_else(no_key)?;
     println!("revoked key {prefix}");
+    Ok(())
+}
+
+pub(crate) async fn roll_key(
+    store: &Store,
+    email: &Email,
+    prefix: &KeyPrefix,
+    grace_seconds: u64,
+    json: bool,
+) -> Result<(), CommandError> {
+    let user = user_by_email(store, email).await?;
+    let no_key = || usage(format!("the account of {email} has no key {prefix}"));
+    let record = match store.keys().find_by_prefix(user.account_id, prefix).await {
+        Err(StoreError::NotFound) => return Err(no_key()),
+        other => other?,
+    };
+    let grace = std::time::Duration::from_secs(grace_seconds);
+    let rolled = match store
+        .roll(user.account_id, record.id, grace, Actor::Cli, Utc::now())
+        .await
+    {
+        Ok(rolled) => rolled,
+        Err(RollError::Store(StoreError::NotFound)) => return Err(no_key()),
+        Err(RollError::Store(e)) => return Err(e.into()),
+        Err(e @ (RollError::GraceTooLong | RollError::NotActive(_))) => {
+            return Err(usage(format!("{prefix}: {e}")));
+        }
+    };
+    let until = rolled
+        .old
+        .expiry
+        .expires_at()
+        .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339());
+    if json {
+        let created = CreatedKey {
+            object: KeyObject::from(rolled.record),
+            key: rolled.key.expose_secret().to_owned(),
+        };
+        let text = serde_json::to_string_pretty(&created).map_err(|e| usage(e.to_string()))?;
+        println!("{text}");
+    } else {
+        eprintln!(
+            "rolled {prefix}: it works until {until}; the new key {} ({}, scopes {}) is shown \
+             once, store it now:",
+            rolled.record.prefix, rolled.record.name, rolled.record.scopes
+        );
+        println!("{}", rolled.key.expose_secret());
+    }
     Ok(())
 }
 

@@ -94,6 +94,12 @@ async fn run(settings: &Settings, command: Command) -> Result<(), String> {
         Command::Keys(KeysCommand::Revoke { email, prefix }) => {
             commands::revoke_key(&store, &email, &prefix).await
         }
+        Command::Keys(KeysCommand::Roll {
+            email,
+            prefix,
+            grace_seconds,
+            json,
+        }) => commands::roll_key(&store, &email, &prefix, grace_seconds, json).await,
         Command::Accounts(AccountsCommand::SetPlan { email, plan }) => {
             commands::set_plan(&store, settings, &email, &plan).await
         }

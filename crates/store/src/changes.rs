@@ -19,12 +19,15 @@ pub(crate) const CHANNEL: &str = "agentvista_key_changes";
 pub(crate) enum ChangeKind {
     /// Revoked: it never works again.
     Revoked,
+    /// Its expiry moved earlier (a roll's grace): it stops working then.
+    Expiry,
 }
 
 impl ChangeKind {
     fn as_str(self) -> &'static str {
         match self {
             ChangeKind::Revoked => "revoked",
+            ChangeKind::Expiry => "expiry",
         }
     }
 }

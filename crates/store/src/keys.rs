@@ -20,7 +20,7 @@ use crate::{AccountId, KeyId, Store, StoreError, UserId, db::db_time};
 
 /// How often a prefix collision (32 random bits) is retried before giving up. Eight collisions
 /// in a row would take ~10¹⁵ keys, so reaching the limit means something else is wrong.
-const PREFIX_ATTEMPTS: usize = 8;
+pub(crate) const PREFIX_ATTEMPTS: usize = 8;
 
 /// What a key needs to be created.
 #[derive(Clone, Debug)]

@@ -141,6 +141,8 @@ on_both!(
     lowering_the_spend_cap_binds_accounting_in_flight,
     remembered_terms_are_confirmed_by_the_count,
     a_refused_request_leaves_no_context_id_to_remember,
+    rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old,
+    only_an_active_key_of_the_account_rolls,
 );
 
 /// A stored password hash, as storage would hand it back (the store does not check it).
@@ -1693,4 +1695,126 @@ async fn a_refused_request_leaves_no_context_id_to_remember(db: &TestDb) {
         page.events[0].body.as_ref().unwrap()["resource"]["service.name"],
         "shop"
     );
+}
+
+async fn rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let keys = db.store.keys();
+    let later = noon() + TimeDelta::days(30);
+    let name = key_name("ci");
+    let new = NewKey {
+        expiry: Expiry::for_new_key(Some(later), noon()).unwrap(),
+        ..write_key(&name)
+    };
+    let (old_key, old) = keys.create(acme, new, noon()).await.unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    let rolled = db
+        .store
+        .roll(acme, old.id, hour, Actor::Cli, noon())
+        .await
+        .unwrap();
+    // The same grant, a new secret.
+    assert_ne!(rolled.record.prefix, old.prefix);
+    assert_ne!(rolled.key.hash(), old_key.hash());
+    assert_eq!(
+        (
+            &rolled.record.name,
+            rolled.record.scopes,
+            rolled.record.account_id
+        ),
+        (&old.name, old.scopes, acme)
+    );
+    assert_eq!(rolled.record.expiry, Expiry::at(Some(later)));
+    let found = keys
+        .find_by_hash(&rolled.key.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, rolled.record.id);
+    // The old key works until the grace ends, and not after.
+    let old_now = keys.find_by_hash(&old_key.hash()).await.unwrap().unwrap();
+    let ends = noon() + TimeDelta::hours(1);
+    assert_eq!(old_now.expiry, Expiry::at(Some(ends)));
+    assert_eq!(rolled.old.expiry, old_now.expiry);
+    assert!(old_now.status(ends - TimeDelta::seconds(1)).is_active());
+    assert!(!old_now.status(ends).is_active());
+    // Replicas hear of it through the change log.
+    assert_eq!(
+        count_rows(
+            db,
+            "SELECT COUNT(*) AS n FROM key_changes WHERE kind = 'expiry'"
+        )
+        .await,
+        1
+    );
+
+    // Rolled again with no grace: the new key stops at once; an earlier expiry is kept.
+    let again = db
+        .store
+        .roll(
+            acme,
+            rolled.record.id,
+            std::time::Duration::ZERO,
+            Actor::Cli,
+            noon(),
+        )
+        .await
+        .unwrap();
+    assert!(!again.old.status(noon()).is_active());
+    let kept = db
+        .store
+        .roll(
+            acme,
+            again.record.id,
+            hour,
+            Actor::Cli,
+            later - TimeDelta::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.old.expiry, Expiry::at(Some(later)));
+}
+
+async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
+    let (acme, globex) = (
+        account(&db.store, "acme").await,
+        account(&db.store, "globex").await,
+    );
+    let (_, record) = db
+        .store
+        .keys()
+        .create(acme, write_key(&key_name("ci")), noon())
+        .await
+        .unwrap();
+    let grace = std::time::Duration::from_secs(60);
+    assert!(matches!(
+        db.store
+            .roll(globex, record.id, grace, Actor::Cli, noon())
+            .await,
+        Err(agentvista_store::RollError::Store(StoreError::NotFound))
+    ));
+    assert!(matches!(
+        db.store
+            .roll(
+                acme,
+                record.id,
+                agentvista_store::MAX_ROLL_GRACE * 2,
+                Actor::Cli,
+                noon()
+            )
+            .await,
+        Err(agentvista_store::RollError::GraceTooLong)
+    ));
+    let port: &dyn KeyLookup = &db.store;
+    port.revoke(acme, record.id, Actor::Cli, noon())
+        .await
+        .unwrap();
+    assert!(matches!(
+        db.store
+            .roll(acme, record.id, grace, Actor::Cli, noon())
+            .await,
+        Err(agentvista_store::RollError::NotActive("revoked"))
+    ));
+    // Nothing was created by the refused rolls.
+    assert_eq!(db.store.keys().list(acme).await.unwrap().len(), 1);
 }

@@ -52,6 +52,7 @@ on_both!(
     a_body_that_never_arrives_is_cut_at_the_deadline,
     an_expiry_reached_while_the_key_is_in_memory_fails_it,
     a_key_revoked_on_one_replica_fails_at_once_on_the_other,
+    a_rolled_key_works_through_its_grace_and_not_after,
 );
 
 /// Runs `$test(Db)` as `$test::postgres` only (faults only PostgreSQL has).
@@ -87,6 +88,7 @@ use faults::{
 use replicas::{
     a_frozen_replica_delays_a_revocation_by_at_most_a_lease,
     a_key_revoked_on_one_replica_fails_at_once_on_the_other,
+    a_rolled_key_works_through_its_grace_and_not_after,
     an_expiry_reached_while_the_key_is_in_memory_fails_it,
 };
 

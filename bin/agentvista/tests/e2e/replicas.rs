@@ -186,3 +186,78 @@ pub(crate) async fn an_expiry_reached_while_the_key_is_in_memory_fails_it(db: Db
     );
     server.stop_and_check_logs(&[&admin]).await;
 }
+
+/// `keys roll` from the command line against two running servers that hold the key in memory:
+/// with a grace both keys work on both; rolled again without one, the key stops on both at
+/// once (its new expiry goes through the change log and the barrier), its successor works.
+pub(crate) async fn a_rolled_key_works_through_its_grace_and_not_after(db: Db) {
+    db.create_user(EMAIL);
+    let first = db.create_key(EMAIL, "sdk", "read");
+    let a = Server::start_with(&db, &[LEASE]).await;
+    let b = Server::start_with(&db, &[LEASE]).await;
+    let http = harness::client();
+    accepted_by_both(&http, &a, &b, &first).await;
+
+    let roll = |key: &str, grace: &str| {
+        let out = db.cli_ok(
+            &[
+                "keys",
+                "roll",
+                "--email",
+                EMAIL,
+                "--prefix",
+                &key[..11],
+                "--grace-seconds",
+                grace,
+            ],
+            None,
+        );
+        let key = out.trim().to_owned();
+        assert!(
+            agentvista_keys::ApiKey::parse(&key).is_ok(),
+            "not a key: {key}"
+        );
+        a.secret(&key);
+        key
+    };
+    let second = roll(&first, "3600");
+    assert_ne!(second, first);
+    accepted_by_both(&http, &a, &b, &first).await;
+    accepted_by_both(&http, &a, &b, &second).await;
+
+    let third = roll(&second, "0");
+    for server in [&a, &b] {
+        assert_eq!(
+            ping(&http, server, &second).await,
+            StatusCode::UNAUTHORIZED,
+            "a server accepted the key rolled without grace"
+        );
+    }
+    accepted_by_both(&http, &a, &b, &third).await;
+    accepted_by_both(&http, &a, &b, &first).await;
+    // An unknown prefix, a grace past 7 days: one line and a non-zero exit.
+    let out = db.cli(
+        &["keys", "roll", "--email", EMAIL, "--prefix", &second[..11]],
+        &[],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
+    let out = db.cli(
+        &[
+            "keys",
+            "roll",
+            "--email",
+            EMAIL,
+            "--prefix",
+            &third[..11],
+            "--grace-seconds",
+            "604801",
+        ],
+        &[],
+        None,
+    );
+    assert!(!out.status.success());
+    a.stop_and_check_logs(&[&first, &second, &third]).await;
+    b.stop_and_check_logs(&[&first, &second, &third]).await;
+}

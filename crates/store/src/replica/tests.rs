@@ -274,6 +274,45 @@ async fn a_revocation_waits_out_a_replica_with_a_longer_lease(db: &Db) {
     assert!(took < 2 * LEASE + Duration::from_secs(1), "{took:?}");
 }
 
+/// A roll with no grace stops the old key on every replica at once: its new expiry goes
+/// through the change log and the barrier like a revocation.
+async fn a_roll_without_grace_stops_the_old_key_on_every_replica(db: &Db) {
+    let (store_a, store_b) = (db.store().await, db.store().await);
+    let (account, _, _) = account_with_key(&store_a).await;
+    let (a, b) = (replica(&store_a, "a").await, replica(&store_b, "b").await);
+    let (key, record) = new_key(&store_a, account).await;
+    let hash = key.hash();
+    for replica in [&a, &b] {
+        let found = replica.find_by_hash(&hash).await.unwrap().unwrap();
+        assert!(found.status(Utc::now()).is_active());
+    }
+    let rolled = store_a
+        .roll(
+            account,
+            record.id,
+            std::time::Duration::ZERO,
+            Actor::Cli,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    for replica in [&a, &b] {
+        let seen = replica.find_by_hash(&hash).await.unwrap().unwrap();
+        assert!(
+            !seen.status(Utc::now()).is_active(),
+            "a replica still accepts the rolled key"
+        );
+        let new = replica
+            .find_by_hash(&rolled.key.hash())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(new.status(Utc::now()).is_active());
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 macro_rules! on_both {
     ($($test:ident),* $(,)?) => {$(
         mod $test {
@@ -298,4 +337,5 @@ on_both!(
     a_verified_key_is_answered_from_memory,
     a_revocation_on_one_replica_holds_on_the_other_at_once,
     a_revocation_waits_out_a_replica_with_a_longer_lease,
+    a_roll_without_grace_stops_the_old_key_on_every_replica,
 );
