@@ -1489,3 +1489,81 @@ async fn a_trace_named_batch_is_readable_and_a_traces_events_come_in_pages() {
     let (status, _, _) = send(&app, bearer(get("/api/v1/traces/batch/?limit=1001"), &key)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// The documented operations, as (path, METHOD), from the document `openapi()` builds.
+fn documented_operations() -> Vec<(String, Method)> {
+    let document = agentvista_http::openapi().unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+            operations.push((path.clone(), method));
+        }
+    }
+    operations
+}
+
+/// `path` with its parameters filled in with values the handlers parse.
+fn concrete(path: &str) -> String {
+    path.replace("{key_id}", "1").replace("{trace_id}", "t-1")
+}
+
+/// Every operation of the OpenAPI document, sent to the app `configure` mounts (with and
+/// without the trailing slash, without credentials or a body, on an installation with no user
+/// yet so that even the first-run setup answers), reaches a handler: no JSON 404 of the
+/// fallback, no 405. And the fallback is what a method the document does not list gets, so a
+/// 404 here would have been seen.
+#[actix_web::test]
+async fn every_documented_operation_reaches_its_handler_and_nothing_else_does() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let app = app(AppState::new(store, config()).unwrap()).await;
+    let operations = documented_operations();
+    assert!(operations.len() >= 20, "{operations:?}");
+    for (path, method) in &operations {
+        let path = concrete(path);
+        let other = match path.strip_suffix('/') {
+            Some(without) => without.to_owned(),
+            None => format!("{path}/"),
+        };
+        for uri in [&path, &other] {
+            let req = test::TestRequest::default().method(method.clone()).uri(uri);
+            let res = test::call_service(&app, req.to_request()).await;
+            let status = res.status();
+            assert!(
+                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {uri} fell through to {status}"
+            );
+        }
+        // PATCH is no operation of this API: the same path answers the fallback's 404.
+        assert!(!operations.contains(&(path.clone(), Method::PATCH)));
+        let req = test::TestRequest::default()
+            .method(Method::PATCH)
+            .uri(&path);
+        let (status, _, body) = send(&app, req).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "PATCH {path}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn the_openapi_document_is_served_as_json_without_credentials() {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let expected = agentvista_http::openapi().unwrap();
+    for path in ["/api/v1/openapi.json", "/api/v1/openapi.json/"] {
+        let (status, headers, body) = send(&app, get(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/json",
+            "{path}"
+        );
+        assert_eq!(body, expected, "{path}");
+    }
+    assert_eq!(expected["openapi"], "3.1.0");
+    assert!(expected["paths"]["/api/v1/openapi.json"]["get"].is_object());
+}

@@ -3,6 +3,7 @@
 pub(crate) mod health;
 pub(crate) mod ingest;
 pub(crate) mod keys;
+pub(crate) mod openapi_json;
 pub(crate) mod session;
 pub(crate) mod setup;
 pub(crate) mod traces;
@@ -14,8 +15,10 @@ use serde::Serialize;
 use crate::ApiError;
 
 /// `{"status":"ok"}`: the answer of `/healthz`, `/readyz` and the ping.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct StatusOk {
+    /// Always `ok`.
+    #[schema(value_type = String, pattern = "^ok$")]
     status: &'static str,
 }
 
