@@ -1567,3 +1567,65 @@ async fn the_openapi_document_is_served_as_json_without_credentials() {
     assert_eq!(expected["openapi"], "3.1.0");
     assert!(expected["paths"]["/api/v1/openapi.json"]["get"].is_object());
 }
+
+/// Found by Schemathesis: serde reads a struct from a JSON array, field by field, so
+/// `["ci", ["read"]]` created a key and `[5]` set the spend cap. Every body of the API is an
+/// object (the OpenAPI document says so); an array is a 400 and changes nothing.
+#[actix_web::test]
+async fn a_json_array_is_no_request_body_even_in_the_order_of_the_fields() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "read,write,admin").await;
+    let store = f.store.clone();
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let json_post = |method: Method, path: &str, body: &str| {
+        bearer(
+            test::TestRequest::default()
+                .method(method)
+                .uri(path)
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload(body.to_owned()),
+            &admin,
+        )
+    };
+    for (method, path, body) in [
+        (Method::POST, KEYS, r#"["ci", ["read"]]"#),
+        (Method::PUT, "/api/v1/me/billing/spend-cap/", "[5]"),
+        (
+            Method::POST,
+            "/api/v1/traces/batch/",
+            r#" [[{"type": "span", "trace_id": "t", "timestamp": "2026-11-27T12:00:00Z"}]]"#,
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/login/",
+            r#"["ada@example.com", "correct horse battery"]"#,
+        ),
+    ] {
+        let (status, _, body) = send(&app, json_post(method.clone(), path, body)).await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (
+                StatusCode::BAD_REQUEST,
+                Some("body: must be a JSON object, not an array.")
+            ),
+            "{method} {path}"
+        );
+    }
+    // OTLP/JSON too, answered as a google.rpc.Status.
+    let req = otlp("/otlp/v1/logs", &admin, "application/json", b"[]".to_vec());
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (StatusCode::BAD_REQUEST, Some(3))
+    );
+    // Nothing changed: one key (the caller's), no cap, no event.
+    assert_eq!(store.keys().list(f.account).await.unwrap().len(), 1);
+    let (_, _, usage) = send(&app, bearer(get("/api/v1/me/usage/"), &admin)).await;
+    assert_eq!(
+        (
+            usage["spend_cap_cents"].clone(),
+            usage["events_used"].clone()
+        ),
+        (Value::Null, json!(0))
+    );
+}
