@@ -48,6 +48,10 @@ pub(crate) struct RpcStatusJson<'a> {
 /// only its schema is used (the pure ingest crate knows nothing of OpenAPI).
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"batch": [
+    {"id": "evt-1", "type": "trace", "trace_id": "trace-42", "timestamp": "2026-11-27T12:00:00Z", "name": "support agent"},
+    {"id": "evt-2", "type": "generation", "trace_id": "trace-42", "timestamp": "2026-11-27T12:00:01Z", "name": "gpt call", "body": {"tokens": 812}}
+]}))]
 #[allow(dead_code, reason = "a schema: decode_batch reads the body")]
 struct BatchRequest {
     /// 1 to 1000 events; one invalid event refuses them all.

@@ -79,8 +79,10 @@ struct KeyList {
 /// The body of `POST /api/v1/me/api-keys/`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "production", "scopes": ["write"], "expires_at": "2099-01-01T00:00:00Z"}))]
 pub(crate) struct CreateKey {
     /// 1 to 100 characters once trimmed; the trimmed name is kept.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
     /// One or more scopes; repeats are ignored.
     #[schema(value_type = Vec<ScopeName>, min_items = 1)]

@@ -16,8 +16,10 @@ use crate::{ApiError, AppState, Body};
 #[serde(deny_unknown_fields)]
 pub(crate) struct Setup {
     /// The account's name: 1 to 100 characters once trimmed.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     account: String,
-    /// The first user's e-mail address (kept trimmed and lower-cased).
+    /// The first user's e-mail address, `local@domain.tld` (kept trimmed and lower-cased).
+    #[schema(format = Email)]
     email: String,
     /// The first user's password.
     #[schema(value_type = String, format = Password)]

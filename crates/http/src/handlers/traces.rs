@@ -141,8 +141,8 @@ fn page_query<C, E>(
     params(
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 100,
             description = "Traces per page: 1 to 100, 50 when absent."),
-        ("cursor" = Option<String>, Query,
-            description = "The previous page's `next_cursor`."),
+        ("cursor" = Option<String>, Query, min_length = 1,
+            description = "The previous page's `next_cursor`: an opaque value; any other is a 400."),
     ),
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
@@ -189,8 +189,8 @@ const MAX_EVENTS_LIMIT: u64 = 1000;
         ("trace_id" = String, Path, min_length = 1, description = "The trace's id."),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
             description = "Events per page: 1 to 1000, 100 when absent."),
-        ("cursor" = Option<String>, Query,
-            description = "The previous page's `next_cursor`."),
+        ("cursor" = Option<String>, Query, min_length = 1,
+            description = "The previous page's `next_cursor`: an opaque value; any other is a 400."),
     ),
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
@@ -224,8 +224,8 @@ pub(crate) async fn events(
     params(
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
             description = "Events per page: 1 to 1000, 100 when absent."),
-        ("cursor" = Option<String>, Query,
-            description = "The previous page's `next_cursor`."),
+        ("cursor" = Option<String>, Query, min_length = 1,
+            description = "The previous page's `next_cursor`: an opaque value; any other is a 400."),
     ),
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(

@@ -46,6 +46,7 @@ impl<'a> From<&'a UsageSummary> for Usage<'a> {
 /// is required: `{}` is a 400, never a silent removal of the cap.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"spend_cap_cents": 2500}))]
 pub(crate) struct SpendCap {
     /// Cents, or `null` for no cap. Required.
     // `deserialize_with` takes away serde's "a missing Option is None" rule.
