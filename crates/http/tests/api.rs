@@ -1629,3 +1629,45 @@ async fn a_json_array_is_no_request_body_even_in_the_order_of_the_fields() {
         (Value::Null, json!(0))
     );
 }
+
+/// The document's request examples are what Schemathesis sends first, and what a reader copies:
+/// each one, sent as documented with a key of every scope, is accepted.
+#[actix_web::test]
+async fn every_request_example_in_the_openapi_document_is_accepted() {
+    let f = fixture().await;
+    let (all, _) = key(&f.store, f.account, "read,write,admin").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let document = agentvista_http::openapi().unwrap();
+    let mut sent = 0;
+    for (path, method) in documented_operations() {
+        let op = &document["paths"][&path][method.as_str().to_ascii_lowercase()];
+        let content = &op["requestBody"]["content"]["application/json"];
+        // An example of the body itself, or of the schema it refers to.
+        let example = match (&content["example"], &content["schema"]["$ref"]) {
+            (Value::Null, Value::String(target)) => document
+                .pointer(target.trim_start_matches('#'))
+                .map(|schema| schema["example"].clone())
+                .unwrap_or(Value::Null),
+            (example, _) => example.clone(),
+        };
+        if example.is_null() {
+            continue;
+        }
+        let req = test::TestRequest::default()
+            .method(method.clone())
+            .uri(&concrete(&path))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(example.to_string());
+        let res = test::call_service(&app, bearer(req, &all).to_request()).await;
+        let status = res.status();
+        let body = test::read_body(res).await;
+        assert!(
+            status.is_success(),
+            "{method} {path} with its example {example}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        sent += 1;
+    }
+    // A key, a batch, a spend cap and the three OTLP signals.
+    assert_eq!(sent, 6);
+}

@@ -135,7 +135,15 @@ pub(crate) async fn batch(
 
 /// Declares an OTLP/HTTP endpoint: the handler for one signal, with its annotation.
 macro_rules! otlp_endpoint {
-    ($name:ident, $signal:expr, $summary:literal, $description:literal, $path:literal, $id:literal) => {
+    (
+        $name:ident,
+        $signal:expr,
+        $summary:literal,
+        $description:literal,
+        $path:literal,
+        $id:literal,
+        $example:tt
+    ) => {
         #[doc = $summary]
         ///
         #[doc = $description]
@@ -151,7 +159,7 @@ macro_rules! otlp_endpoint {
             security(("bearer_key" = ["write"]), ("session" = [], "csrf_token" = [])),
             request_body(content(
                 (crate::openapi::Protobuf = "application/x-protobuf"),
-                (crate::openapi::AnyObject = "application/json"),
+                (crate::openapi::AnyObject = "application/json", example = json!($example)),
             )),
             responses(
                 (status = 200, description = "The `Export*ServiceResponse`, in the request's content type.",
@@ -185,7 +193,12 @@ otlp_endpoint!(
     "OTLP/HTTP traces: one event per span.",
     "A span's event id is `<trace id>-<span id>`, so an exporter's retry is a duplicate.",
     "/otlp/v1/traces",
-    "otlp_traces"
+    "otlp_traces",
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+        "name": "llm call", "kind": 3,
+        "startTimeUnixNano": "1764244800000000000", "endTimeUnixNano": "1764244801000000000"
+    }]}]}]}
 );
 otlp_endpoint!(
     otlp_logs,
@@ -193,7 +206,11 @@ otlp_endpoint!(
     "OTLP/HTTP logs: one event per log record.",
     "Log records have no id: a retry is counted again.",
     "/otlp/v1/logs",
-    "otlp_logs"
+    "otlp_logs",
+    {"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "timeUnixNano": "1764244800000000000", "severityText": "INFO",
+        "body": {"stringValue": "tool call finished"}
+    }]}]}]}
 );
 otlp_endpoint!(
     otlp_metrics,
@@ -201,7 +218,13 @@ otlp_endpoint!(
     "OTLP/HTTP metrics: one event per data point.",
     "Data points have no id: a retry is counted again.",
     "/otlp/v1/metrics",
-    "otlp_metrics"
+    "otlp_metrics",
+    {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{
+        "name": "llm.tokens", "unit": "1",
+        "sum": {"aggregationTemporality": 2, "isMonotonic": true, "dataPoints": [
+            {"asInt": "812", "timeUnixNano": "1764244800000000000"}
+        ]}
+    }]}]}]}
 );
 
 /// The three OTLP/HTTP endpoints. Errors, authentication included, answer in the request's
