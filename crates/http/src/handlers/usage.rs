@@ -48,7 +48,8 @@ impl<'a> From<&'a UsageSummary> for Usage<'a> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"spend_cap_cents": 2500}))]
 pub(crate) struct SpendCap {
-    /// Cents, or `null` for no cap. Required.
+    /// Cents, or `null` for no cap. Required. A cap above 9223372036854775807 cents is kept
+    /// as that (the database's largest integer).
     // `deserialize_with` takes away serde's "a missing Option is None" rule.
     #[serde(deserialize_with = "Option::deserialize")]
     #[schema(required)]
