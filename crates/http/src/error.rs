@@ -158,7 +158,7 @@ pub struct ErrorBody {
     pub message: String,
     /// With `insufficient_scope`: the scope the endpoint needs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = crate::openapi::ScopeName, nullable = false)]
+    #[schema(value_type = crate::schema::ScopeName, nullable = false)]
     pub required_scope: Option<Scope>,
     /// With `monthly_event_limit_exceeded`: the events this month allows.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -9,6 +9,7 @@ mod handlers;
 mod log;
 mod openapi;
 mod routes;
+mod schema;
 mod state;
 mod throttle;
 

@@ -5,7 +5,8 @@
 use actix_web::http::Method;
 use actix_web::{Resource, Route, web};
 
-use crate::handlers::{health, ingest, keys, openapi_json, session, setup, traces, usage};
+use crate::handlers::{health, ingest, keys, session, setup, traces, usage};
+use crate::openapi::openapi_json;
 use crate::{AppState, dashboard, handlers};
 
 /// One operation of the JSON API: `method` on `path`, answered by the handler `to` attaches.
@@ -24,9 +25,7 @@ pub(crate) struct Operation {
 pub(crate) const API: &[Operation] = &[
     op("/healthz", Method::GET, |r| r.to(health::healthz)),
     op("/readyz", Method::GET, |r| r.to(health::readyz)),
-    op("/api/v1/openapi.json", Method::GET, |r| {
-        r.to(openapi_json::openapi_json)
-    }),
+    op("/api/v1/openapi.json", Method::GET, |r| r.to(openapi_json)),
     op("/api/v1/setup/", Method::POST, |r| r.to(setup::setup)),
     op("/api/v1/auth/login/", Method::POST, |r| {
         r.to(session::login)
@@ -112,6 +111,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .app_data(web::Data::new(state.config.body))
         .app_data(web::Data::new(state.store.clone()))
         .app_data(state);
+    // The document is serialised here, when the app is set up, rather than by the first
+    // request that asks for it.
+    std::sync::LazyLock::force(&crate::openapi::DOCUMENT);
     // One resource per path, in the table's order, with each of its methods.
     let mut mounted: Vec<&str> = Vec::new();
     for operation in API {

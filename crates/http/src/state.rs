@@ -30,25 +30,19 @@ pub struct AppState {
     pub(crate) throttles: throttle::Throttles,
     /// The last readiness check, reused for a second.
     pub(crate) readiness: Readiness,
-    /// The OpenAPI document, serialised once: it is the same for every request.
-    pub(crate) openapi: web::Bytes,
 }
 
 impl AppState {
     /// State over `store`, which also serves as the key lookup.
     ///
     /// # Errors
-    /// [`ApiError::Internal`] if the start-up password hash cannot be made (no randomness), or
-    /// the OpenAPI document cannot be serialised.
+    /// [`ApiError::Internal`] if the start-up password hash cannot be made (no randomness).
     pub fn new(store: Store, config: HttpConfig) -> Result<Self, ApiError> {
         let mut unguessable = [0u8; 24];
         getrandom::fill(&mut unguessable).map_err(ApiError::internal)?;
         let dummy_password_hash =
             hash_password(&Password::new(hex::encode(unguessable))).map_err(ApiError::internal)?;
         let throttles = throttle::Throttles::new(config.throttle);
-        let openapi = crate::openapi::openapi()
-            .and_then(|document| serde_json::to_vec(&document))
-            .map_err(ApiError::internal)?;
         Ok(AppState {
             keys: web::Data::new(KeyAuth::new(Arc::new(store.clone()))),
             store,
@@ -56,7 +50,6 @@ impl AppState {
             dummy_password_hash,
             throttles,
             readiness: Readiness::default(),
-            openapi: web::Bytes::from(openapi),
         })
     }
 

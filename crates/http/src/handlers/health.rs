@@ -34,8 +34,8 @@ struct NotReady;
     tag = "health",
     responses(
         (status = 200, description = "The database answers and takes writes.", body = StatusOk),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

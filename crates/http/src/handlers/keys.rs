@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Admin, Auth, Authenticated, Credential, Read};
 use crate::handlers::{OK, StatusOk, no_store};
-use crate::openapi::ScopeName;
+use crate::schema::ScopeName;
 use crate::{ApiError, AppState, Body};
 
 /// A key as the API shows it — never the key, never its hash. Times serialise as chrono
@@ -28,7 +28,7 @@ pub struct KeyObject {
     #[schema(value_type = String, pattern = "^av_[0-9a-f]{8}$")]
     pub prefix: KeyPrefix,
     /// Granted scopes, in the order read, write, admin.
-    #[schema(schema_with = crate::openapi::scope_set)]
+    #[schema(schema_with = crate::schema::scope_set)]
     pub scopes: Scopes,
     /// Creation time.
     pub created_at: DateTime<Utc>,
@@ -101,11 +101,11 @@ pub(crate) struct CreateKey {
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "The credentials are valid and have `read`.", body = StatusOk),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
@@ -121,11 +121,11 @@ pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
     security(("bearer_key" = ["admin"]), ("session" = [])),
     responses(
         (status = 200, description = "Every key of the account; never a key or its hash.", body = KeyList),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn list(
@@ -149,13 +149,13 @@ pub(crate) async fn list(
         (status = 201, description = "The key object plus `key`, the full key, shown this once.",
             body = CreatedKey,
             headers(("Cache-Control" = String, description = "`no-store`."))),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn create(
@@ -208,12 +208,12 @@ pub(crate) async fn create(
     security(("bearer_key" = []), ("session" = [], "csrf_token" = [])),
     responses(
         (status = 204, description = "The key is revoked, on every replica."),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 404, response = crate::schema::NotFound),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn revoke(

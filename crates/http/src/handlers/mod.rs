@@ -3,7 +3,6 @@
 pub(crate) mod health;
 pub(crate) mod ingest;
 pub(crate) mod keys;
-pub(crate) mod openapi_json;
 pub(crate) mod session;
 pub(crate) mod setup;
 pub(crate) mod traces;

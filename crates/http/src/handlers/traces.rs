@@ -147,11 +147,11 @@ fn page_query<C, E>(
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "A page of traces.", body = TraceList),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn list(
@@ -195,12 +195,12 @@ const MAX_EVENTS_LIMIT: u64 = 1000;
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "A page of the trace's events.", body = TraceEvents),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 404, response = crate::schema::NotFound),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn events(
@@ -230,12 +230,12 @@ pub(crate) async fn events(
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "A page of the trace's events.", body = TraceEvents),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 404, response = crate::schema::NotFound),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn batch_trace(

@@ -68,11 +68,11 @@ pub(crate) struct SpendCap {
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "The usage object.", body = Usage),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn usage(
@@ -101,13 +101,13 @@ pub(crate) async fn usage(
     request_body(content = SpendCap, content_type = "application/json"),
     responses(
         (status = 200, description = "The usage object, with the new cap.", body = Usage),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn set_spend_cap(
