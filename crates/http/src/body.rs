@@ -67,7 +67,8 @@ const INITIAL_CAPACITY: usize = 16 * 1024;
 /// - at most `limits.max_body_bytes`, before and after decompression, else 413 (refused from
 ///   `Content-Length` before reading anything);
 /// - the whole body within the body deadline, else 400 and the connection is closed;
-/// - no NUL character in any JSON string (PostgreSQL cannot store one), else 400.
+/// - no NUL character in any JSON string (PostgreSQL cannot store one), else 400;
+/// - for [`Body::json`], a JSON object, not an array, else 400.
 pub struct Body {
     /// The request, for its headers (a reference-counted handle, not a copy of them).
     req: HttpRequest,
@@ -93,8 +94,9 @@ impl FromRequest for Body {
 }
 
 impl Body {
-    /// Reads the body as JSON into `T`; a malformed body is a 400 whose message names the
-    /// field, e.g. `scopes[1]: unknown variant "owner", expected one of "read", "write", "admin"`.
+    /// Reads the body, a JSON object, into `T`; a malformed body is a 400 whose message names
+    /// the field, e.g. `scopes[1]: unknown variant "owner", expected one of "read", "write",
+    /// "admin"`. A JSON array is a 400 too, although serde would read a struct from one.
     ///
     /// # Errors
     /// 400, 413 or 415 as [`ApiError`]s (see [`Body`]).
@@ -105,7 +107,7 @@ impl Body {
                 "body: strings must not contain the NUL character (\\u0000)".into(),
             ));
         }
-        Ok(agentvista_ingest::json::parse(&body)?)
+        Ok(agentvista_ingest::json::parse_object(&body)?)
     }
 
     /// Reads a JSON body as bytes, for decoders of their own (the batch endpoint): the

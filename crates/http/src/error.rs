@@ -10,7 +10,8 @@ use agentvista_keys::LookupError;
 use agentvista_keys::Scope;
 use agentvista_quota::QuotaExceeded;
 use agentvista_store::StoreError;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Seconds a client should wait before retrying when the database is unreachable.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
@@ -86,26 +87,120 @@ pub enum ApiError {
     Internal(#[source] Box<dyn StdError + Send + Sync>),
 }
 
+/// The contract's `error` codes (§4): the `error` field of every JSON error body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: malformed JSON, protobuf or parameters.
+    BadRequest,
+    /// 401: no credentials at all.
+    MissingApiKey,
+    /// 401: an `Authorization` header that is not a valid key.
+    InvalidApiKey,
+    /// 401: an unknown or expired session cookie.
+    InvalidSession,
+    /// 401: a login with a wrong e-mail or password.
+    InvalidCredentials,
+    /// 403: a session-only endpoint called with an API key.
+    SessionRequired,
+    /// 403: a valid key without the scope the endpoint needs.
+    InsufficientScope,
+    /// 403: a cookie-authenticated write without the session's CSRF token.
+    CsrfFailed,
+    /// 404: unknown route, unknown id, or another account's id.
+    NotFound,
+    /// 413: a body over the limit.
+    PayloadTooLarge,
+    /// 415: a `Content-Type` or `Content-Encoding` the endpoint does not take.
+    UnsupportedMediaType,
+    /// 429: logins or first-run setups beyond the throttle.
+    TooManyAttempts,
+    /// 429: events that do not fit what the month still allows.
+    MonthlyEventLimitExceeded,
+    /// 503: the database cannot be reached.
+    Unavailable,
+    /// 500: a fault of the server or its operator.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as sent, e.g. `bad_request`; the same string serde writes.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::MissingApiKey => "missing_api_key",
+            ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::InvalidSession => "invalid_session",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::SessionRequired => "session_required",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::CsrfFailed => "csrf_failed",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::MonthlyEventLimitExceeded => "monthly_event_limit_exceeded",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// The body of every JSON error answer (contract §4): `error` and `message` always, the other
+/// fields only with the errors that carry them. The OpenAPI document's `ErrorBody` schema is
+/// derived from this type, so the document and the answers cannot drift apart.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The stable code to branch on.
+    pub error: ErrorCode,
+    /// One sentence for a human; it may change between versions.
+    pub message: String,
+    /// With `insufficient_scope`: the scope the endpoint needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = crate::schema::ScopeName, nullable = false)]
+    pub required_scope: Option<Scope>,
+    /// With `monthly_event_limit_exceeded`: the events this month allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub limit: Option<u64>,
+    /// With `monthly_event_limit_exceeded`: the events counted this month before the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub used: Option<u64>,
+    /// With `monthly_event_limit_exceeded`: when the month's count starts again (RFC 3339,
+    /// whole seconds, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime, nullable = false)]
+    pub resets_at: Option<String>,
+}
+
 impl ApiError {
     /// The contract's `error` code.
     #[must_use]
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    /// The contract's `error` code, as the closed set the OpenAPI document lists.
+    #[must_use]
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::BodyTimeout { .. } => "bad_request",
-            ApiError::MissingApiKey => "missing_api_key",
-            ApiError::InvalidApiKey => "invalid_api_key",
-            ApiError::InvalidSession => "invalid_session",
-            ApiError::InvalidCredentials => "invalid_credentials",
-            ApiError::SessionRequired => "session_required",
-            ApiError::InsufficientScope(_) => "insufficient_scope",
-            ApiError::CsrfFailed => "csrf_failed",
-            ApiError::NotFound => "not_found",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::TooManyAttempts { .. } => "too_many_attempts",
-            ApiError::QuotaExceeded { .. } => "monthly_event_limit_exceeded",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            ApiError::BadRequest(_) | ApiError::BodyTimeout { .. } => ErrorCode::BadRequest,
+            ApiError::MissingApiKey => ErrorCode::MissingApiKey,
+            ApiError::InvalidApiKey => ErrorCode::InvalidApiKey,
+            ApiError::InvalidSession => ErrorCode::InvalidSession,
+            ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ApiError::SessionRequired => ErrorCode::SessionRequired,
+            ApiError::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            ApiError::CsrfFailed => ErrorCode::CsrfFailed,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
+            ApiError::QuotaExceeded { .. } => ErrorCode::MonthlyEventLimitExceeded,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -121,29 +216,29 @@ impl ApiError {
 
     /// The JSON body: `error`, `message`, and the fields the contract adds for this error.
     #[must_use]
-    pub fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("error".into(), self.code().into());
-        body.insert("message".into(), self.message().into());
+    pub fn body(&self) -> ErrorBody {
+        let mut body = ErrorBody {
+            error: self.error_code(),
+            message: self.message(),
+            required_scope: None,
+            limit: None,
+            used: None,
+            resets_at: None,
+        };
         match self {
-            ApiError::InsufficientScope(scope) => {
-                body.insert("required_scope".into(), scope.as_str().into());
-            }
+            ApiError::InsufficientScope(scope) => body.required_scope = Some(*scope),
             ApiError::QuotaExceeded { exceeded, .. } => {
-                body.insert("limit".into(), exceeded.limit.into());
-                body.insert("used".into(), exceeded.used.into());
-                body.insert(
-                    "resets_at".into(),
-                    json!(
-                        exceeded
-                            .resets_at
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ),
+                body.limit = Some(exceeded.limit);
+                body.used = Some(exceeded.used);
+                body.resets_at = Some(
+                    exceeded
+                        .resets_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 );
             }
             _ => {}
         }
-        Value::Object(body)
+        body
     }
 
     /// Headers the contract attaches to this error.
@@ -329,12 +424,68 @@ mod tests {
             },
             retry_after_secs: 42,
         };
-        let body = err.body();
+        let body = serde_json::to_value(err.body()).unwrap();
         assert_eq!(body["error"], "monthly_event_limit_exceeded");
         assert_eq!(body["limit"], 25);
         assert_eq!(body["used"], 24);
         assert_eq!(body["resets_at"], "2026-12-01T00:00:00Z");
         assert_eq!(err.headers(), vec![(header::RETRY_AFTER, "42".to_owned())]);
         assert_eq!(err.status_code(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[test]
+    fn error_bodies_carry_only_the_fields_of_their_error() {
+        let body = serde_json::to_value(ApiError::NotFound.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "not_found", "message": "Not found."})
+        );
+        let body = serde_json::to_value(ApiError::InsufficientScope(Scope::Admin).body()).unwrap();
+        assert_eq!(body["required_scope"], "admin");
+        assert_eq!(body.as_object().unwrap().len(), 3);
+    }
+
+    /// The string a client compares (`as_str`) and the one serde writes (and the document
+    /// lists) are one and the same for every code.
+    #[test]
+    fn every_error_code_serialises_as_its_string() {
+        let errors = [
+            ApiError::BadRequest(String::new()),
+            ApiError::BodyTimeout {
+                deadline: std::time::Duration::from_secs(1),
+            },
+            ApiError::MissingApiKey,
+            ApiError::InvalidApiKey,
+            ApiError::InvalidSession,
+            ApiError::InvalidCredentials,
+            ApiError::SessionRequired,
+            ApiError::InsufficientScope(Scope::Read),
+            ApiError::CsrfFailed,
+            ApiError::NotFound,
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::UnsupportedMediaType(String::new()),
+            ApiError::TooManyAttempts {
+                retry_after_secs: 1,
+            },
+            ApiError::QuotaExceeded {
+                exceeded: QuotaExceeded {
+                    limit: 1,
+                    used: 1,
+                    resets_at: chrono::Utc::now(),
+                },
+                retry_after_secs: 1,
+            },
+            ApiError::Unavailable("down".into()),
+            ApiError::Internal("broken".into()),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for err in &errors {
+            let code = err.error_code();
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert_eq!(err.body().error, code);
+            seen.insert(code);
+        }
+        // Every code is some error's: the document lists no code the server never sends.
+        assert_eq!(seen.len(), 15);
     }
 }

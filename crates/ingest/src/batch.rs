@@ -60,7 +60,7 @@ enum BatchKind {
 /// [`IngestError::Invalid`] naming the offending field; a NUL character in any string (or
 /// body key) is one (`batch[3].body.x: must not contain NUL characters`).
 pub fn decode_batch(body: &[u8]) -> Result<Decoded, IngestError> {
-    let parsed: BatchBody = crate::json::parse(body)?;
+    let parsed: BatchBody = crate::json::parse_object(body)?;
     let count = parsed.batch.len();
     if count == 0 || count > MAX_BATCH_EVENTS {
         return Err(IngestError::Invalid(format!(

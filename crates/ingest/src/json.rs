@@ -28,6 +28,35 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
     Ok(value)
 }
 
+/// [`parse`] for a body that must be a JSON object, as every request body of the API is.
+///
+/// serde's derived structs also read a JSON array, field by field in declaration order, so
+/// without this check `["ci", ["read"]]` would be taken for `{"name": "ci", "scopes":
+/// ["read"]}`. Only the body itself is checked: nested objects are as serde reads them.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct Cap { spend_cap_cents: Option<u64> }
+///
+/// assert!(agentvista_ingest::json::parse_object::<Cap>(br#"{"spend_cap_cents": 5}"#).is_ok());
+/// let err = agentvista_ingest::json::parse_object::<Cap>(b" [5]").err().unwrap();
+/// assert_eq!(err.to_string(), "body: must be a JSON object, not an array");
+/// ```
+///
+/// # Errors
+/// [`IngestError::Invalid`].
+pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
+    let first = body
+        .iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'));
+    if first == Some(&b'[') {
+        return Err(IngestError::Invalid(
+            "body: must be a JSON object, not an array".into(),
+        ));
+    }
+    parse(body)
+}
+
 /// Whether a NUL character (U+0000) appears anywhere in `value`: in a string, or in an object's
 /// key, at any depth. PostgreSQL cannot store it in `text` or `jsonb`, so such input is a 400.
 #[must_use]

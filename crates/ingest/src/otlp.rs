@@ -156,7 +156,7 @@ where
         Format::Protobuf => M::decode(body).map_err(|e| {
             IngestError::Invalid(format!("body: not a valid OTLP protobuf message: {e}"))
         }),
-        Format::Json => crate::json::parse(body),
+        Format::Json => crate::json::parse_object(body),
     }
 }
 

@@ -2,10 +2,18 @@
 
 use std::time::Instant;
 
-use crate::handlers::OK;
+use crate::handlers::{OK, StatusOk};
 use crate::{ApiError, AppState};
 use actix_web::{HttpResponse, web};
 
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "health",
+    responses((status = 200, description = "Always, while the process runs.", body = StatusOk)),
+)]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(OK)
 }
@@ -15,6 +23,21 @@ pub(crate) async fn healthz() -> HttpResponse {
 #[error("the store was not ready at a check that ran after this probe arrived")]
 struct NotReady;
 
+/// The database answers and takes writes.
+///
+/// On SQLite a write lock through the group-commit writer; on PostgreSQL a primary that is not
+/// read-only. One check runs at a time; probes that arrive meanwhile share the next one.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "The database answers and takes writes.", body = StatusOk),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // The check goes through the single SQLite writer, which every tenant's ingestion shares,
     // so a flood of anonymous probes must not queue there: one check at a time (the lock), and

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::auth::{Auth, Principal, Write, authorize};
 use crate::{ApiError, AppState, Body};
@@ -26,33 +27,121 @@ use crate::{ApiError, AppState, Body};
 const PRECHECK_MIN_EVENTS: usize = 100;
 
 /// The answer to a batch: events stored and counted, and those skipped as already stored.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct BatchAnswer {
+    /// Events stored and counted.
     accepted: u64,
+    /// Events whose `id` the account had stored already: neither stored nor counted again.
     duplicates: u64,
 }
 
-/// A `google.rpc.Status` in OTLP/JSON.
-#[derive(Serialize)]
-struct RpcStatusJson<'a> {
+/// A `google.rpc.Status` in OTLP/JSON: how the OTLP endpoints answer errors.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RpcStatus)]
+pub(crate) struct RpcStatusJson<'a> {
+    /// The gRPC code: 3 INVALID_ARGUMENT (400, 413, 415), 16 UNAUTHENTICATED (401),
+    /// 7 PERMISSION_DENIED (403), 8 RESOURCE_EXHAUSTED (429), 14 UNAVAILABLE (503),
+    /// 13 INTERNAL (500).
     code: i32,
+    /// The contract's sentence for the error.
     message: &'a str,
     details: [ErrorInfoJson<'a>; 1],
 }
 
-/// A `google.rpc.ErrorInfo` in the JSON mapping of an `Any`.
-#[derive(Serialize)]
-struct ErrorInfoJson<'a> {
+/// A `google.rpc.ErrorInfo` in the JSON mapping of an `Any`: the error as the JSON API names
+/// it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ErrorInfo)]
+pub(crate) struct ErrorInfoJson<'a> {
+    /// `type.googleapis.com/google.rpc.ErrorInfo`.
     #[serde(rename = "@type")]
     type_url: &'static str,
+    /// The contract's error code (`monthly_event_limit_exceeded`, `insufficient_scope`, …).
     reason: &'a str,
+    /// `agentvista`.
     domain: &'a str,
+    /// The error's other fields as text: `limit`, `used`, `resets_at`, `required_scope`.
+    #[schema(value_type = HashMap<String, String>)]
     metadata: &'a HashMap<String, String>,
 }
 
 /// The `domain` of this server's `google.rpc.ErrorInfo` details.
 const ERROR_DOMAIN: &str = "agentvista";
 
+/// The body of `POST /api/v1/traces/batch/`, as `agentvista_ingest::decode_batch` reads it;
+/// only its schema is used (the pure ingest crate knows nothing of OpenAPI).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"batch": [
+    {"id": "evt-1", "type": "trace", "trace_id": "trace-42", "timestamp": "2026-11-27T12:00:00Z", "name": "support agent"},
+    {"id": "evt-2", "type": "generation", "trace_id": "trace-42", "timestamp": "2026-11-27T12:00:01Z", "name": "gpt call", "body": {"tokens": 812}}
+]}))]
+#[allow(dead_code, reason = "a schema: decode_batch reads the body")]
+struct BatchRequest {
+    /// 1 to 1000 events; one invalid event refuses them all.
+    #[schema(min_items = 1, max_items = 1000)]
+    batch: Vec<BatchEvent>,
+}
+
+/// One event of a batch. Fields this server does not know are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema: decode_batch reads the body")]
+struct BatchEvent {
+    /// The client's id: a second event with an id already stored for the account is a
+    /// duplicate. Not blank, at most 256 characters.
+    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
+    id: Option<String>,
+    /// What the event is.
+    #[serde(rename = "type")]
+    kind: BatchEventType,
+    /// The trace it belongs to: not blank, at most 256 characters.
+    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
+    trace_id: String,
+    /// When it happened (RFC 3339).
+    timestamp: DateTime<Utc>,
+    /// Not blank, at most 256 characters.
+    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
+    name: Option<String>,
+    /// Anything the event carries.
+    #[schema(value_type = Option<Object>)]
+    body: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The kinds of batch event.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "a schema: decode_batch reads the body")]
+enum BatchEventType {
+    Trace,
+    Span,
+    Generation,
+    Event,
+    Score,
+}
+
+/// Stores and counts a batch of events: all of them, or none.
+///
+/// Scope `write`. An `id` already stored for the account is a duplicate: neither stored nor
+/// counted again, and reported. A 200 means the events are committed to the database.
+#[utoipa::path(
+    post,
+    path = "/api/v1/traces/batch/",
+    operation_id = "ingest_batch",
+    tag = "ingestion",
+    security(("bearer_key" = ["write"]), ("session" = [], "csrf_token" = [])),
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Every event stored and counted, or a duplicate.", body = BatchAnswer),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 429, response = crate::schema::QuotaExceeded),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn batch(
     state: web::Data<AppState>,
     auth: Auth<Write>,
@@ -68,9 +157,103 @@ pub(crate) async fn batch(
     }))
 }
 
+/// Declares an OTLP/HTTP endpoint: the handler for one signal, with its annotation.
+macro_rules! otlp_endpoint {
+    (
+        $name:ident,
+        $signal:expr,
+        $summary:literal,
+        $description:literal,
+        $path:literal,
+        $id:literal,
+        $example:tt
+    ) => {
+        #[doc = $summary]
+        ///
+        #[doc = $description]
+        ///
+        /// Scope `write`. OTLP/HTTP in protobuf or JSON (a `charset` parameter is fine), which
+        /// the answer uses too, errors included (`google.rpc.Status`). At most 10,000 events
+        /// per request. Nothing is stored or counted unless all of it is.
+        #[utoipa::path(
+            post,
+            path = $path,
+            operation_id = $id,
+            tag = "ingestion",
+            security(("bearer_key" = ["write"]), ("session" = [], "csrf_token" = [])),
+            request_body(content(
+                (crate::schema::Protobuf = "application/x-protobuf"),
+                (crate::schema::AnyObject = "application/json", example = json!($example)),
+            )),
+            responses(
+                (status = 200, description = "The `Export*ServiceResponse`, in the request's content type.",
+                    content(
+                        (crate::schema::Protobuf = "application/x-protobuf"),
+                        (crate::schema::AnyObject = "application/json"),
+                    )),
+                (status = 400, response = crate::schema::OtlpBadRequest),
+                (status = 401, response = crate::schema::OtlpUnauthorized),
+                (status = 403, response = crate::schema::OtlpForbidden),
+                (status = 413, response = crate::schema::OtlpPayloadTooLarge),
+                (status = 415, response = crate::schema::OtlpUnsupportedMediaType),
+                (status = 429, response = crate::schema::OtlpQuotaExceeded),
+                (status = 500, response = crate::schema::OtlpInternal),
+                (status = 503, response = crate::schema::OtlpUnavailable),
+            ),
+        )]
+        pub(crate) async fn $name(
+            state: web::Data<AppState>,
+            req: HttpRequest,
+            body: Body,
+        ) -> HttpResponse {
+            otlp(state, req, body, $signal).await
+        }
+    };
+}
+
+otlp_endpoint!(
+    otlp_traces,
+    Signal::Traces,
+    "OTLP/HTTP traces: one event per span.",
+    "A span's event id is `<trace id>-<span id>`, so an exporter's retry is a duplicate.",
+    "/otlp/v1/traces",
+    "otlp_traces",
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+        "name": "llm call", "kind": 3,
+        "startTimeUnixNano": "1764244800000000000", "endTimeUnixNano": "1764244801000000000"
+    }]}]}]}
+);
+otlp_endpoint!(
+    otlp_logs,
+    Signal::Logs,
+    "OTLP/HTTP logs: one event per log record.",
+    "Log records have no id: a retry is counted again.",
+    "/otlp/v1/logs",
+    "otlp_logs",
+    {"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "timeUnixNano": "1764244800000000000", "severityText": "INFO",
+        "body": {"stringValue": "tool call finished"}
+    }]}]}]}
+);
+otlp_endpoint!(
+    otlp_metrics,
+    Signal::Metrics,
+    "OTLP/HTTP metrics: one event per data point.",
+    "Data points have no id: a retry is counted again.",
+    "/otlp/v1/metrics",
+    "otlp_metrics",
+    {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{
+        "name": "llm.tokens", "unit": "1",
+        "sum": {"aggregationTemporality": 2, "isMonotonic": true, "dataPoints": [
+            {"asInt": "812", "timeUnixNano": "1764244800000000000"}
+        ]}
+    }]}]}]}
+);
+
 /// The three OTLP/HTTP endpoints. Errors, authentication included, answer in the request's
 /// format as a `google.rpc.Status`, with the contract's HTTP status and headers.
-pub(crate) async fn otlp(
+async fn otlp(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: Body,
@@ -143,7 +326,7 @@ fn otlp_error(err: &ApiError, format: Format) -> HttpResponse {
 
 /// The fields the contract's error body adds to `error` and `message`, as text.
 fn error_metadata(err: &ApiError) -> HashMap<String, String> {
-    let Value::Object(body) = err.body() else {
+    let Ok(Value::Object(body)) = serde_json::to_value(err.body()) else {
         return HashMap::new();
     };
     body.into_iter()

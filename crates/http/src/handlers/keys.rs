@@ -6,31 +6,40 @@ use agentvista_keys::{KeyId, KeyRecord};
 use agentvista_store::NewKey;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{Admin, Auth, Authenticated, Credential, Read};
-use crate::handlers::{OK, no_store};
+use crate::handlers::{OK, StatusOk, no_store};
+use crate::schema::ScopeName;
 use crate::{ApiError, AppState, Body};
 
 /// A key as the API shows it — never the key, never its hash. Times serialise as chrono
 /// does, RFC 3339 in UTC with `Z` and as many fractional digits as they need (0, 3, 6 or 9),
 /// which is the contract's format.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = Key)]
 pub struct KeyObject {
     /// Row id.
+    #[schema(value_type = i64)]
     pub id: KeyId,
     /// Human name.
     pub name: String,
     /// `av_` + 8 hex.
+    #[schema(value_type = String, pattern = "^av_[0-9a-f]{8}$")]
     pub prefix: KeyPrefix,
-    /// Granted scopes.
+    /// Granted scopes, in the order read, write, admin.
+    #[schema(schema_with = crate::schema::scope_set)]
     pub scopes: Scopes,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Expiry, if any.
+    #[schema(required)]
     pub expires_at: Option<DateTime<Utc>>,
     /// Last use, to within a minute.
+    #[schema(required)]
     pub last_used_at: Option<DateTime<Utc>>,
     /// Revocation time.
+    #[schema(required)]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -50,35 +59,75 @@ impl From<KeyRecord> for KeyObject {
 }
 
 /// The create response: the key object plus the full key, shown this once.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedKey {
     /// The stored key.
     #[serde(flatten)]
     pub object: KeyObject,
     /// The full key. Never logged, never stored, never returned again.
+    #[schema(pattern = "^av_[0-9a-f]{8}_[0-9A-Za-z]{38}$")]
     pub key: String,
 }
 
 /// The list answer: every key of the account, newest first.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct KeyList {
+    /// Newest first, revoked and expired keys included.
     data: Vec<KeyObject>,
 }
 
 /// The body of `POST /api/v1/me/api-keys/`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "production", "scopes": ["write"], "expires_at": "2099-01-01T00:00:00Z"}))]
 pub(crate) struct CreateKey {
+    /// 1 to 100 characters once trimmed; the trimmed name is kept.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
+    /// One or more scopes; repeats are ignored.
+    #[schema(value_type = Vec<ScopeName>, min_items = 1)]
     scopes: Scopes,
+    /// When the key stops working; must be in the future. Absent or `null`: never.
     #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
 }
 
+/// Checks a key: 200 for any key with the `read` scope (or a session).
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/api-keys/ping/",
+    operation_id = "ping",
+    tag = "keys",
+    security(("bearer_key" = ["read"]), ("session" = [])),
+    responses(
+        (status = 200, description = "The credentials are valid and have `read`.", body = StatusOk),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
     HttpResponse::Ok().json(OK)
 }
 
+/// The account's keys, newest first, revoked and expired ones included. Session or `admin`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/api-keys/",
+    operation_id = "list_api_keys",
+    tag = "keys",
+    security(("bearer_key" = ["admin"]), ("session" = [])),
+    responses(
+        (status = 200, description = "Every key of the account; never a key or its hash.", body = KeyList),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
@@ -88,6 +137,27 @@ pub(crate) async fn list(
     Ok(HttpResponse::Ok().json(KeyList { data }))
 }
 
+/// Creates a key. Session or `admin`. The answer carries the full key, this once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/api-keys/",
+    operation_id = "create_api_key",
+    tag = "keys",
+    security(("bearer_key" = ["admin"]), ("session" = [], "csrf_token" = [])),
+    request_body(content = CreateKey, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The key object plus `key`, the full key, shown this once.",
+            body = CreatedKey,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn create(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
@@ -125,6 +195,27 @@ pub(crate) async fn create(
         }))
 }
 
+/// Revokes a key: a session, an `admin` key of the same account, or the key itself.
+///
+/// 204 also when the key was revoked already. The 204 comes only once no server replica will
+/// accept the key any more, at most `auth.lease_ms` after the revocation committed.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me/api-keys/{key_id}/",
+    operation_id = "revoke_api_key",
+    tag = "keys",
+    params(("key_id" = i64, Path, description = "The key's `id`.")),
+    security(("bearer_key" = []), ("session" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "The key is revoked, on every replica."),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 404, response = crate::schema::NotFound),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn revoke(
     state: web::Data<AppState>,
     auth: Auth<Authenticated>,

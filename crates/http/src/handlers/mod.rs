@@ -14,8 +14,10 @@ use serde::Serialize;
 use crate::ApiError;
 
 /// `{"status":"ok"}`: the answer of `/healthz`, `/readyz` and the ping.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct StatusOk {
+    /// Always `ok`.
+    #[schema(value_type = String, pattern = "^ok$")]
     status: &'static str,
 }
 

@@ -8,30 +8,41 @@ use agentvista_store::User;
 use agentvista_store::UserId;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{SessionOnly, session_cookie};
 use crate::handlers::no_store;
 use crate::{ApiError, AppState, Body};
 
 /// A login request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {
+    /// The user's e-mail address (compared trimmed and lower-cased).
     email: String,
+    /// The user's password.
+    #[schema(value_type = String, format = Password)]
     password: Password,
 }
 
 /// The answer of login, first-run setup and the session endpoint.
-#[derive(Serialize)]
-struct SessionAnswer<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
+pub(crate) struct SessionAnswer<'a> {
+    /// The logged-in user.
     user: UserAnswer<'a>,
+    /// The token that cookie-authenticated writes must send as `X-CSRF-Token`.
     csrf_token: &'a str,
 }
 
 /// A user as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
 struct UserAnswer<'a> {
+    /// The user's id.
+    #[schema(value_type = i64)]
     id: UserId,
+    /// The user's e-mail address.
     email: &'a str,
 }
 
@@ -47,6 +58,31 @@ impl<'a> SessionAnswer<'a> {
     }
 }
 
+/// Logs in to the dashboard: sets the `av_session` cookie and returns the CSRF token.
+///
+/// A wrong e-mail address and a wrong password get the same 401. Throttled per client address
+/// and per account (429 `too_many_attempts` before any password is checked).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login/",
+    operation_id = "login",
+    tag = "sessions",
+    request_body(content = Login, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Logged in: the session cookie is set.", body = SessionAnswer,
+            headers(
+                ("Set-Cookie" = String, description = "`av_session=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=…` (and `Secure` unless `server.insecure_cookies`)."),
+                ("Cache-Control" = String, description = "`no-store`."),
+            )),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::InvalidCredentials),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 429, response = crate::schema::TooManyAttempts),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -111,6 +147,26 @@ pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpR
         .json(SessionAnswer::new(user, &csrf_token)))
 }
 
+/// Logs out: the session is deleted and its cookie cleared. Session only, with the CSRF token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout/",
+    operation_id = "logout",
+    tag = "sessions",
+    security(("session" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "The session is gone.",
+            headers(
+                ("Set-Cookie" = String, description = "`av_session=` with `Max-Age=0`."),
+                ("Cache-Control" = String, description = "`no-store`."),
+            )),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn logout(
     state: web::Data<AppState>,
     session: SessionOnly,
@@ -123,6 +179,24 @@ pub(crate) async fn logout(
         .finish())
 }
 
+/// The current session's user and CSRF token. Session only: an API key gets 403
+/// `session_required`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/session/",
+    operation_id = "current_session",
+    tag = "sessions",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The session's user and CSRF token.", body = SessionAnswer,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn current(session: SessionOnly) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(no_store())

@@ -6,21 +6,53 @@ use agentvista_keys::{AccountName, Email};
 use agentvista_store::FirstUser;
 use chrono::Utc;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::handlers::session::start_session;
 use crate::{ApiError, AppState, Body};
 
 /// The first-run form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Setup {
+    /// The account's name: 1 to 100 characters once trimmed.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     account: String,
+    /// The first user's e-mail address, `local@domain.tld` (kept trimmed and lower-cased).
+    #[schema(format = Email)]
     email: String,
+    /// The first user's password.
+    #[schema(value_type = String, format = Password)]
     password: Password,
 }
 
-/// Creates the first account and user and logs them in. Once any user exists this endpoint is
-/// a 404, so it cannot be replayed to take over an installation.
+/// First run: creates the first account and user, and logs them in.
+///
+/// Once any user exists this endpoint is a 404, so it cannot be replayed to take over an
+/// installation. Throttled like the login.
+#[utoipa::path(
+    post,
+    path = "/api/v1/setup/",
+    operation_id = "setup",
+    tag = "sessions",
+    request_body(content = Setup, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Set up and logged in, as after a login.",
+            body = crate::handlers::session::SessionAnswer,
+            headers(
+                ("Set-Cookie" = String, description = "The `av_session` cookie, as the login sets it."),
+                ("Cache-Control" = String, description = "`no-store`."),
+            )),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 404, description = "`not_found`: the installation already has a user.",
+            body = crate::ErrorBody),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 429, response = crate::schema::TooManyAttempts),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn setup(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_store::{EventCursor, StoredEvent, TraceCursor, TraceSummary};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{Auth, Read};
 use crate::{ApiError, AppState};
@@ -22,18 +23,27 @@ struct TracesQuery {
 }
 
 /// A page of the trace list, newest first.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TraceList<'a> {
+    /// Traces, newest first by their earliest event.
     data: Vec<TraceItem<'a>>,
+    /// The next page's `cursor`; `null` on the last page.
+    #[schema(required)]
     next_cursor: Option<String>,
 }
 
 /// One trace in the list.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Trace)]
 struct TraceItem<'a> {
+    /// The trace's id.
     trace_id: &'a str,
+    /// The name of its first named event.
+    #[schema(required)]
     name: Option<&'a str>,
+    /// Its earliest event's timestamp.
     started_at: DateTime<Utc>,
+    /// How many events it has.
     event_count: u64,
 }
 
@@ -49,22 +59,37 @@ impl<'a> From<&'a TraceSummary> for TraceItem<'a> {
 }
 
 /// A page of one trace's events, oldest first.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TraceEvents<'a> {
+    /// The trace's id.
     trace_id: &'a str,
+    /// Its events, oldest first.
     events: Vec<EventItem<'a>>,
+    /// The next page's `cursor`; `null` on the last page.
+    #[schema(required)]
     next_cursor: Option<String>,
 }
 
 /// One stored event as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Event)]
 struct EventItem<'a> {
+    /// The client's id (batch events), `<trace id>-<span id>` (OTLP spans), or `null`.
+    #[schema(required)]
     id: Option<&'a str>,
+    /// `trace`, `span`, `generation`, `event`, `score` (batch and OTLP spans), `log` or
+    /// `metric` (OTLP).
     #[serde(rename = "type")]
     kind: &'a str,
+    /// The event's name.
+    #[schema(required)]
     name: Option<&'a str>,
+    /// When it happened.
     timestamp: DateTime<Utc>,
+    /// When the server received it.
     received_at: DateTime<Utc>,
+    /// What it carries (for OTLP events, with their resource and scope).
+    #[schema(value_type = Option<Object>, required)]
     body: Option<&'a serde_json::Value>,
 }
 
@@ -105,6 +130,30 @@ fn page_query<C, E>(
     Ok((cursor, limit))
 }
 
+/// The account's traces, newest first (by their earliest event), a page at a time.
+///
+/// Scope `read` or a session. Events without a trace id are stored and counted but not listed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/traces/",
+    operation_id = "list_traces",
+    tag = "traces",
+    params(
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 100,
+            description = "Traces per page: 1 to 100, 50 when absent."),
+        ("cursor" = Option<String>, Query, min_length = 1,
+            description = "The previous page's `next_cursor`: an opaque value; any other is a 400."),
+    ),
+    security(("bearer_key" = ["read"]), ("session" = [])),
+    responses(
+        (status = 200, description = "A page of traces.", body = TraceList),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     auth: Auth<Read>,
@@ -127,6 +176,33 @@ const DEFAULT_EVENTS_LIMIT: u64 = 100;
 /// Most events per page of one trace.
 const MAX_EVENTS_LIMIT: u64 = 1000;
 
+/// A trace's events, oldest first, a page at a time.
+///
+/// Scope `read` or a session. A trace whose id is `batch` is read at
+/// `GET /api/v1/traces/batch/`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/traces/{trace_id}/",
+    operation_id = "get_trace",
+    tag = "traces",
+    params(
+        ("trace_id" = String, Path, min_length = 1, description = "The trace's id."),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
+            description = "Events per page: 1 to 1000, 100 when absent."),
+        ("cursor" = Option<String>, Query, min_length = 1,
+            description = "The previous page's `next_cursor`: an opaque value; any other is a 400."),
+    ),
+    security(("bearer_key" = ["read"]), ("session" = [])),
+    responses(
+        (status = 200, description = "A page of the trace's events.", body = TraceEvents),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 404, response = crate::schema::NotFound),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn events(
     state: web::Data<AppState>,
     auth: Auth<Read>,
@@ -136,8 +212,32 @@ pub(crate) async fn events(
     one_trace(&state, &auth, &req, path.into_inner()).await
 }
 
-/// `GET /api/v1/traces/batch/`: the trace whose id is `batch` (the path is also the batch
-/// endpoint's, for `POST`).
+/// The events of the trace whose id is `batch`.
+///
+/// The path is also the batch endpoint's, which takes `POST`; this is `get_trace` for the id
+/// `batch`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/traces/batch/",
+    operation_id = "get_trace_batch",
+    tag = "traces",
+    params(
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
+            description = "Events per page: 1 to 1000, 100 when absent."),
+        ("cursor" = Option<String>, Query, min_length = 1,
+            description = "The previous page's `next_cursor`: an opaque value; any other is a 400."),
+    ),
+    security(("bearer_key" = ["read"]), ("session" = [])),
+    responses(
+        (status = 200, description = "A page of the trace's events.", body = TraceEvents),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 404, response = crate::schema::NotFound),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn batch_trace(
     state: web::Data<AppState>,
     auth: Auth<Read>,

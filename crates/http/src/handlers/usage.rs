@@ -5,19 +5,27 @@ use agentvista_quota::{Period, UsageSummary};
 use agentvista_store::Account;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{Admin, Auth, Read};
 use crate::{ApiError, AppState, Body};
 
 /// The usage object: the account's plan and this month's count against its limit.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Usage<'a> {
+    /// The account's plan.
     plan: &'a str,
+    /// The first instant of the calendar month (UTC).
     period_start: DateTime<Utc>,
+    /// The first instant of the next month.
     period_end: DateTime<Utc>,
+    /// Events counted this month.
     events_used: u64,
     /// `null` where the plan and spend cap set no limit.
+    #[schema(required)]
     events_limit: Option<u64>,
+    /// The spend cap in cents; `null`: none.
+    #[schema(required)]
     spend_cap_cents: Option<u64>,
 }
 
@@ -36,14 +44,37 @@ impl<'a> From<&'a UsageSummary> for Usage<'a> {
 
 /// The body of `PUT /api/v1/me/billing/spend-cap/`: cents, or `null` for no cap. The field
 /// is required: `{}` is a 400, never a silent removal of the cap.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"spend_cap_cents": 2500}))]
 pub(crate) struct SpendCap {
+    /// Cents, or `null` for no cap. Required. A cap above 9223372036854775807 cents is kept
+    /// as that (the database's largest integer).
     // `deserialize_with` takes away serde's "a missing Option is None" rule.
     #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(required)]
     spend_cap_cents: Option<u64>,
 }
 
+/// This month's usage: the plan, the events counted and the limit.
+///
+/// Scope `read` or a session. The calendar month in UTC; `events_limit` is `null` where
+/// unlimited (a plan with overage and no spend cap).
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/usage/",
+    operation_id = "get_usage",
+    tag = "usage",
+    security(("bearer_key" = ["read"]), ("session" = [])),
+    responses(
+        (status = 200, description = "The usage object.", body = Usage),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn usage(
     state: web::Data<AppState>,
     auth: Auth<Read>,
@@ -56,6 +87,29 @@ pub(crate) async fn usage(
     Ok(HttpResponse::Ok().json(Usage::from(&summary(&state, &account).await?)))
 }
 
+/// Sets or removes the account's spend cap. Session or `admin`.
+///
+/// On a plan with overage the month's allowance becomes `monthly_events +
+/// floor(spend_cap_cents × 1000 / overage_cents_per_1000_events)`; on a hard-limit plan the cap
+/// is kept but changes nothing.
+#[utoipa::path(
+    put,
+    path = "/api/v1/me/billing/spend-cap/",
+    operation_id = "set_spend_cap",
+    tag = "usage",
+    security(("bearer_key" = ["admin"]), ("session" = [], "csrf_token" = [])),
+    request_body(content = SpendCap, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The usage object, with the new cap.", body = Usage),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
 pub(crate) async fn set_spend_cap(
     state: web::Data<AppState>,
     auth: Auth<Admin>,

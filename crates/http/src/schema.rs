@@ -1,0 +1,261 @@
+//! The pieces of the OpenAPI document that the handlers and errors name in their annotations:
+//! the shared error responses (`(status = 401, response = crate::schema::Unauthorized)`) and the
+//! schemas of types that live in crates which know nothing of OpenAPI. [`crate::openapi`]
+//! assembles the document; this module depends on nothing else of the crate, so that every
+//! module may use it.
+
+use std::borrow::Cow;
+
+use agentvista_keys::Scope;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{
+    Array, ArrayBuilder, ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Schema, Type,
+};
+use utoipa::{PartialSchema, ToResponse, ToSchema};
+
+/// A scope's name, as the API writes it: the schema of [`Scope`], which lives in the pure
+/// `agentvista-keys` crate and so knows nothing of OpenAPI. Built from [`Scope::ALL`], so a
+/// new scope appears in the document by itself.
+pub(crate) struct ScopeName;
+
+impl PartialSchema for ScopeName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Scope::ALL.map(Scope::as_str)))
+            .description(Some(
+                "`read`: reads and the ping; `write`: ingestion; `admin`: keys and billing.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Scope")
+    }
+}
+
+/// The scopes of a key as answers show them: one to three, distinct, in the order read,
+/// write, admin (what `Scopes` serialises).
+pub(crate) fn scope_set() -> Array {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(ScopeName::name()))
+        .min_items(Some(1))
+        .max_items(Some(Scope::ALL.len()))
+        .unique_items(true)
+        .build()
+}
+
+/// A protobuf message, as a request or response body (`application/x-protobuf`).
+pub(crate) struct Protobuf;
+
+impl PartialSchema for Protobuf {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Binary,
+            )))
+            .content_media_type("application/x-protobuf")
+            .description(Some("A protobuf-encoded message."))
+            .into()
+    }
+}
+
+impl ToSchema for Protobuf {}
+
+/// Any JSON object (OTLP/JSON requests and answers are described by the OpenTelemetry
+/// specification, not here).
+pub(crate) struct AnyObject;
+
+impl PartialSchema for AnyObject {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::Object).into()
+    }
+}
+
+impl ToSchema for AnyObject {}
+
+/// A `Retry-After` header: whole seconds.
+fn retry_after() -> utoipa::openapi::Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .description(Some("Whole seconds to wait before retrying."))
+        .build()
+}
+
+/// A JSON error answer with the shared `ErrorBody`, and `headers`.
+fn json_error(
+    description: &str,
+    headers: impl IntoIterator<Item = (&'static str, utoipa::openapi::Header)>,
+) -> Response {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    headers
+        .into_iter()
+        .fold(
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", content),
+            |response, (name, header)| response.header(name, header),
+        )
+        .build()
+}
+
+/// An OTLP error answer: a `google.rpc.Status` in the request's content type, and `headers`.
+fn otlp_error(
+    description: &str,
+    headers: impl IntoIterator<Item = (&'static str, utoipa::openapi::Header)>,
+) -> Response {
+    // By name: the schema is the answer's own type, `handlers::ingest::RpcStatusJson`, which
+    // the document registers (this module sits below the handlers and cannot name it).
+    let json = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("RpcStatus")))
+        .build();
+    let protobuf = ContentBuilder::new()
+        .schema(Some(Protobuf::schema()))
+        .build();
+    headers
+        .into_iter()
+        .fold(
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", json)
+                .content("application/x-protobuf", protobuf),
+            |response, (name, header)| response.header(name, header),
+        )
+        .build()
+}
+
+/// Declares response components: a marker type per shared answer, referred to from the
+/// handlers' annotations as `(status = 401, response = Unauthorized)`.
+macro_rules! responses {
+    ($($(#[$doc:meta])* $name:ident => $build:expr;)*) => {$(
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                (stringify!($name), $build.into())
+            }
+        }
+    )*};
+}
+
+responses! {
+    /// 400 `bad_request`.
+    BadRequest => json_error(
+        "`bad_request`: a malformed body, parameter or header (the message names the field; \
+         two `Authorization` headers are one), or a body not received within the deadline (the \
+         connection is then closed).",
+        [],
+    );
+    /// 401 from authentication.
+    Unauthorized => json_error(
+        "`missing_api_key` (no credentials; `WWW-Authenticate: Bearer realm=\"agentvista\"`), \
+         `invalid_api_key` (an `Authorization` header that is no valid key: one answer for \
+         every reason; `WWW-Authenticate: Bearer realm=\"agentvista\", error=\"invalid_token\"`) \
+         or `invalid_session` (an unknown or expired session cookie).",
+        [],
+    );
+    /// 401 from the login.
+    InvalidCredentials => json_error(
+        "`invalid_credentials`: a wrong e-mail address or password (one answer for both).",
+        [],
+    );
+    /// 403.
+    Forbidden => json_error(
+        "`insufficient_scope` (a key without the scope the operation needs; the body's \
+         `required_scope` and `WWW-Authenticate: Bearer error=\"insufficient_scope\", \
+         scope=\"…\"` name it), `csrf_failed` (a session's write without its `X-CSRF-Token`), \
+         or `session_required` (a session-only operation called with an API key).",
+        [],
+    );
+    /// 404 `not_found`.
+    NotFound => json_error(
+        "`not_found`: an unknown id, or an id of another account.",
+        [],
+    );
+    /// 413 `payload_too_large`.
+    PayloadTooLarge => json_error(
+        "`payload_too_large`: the body is over `limits.max_body_bytes`, before or after \
+         decoding; the connection is closed.",
+        [],
+    );
+    /// 415 `unsupported_media_type`.
+    UnsupportedMediaType => json_error(
+        "`unsupported_media_type`: a `Content-Type` other than `application/json`, none, or a \
+         `Content-Encoding` other than `gzip`, `deflate` or `identity`.",
+        [],
+    );
+    /// 429 `too_many_attempts`.
+    TooManyAttempts => json_error(
+        "`too_many_attempts`: too many logins or first-run setups from this address or for \
+         this account, or too many password checks at once.",
+        [("Retry-After", retry_after())],
+    );
+    /// 429 `monthly_event_limit_exceeded`.
+    QuotaExceeded => json_error(
+        "`monthly_event_limit_exceeded`: the events do not fit what the plan and the spend cap \
+         still allow this month; nothing was stored. The body has `limit`, `used` and \
+         `resets_at`; `Retry-After` counts the seconds until the month resets.",
+        [("Retry-After", retry_after())],
+    );
+    /// 503 `unavailable`.
+    Unavailable => json_error(
+        "`unavailable`: the database cannot be reached.",
+        [("Retry-After", retry_after())],
+    );
+    /// 500 `internal`.
+    Internal => json_error(
+        "`internal`: a fault of the server or its operator (e.g. an account on a plan the \
+         configuration no longer defines); the server log says which.",
+        [],
+    );
+    /// 400 on OTLP.
+    OtlpBadRequest => otlp_error(
+        "A malformed OTLP body (or two `Authorization` headers): code 3.",
+        [],
+    );
+    /// 401 on OTLP.
+    OtlpUnauthorized => otlp_error(
+        "No credentials, an invalid key or an invalid session: code 16. `WWW-Authenticate` as \
+         on the JSON endpoints.",
+        [],
+    );
+    /// 403 on OTLP.
+    OtlpForbidden => otlp_error(
+        "A key without `write`, or a session's request without `X-CSRF-Token`: code 7.",
+        [],
+    );
+    /// 413 on OTLP.
+    OtlpPayloadTooLarge => otlp_error(
+        "The body is over the limit, before or after decoding: code 3; the connection is \
+         closed.",
+        [],
+    );
+    /// 415 on OTLP.
+    OtlpUnsupportedMediaType => otlp_error(
+        "A `Content-Type` other than `application/x-protobuf` or `application/json`, or an \
+         unknown `Content-Encoding`: code 3 (in JSON when the content type is unknown).",
+        [],
+    );
+    /// 429 on OTLP.
+    OtlpQuotaExceeded => otlp_error(
+        "The events do not fit what the month still allows; nothing was stored: code 8.",
+        [("Retry-After", retry_after())],
+    );
+    /// 503 on OTLP.
+    OtlpUnavailable => otlp_error(
+        "The database cannot be reached: code 14.",
+        [("Retry-After", retry_after())],
+    );
+    /// 500 on OTLP.
+    OtlpInternal => otlp_error("A fault of the server or its operator: code 13.", []);
+}
