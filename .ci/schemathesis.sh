@@ -162,11 +162,12 @@ run() {
 bearer=(--header "Authorization: Bearer $key")
 session=(--header "Cookie: $cookie" --header "X-CSRF-Token: $csrf")
 status=0
-# Revoking a key, and logging out, would end the credentials the rest of a run uses: those
-# operations run alone, after the others.
+# Revoking a key, rolling it without grace, and logging out would end the credentials the
+# rest of a run uses: those operations run alone, after the others.
 run "API key (Authorization: Bearer, every scope)" "${bearer[@]}" \
-    --exclude-operation-id revoke_api_key || status=1
-run "API key: revoke" "${bearer[@]}" --include-operation-id revoke_api_key || status=1
+    --exclude-operation-id revoke_api_key --exclude-operation-id roll_api_key || status=1
+run "API key: roll and revoke" "${bearer[@]}" \
+    --include-operation-id roll_api_key --include-operation-id revoke_api_key || status=1
 run "session cookie and X-CSRF-Token" "${session[@]}" \
     --exclude-operation-id logout || status=1
 run "session: log out" "${session[@]}" --include-operation-id logout || status=1

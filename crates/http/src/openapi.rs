@@ -62,6 +62,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
         keys::ping,
         keys::list,
         keys::create,
+        keys::roll,
         keys::revoke,
         ingest::batch,
         ingest::otlp_traces,

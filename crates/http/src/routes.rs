@@ -44,6 +44,9 @@ pub(crate) const API: &[Operation] = &[
     op("/api/v1/me/api-keys/{key_id}/", Method::DELETE, |r| {
         r.to(keys::revoke)
     }),
+    op("/api/v1/me/api-keys/{key_id}/roll/", Method::POST, |r| {
+        r.to(keys::roll)
+    }),
     // Before "/api/v1/traces/{trace_id}/", which would otherwise take "batch" for an id; a GET
     // there still reads the trace whose id is "batch".
     op("/api/v1/traces/batch/", Method::POST, |r| {

@@ -1,9 +1,9 @@
-//! `/api/v1/me/api-keys/`: ping, list, create, revoke.
+//! `/api/v1/me/api-keys/`: ping, list, create, roll, revoke.
 
 use actix_web::{HttpResponse, web};
 use agentvista_keys::{Expiry, KeyName, KeyPrefix, Scope, Scopes};
 use agentvista_keys::{KeyId, KeyRecord};
-use agentvista_store::NewKey;
+use agentvista_store::{MAX_ROLL_GRACE, NewKey, RollError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -192,6 +192,109 @@ pub(crate) async fn create(
         .json(CreatedKey {
             object: record.into(),
             key: key.expose_secret().to_owned(),
+        }))
+}
+
+/// The body of `POST /api/v1/me/api-keys/{key_id}/roll/`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"grace_seconds": 3600}))]
+pub(crate) struct RollKey {
+    /// How long the old key keeps working: 0 (it stops at once, on every replica, before
+    /// the answer) to 604800 (7 days).
+    #[schema(minimum = 0, maximum = 604_800)]
+    grace_seconds: u64,
+}
+
+/// The roll response: the new key (object and full key, shown this once) and the old key's
+/// object with its new `expires_at`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RolledKey {
+    /// The new key.
+    #[serde(flatten)]
+    created: CreatedKey,
+    /// The old key, expiring at the end of the grace (or earlier, if it was to expire
+    /// earlier).
+    rolled: KeyObject,
+}
+
+/// Rolls a key: a new key with the old one's name, scopes and expiry, and the old one expiring
+/// after `grace_seconds`. Session or `admin`. The answer carries the new key, this once.
+///
+/// With a grace shorter than `auth.lease_ms`, the answer comes once no replica accepts the old
+/// key past its new expiry (the revocation barrier). Only an active key rolls (400 otherwise).
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/api-keys/{key_id}/roll/",
+    operation_id = "roll_api_key",
+    tag = "keys",
+    params(("key_id" = i64, Path, description = "The old key's `id`.")),
+    security(("bearer_key" = ["admin"]), ("session" = [], "csrf_token" = [])),
+    request_body(content = RollKey, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new key object plus `key`, the full key, shown this once, and `rolled`, the old key with its new expiry.",
+            body = RolledKey,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 404, response = crate::schema::NotFound),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
+pub(crate) async fn roll(
+    state: web::Data<AppState>,
+    auth: Auth<Admin>,
+    path: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let id = path
+        .parse::<i64>()
+        .map(KeyId)
+        .map_err(|_| ApiError::NotFound)?;
+    let body: RollKey = body.json().await?;
+    let grace = std::time::Duration::from_secs(body.grace_seconds);
+    if grace > MAX_ROLL_GRACE {
+        return Err(ApiError::BadRequest(format!(
+            "grace_seconds: at most {} (7 days)",
+            MAX_ROLL_GRACE.as_secs()
+        )));
+    }
+    let principal = &auth.principal;
+    let rolled = state
+        .store
+        .roll(
+            principal.account_id,
+            id,
+            grace,
+            principal.actor(),
+            Utc::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            RollError::Store(e) => ApiError::from(e),
+            RollError::NotActive(status) => ApiError::BadRequest(format!(
+                "key_id: only an active key can be rolled; this one is {status}"
+            )),
+            too_long @ RollError::GraceTooLong => ApiError::BadRequest(too_long.to_string()),
+        })?;
+    tracing::info!(
+        old = %rolled.old.prefix,
+        new = %rolled.record.prefix,
+        grace_seconds = body.grace_seconds,
+        "API key rolled"
+    );
+    Ok(HttpResponse::Created()
+        .insert_header(no_store())
+        .json(RolledKey {
+            created: CreatedKey {
+                object: rolled.record.into(),
+                key: rolled.key.expose_secret().to_owned(),
+            },
+            rolled: rolled.old.into(),
         }))
 }
 
