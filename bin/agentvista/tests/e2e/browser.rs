@@ -213,6 +213,52 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     assert!(html.contains(&key[..11]));
     shot(&client, "06-keys").await;
 
+    // Roll it with a one-hour grace: a new key is shown once, the old one's row says when it
+    // stops, and both keys work meanwhile.
+    wait_css(
+        &client,
+        &format!("button[data-roll-prefix='{}']", &key[..11]),
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait_text(&client, "#roll-prefix", &key[..11]).await;
+    shot(&client, "06a-roll-confirm").await;
+    click(&client, "#confirm-roll").await;
+    let rolled = wait_text(&client, "#new-key", "av_").await;
+    assert!(agentvista_keys::ApiKey::parse(&rolled).is_ok(), "{rolled}");
+    assert_ne!(rolled, key);
+    server.secret(&rolled);
+    click(&client, "#close-key-created").await;
+    let old_row = wait_css(&client, &format!("tr[data-prefix='{}']", &key[..11])).await;
+    let expires = old_row
+        .find(Locator::Css("td.expires"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        expires.contains("(in 59 min)") || expires.contains("(in 60 min)"),
+        "the old key's expiry: {expires}"
+    );
+    wait_css(&client, &format!("tr[data-prefix='{}']", &rolled[..11])).await;
+    shot(&client, "06b-rolled").await;
+    for k in [&key, &rolled] {
+        let ping = json!({"batch": [{"type": "event", "trace_id": "roll", "timestamp": "2026-11-27T12:00:00Z"}]});
+        let res = bearer(http.post(server.url("/api/v1/traces/batch/")), k)
+            .json(&ping)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "within the grace both keys work"
+        );
+    }
+
     // The key ingests through the API; billing and traces show it.
     let batch = json!({"batch": [{"id": "e1", "type": "trace", "trace_id": "trace-1", "timestamp": "2026-11-27T12:00:00Z", "name": "first trace"}]});
     let res = bearer(http.post(server.url("/api/v1/traces/batch/")), &key)
@@ -222,7 +268,7 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["accepted"], 1);
     client.goto(&server.url("/settings/billing")).await.unwrap();
-    wait_text(&client, "#events-used", "1").await;
+    wait_text(&client, "#events-used", "3").await;
     assert_eq!(
         wait_css(&client, "#events-limit")
             .await

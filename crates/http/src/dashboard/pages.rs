@@ -12,6 +12,20 @@ fn when(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// How far `at` is from `now`, in words: "in 59 min", "in 23 h", "in 6 d"; "now" once past.
+fn from_now(at: &DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let left = *at - now;
+    if left <= chrono::TimeDelta::zero() {
+        "now".to_owned()
+    } else if left < chrono::TimeDelta::hours(2) {
+        format!("in {} min", left.num_minutes().max(1))
+    } else if left < chrono::TimeDelta::days(2) {
+        format!("in {} h", left.num_hours())
+    } else {
+        format!("in {} d", left.num_days())
+    }
+}
+
 /// 1234567 → "1,234,567".
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -125,7 +139,7 @@ pub(crate) async fn keys(
                 p.empty id="no-keys" { "No keys yet — create one to send traces." }
             } @else {
                 table id="keys" {
-                    thead { tr { th { "Prefix" } th { "Name" } th { "Scopes" } th { "Created" } th { "Last used" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
+                    thead { tr { th { "Prefix" } th { "Name" } th { "Scopes" } th { "Created" } th { "Last used" } th { "Expires" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
                     tbody {
                         @for key in &keys {
                             @let status = key.status(now);
@@ -135,9 +149,18 @@ pub(crate) async fn keys(
                                 td { (key.scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(", ")) }
                                 td { (when(&key.created_at)) }
                                 td { @match &key.last_used_at { Some(t) => (when(t)), None => "never" } }
+                                td.expires {
+                                    @match key.expiry.expires_at() {
+                                        Some(at) if status == KeyStatus::Active => { (when(&at)) " " span.hint { "(" (from_now(&at, now)) ")" } }
+                                        Some(at) => (when(&at)),
+                                        None => "never",
+                                    }
+                                }
                                 td { span class=(format!("status {}", status_name(status))) { (status_name(status)) } }
                                 td {
                                     @if status == KeyStatus::Active {
+                                        button type="button" data-roll=(key.id) data-roll-prefix=(key.prefix) { "Roll" }
+                                        " "
                                         button.danger type="button" data-revoke=(key.id) data-prefix=(key.prefix) { "Revoke" }
                                     }
                                 }
@@ -185,6 +208,22 @@ pub(crate) async fn keys(
                 }
                 p.status id="copy-status" role="status" {}
                 div.actions { button.primary type="button" id="close-key-created" { "I have stored it" } }
+            }
+            dialog id="roll-key" aria-labelledby="roll-key-title" {
+                h2 id="roll-key-title" { "Roll key" }
+                p { "A new key replaces " code id="roll-prefix" {} ", with its name, scopes and expiry. Deploy the new key, then let the old one go." }
+                label for="roll-grace" { "The old key keeps working for" }
+                select id="roll-grace" {
+                    option value="0" { "no time: it stops now" }
+                    option value="3600" selected { "1 hour" }
+                    option value="86400" { "24 hours" }
+                    option value="604800" { "7 days" }
+                }
+                p.error id="roll-error" role="alert" hidden {}
+                div.actions {
+                    button type="button" data-close { "Cancel" }
+                    button.primary type="button" id="confirm-roll" { "Roll" }
+                }
             }
             dialog id="revoke-key" aria-labelledby="revoke-key-title" {
                 h2 id="revoke-key-title" { "Revoke key" }

@@ -108,6 +108,28 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   document.getElementById("close-key-created")?.addEventListener("click", () => keyCreated.close());
 
+  const rollDialog = document.getElementById("roll-key");
+  let rolling = null;
+  for (const button of document.querySelectorAll("button[data-roll]")) {
+    button.addEventListener("click", () => {
+      rolling = button.dataset.roll;
+      document.getElementById("roll-prefix").textContent = button.dataset.rollPrefix;
+      document.getElementById("roll-error").hidden = true;
+      rollDialog.showModal();
+      document.getElementById("roll-grace").focus();
+    });
+  }
+  document.getElementById("confirm-roll")?.addEventListener("click", async () => {
+    const grace = Number(document.getElementById("roll-grace").value);
+    const result = await api("POST", `/api/v1/me/api-keys/${rolling}/roll/`, { grace_seconds: grace });
+    if (!result.ok) { showError(document.getElementById("roll-error"), result); return; }
+    rollDialog.close();
+    // The new key, shown once, in the same dialog as a created one (the page reloads on close).
+    document.getElementById("new-key").textContent = result.data.key;
+    document.getElementById("copy-status").textContent = "";
+    document.getElementById("key-created").showModal();
+  });
+
   const revokeDialog = document.getElementById("revoke-key");
   let revoking = null;
   for (const button of document.querySelectorAll("button[data-revoke]")) {
