@@ -9,6 +9,7 @@ mod m20261127_000003_create_usage_periods;
 mod m20261127_000004_create_events;
 mod m20261128_000005_create_event_contexts_and_traces;
 mod m20261128_000006_create_key_changes_and_replicas;
+mod m20261128_000007_create_audit_log;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_create_events::Migration),
             Box::new(m20261128_000005_create_event_contexts_and_traces::Migration),
             Box::new(m20261128_000006_create_key_changes_and_replicas::Migration),
+            Box::new(m20261128_000007_create_audit_log::Migration),
         ]
     }
 }

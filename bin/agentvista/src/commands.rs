@@ -5,9 +5,12 @@ use std::io::{BufRead, IsTerminal};
 use agentvista_http::{CreatedKey, KeyObject};
 use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{
-    AccountName, Actor, Email, Expiry, KeyLookup, KeyName, KeyPrefix, LookupError, Scopes,
+    AccountId, AccountName, Actor, Email, Expiry, KeyLookup, KeyName, KeyPrefix, LookupError,
+    Scopes,
 };
-use agentvista_store::{Account, NewKey, RollError, Store, StoreError, User};
+use agentvista_store::{
+    Account, AuditAction, NewAuditEntry, NewKey, Origin, RollError, Store, StoreError, User,
+};
 use chrono::Utc;
 
 use crate::settings::Settings;
@@ -27,6 +30,29 @@ pub(crate) enum CommandError {
 
 fn usage(message: impl Into<String>) -> CommandError {
     CommandError::Usage(message.into())
+}
+
+/// Records what the operator did in the account's audit log (actor `cli`, no address).
+async fn audit(
+    store: &Store,
+    account: AccountId,
+    action: AuditAction,
+    target: Option<String>,
+    detail: Option<serde_json::Value>,
+) -> Result<(), CommandError> {
+    store
+        .audit()
+        .append(NewAuditEntry {
+            account,
+            action,
+            actor: Actor::Cli.to_string(),
+            target,
+            origin: &Origin::default(),
+            detail,
+            at: Utc::now(),
+        })
+        .await?;
+    Ok(())
 }
 
 async fn user_by_email(store: &Store, email: &Email) -> Result<User, CommandError> {
@@ -119,6 +145,14 @@ pub(crate) async fn create_key(
         .keys()
         .create(user.account_id, new, Utc::now())
         .await?;
+    audit(
+        store,
+        user.account_id,
+        AuditAction::KeyCreated,
+        Some(record.prefix.to_string()),
+        Some(serde_json::json!({"name": record.name, "scopes": record.scopes.to_string()})),
+    )
+    .await?;
     if json {
         let created = CreatedKey {
             object: KeyObject::from(record),
@@ -151,6 +185,14 @@ pub(crate) async fn revoke_key(
     KeyLookup::revoke(store, user.account_id, record.id, Actor::Cli, Utc::now())
         .await?
         .ok_or_else(no_key)?;
+    audit(
+        store,
+        user.account_id,
+        AuditAction::KeyRevoked,
+        Some(prefix.to_string()),
+        None,
+    )
+    .await?;
     println!("revoked key {prefix}");
     Ok(())
 }
@@ -180,6 +222,17 @@ pub(crate) async fn roll_key(
             return Err(usage(format!("{prefix}: {e}")));
         }
     };
+    audit(
+        store,
+        user.account_id,
+        AuditAction::KeyRolled,
+        Some(prefix.to_string()),
+        Some(serde_json::json!({
+            "new_prefix": rolled.record.prefix.to_string(),
+            "grace_seconds": grace_seconds,
+        })),
+    )
+    .await?;
     let until = rolled
         .old
         .expiry
@@ -218,6 +271,14 @@ pub(crate) async fn set_plan(
     }
     let user = user_by_email(store, email).await?;
     let account = store.accounts().set_plan(user.account_id, plan).await?;
+    audit(
+        store,
+        account.id,
+        AuditAction::PlanChanged,
+        None,
+        Some(serde_json::json!({"plan": account.plan})),
+    )
+    .await?;
     println!("account {} is now on plan {}", account.name, account.plan);
     Ok(())
 }

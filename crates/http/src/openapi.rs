@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::ApiError;
 use crate::auth::{CSRF_HEADER, SESSION_COOKIE};
-use crate::handlers::{health, ingest, keys, session, setup, traces, usage};
+use crate::handlers::{audit, health, ingest, keys, session, setup, traces, usage};
 use crate::schema::{
     AnyObject, BadRequest, Forbidden, Internal, InvalidCredentials, NotFound, OtlpBadRequest,
     OtlpForbidden, OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized,
@@ -64,6 +64,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
         keys::create,
         keys::roll,
         keys::revoke,
+        audit::audit_log,
         ingest::batch,
         ingest::otlp_traces,
         ingest::otlp_logs,

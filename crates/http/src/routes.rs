@@ -5,7 +5,7 @@
 use actix_web::http::Method;
 use actix_web::{Resource, Route, web};
 
-use crate::handlers::{health, ingest, keys, session, setup, traces, usage};
+use crate::handlers::{audit, health, ingest, keys, session, setup, traces, usage};
 use crate::openapi::openapi_json;
 use crate::{AppState, dashboard, handlers};
 
@@ -46,6 +46,9 @@ pub(crate) const API: &[Operation] = &[
     }),
     op("/api/v1/me/api-keys/{key_id}/roll/", Method::POST, |r| {
         r.to(keys::roll)
+    }),
+    op("/api/v1/me/audit-log/", Method::GET, |r| {
+        r.to(audit::audit_log)
     }),
     // Before "/api/v1/traces/{trace_id}/", which would otherwise take "batch" for an id; a GET
     // there still reads the trace whose id is "batch".

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod accounts;
+mod audit;
 mod barrier;
 mod changes;
 mod db;
@@ -25,6 +26,10 @@ pub mod testing;
 mod users;
 
 pub use accounts::{Account, Accounts};
+pub use audit::{
+    AuditAction, AuditEntry, AuditLog, AuditPage, MAX_AUDIT_PAGE, MAX_USER_AGENT_CHARS,
+    NewAuditEntry, Origin,
+};
 pub use db::{DEFAULT_LEASE, SqliteSync, StoreOptions};
 pub use error::StoreError;
 pub use events::{

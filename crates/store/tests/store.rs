@@ -143,6 +143,7 @@ on_both!(
     a_refused_request_leaves_no_context_id_to_remember,
     rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old,
     only_an_active_key_of_the_account_rolls,
+    the_audit_log_pages_an_accounts_entries_newest_first,
 );
 
 /// A stored password hash, as storage would hand it back (the store does not check it).
@@ -1817,4 +1818,48 @@ async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
     ));
     // Nothing was created by the refused rolls.
     assert_eq!(db.store.keys().list(acme).await.unwrap().len(), 1);
+}
+
+async fn the_audit_log_pages_an_accounts_entries_newest_first(db: &TestDb) {
+    use agentvista_store::{AuditAction, NewAuditEntry, Origin};
+    let (acme, globex) = (
+        account(&db.store, "acme").await,
+        account(&db.store, "globex").await,
+    );
+    let origin = Origin::new(Some("192.0.2.7".parse().unwrap()), Some(&"x".repeat(300)));
+    let log = db.store.audit();
+    for (i, account) in [(0, acme), (1, globex), (2, acme), (3, acme)] {
+        log.append(NewAuditEntry {
+            account,
+            action: AuditAction::KeyCreated,
+            actor: "user:1".to_owned(),
+            target: Some(format!("av_0000000{i}")),
+            origin: &origin,
+            detail: Some(serde_json::json!({"n": i})),
+            at: noon() + TimeDelta::seconds(i),
+        })
+        .await
+        .unwrap();
+    }
+    let first = log.page(acme, None, 2).await.unwrap();
+    let targets: Vec<_> = first
+        .entries
+        .iter()
+        .map(|e| e.target.clone().unwrap())
+        .collect();
+    assert_eq!(targets, ["av_00000003", "av_00000002"]);
+    let entry = &first.entries[0];
+    assert_eq!(
+        (entry.action.as_str(), entry.actor.as_str(), entry.at),
+        ("key.created", "user:1", noon() + TimeDelta::seconds(3))
+    );
+    assert_eq!(entry.client_address.as_deref(), Some("192.0.2.7"));
+    assert_eq!(entry.user_agent.as_ref().unwrap().chars().count(), 256);
+    assert_eq!(entry.detail, Some(serde_json::json!({"n": 3})));
+    let rest = log.page(acme, first.next_cursor, 2).await.unwrap();
+    assert_eq!(rest.entries.len(), 1);
+    assert_eq!(rest.entries[0].target.as_deref(), Some("av_00000000"));
+    assert_eq!(rest.next_cursor, None);
+    // Another account's entries are its own.
+    assert_eq!(log.page(globex, None, 100).await.unwrap().entries.len(), 1);
 }

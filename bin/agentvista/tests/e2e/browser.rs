@@ -245,6 +245,20 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     );
     wait_css(&client, &format!("tr[data-prefix='{}']", &rolled[..11])).await;
     shot(&client, "06b-rolled").await;
+    // The roll, the key's creation and the login are in the audit log.
+    client
+        .goto(&server.url("/settings/audit-log"))
+        .await
+        .unwrap();
+    let entry = wait_css(&client, "tr[data-action='key.rolled']").await;
+    let text = entry.text().await.unwrap();
+    assert!(
+        text.contains(&key[..11]) && text.contains("user:"),
+        "{text}"
+    );
+    wait_css(&client, "tr[data-action='key.created']").await;
+    wait_css(&client, "tr[data-action='login.succeeded']").await;
+    shot(&client, "06c-audit-log").await;
     for k in [&key, &rolled] {
         let ping = json!({"batch": [{"type": "event", "trace_id": "roll", "timestamp": "2026-11-27T12:00:00Z"}]});
         let res = bearer(http.post(server.url("/api/v1/traces/batch/")), k)

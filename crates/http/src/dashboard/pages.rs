@@ -246,6 +246,62 @@ fn status_name(status: KeyStatus) -> &'static str {
     }
 }
 
+/// Entries per page of the audit log page.
+const AUDIT_PAGE: u64 = 50;
+
+pub(crate) async fn audit_log(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let Some(viewer) = viewer(&req).await? else {
+        return Ok(redirect("/login"));
+    };
+    // `?before=<id>` from the "Older" link; anything else starts at the newest.
+    let before =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("before").and_then(|b| b.parse::<i64>().ok()));
+    let entries = state
+        .store
+        .audit()
+        .page(viewer.user.account_id, before, AUDIT_PAGE)
+        .await?;
+    Ok(page(
+        "Audit log",
+        Some(&viewer),
+        "audit",
+        html! {
+            h1 { "Audit log" }
+            p { "Who created, rolled and revoked keys, who logged in (and which logins failed), and when the spend cap or the plan changed — newest first, with the client's address and user agent." }
+            @if entries.entries.is_empty() {
+                p.empty id="no-audit" { "Nothing recorded yet." }
+            } @else {
+                table id="audit-log" {
+                    thead { tr { th { "When" } th { "Action" } th { "By" } th { "On" } th { "From" } th { "Details" } } }
+                    tbody {
+                        @for entry in &entries.entries {
+                            tr data-action=(entry.action) {
+                                td { (entry.at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                                td { code { (entry.action) } }
+                                td { (entry.actor) }
+                                td { @if let Some(target) = &entry.target { code { (target) } } }
+                                td {
+                                    @if let Some(address) = &entry.client_address { (address) }
+                                    @if let Some(agent) = &entry.user_agent { br; span.hint { (agent) } }
+                                }
+                                td { @if let Some(detail) = &entry.detail { code { (detail.to_string()) } } }
+                            }
+                        }
+                    }
+                }
+                @if let Some(cursor) = entries.next_cursor {
+                    p { a id="audit-older" href=(format!("/settings/audit-log?before={cursor}")) { "Older entries" } }
+                }
+            }
+        },
+    ))
+}
+
 pub(crate) async fn billing(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -1,15 +1,15 @@
 //! `/api/v1/me/api-keys/`: ping, list, create, roll, revoke.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::{Expiry, KeyName, KeyPrefix, Scope, Scopes};
 use agentvista_keys::{KeyId, KeyRecord};
-use agentvista_store::{MAX_ROLL_GRACE, NewKey, RollError};
+use agentvista_store::{AuditAction, MAX_ROLL_GRACE, NewKey, RollError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Admin, Auth, Authenticated, Credential, Read};
-use crate::handlers::{OK, StatusOk, no_store};
+use crate::handlers::{OK, StatusOk, audit, no_store};
 use crate::schema::ScopeName;
 use crate::{ApiError, AppState, Body};
 
@@ -161,6 +161,7 @@ pub(crate) async fn list(
 pub(crate) async fn create(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
+    req: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let body: CreateKey = body.json().await?;
@@ -187,6 +188,16 @@ pub(crate) async fn create(
         )
         .await?;
     tracing::info!(prefix = %record.prefix, scopes = %record.scopes, "API key created");
+    audit::record(
+        &state,
+        &req,
+        record.account_id,
+        AuditAction::KeyCreated,
+        auth.principal.actor().to_string(),
+        Some(record.prefix.to_string()),
+        Some(serde_json::json!({"name": record.name, "scopes": record.scopes.to_string()})),
+    )
+    .await;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(CreatedKey {
@@ -248,6 +259,7 @@ pub(crate) struct RolledKey {
 pub(crate) async fn roll(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
+    req: HttpRequest,
     path: web::Path<String>,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
@@ -287,6 +299,19 @@ pub(crate) async fn roll(
         grace_seconds = body.grace_seconds,
         "API key rolled"
     );
+    audit::record(
+        &state,
+        &req,
+        principal.account_id,
+        AuditAction::KeyRolled,
+        principal.actor().to_string(),
+        Some(rolled.old.prefix.to_string()),
+        Some(serde_json::json!({
+            "new_prefix": rolled.record.prefix.to_string(),
+            "grace_seconds": body.grace_seconds,
+        })),
+    )
+    .await;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(RolledKey {
@@ -322,6 +347,7 @@ pub(crate) async fn roll(
 pub(crate) async fn revoke(
     state: web::Data<AppState>,
     auth: Auth<Authenticated>,
+    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path
@@ -350,6 +376,16 @@ pub(crate) async fn revoke(
         return Err(ApiError::NotFound);
     }
     tracing::info!(prefix = %record.prefix, "API key revoked");
+    audit::record(
+        &state,
+        &req,
+        principal.account_id,
+        AuditAction::KeyRevoked,
+        by.to_string(),
+        Some(record.prefix.to_string()),
+        None,
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 

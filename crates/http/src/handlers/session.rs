@@ -1,17 +1,17 @@
 //! Dashboard login, logout and the current session.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use agentvista_keys::Email;
 use agentvista_keys::password::{Password, verify_password};
 use agentvista_keys::session::{CsrfToken, SessionToken};
-use agentvista_store::User;
+use agentvista_keys::{Actor, Email};
 use agentvista_store::UserId;
+use agentvista_store::{AuditAction, User};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{SessionOnly, session_cookie};
-use crate::handlers::no_store;
+use crate::handlers::{audit, no_store};
 use crate::{ApiError, AppState, Body};
 
 /// A login request.
@@ -117,11 +117,37 @@ pub(crate) async fn login(
     })
     .await
     .map_err(ApiError::internal)?;
-    let (true, Some(user)) = (matches, user) else {
-        tracing::info!(cause = "wrong e-mail or password", "login refused");
-        return Err(ApiError::InvalidCredentials);
+    let user = match (matches, user) {
+        (true, Some(user)) => user,
+        (_, user) => {
+            tracing::info!(cause = "wrong e-mail or password", "login refused");
+            // A wrong password for a known address is its account's business; an unknown address
+            // has no account to tell.
+            if let Some(user) = user {
+                audit::record(
+                    &state,
+                    &req,
+                    user.account_id,
+                    AuditAction::LoginFailed,
+                    "anonymous".to_owned(),
+                    Some(user.email.to_string()),
+                    None,
+                )
+                .await;
+            }
+            return Err(ApiError::InvalidCredentials);
+        }
     };
-
+    audit::record(
+        &state,
+        &req,
+        user.account_id,
+        AuditAction::LoginSucceeded,
+        Actor::User(user.id).to_string(),
+        Some(user.email.to_string()),
+        None,
+    )
+    .await;
     start_session(&state, &user).await
 }
 

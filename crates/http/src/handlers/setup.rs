@@ -2,12 +2,13 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::password::{Password, hash_password};
-use agentvista_keys::{AccountName, Email};
-use agentvista_store::FirstUser;
+use agentvista_keys::{AccountName, Actor, Email};
+use agentvista_store::{AuditAction, FirstUser};
 use chrono::Utc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::handlers::audit;
 use crate::handlers::session::start_session;
 use crate::{ApiError, AppState, Body};
 
@@ -91,5 +92,15 @@ pub(crate) async fn setup(
         )
         .await?;
     tracing::info!(email = %user.email, account = %account.name, "first user created");
+    audit::record(
+        &state,
+        &req,
+        account.id,
+        AuditAction::Setup,
+        Actor::User(user.id).to_string(),
+        Some(user.email.to_string()),
+        Some(serde_json::json!({"account": account.name.to_string()})),
+    )
+    .await;
     start_session(&state, &user).await
 }

@@ -108,7 +108,7 @@ impl<'a> From<&'a StoredEvent> for EventItem<'a> {
 
 /// A page request's `?cursor` (decoded by `decode`) and `?limit` (1 to `max`, `default` when
 /// absent); anything else in the query is a 400.
-fn page_query<C, E>(
+pub(crate) fn page_query<C, E>(
     req: &HttpRequest,
     default: u64,
     max: u64,

@@ -1,13 +1,16 @@
 //! `GET /api/v1/me/usage/` and `PUT /api/v1/me/billing/spend-cap/`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_quota::{Period, UsageSummary};
 use agentvista_store::Account;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use agentvista_store::AuditAction;
+
 use crate::auth::{Admin, Auth, Read};
+use crate::handlers::audit;
 use crate::{ApiError, AppState, Body};
 
 /// The usage object: the account's plan and this month's count against its limit.
@@ -113,6 +116,7 @@ pub(crate) async fn usage(
 pub(crate) async fn set_spend_cap(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
+    req: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let body: SpendCap = body.json().await?;
@@ -121,6 +125,16 @@ pub(crate) async fn set_spend_cap(
         .accounts()
         .set_spend_cap(auth.principal.account_id, body.spend_cap_cents)
         .await?;
+    audit::record(
+        &state,
+        &req,
+        account.id,
+        AuditAction::SpendCapChanged,
+        auth.principal.actor().to_string(),
+        None,
+        Some(serde_json::json!({"spend_cap_cents": account.spend_cap_cents})),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(Usage::from(&summary(&state, &account).await?)))
 }
 
