@@ -156,7 +156,10 @@ pub(crate) async fn keys(
                                         None => "never",
                                     }
                                 }
-                                td { span class=(format!("status {}", status_name(status))) { (status_name(status)) } }
+                                td {
+                                    span class=(format!("status {}", status_name(status))) { (status_name(status)) }
+                                    @if let Some(at) = &key.revoked_at { br; span.hint { "since " (when(at)) } }
+                                }
                                 td {
                                     @if status == KeyStatus::Active {
                                         button type="button" data-roll=(key.id) data-roll-prefix=(key.prefix) { "Roll" }
@@ -171,7 +174,7 @@ pub(crate) async fn keys(
             }
             section.card {
                 h2 { "Quick start" }
-                p { "Check a key with the ping endpoint:" }
+                p { "Check a key with the ping endpoint (it needs a key with the " strong { "read" } " scope):" }
                 pre { code id="snippet-curl" { "curl " (base) "/api/v1/me/api-keys/ping/ \\\n  -H \"Authorization: Bearer av_a1b2c3d4...\"" } }
                 p { "Send traces from the SDK (a key with the " strong { "write" } " scope):" }
                 pre { code id="snippet-sdk" { "import os, agentvista\nagentvista.init(api_key=os.environ[\"AGENTVISTA_API_KEY\"], host=\"" (base) "\")" } }
@@ -427,7 +430,8 @@ pub(crate) async fn trace(
                         div.event-head {
                             span.tag { (event.event_type) }
                             strong { (event.name.as_deref().unwrap_or("(unnamed)")) }
-                            span.hint { (when(&event.timestamp)) }
+                            // To the millisecond: events of one trace are often seconds apart.
+                            span.hint { (event.timestamp.format("%Y-%m-%d %H:%M:%S%.3f UTC")) }
                         }
                         @if let Some(body) = &event.body {
                             details { summary { "Details" } pre { code { (serde_json::to_string_pretty(body).unwrap_or_default()) } } }
