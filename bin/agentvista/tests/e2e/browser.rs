@@ -191,8 +191,20 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         .secrets()
         .observe(&headers, &res.bytes().await.unwrap());
 
+    // A favicon, and dates written as the rest of the page writes them.
+    let res = http
+        .get(server.url("/assets/favicon.svg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
     // Create a write key and read it from the shown-once dialog.
     click(&client, "#open-create-key").await;
+    let expiry = wait_css(&client, "#key-expiry").await;
+    assert_eq!(
+        expiry.attr("placeholder").await.unwrap().as_deref(),
+        Some("YYYY-MM-DD")
+    );
     fill(&client, "#key-name", "production").await;
     click(&client, "#scope-write").await;
     shot(&client, "04-create-key").await;
@@ -283,6 +295,14 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     assert_eq!(res.json::<Value>().await.unwrap()["accepted"], 1);
     client.goto(&server.url("/settings/billing")).await.unwrap();
     wait_text(&client, "#events-used", "3").await;
+    // The plan by name, not by its configuration key; a bar that shows a little usage.
+    wait_text(&client, "#plan", "Free").await;
+    let bar = wait_css(&client, "#usage-bar").await;
+    assert_eq!(bar.attr("value").await.unwrap().as_deref(), Some("500"));
+    assert_eq!(
+        bar.attr("aria-valuetext").await.unwrap().as_deref(),
+        Some("3 of 50,000 events")
+    );
     assert_eq!(
         wait_css(&client, "#events-limit")
             .await

@@ -20,6 +20,7 @@ pub(crate) use pages::{audit_log, billing, index, keys, login, setup, trace, tra
 
 const APP_CSS: &str = include_str!("assets/app.css");
 const APP_JS: &str = include_str!("assets/app.js");
+const FAVICON: &str = include_str!("assets/favicon.svg");
 
 pub(crate) async fn css() -> HttpResponse {
     asset("text/css; charset=utf-8", APP_CSS)
@@ -27,6 +28,10 @@ pub(crate) async fn css() -> HttpResponse {
 
 pub(crate) async fn js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+pub(crate) async fn favicon() -> HttpResponse {
+    asset("image/svg+xml", FAVICON)
 }
 
 fn asset(content_type: &str, body: &'static str) -> HttpResponse {
@@ -79,6 +84,7 @@ pub(crate) fn page(
                     meta name="csrf-token" content=(viewer.csrf_token.expose_secret());
                 }
                 title { (title) " · AgentVista" }
+                link rel="icon" type="image/svg+xml" href="/assets/favicon.svg";
                 link rel="stylesheet" href="/assets/app.css";
                 script src="/assets/app.js" defer {}
             }
@@ -128,5 +134,6 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/traces", web::get().to(traces))
         .route("/traces/{trace_id}", web::get().to(trace))
         .route("/assets/app.css", web::get().to(css))
-        .route("/assets/app.js", web::get().to(js));
+        .route("/assets/app.js", web::get().to(js))
+        .route("/assets/favicon.svg", web::get().to(favicon));
 }

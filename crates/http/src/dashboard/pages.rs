@@ -26,6 +26,25 @@ fn from_now(at: &DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// A plan's configured name as a person reads it: `free` → `Free`, `pro` → `Pro`.
+fn plan_label(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The value the usage bar draws: the usage, but at least 1% of the limit once anything is
+/// used, and never past the limit.
+fn shown_usage(used: u64, limit: u64) -> u64 {
+    if used == 0 {
+        0
+    } else {
+        used.max(limit.div_ceil(100)).min(limit)
+    }
+}
+
 /// 1234567 → "1,234,567".
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -194,7 +213,7 @@ pub(crate) async fn keys(
                         div.choice { input id="scope-admin" type="checkbox" name="scopes" value="admin"; label for="scope-admin" { strong { "admin" } " — for managing keys and billing through the API" } }
                     }
                     label for="key-expiry" { "Expires " span.hint { "(optional; the key stops working at the end of that day, UTC)" } }
-                    input id="key-expiry" name="expires" type="date";
+                    input id="key-expiry" name="expires" type="text" inputmode="numeric" placeholder="YYYY-MM-DD" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}" autocomplete="off";
                     p.error id="create-key-error" role="alert" hidden {}
                     div.actions {
                         button type="button" data-close { "Cancel" }
@@ -323,7 +342,7 @@ pub(crate) async fn billing(
         html! {
             h1 { "Billing" }
             section.card {
-                h2 { "Plan: " span id="plan" { (account.plan) } }
+                h2 { span id="plan" { (plan_label(&account.plan)) } " plan" }
                 p { (thousands(plan.monthly_events)) " events included per month"
                     @if has_overage { ", then " (plan.overage_cents_per_1000_events) "¢ per 1,000 events" } @else { "; a hard limit" }
                     "." }
@@ -331,7 +350,10 @@ pub(crate) async fn billing(
                 @match limit {
                     Some(limit) => {
                         label for="usage-bar" { span id="events-used" { (thousands(used)) } " of " span id="events-limit" { (thousands(limit)) } " events used" }
-                        progress id="usage-bar" max=(limit.max(1)) value=(used.min(limit)) { (used) " of " (limit) }
+                        // A bar shows at least 1% once anything is used: 3 of 50,000 would
+                        // otherwise be an empty line. The exact figures are in the label.
+                        progress id="usage-bar" max=(limit.max(1)) value=(shown_usage(used, limit))
+                            aria-valuetext=(format!("{} of {} events", thousands(used), thousands(limit))) { (used) " of " (limit) }
                     }
                     None => { p { span id="events-used" { (thousands(used)) } " events used — no limit (no spend cap is set)." } }
                 }

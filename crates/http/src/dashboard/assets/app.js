@@ -78,7 +78,13 @@ document.addEventListener("DOMContentLoaded", () => {
       return;
     }
     const body = { name: form.name.value, scopes };
-    if (form.expires.value) body.expires_at = `${form.expires.value}T23:59:59Z`;
+    const expires = form.expires.value.trim();
+    if (expires && !/^\d{4}-\d{2}-\d{2}$/.test(expires)) {
+      showError(error, { status: 400, data: { message: "Write the expiry date as YYYY-MM-DD (UTC), or leave it empty." } });
+      form.expires.focus();
+      return;
+    }
+    if (expires) body.expires_at = `${expires}T23:59:59Z`;
     const result = await api("POST", "/api/v1/me/api-keys/", body);
     if (!result.ok) { showError(error, result); return; }
     createDialog.close();
