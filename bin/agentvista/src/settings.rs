@@ -23,6 +23,14 @@ pub(crate) struct Settings {
     pub(crate) auth: AuthSettings,
     pub(crate) metrics: MetricsSettings,
     pub(crate) log: LogSettings,
+    pub(crate) billing: BillingSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BillingSettings {
+    /// Whether a dashboard session may move its account to another configured plan.
+    pub(crate) self_serve_plans: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +142,7 @@ impl Settings {
             .set_default("auth.cache_capacity", 100_000)?
             .set_default("metrics.bind", "")?
             .set_default("log.format", "text")?
+            .set_default("billing.self_serve_plans", false)?
             .set_default(
                 "auth.lease_ms",
                 u64::try_from(DEFAULT_LEASE.as_millis()).unwrap_or(3_000),
@@ -215,6 +224,7 @@ impl Settings {
                 .collect(),
             default_plan: self.default_plan.clone(),
             trusted_proxies: self.server.trusted_proxies.clone(),
+            self_serve_plans: self.billing.self_serve_plans,
             ..HttpConfig::default()
         }
     }

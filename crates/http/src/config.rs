@@ -24,6 +24,9 @@ pub struct HttpConfig {
     /// Reverse proxies whose `X-Forwarded-For` gives the client's address (for the login and
     /// setup throttles); none by default.
     pub trusted_proxies: TrustedProxies,
+    /// Whether a dashboard session may move its account to another configured plan (off by
+    /// default: the operator's CLI does it).
+    pub self_serve_plans: bool,
 }
 
 impl Default for HttpConfig {
@@ -38,6 +41,7 @@ impl Default for HttpConfig {
             plans: Plans::new(Plan::defaults()),
             default_plan: "free".to_owned(),
             trusted_proxies: TrustedProxies::default(),
+            self_serve_plans: false,
         }
     }
 }

@@ -72,7 +72,10 @@ pub enum ApiError {
         retry_after_secs: u64,
     },
     /// 429 `monthly_event_limit_exceeded`, with `limit`, `used`, `resets_at`, `Retry-After`.
-    #[error("The plan's monthly event limit does not leave room for these events")]
+    #[error(
+        "The plan's monthly event limit does not leave room for these events; move to a larger \
+         plan or raise the spend cap (Settings → Billing)"
+    )]
     QuotaExceeded {
         /// The refusal.
         exceeded: QuotaExceeded,

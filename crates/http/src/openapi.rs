@@ -74,6 +74,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
         traces::events,
         usage::usage,
         usage::set_spend_cap,
+        usage::set_plan,
     ),
     components(
         schemas(

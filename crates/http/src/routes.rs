@@ -73,6 +73,9 @@ pub(crate) const API: &[Operation] = &[
     op("/api/v1/me/billing/spend-cap/", Method::PUT, |r| {
         r.to(usage::set_spend_cap)
     }),
+    op("/api/v1/me/billing/plan/", Method::PUT, |r| {
+        r.to(usage::set_plan)
+    }),
 ];
 
 /// An [`API`] entry.

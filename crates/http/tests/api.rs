@@ -1934,3 +1934,104 @@ async fn the_audit_log_records_who_did_what_from_where_newest_first() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
     }
 }
+
+// ---------------------------------------------------------------- plans from the dashboard
+
+#[actix_web::test]
+async fn a_session_changes_the_plan_only_where_the_operator_allows_it() {
+    let plan = |plan: &str| {
+        test::TestRequest::put()
+            .uri("/api/v1/me/billing/plan/")
+            .set_json(json!({"plan": plan}))
+    };
+    // Off by default: the endpoint is as if it did not exist.
+    let f = fixture().await;
+    let app_off = app(AppState::new(f.store.clone(), config()).unwrap()).await;
+    let (cookie, csrf) = login(&app_off).await;
+    let session = |req: test::TestRequest| {
+        req.insert_header((header::COOKIE, cookie.clone()))
+            .insert_header(("X-CSRF-Token", csrf.clone()))
+    };
+    let (status, _, _) = send(&app_off, session(plan("pro"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let on = HttpConfig {
+        self_serve_plans: true,
+        ..config()
+    };
+    let app = app(AppState::new(f.store.clone(), on).unwrap()).await;
+    let (status, _, body) = send(&app, session(plan("pro"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["plan"].as_str(), body["events_limit"].as_u64()),
+        (Some("pro"), None)
+    );
+    let (status, _, body) = send(&app, session(plan("platinum"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("free, pro"),
+        "{body}"
+    );
+    // Without the CSRF token, or with a key (even admin): refused.
+    let (status, _, _) = send(
+        &app,
+        plan("free").insert_header((header::COOKIE, cookie.clone())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let (status, _, body) = send(&app, bearer(plan("free"), &admin)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("session_required"))
+    );
+    assert_eq!(f.store.accounts().get(f.account).await.unwrap().plan, "pro");
+    // In the audit log, with the plan it left.
+    let page = f.store.audit().page(f.account, None, 10).await.unwrap();
+    let changed = page
+        .entries
+        .iter()
+        .find(|e| e.action == "billing.plan_changed")
+        .unwrap();
+    assert_eq!(changed.detail, Some(json!({"plan": "pro", "was": "free"})));
+}
+
+#[actix_web::test]
+async fn the_billing_page_names_both_ways_out_once_the_limit_is_reached() {
+    let f = fixture().await;
+    let (writer, _) = key(&f.store, f.account, "write").await;
+    let app = app(AppState::new(f.store.clone(), plans(1)).unwrap()).await;
+    let (cookie, _) = login(&app).await;
+    let billing = || get("/settings/billing").insert_header((header::COOKIE, cookie.clone()));
+    let page = |res: ServiceResponse<_>| async {
+        String::from_utf8(test::read_body(res).await.to_vec()).unwrap()
+    };
+    let before = page(test::call_service(&app, billing().to_request()).await).await;
+    assert!(!before.contains("over-limit"), "a banner before the limit");
+    let event =
+        json!({"batch": [{"type": "event", "trace_id": "t", "timestamp": "2026-11-27T12:00:00Z"}]});
+    let req = bearer(
+        test::TestRequest::post().uri("/api/v1/traces/batch/"),
+        &writer,
+    )
+    .set_json(&event);
+    let (status, _, _) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let req = bearer(
+        test::TestRequest::post().uri("/api/v1/traces/batch/"),
+        &writer,
+    )
+    .set_json(&event);
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger plan or raise the spend cap"),
+        "{body}"
+    );
+    let after = page(test::call_service(&app, billing().to_request()).await).await;
+    assert!(after.contains("id=\"over-limit\""), "{after}");
+    assert!(after.contains("move to a larger plan"), "{after}");
+}

@@ -143,8 +143,14 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     }
     let db = Db::sqlite();
     // The default configuration: Secure cookies, which browsers keep for http://127.0.0.1.
-    let server =
-        Server::start_with(&db, &[("AGENTVISTA__SERVER__INSECURE_COOKIES", "false")]).await;
+    let server = Server::start_with(
+        &db,
+        &[
+            ("AGENTVISTA__SERVER__INSECURE_COOKIES", "false"),
+            ("AGENTVISTA__BILLING__SELF_SERVE_PLANS", "true"),
+        ],
+    )
+    .await;
     let driver = Driver::start();
     let client = browser(&driver).await;
     let http = crate::harness::client();
@@ -312,6 +318,12 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         "50,000"
     );
     shot(&client, "07-billing").await;
+    // The configured plans, and a switch to Pro from the page (self-service is on here).
+    wait_css(&client, "tr[data-plan='free']").await;
+    click(&client, "button[data-choose-plan='pro']").await;
+    wait_text(&client, "#plan", "Pro").await;
+    wait_css(&client, "#spend-cap-form").await;
+    shot(&client, "07a-plan-changed").await;
     client.goto(&server.url("/traces")).await.unwrap();
     wait_css(&client, "a[href='/traces/trace-1']")
         .await

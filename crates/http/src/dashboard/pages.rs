@@ -341,6 +341,14 @@ pub(crate) async fn billing(
         "billing",
         html! {
             h1 { "Billing" }
+            @if limit.is_some_and(|limit| used >= limit) {
+                p.banner id="over-limit" role="alert" {
+                    "This month's limit is reached: ingestion answers 429 until "
+                    (period.resets_at().format("%B %-d, %Y")) ". To send more now, move to a larger plan"
+                    @if has_overage { " or raise the spend cap" } @else { " (a plan with overage can also take a spend cap)" }
+                    "."
+                }
+            }
             section.card {
                 h2 { span id="plan" { (plan_label(&account.plan)) } " plan" }
                 p { (thousands(plan.monthly_events)) " events included per month"
@@ -371,7 +379,35 @@ pub(crate) async fn billing(
                         button.primary type="submit" { "Save" }
                     }
                 } @else {
-                    p { "The " (account.plan) " plan has a hard limit, so there is no overage to cap. Ask an operator to move the account to a plan with overage (" code { "agentvista accounts set-plan" } ")." }
+                    p { "The " (plan_label(&account.plan)) " plan has a hard limit, so there is no overage to cap. Move the account to a plan with overage to set one." }
+                }
+            }
+            section.card {
+                h2 { "Plans" }
+                table id="plans" {
+                    thead { tr { th { "Plan" } th { "Included events per month" } th { "Beyond them" } th { span.visually-hidden { "Actions" } } } }
+                    tbody {
+                        @for name in state.config.plans.names() {
+                            @if let Some(offer) = state.config.plans.get(name) {
+                                tr data-plan=(name) {
+                                    td { (plan_label(name)) @if name == account.plan { " " span.status.active { "current" } } }
+                                    td { (thousands(offer.monthly_events)) }
+                                    td {
+                                        @if offer.has_overage() { (offer.overage_cents_per_1000_events) "¢ per 1,000 events" } @else { "a hard limit" }
+                                    }
+                                    td {
+                                        @if state.config.self_serve_plans && name != account.plan {
+                                            button type="button" data-choose-plan=(name) { "Switch to " (plan_label(name)) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p.error id="plan-error" role="alert" hidden {}
+                @if !state.config.self_serve_plans {
+                    p.hint { "An operator changes the plan (" code { "agentvista accounts set-plan" } "), or enables self-service with " code { "billing.self_serve_plans" } "." }
                 }
             }
         },

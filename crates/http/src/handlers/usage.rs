@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use agentvista_keys::Actor;
 use agentvista_store::AuditAction;
 
-use crate::auth::{Admin, Auth, Read};
+use crate::auth::{Admin, Auth, Read, SessionOnly};
 use crate::handlers::audit;
 use crate::{ApiError, AppState, Body};
 
@@ -133,6 +134,75 @@ pub(crate) async fn set_spend_cap(
         auth.principal.actor().to_string(),
         None,
         Some(serde_json::json!({"spend_cap_cents": account.spend_cap_cents})),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(Usage::from(&summary(&state, &account).await?)))
+}
+
+/// The body of `PUT /api/v1/me/billing/plan/`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChoosePlan {
+    /// The name of a plan of the server's configuration.
+    #[schema(min_length = 1)]
+    plan: String,
+}
+
+/// Moves the account to another configured plan. A dashboard session only, and only when the
+/// operator turned `billing.self_serve_plans` on (404 otherwise, as if the endpoint did not
+/// exist); keys never change plans.
+#[utoipa::path(
+    put,
+    path = "/api/v1/me/billing/plan/",
+    operation_id = "set_plan",
+    tag = "usage",
+    security(("session" = [], "csrf_token" = [])),
+    request_body(content = ChoosePlan, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The usage object, on the new plan.", body = Usage),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 404, response = crate::schema::NotFound),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
+pub(crate) async fn set_plan(
+    state: web::Data<AppState>,
+    session: SessionOnly,
+    req: HttpRequest,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    if !state.config.self_serve_plans {
+        return Err(ApiError::NotFound);
+    }
+    let body: ChoosePlan = body.json().await?;
+    if !state.config.plans.contains(&body.plan) {
+        let known: Vec<&str> = state.config.plans.names().collect();
+        return Err(ApiError::BadRequest(format!(
+            "plan: no plan named {:?} (known: {})",
+            body.plan,
+            known.join(", ")
+        )));
+    }
+    let account_id = session.user.account_id;
+    let was = state.store.accounts().get(account_id).await?.plan;
+    let account = state
+        .store
+        .accounts()
+        .set_plan(account_id, &body.plan)
+        .await?;
+    audit::record(
+        &state,
+        &req,
+        account.id,
+        AuditAction::PlanChanged,
+        Actor::User(session.user.id).to_string(),
+        None,
+        Some(serde_json::json!({"plan": account.plan, "was": was})),
     )
     .await;
     Ok(HttpResponse::Ok().json(Usage::from(&summary(&state, &account).await?)))

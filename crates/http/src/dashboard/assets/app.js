@@ -153,6 +153,14 @@ document.addEventListener("DOMContentLoaded", () => {
   });
 
   // Settings → Billing
+  for (const button of document.querySelectorAll("button[data-choose-plan]")) {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const result = await api("PUT", "/api/v1/me/billing/plan/", { plan: button.dataset.choosePlan });
+      if (result.ok) location.reload();
+      else { button.disabled = false; showError(document.getElementById("plan-error"), result); }
+    });
+  }
   onSubmit("spend-cap-form", async (form) => {
     const error = document.getElementById("spend-cap-error");
     const text = form.spend_cap.value.trim();
