@@ -323,8 +323,10 @@ mod tests {
             assert_eq!(with_session.len(), 1, "{method} {path}");
             let csrf = with_session[0].get("csrf_token").is_some();
             assert_eq!(csrf, method != "get", "{method} {path}: {security:?}");
-            // Every operation but the session-only ones takes a key.
-            let session_only = path.starts_with("/api/v1/auth/");
+            // Every operation but the session-only ones takes a key: the session's own, and
+            // the plan switch (keys never change plans).
+            let session_only =
+                path.starts_with("/api/v1/auth/") || path == "/api/v1/me/billing/plan/";
             let keys = security.iter().any(|r| r.get("bearer_key").is_some());
             assert_eq!(keys, !session_only, "{method} {path}");
             // A 401 is documented wherever credentials are needed.
