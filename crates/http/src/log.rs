@@ -3,7 +3,8 @@
 //! line logged while a request is handled carries its request id.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -45,16 +46,25 @@ impl RequestId {
         plausible.then(|| RequestId(value.to_owned()))
     }
 
-    /// A new id: 64 random bits in hex (the process's next number when the OS refuses
-    /// randomness: an id need only tell requests apart in the logs).
+    /// A new id: 16 hex digits, unique in the process and not guessable from the ones before
+    /// it — a counter mixed with a random base drawn once (no system call per request), by a
+    /// bijection (SplitMix64's finaliser), so that no two requests of a process share an id and
+    /// the ids do not tell a client how many requests the server has answered.
     #[must_use]
     pub fn generate() -> Self {
+        static BASE: OnceLock<u64> = OnceLock::new();
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let mut bytes = [0u8; 8];
-        if getrandom::fill(&mut bytes).is_err() {
-            bytes = NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes();
-        }
-        RequestId(hex::encode(bytes))
+        let base = *BASE.get_or_init(|| {
+            let mut bytes = [0u8; 8];
+            // Without randomness the ids are still unique, only predictable.
+            let _ = getrandom::fill(&mut bytes);
+            u64::from_le_bytes(bytes)
+        });
+        let mut z = base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        RequestId(format!("{z:016x}"))
     }
 
     /// The id as text.
@@ -100,21 +110,23 @@ pub async fn request_log(
     let mut response = next.call(req).instrument(span.clone()).await?;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
-    let route = route_template(response.request());
-    let method_label = method_label(&method);
-    metrics::counter!(
-        "agentvista_http_requests_total",
-        "route" => route.clone(),
-        "method" => method_label,
-        "status" => status.to_string(),
-    )
-    .increment(1);
-    metrics::histogram!(
-        "agentvista_http_request_duration_seconds",
-        "route" => route,
-        "method" => method_label,
-    )
-    .record(elapsed.as_secs_f64());
+    if RECORDING.load(Ordering::Relaxed) {
+        let route = route_template(response.request());
+        let method_label = method_label(&method);
+        metrics::counter!(
+            "agentvista_http_requests_total",
+            "route" => route.clone(),
+            "method" => method_label,
+            "status" => status.to_string(),
+        )
+        .increment(1);
+        metrics::histogram!(
+            "agentvista_http_request_duration_seconds",
+            "route" => route,
+            "method" => method_label,
+        )
+        .record(elapsed.as_secs_f64());
+    }
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response
             .headers_mut()
@@ -130,6 +142,10 @@ pub async fn request_log(
     });
     Ok(response)
 }
+
+/// Whether the request metrics are recorded: set by [`crate::describe_metrics`], which a
+/// program calls once it has installed a recorder. Until then a request builds no labels.
+pub(crate) static RECORDING: AtomicBool = AtomicBool::new(false);
 
 /// The template of the route that served `req`, without a trailing slash (every route is
 /// mounted with and without one); `unmatched` when none did, so that the paths clients make

@@ -3,9 +3,11 @@
 
 use metrics::{Unit, describe_counter, describe_histogram};
 
-/// Describes the HTTP layer's metrics to the installed recorder (call once, after installing
-/// it).
+/// Describes the HTTP layer's metrics to the installed recorder, and starts recording the
+/// per-request ones (call once, after installing it: until then [`crate::request_log`] builds
+/// no metric labels, which would cost every request an allocation or two for nothing).
 pub fn describe_metrics() {
+    crate::log::RECORDING.store(true, std::sync::atomic::Ordering::Relaxed);
     describe_counter!(
         "agentvista_http_requests_total",
         Unit::Count,
