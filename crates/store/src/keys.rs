@@ -7,8 +7,8 @@ use agentvista_keys::{
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use tokio::time::Instant;
@@ -20,7 +20,7 @@ use crate::{AccountId, KeyId, Store, StoreError, UserId, db::db_time};
 
 /// How often a prefix collision (32 random bits) is retried before giving up. Eight collisions
 /// in a row would take ~10¹⁵ keys, so reaching the limit means something else is wrong.
-pub(crate) const PREFIX_ATTEMPTS: usize = 8;
+const PREFIX_ATTEMPTS: usize = 8;
 
 /// What a key needs to be created.
 #[derive(Clone, Debug)]
@@ -70,32 +70,17 @@ impl Keys<'_> {
         account: AccountId,
         new: NewKey<'_>,
         now: DateTime<Utc>,
-        mut generate: impl FnMut() -> Result<ApiKey, agentvista_keys::GenerateError>,
+        generate: impl FnMut() -> Result<ApiKey, agentvista_keys::GenerateError>,
     ) -> Result<(ApiKey, KeyRecord), StoreError> {
-        for _ in 0..PREFIX_ATTEMPTS {
-            let key = generate().map_err(|e| StoreError::KeyGeneration(Some(e)))?;
-            let row = api_keys::ActiveModel {
-                account_id: Set(account.0),
-                created_by: Set(new.created_by.map(|u| u.0)),
-                name: Set(new.name.as_str().to_owned()),
-                prefix: Set(key.prefix().to_string()),
-                key_hash: Set(key.hash().to_hex()),
-                scopes: Set(new.scopes.to_string()),
-                created_at: Set(db_time(now)),
-                expires_at: Set(new.expiry.expires_at().map(db_time)),
-                last_used_at: Set(None),
-                revoked_at: Set(None),
-                ..Default::default()
-            };
-            match row.insert(&self.store.write).await {
-                Ok(row) => return Ok((key, record(row)?)),
-                Err(e) if is_unique_violation(&e) => {
-                    tracing::info!(prefix = %key.prefix(), "key prefix collision, generating another key");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(StoreError::KeyGeneration(None))
+        let grant = Grant {
+            account,
+            created_by: new.created_by,
+            name: new.name.as_str(),
+            scopes: new.scopes.to_string(),
+            expires_at: new.expiry.expires_at().map(db_time),
+        };
+        let (key, row) = insert_new_key(&self.store.write, &grant, now, generate).await?;
+        Ok((key, record(row)?))
     }
 
     /// The key whose SHA-256 is `hash`, whatever its status (the caller decides, and logs why).
@@ -260,6 +245,57 @@ pub(crate) struct Revocation {
     pub(crate) hash: KeyHash,
     /// When the commit returned: the barrier's bound counts from here.
     pub(crate) committed: Instant,
+}
+
+/// What a new key's row holds besides its secret: the grant it carries.
+pub(crate) struct Grant<'a> {
+    pub(crate) account: AccountId,
+    pub(crate) created_by: Option<UserId>,
+    pub(crate) name: &'a str,
+    /// As stored: `read,write`.
+    pub(crate) scopes: String,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+}
+
+/// Generates keys with `generate` until one's prefix is free, and inserts its row for
+/// `grant`. Each attempt runs in a transaction of its own on `db` (a savepoint when `db` is a
+/// transaction): on PostgreSQL a failed statement aborts the transaction around it, so a
+/// prefix collision could not be retried otherwise.
+pub(crate) async fn insert_new_key(
+    db: &impl TransactionTrait<Transaction = DatabaseTransaction>,
+    grant: &Grant<'_>,
+    now: DateTime<Utc>,
+    mut generate: impl FnMut() -> Result<ApiKey, agentvista_keys::GenerateError>,
+) -> Result<(ApiKey, api_keys::Model), StoreError> {
+    for _ in 0..PREFIX_ATTEMPTS {
+        let key = generate().map_err(|e| StoreError::KeyGeneration(Some(e)))?;
+        let row = api_keys::ActiveModel {
+            account_id: Set(grant.account.0),
+            created_by: Set(grant.created_by.map(|u| u.0)),
+            name: Set(grant.name.to_owned()),
+            prefix: Set(key.prefix().to_string()),
+            key_hash: Set(key.hash().to_hex()),
+            scopes: Set(grant.scopes.clone()),
+            created_at: Set(db_time(now)),
+            expires_at: Set(grant.expires_at),
+            last_used_at: Set(None),
+            revoked_at: Set(None),
+            ..Default::default()
+        };
+        let attempt = db.begin().await?;
+        match row.insert(&attempt).await {
+            Ok(row) => {
+                attempt.commit().await?;
+                return Ok((key, row));
+            }
+            Err(e) if is_unique_violation(&e) => {
+                attempt.rollback().await?;
+                tracing::info!(prefix = %key.prefix(), "key prefix collision, generating another key");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::KeyGeneration(None))
 }
 
 fn stored_hash(hex: &str) -> Result<KeyHash, StoreError> {

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use agentvista_keys::{Actor, ApiKey, KeyRecord, KeyStatus};
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use tokio::time::Instant;
 
 use crate::changes::{self, Change, ChangeKind, statement};
-use crate::db::{begin_immediate, db_time, is_unique_violation};
+use crate::db::{begin_immediate, db_time};
 use crate::entities::api_keys;
-use crate::keys::{PREFIX_ATTEMPTS, record};
+use crate::keys::{Grant, insert_new_key, record};
 use crate::{AccountId, KeyId, Store, StoreError};
 
 /// The longest grace a roll may give the old key: seven days.
@@ -101,42 +101,18 @@ impl Store {
             KeyStatus::Revoked => return Err(RollError::NotActive("revoked")),
             KeyStatus::Expired => return Err(RollError::NotActive("expired")),
         }
-        // The new key: the old one's grant, a new secret. A prefix collision is retried in a
-        // savepoint, since on PostgreSQL a failed statement aborts the transaction around it.
-        let mut created = None;
-        for _ in 0..PREFIX_ATTEMPTS {
-            let key = ApiKey::generate().map_err(|e| StoreError::KeyGeneration(Some(e)))?;
-            let row = api_keys::ActiveModel {
-                account_id: Set(account.0),
-                created_by: Set(match by {
-                    Actor::User(user) => Some(user.0),
-                    Actor::Key(_) | Actor::Cli => None,
-                }),
-                name: Set(old.name.clone()),
-                prefix: Set(key.prefix().to_string()),
-                key_hash: Set(key.hash().to_hex()),
-                scopes: Set(old.scopes.clone()),
-                created_at: Set(db_time(now)),
-                expires_at: Set(old.expires_at),
-                last_used_at: Set(None),
-                revoked_at: Set(None),
-                ..Default::default()
-            };
-            let attempt = txn.begin().await?;
-            match row.insert(&attempt).await {
-                Ok(row) => {
-                    attempt.commit().await?;
-                    created = Some((key, row));
-                    break;
-                }
-                Err(e) if is_unique_violation(&e) => {
-                    attempt.rollback().await?;
-                    tracing::info!(prefix = %key.prefix(), "key prefix collision, generating another key");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let (key, new_row) = created.ok_or(StoreError::KeyGeneration(None))?;
+        // The new key: the old one's grant, a new secret.
+        let grant = Grant {
+            account,
+            created_by: match by {
+                Actor::User(user) => Some(user),
+                Actor::Key(_) | Actor::Cli => None,
+            },
+            name: &old.name,
+            scopes: old.scopes.clone(),
+            expires_at: old.expires_at,
+        };
+        let (key, new_row) = insert_new_key(&txn, &grant, now, ApiKey::generate).await?;
         let ends = db_time(now + grace);
         let expires_at = old.expires_at.map_or(ends, |at| at.min(ends));
         let backend = txn.get_database_backend();
