@@ -94,6 +94,12 @@ pub(crate) enum KeysCommand {
         /// Comma-separated scopes: read, write, admin.
         #[arg(long, value_name = "SCOPES")]
         scopes: Scopes,
+        /// The key's own rate limit: requests a second on each server replica (1 to 1000000).
+        #[arg(long, value_name = "PER_SECOND")]
+        rate_limit: Option<u32>,
+        /// With --rate-limit: requests allowed at once (default: the rate).
+        #[arg(long, requires = "rate_limit")]
+        burst: Option<u32>,
         /// Print the API's create response as JSON instead of the bare key.
         #[arg(long)]
         json: bool,

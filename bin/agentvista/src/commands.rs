@@ -6,10 +6,11 @@ use agentvista_http::{CreatedKey, KeyObject};
 use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{
     AccountId, AccountName, Actor, Email, Expiry, KeyLookup, KeyName, KeyPrefix, LookupError,
-    Scopes,
+    RateLimit, Scopes,
 };
 use agentvista_store::{
-    Account, AuditAction, NewAuditEntry, NewKey, Origin, RollError, Store, StoreError, User,
+    Account, AuditAction, NewAuditEntry, NewKey, Origin, RollError, RollTerms, Store, StoreError,
+    User,
 };
 use chrono::Utc;
 
@@ -132,14 +133,26 @@ pub(crate) async fn create_key(
     email: &Email,
     name: &KeyName,
     scopes: Scopes,
+    (rate, burst): (Option<u32>, Option<u32>),
     json: bool,
 ) -> Result<(), CommandError> {
+    let rate_limit = rate
+        .map(|per_second| RateLimit::new(per_second, burst.unwrap_or(per_second)))
+        .transpose()
+        .map_err(|e| {
+            usage(
+                e.to_string()
+                    .replace("rate_limit.per_second", "--rate-limit")
+                    .replace("rate_limit.burst", "--burst"),
+            )
+        })?;
     let user = user_by_email(store, email).await?;
     let new = NewKey {
         name,
         scopes,
         expiry: Expiry::NEVER,
         created_by: Some(user.id),
+        rate_limit,
     };
     let (key, record) = store
         .keys()
@@ -210,9 +223,12 @@ pub(crate) async fn roll_key(
         Err(StoreError::NotFound) => return Err(no_key()),
         other => other?,
     };
-    let grace = std::time::Duration::from_secs(grace_seconds);
+    let terms = RollTerms {
+        grace: std::time::Duration::from_secs(grace_seconds),
+        ..RollTerms::default()
+    };
     let rolled = match store
-        .roll(user.account_id, record.id, grace, Actor::Cli, Utc::now())
+        .roll(user.account_id, record.id, terms, Actor::Cli, Utc::now())
         .await
     {
         Ok(rolled) => rolled,

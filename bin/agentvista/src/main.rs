@@ -89,8 +89,10 @@ async fn run(settings: &Settings, command: Command) -> Result<(), String> {
             email,
             name,
             scopes,
+            rate_limit,
+            burst,
             json,
-        }) => commands::create_key(&store, &email, &name, scopes, json).await,
+        }) => commands::create_key(&store, &email, &name, scopes, (rate_limit, burst), json).await,
         Command::Keys(KeysCommand::Revoke { email, prefix }) => {
             commands::revoke_key(&store, &email, &prefix).await
         }

@@ -66,6 +66,7 @@ impl MemoryKeys {
             expiry: Expiry::NEVER,
             last_used_at: None,
             revoked_at: None,
+            rate_limit: None,
         };
         by_hash.insert(key.hash(), record);
         Ok(key)

@@ -71,6 +71,22 @@ pub enum ApiError {
         /// Whole seconds until an attempt is allowed again.
         retry_after_secs: u64,
     },
+    /// 429 `rate_limited`, with `Retry-After` and the `RateLimit-*` headers: the key's own
+    /// rate limit is used up on this replica.
+    #[error(
+        "This API key's rate limit ({} requests a second, {} at once) is used up; retry in \
+         {retry_after_secs} s",
+        limit.per_second(),
+        limit.burst()
+    )]
+    RateLimited {
+        /// The key's limit.
+        limit: agentvista_keys::RateLimit,
+        /// Whole seconds until one more request is allowed.
+        retry_after_secs: u64,
+        /// Whole seconds until the key's bucket is full again.
+        reset_secs: u64,
+    },
     /// 429 `monthly_event_limit_exceeded`, with `limit`, `used`, `resets_at`, `Retry-After`.
     #[error(
         "The plan's monthly event limit does not leave room for these events; move to a larger \
@@ -118,6 +134,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 429: logins or first-run setups beyond the throttle.
     TooManyAttempts,
+    /// 429: the key's own rate limit is used up (on this replica).
+    RateLimited,
     /// 429: events that do not fit what the month still allows.
     MonthlyEventLimitExceeded,
     /// 503: the database cannot be reached.
@@ -143,6 +161,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::MonthlyEventLimitExceeded => "monthly_event_limit_exceeded",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -201,6 +220,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::QuotaExceeded { .. } => ErrorCode::MonthlyEventLimitExceeded,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
@@ -266,6 +286,24 @@ impl ApiError {
             | ApiError::TooManyAttempts { retry_after_secs } => {
                 vec![(header::RETRY_AFTER, retry_after_secs.to_string())]
             }
+            ApiError::RateLimited {
+                limit,
+                retry_after_secs,
+                reset_secs,
+            } => {
+                let status = crate::auth::RateLimitStatus {
+                    limit: limit.burst().get(),
+                    remaining: 0,
+                    reset_secs: *reset_secs,
+                };
+                let mut headers = vec![(header::RETRY_AFTER, retry_after_secs.to_string())];
+                headers.extend(
+                    status
+                        .headers()
+                        .map(|(name, value)| (header::HeaderName::from_static(name), value)),
+                );
+                headers
+            }
             ApiError::Unavailable(_) => vec![(
                 header::RETRY_AFTER,
                 UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
@@ -318,9 +356,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::QuotaExceeded { .. } | ApiError::TooManyAttempts { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::QuotaExceeded { .. }
+            | ApiError::TooManyAttempts { .. }
+            | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -437,6 +475,44 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limited_answer_says_when_to_retry_and_the_keys_limit() {
+        let err = ApiError::RateLimited {
+            limit: agentvista_keys::RateLimit::new(5, 20).unwrap(),
+            retry_after_secs: 1,
+            reset_secs: 4,
+        };
+        assert_eq!(err.status_code(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.code(), "rate_limited");
+        assert_eq!(
+            err.headers()
+                .into_iter()
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect::<Vec<_>>(),
+            [
+                "retry-after: 1",
+                "ratelimit-limit: 20",
+                "ratelimit-remaining: 0",
+                "ratelimit-reset: 4"
+            ]
+        );
+        let message = err.message();
+        assert!(
+            message.contains("5 requests a second, 20 at once"),
+            "{message}"
+        );
+        // Distinct from the month's limit, whose body has more fields.
+        assert_eq!(
+            serde_json::to_value(err.body())
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(err.grpc_code(), 8);
+    }
+
+    #[test]
     fn error_bodies_carry_only_the_fields_of_their_error() {
         let body = serde_json::to_value(ApiError::NotFound.body()).unwrap();
         assert_eq!(
@@ -470,6 +546,11 @@ mod tests {
             ApiError::TooManyAttempts {
                 retry_after_secs: 1,
             },
+            ApiError::RateLimited {
+                limit: agentvista_keys::RateLimit::new(1, 1).unwrap(),
+                retry_after_secs: 1,
+                reset_secs: 1,
+            },
             ApiError::QuotaExceeded {
                 exceeded: QuotaExceeded {
                     limit: 1,
@@ -489,6 +570,6 @@ mod tests {
             seen.insert(code);
         }
         // Every code is some error's: the document lists no code the server never sends.
-        assert_eq!(seen.len(), 15);
+        assert_eq!(seen.len(), 16);
     }
 }

@@ -16,6 +16,8 @@ use actix_web::{Error, HttpMessage, HttpRequest};
 use agentvista_keys::KeyPrefix;
 use tracing::Instrument;
 
+use crate::auth::RateLimitStatus;
+
 /// The header a request id is taken from and returned in.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -93,7 +95,8 @@ impl fmt::Display for RequestId {
 /// response's `X-Request-Id`), the request's log line, and its metrics:
 /// `agentvista_http_requests_total{route, method, status}` and
 /// `agentvista_http_request_duration_seconds{route, method}`, where `route` is the route's
-/// template (`/api/v1/traces/{trace_id}`), never the path a client chose.
+/// template (`/api/v1/traces/{trace_id}`), never the path a client chose. It also adds the
+/// `RateLimit-*` headers to every answer to a key that has a rate limit.
 ///
 /// # Errors
 /// Whatever the wrapped service returns.
@@ -132,7 +135,24 @@ pub async fn request_log(
             .headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    let prefix = response.request().extensions().get::<KeyPrefix>().copied();
+    let (prefix, rate) = {
+        let extensions = response.request().extensions();
+        (
+            extensions.get::<KeyPrefix>().copied(),
+            extensions.get::<RateLimitStatus>().copied(),
+        )
+    };
+    if let Some(rate) = rate
+        && !response.headers().contains_key("ratelimit-limit")
+    {
+        for (name, value) in rate.headers() {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(name), value);
+            }
+        }
+    }
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     span.in_scope(|| match prefix {
         Some(prefix) => {

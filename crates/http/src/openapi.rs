@@ -19,8 +19,8 @@ use crate::handlers::{audit, health, ingest, keys, session, setup, traces, usage
 use crate::schema::{
     AnyObject, BadRequest, Forbidden, Internal, InvalidCredentials, NotFound, OtlpBadRequest,
     OtlpForbidden, OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized,
-    OtlpUnavailable, OtlpUnsupportedMediaType, PayloadTooLarge, QuotaExceeded, ScopeName,
-    TooManyAttempts, Unauthorized, Unavailable, UnsupportedMediaType,
+    OtlpUnavailable, OtlpUnsupportedMediaType, PayloadTooLarge, QuotaExceeded, RateLimitSchema,
+    RateLimited, ScopeName, TooManyAttempts, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 
 /// What the document says of itself: what it covers and what it leaves out.
@@ -81,6 +81,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
             crate::error::ErrorBody,
             crate::error::ErrorCode,
             ScopeName,
+            RateLimitSchema,
             ingest::RpcStatusJson,
         ),
         responses(
@@ -92,6 +93,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
             PayloadTooLarge,
             UnsupportedMediaType,
             TooManyAttempts,
+            RateLimited,
             QuotaExceeded,
             Unavailable,
             Internal,

@@ -36,6 +36,51 @@ impl ToSchema for ScopeName {
     }
 }
 
+/// A key's own rate limit: the schema of [`agentvista_keys::RateLimit`], which lives in the
+/// pure `agentvista-keys` crate.
+pub(crate) struct RateLimitSchema;
+
+impl PartialSchema for RateLimitSchema {
+    fn schema() -> RefOr<Schema> {
+        let figure = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(agentvista_keys::RateLimit::MAX))
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "per_second",
+                figure("Requests a second, sustained, on each server replica."),
+            )
+            .required("per_second")
+            .property(
+                "burst",
+                figure(
+                    "Requests allowed back to back after a quiet spell. Absent in a request: \
+                     `per_second`; always present in an answer.",
+                ),
+            )
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ))
+            .description(Some(
+                "The key's own rate limit (GCRA), enforced in memory on each replica: with N \
+                 replicas a key gets up to N times it. Beyond it: 429 `rate_limited`.",
+            ))
+            .examples([serde_json::json!({"per_second": 10, "burst": 20})])
+            .into()
+    }
+}
+
+impl ToSchema for RateLimitSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("RateLimit")
+    }
+}
+
 /// The scopes of a key as answers show them: one to three, distinct, in the order read,
 /// write, admin (what `Scopes` serialises).
 pub(crate) fn scope_set() -> Array {
@@ -87,6 +132,35 @@ fn retry_after() -> utoipa::openapi::Header {
         )
         .description(Some("Whole seconds to wait before retrying."))
         .build()
+}
+
+/// `Retry-After`, and the `RateLimit-*` headers that come with `rate_limited`.
+fn rate_limit_headers() -> [(&'static str, utoipa::openapi::Header); 4] {
+    let count = |description: &str| {
+        HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .description(Some(description))
+            .build()
+    };
+    [
+        ("Retry-After", retry_after()),
+        (
+            "RateLimit-Limit",
+            count("With `rate_limited`: the key's burst."),
+        ),
+        (
+            "RateLimit-Remaining",
+            count("With `rate_limited`: 0, the requests allowed now."),
+        ),
+        (
+            "RateLimit-Reset",
+            count("With `rate_limited`: whole seconds until the key's bucket is full again."),
+        ),
+    ]
 }
 
 /// A JSON error answer with the shared `ErrorBody`, and `headers`.
@@ -200,12 +274,20 @@ responses! {
          this account, or too many password checks at once.",
         [("Retry-After", retry_after())],
     );
-    /// 429 `monthly_event_limit_exceeded`.
+    /// 429 `rate_limited`.
+    RateLimited => json_error(
+        "`rate_limited`: the key's own `rate_limit` is used up on this replica; `Retry-After` \
+         says when one more request is allowed, `RateLimit-Reset` when the bucket is full.",
+        rate_limit_headers(),
+    );
+    /// 429 `monthly_event_limit_exceeded` or `rate_limited`.
     QuotaExceeded => json_error(
         "`monthly_event_limit_exceeded`: the events do not fit what the plan and the spend cap \
          still allow this month; nothing was stored. The body has `limit`, `used` and \
-         `resets_at`; `Retry-After` counts the seconds until the month resets.",
-        [("Retry-After", retry_after())],
+         `resets_at`; `Retry-After` counts the seconds until the month resets. Or \
+         `rate_limited`: the key's own `rate_limit` is used up (with the `RateLimit-*` \
+         headers).",
+        rate_limit_headers(),
     );
     /// 503 `unavailable`.
     Unavailable => json_error(
@@ -248,8 +330,10 @@ responses! {
     );
     /// 429 on OTLP.
     OtlpQuotaExceeded => otlp_error(
-        "The events do not fit what the month still allows; nothing was stored: code 8.",
-        [("Retry-After", retry_after())],
+        "The events do not fit what the month still allows, nothing was stored; or the key's \
+         own `rate_limit` is used up (with the `RateLimit-*` headers; retryable, as the OTLP \
+         specification's 429 is): code 8.",
+        rate_limit_headers(),
     );
     /// 503 on OTLP.
     OtlpUnavailable => otlp_error(

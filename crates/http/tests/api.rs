@@ -86,6 +86,7 @@ async fn key_with(
         scopes: scopes.parse().unwrap(),
         expiry,
         created_by: None,
+        rate_limit: None,
     };
     let (key, record) = store.keys().create(account, new, Utc::now()).await.unwrap();
     (key.expose_secret().to_owned(), record)
@@ -386,10 +387,12 @@ async fn the_full_key_is_returned_once_and_never_listed() {
             "last_used_at",
             "name",
             "prefix",
+            "rate_limit",
             "revoked_at",
             "scopes"
         ]
     );
+    assert_eq!(first["rate_limit"], Value::Null);
     assert_eq!(first["id"], created["id"], "newest first");
     assert!(!listed.to_string().contains(&full[12..]));
     let hash = ApiKey::parse(full).unwrap().hash().to_hex();
@@ -2034,4 +2037,129 @@ async fn the_billing_page_names_both_ways_out_once_the_limit_is_reached() {
     let after = page(test::call_service(&app, billing().to_request()).await).await;
     assert!(after.contains("id=\"over-limit\""), "{after}");
     assert!(after.contains("move to a larger plan"), "{after}");
+}
+
+#[actix_web::test]
+async fn a_keys_rate_limit_is_set_at_creation_shown_enforced_and_changed_by_a_roll() {
+    use actix_web::middleware::from_fn;
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let state = web::Data::new(AppState::new(f.store, plans(1_000)).unwrap());
+    // As the server mounts it: `request_log` adds the headers to the answers that pass.
+    let app = test::init_service(
+        App::new()
+            .wrap(from_fn(agentvista_http::request_log))
+            .configure(move |cfg| configure(cfg, state)),
+    )
+    .await;
+    let create = |body: Value| bearer(test::TestRequest::post().uri(KEYS), &admin).set_json(body);
+
+    // Out of bounds, or an unknown field: a 400 naming it.
+    for (body, field) in [
+        (
+            json!({"per_second": 0, "burst": 1}),
+            "rate_limit.per_second",
+        ),
+        (
+            json!({"per_second": 1, "burst": 1_000_001}),
+            "rate_limit.burst",
+        ),
+        (json!({"per_second": 1, "bust": 1}), "bust"),
+    ] {
+        let (status, _, answer) = send(
+            &app,
+            create(json!({"name": "x", "scopes": ["read"], "rate_limit": body})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{answer}"
+        );
+    }
+
+    // One a second, three at once: the fourth ping in a row is refused.
+    let (status, _, created) = send(
+        &app,
+        create(json!({"name": "slow", "scopes": ["read", "write"], "rate_limit": {"per_second": 1, "burst": 3}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["rate_limit"], json!({"per_second": 1, "burst": 3}));
+    let (_, _, listed) = send(&app, bearer(get(KEYS), &admin)).await;
+    assert_eq!(
+        listed["data"][0]["rate_limit"],
+        json!({"per_second": 1, "burst": 3})
+    );
+    let slow = created["key"].as_str().unwrap();
+    let ping = || bearer(get("/api/v1/me/api-keys/ping/"), slow);
+    for remaining in ["2", "1", "0"] {
+        let (status, headers, _) = send(&app, ping()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers.get("ratelimit-limit").unwrap(), "3");
+        assert_eq!(headers.get("ratelimit-remaining").unwrap(), remaining);
+    }
+    let (status, headers, body) = send(&app, ping()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"], "rate_limited");
+    assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
+    assert_eq!(headers.get("ratelimit-remaining").unwrap(), "0");
+    let reset: u64 = headers
+        .get("ratelimit-reset")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&reset), "RateLimit-Reset {reset}");
+    // Distinct from the month's limit: no `limit`, `used`, `resets_at`.
+    assert!(body.get("used").is_none());
+    // OTLP answers it as the specification's retryable 429: code 8, Retry-After.
+    let (status, headers, answer) = raw(
+        &app,
+        otlp("/otlp/v1/traces", slow, "application/json", b"{}".to_vec()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert!(headers.contains_key("ratelimit-limit"));
+    let rpc: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(rpc["code"], 8);
+    assert_eq!(rpc["details"][0]["reason"], "rate_limited");
+
+    // Keys without a limit are not limited, and answer without the headers.
+    let (status, headers, _) = send(&app, bearer(get(KEYS), &admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!headers.contains_key("ratelimit-limit"));
+
+    // A roll keeps the limit unless told otherwise; `null` removes it.
+    let id = created["id"].as_i64().unwrap();
+    let roll = |id: i64, body: Value| {
+        bearer(
+            test::TestRequest::post().uri(&format!("{KEYS}{id}/roll/")),
+            &admin,
+        )
+        .set_json(body)
+    };
+    let (status, _, kept) = send(&app, roll(id, json!({"grace_seconds": 60}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{kept}");
+    assert_eq!(kept["rate_limit"], json!({"per_second": 1, "burst": 3}));
+    let (_, _, changed) = send(
+        &app,
+        roll(
+            kept["id"].as_i64().unwrap(),
+            json!({"grace_seconds": 60, "rate_limit": {"per_second": 7}}),
+        ),
+    )
+    .await;
+    assert_eq!(changed["rate_limit"], json!({"per_second": 7, "burst": 7}));
+    let (_, _, removed) = send(
+        &app,
+        roll(
+            changed["id"].as_i64().unwrap(),
+            json!({"grace_seconds": 60, "rate_limit": null}),
+        ),
+    )
+    .await;
+    assert_eq!(removed["rate_limit"], Value::Null);
 }

@@ -12,6 +12,7 @@ mod key;
 mod lookup;
 mod names;
 mod prefix;
+mod rate_limit;
 mod record;
 mod scope;
 
@@ -23,6 +24,7 @@ pub use key::{ApiKey, GenerateError, ParseError};
 pub use lookup::{KeyLookup, LookupError, LookupFuture};
 pub use names::{AccountName, AccountNameError, KeyName, KeyNameError};
 pub use prefix::{KeyPrefix, PrefixError};
+pub use rate_limit::{RateLimit, RateLimitError};
 pub use record::{Actor, KeyRecord, LAST_USED_GRANULARITY, Revoked};
 pub use scope::{Scope, ScopeError, Scopes};
 

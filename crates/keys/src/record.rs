@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::{AccountId, Expiry, KeyId, KeyPrefix, KeyStatus, Scopes, UserId};
+use crate::{AccountId, Expiry, KeyId, KeyPrefix, KeyStatus, RateLimit, Scopes, UserId};
 
 /// A key's `last_used_at` is noted at most this often: it is a hint, not an audit log, and a
 /// busy key costs one write a minute, not one a request.
@@ -31,6 +31,9 @@ pub struct KeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Its own request rate, enforced per replica; `None`: only the plan's monthly events
+    /// limit it.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl KeyRecord {

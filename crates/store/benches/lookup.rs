@@ -29,6 +29,7 @@ async fn store_with_keys(url: &str) -> (Store, String) {
             scopes: Scopes::only(Scope::Write),
             expiry: Expiry::NEVER,
             created_by: None,
+            rate_limit: None,
         };
         let (key, _) = store.keys().create(account, new, Utc::now()).await.unwrap();
         if i == 500 {

@@ -1,8 +1,8 @@
 //! API keys: created here (so a prefix collision can be retried), stored as prefix and hash.
 
 use agentvista_keys::{
-    Actor, ApiKey, Expiry, KeyHash, KeyName, KeyPrefix, KeyRecord, LAST_USED_GRANULARITY, Revoked,
-    Scopes,
+    Actor, ApiKey, Expiry, KeyHash, KeyName, KeyPrefix, KeyRecord, LAST_USED_GRANULARITY,
+    RateLimit, Revoked, Scopes,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{ExprTrait, Query};
@@ -33,6 +33,8 @@ pub struct NewKey<'a> {
     pub expiry: Expiry,
     /// The creating user, if any.
     pub created_by: Option<UserId>,
+    /// The key's own request rate, if it has one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// The api_keys table.
@@ -78,6 +80,7 @@ impl Keys<'_> {
             name: new.name.as_str(),
             scopes: new.scopes.to_string(),
             expires_at: new.expiry.expires_at().map(db_time),
+            rate_limit: new.rate_limit,
         };
         let (key, row) = insert_new_key(&self.store.write, &grant, now, generate).await?;
         Ok((key, record(row)?))
@@ -255,6 +258,7 @@ pub(crate) struct Grant<'a> {
     /// As stored: `read,write`.
     pub(crate) scopes: String,
     pub(crate) expires_at: Option<DateTime<Utc>>,
+    pub(crate) rate_limit: Option<RateLimit>,
 }
 
 /// Generates keys with `generate` until one's prefix is free, and inserts its row for
@@ -280,6 +284,8 @@ pub(crate) async fn insert_new_key(
             expires_at: Set(grant.expires_at),
             last_used_at: Set(None),
             revoked_at: Set(None),
+            rate_limit_per_second: Set(grant.rate_limit.map(|l| column(l.per_second()))),
+            rate_limit_burst: Set(grant.rate_limit.map(|l| column(l.burst()))),
             ..Default::default()
         };
         let attempt = db.begin().await?;
@@ -296,6 +302,34 @@ pub(crate) async fn insert_new_key(
         }
     }
     Err(StoreError::KeyGeneration(None))
+}
+
+/// A rate-limit figure as stored: at most [`RateLimit::MAX`], so it fits.
+fn column(n: std::num::NonZeroU32) -> i32 {
+    i32::try_from(n.get()).unwrap_or(i32::MAX)
+}
+
+/// The stored rate limit: both columns or neither.
+fn stored_rate_limit(
+    per_second: Option<i32>,
+    burst: Option<i32>,
+) -> Result<Option<RateLimit>, StoreError> {
+    let corrupt = StoreError::Corrupt {
+        what: "api_keys.rate_limit_*",
+    };
+    match (per_second, burst) {
+        (None, None) => Ok(None),
+        (Some(per_second), Some(burst)) => {
+            let figure = |n: i32| u32::try_from(n).map_err(|_| ());
+            match (figure(per_second), figure(burst)) {
+                (Ok(per_second), Ok(burst)) => RateLimit::new(per_second, burst)
+                    .map(Some)
+                    .map_err(|_| corrupt),
+                _ => Err(corrupt),
+            }
+        }
+        _ => Err(corrupt),
+    }
 }
 
 fn stored_hash(hex: &str) -> Result<KeyHash, StoreError> {
@@ -320,6 +354,7 @@ pub(crate) fn record(row: api_keys::Model) -> Result<KeyRecord, StoreError> {
         expiry: Expiry::at(row.expires_at),
         last_used_at: row.last_used_at,
         revoked_at: row.revoked_at,
+        rate_limit: stored_rate_limit(row.rate_limit_per_second, row.rate_limit_burst)?,
     })
 }
 
@@ -343,6 +378,7 @@ mod tests {
             scopes: Scopes::only(Scope::Read),
             expiry: Expiry::NEVER,
             created_by: None,
+            rate_limit: None,
         }
     }
 

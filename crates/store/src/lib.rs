@@ -39,7 +39,7 @@ pub use ids::{AccountId, KeyId, UserId};
 pub use keys::{Keys, NewKey};
 pub use ledger::{EventBatch, NewContext, NewEvent};
 pub use replica::{Replica, ReplicaOptions};
-pub use roll::{MAX_ROLL_GRACE, RollError, Rolled};
+pub use roll::{MAX_ROLL_GRACE, RateLimitChange, RollError, RollTerms, Rolled};
 pub use sessions::{Session, Sessions};
 pub use setup::FirstUser;
 pub use store::Store;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use agentvista_keys::{Actor, ApiKey, KeyRecord, KeyStatus};
+use agentvista_keys::{Actor, ApiKey, KeyRecord, KeyStatus, RateLimit};
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use tokio::time::Instant;
@@ -19,6 +19,25 @@ use crate::{AccountId, KeyId, Store, StoreError};
 
 /// The longest grace a roll may give the old key: seven days.
 pub const MAX_ROLL_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What a roll asks for besides a new secret.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RollTerms {
+    /// How long the old key keeps working, at most [`MAX_ROLL_GRACE`]; zero stops it at once.
+    pub grace: Duration,
+    /// The new key's rate limit.
+    pub rate_limit: RateLimitChange,
+}
+
+/// The new key's rate limit on a roll.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RateLimitChange {
+    /// The old key's, whatever it is (none included).
+    #[default]
+    Keep,
+    /// This one; `None` removes it.
+    Set(Option<RateLimit>),
+}
 
 /// What a roll did.
 #[derive(Debug)]
@@ -52,8 +71,9 @@ impl From<sea_orm::DbErr> for RollError {
 }
 
 impl Store {
-    /// Rolls key `id` of `account` on behalf of `by`: one transaction creates the new key and
-    /// sets the old one to expire at `now + grace` (or keeps its earlier expiry), appending the
+    /// Rolls key `id` of `account` on behalf of `by`: one transaction creates the new key (the
+    /// old one's name, scopes and expiry, and the rate limit `terms` ask for) and sets the old
+    /// one to expire at `now + terms.grace` (or keeps its earlier expiry), appending the
     /// change to the key change log. With a grace shorter than the lease, it then waits for the
     /// revocation barrier, so that the old key stops on every replica by its expiry.
     ///
@@ -64,16 +84,17 @@ impl Store {
         &self,
         account: AccountId,
         id: KeyId,
-        grace: Duration,
+        terms: RollTerms,
         by: Actor,
         now: DateTime<Utc>,
     ) -> Result<Rolled, RollError> {
+        let grace = terms.grace;
         if grace > MAX_ROLL_GRACE {
             return Err(RollError::GraceTooLong);
         }
         let grace_delta = TimeDelta::from_std(grace).map_err(|_| RollError::GraceTooLong)?;
         let (rolled, seq, committed) = self
-            .roll_in_transaction(account, id, grace_delta, by, now)
+            .roll_in_transaction(account, id, grace_delta, terms.rate_limit, by, now)
             .await?;
         if grace < self.options.lease {
             self.await_barrier(seq, committed).await;
@@ -86,6 +107,7 @@ impl Store {
         account: AccountId,
         id: KeyId,
         grace: TimeDelta,
+        rate_limit: RateLimitChange,
         by: Actor,
         now: DateTime<Utc>,
     ) -> Result<(Rolled, i64, Instant), RollError> {
@@ -111,6 +133,10 @@ impl Store {
             name: &old.name,
             scopes: old.scopes.clone(),
             expires_at: old.expires_at,
+            rate_limit: match rate_limit {
+                RateLimitChange::Keep => old_record.rate_limit,
+                RateLimitChange::Set(limit) => limit,
+            },
         };
         let (key, new_row) = insert_new_key(&txn, &grant, now, ApiKey::generate).await?;
         let ends = db_time(now + grace);

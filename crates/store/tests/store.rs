@@ -142,6 +142,7 @@ on_both!(
     remembered_terms_are_confirmed_by_the_count,
     a_refused_request_leaves_no_context_id_to_remember,
     rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old,
+    a_rate_limit_is_stored_kept_by_a_roll_and_changed_by_one,
     only_an_active_key_of_the_account_rolls,
     the_audit_log_pages_an_accounts_entries_newest_first,
 );
@@ -217,6 +218,14 @@ fn write_key(name: &KeyName) -> NewKey<'_> {
         scopes: Scopes::only(Scope::Write),
         expiry: Expiry::NEVER,
         created_by: None,
+        rate_limit: None,
+    }
+}
+
+fn grace(grace: std::time::Duration) -> agentvista_store::RollTerms {
+    agentvista_store::RollTerms {
+        grace,
+        ..Default::default()
     }
 }
 
@@ -459,6 +468,7 @@ async fn keys_are_listed_newest_first_and_scoped_to_their_account(db: &TestDb) {
                 scopes: "read,admin".parse().unwrap(),
                 expiry: in_a_week,
                 created_by: None,
+                rate_limit: None,
             },
             noon(),
         )
@@ -1713,7 +1723,7 @@ async fn rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old(db: &Tes
     let hour = std::time::Duration::from_secs(3600);
     let rolled = db
         .store
-        .roll(acme, old.id, hour, Actor::Cli, noon())
+        .roll(acme, old.id, grace(hour), Actor::Cli, noon())
         .await
         .unwrap();
     // The same grant, a new secret.
@@ -1757,7 +1767,7 @@ async fn rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old(db: &Tes
         .roll(
             acme,
             rolled.record.id,
-            std::time::Duration::ZERO,
+            grace(std::time::Duration::ZERO),
             Actor::Cli,
             noon(),
         )
@@ -1769,13 +1779,90 @@ async fn rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old(db: &Tes
         .roll(
             acme,
             again.record.id,
-            hour,
+            grace(hour),
             Actor::Cli,
             later - TimeDelta::minutes(1),
         )
         .await
         .unwrap();
     assert_eq!(kept.old.expiry, Expiry::at(Some(later)));
+}
+
+async fn a_rate_limit_is_stored_kept_by_a_roll_and_changed_by_one(db: &TestDb) {
+    use agentvista_keys::RateLimit;
+    use agentvista_store::{RateLimitChange, RollTerms};
+    let acme = account(&db.store, "acme").await;
+    let keys = db.store.keys();
+    let name = key_name("limited");
+    let limit = RateLimit::new(5, 20).unwrap();
+    let new = NewKey {
+        rate_limit: Some(limit),
+        ..write_key(&name)
+    };
+    let (key, created) = keys.create(acme, new, noon()).await.unwrap();
+    assert_eq!(created.rate_limit, Some(limit));
+    let found = keys.find_by_hash(&key.hash()).await.unwrap().unwrap();
+    assert_eq!(found.rate_limit, Some(limit));
+    assert_eq!(keys.list(acme).await.unwrap()[0].rate_limit, Some(limit));
+
+    let kept = db
+        .store
+        .roll(
+            acme,
+            created.id,
+            grace(std::time::Duration::from_secs(60)),
+            Actor::Cli,
+            noon(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.record.rate_limit,
+        Some(limit),
+        "a roll keeps the limit"
+    );
+    let other = RateLimit::new(1, 1).unwrap();
+    let changed = db
+        .store
+        .roll(
+            acme,
+            kept.record.id,
+            RollTerms {
+                grace: std::time::Duration::from_secs(60),
+                rate_limit: RateLimitChange::Set(Some(other)),
+            },
+            Actor::Cli,
+            noon(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.get(acme, changed.record.id).await.unwrap().rate_limit,
+        Some(other)
+    );
+    let removed = db
+        .store
+        .roll(
+            acme,
+            changed.record.id,
+            RollTerms {
+                grace: std::time::Duration::from_secs(60),
+                rate_limit: RateLimitChange::Set(None),
+            },
+            Actor::Cli,
+            noon(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.get(acme, removed.record.id).await.unwrap().rate_limit,
+        None
+    );
+    // The old keys keep theirs.
+    assert_eq!(
+        keys.get(acme, created.id).await.unwrap().rate_limit,
+        Some(limit)
+    );
 }
 
 async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
@@ -1789,10 +1876,10 @@ async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
         .create(acme, write_key(&key_name("ci")), noon())
         .await
         .unwrap();
-    let grace = std::time::Duration::from_secs(60);
+    let minute = std::time::Duration::from_secs(60);
     assert!(matches!(
         db.store
-            .roll(globex, record.id, grace, Actor::Cli, noon())
+            .roll(globex, record.id, grace(minute), Actor::Cli, noon())
             .await,
         Err(agentvista_store::RollError::Store(StoreError::NotFound))
     ));
@@ -1801,7 +1888,7 @@ async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
             .roll(
                 acme,
                 record.id,
-                agentvista_store::MAX_ROLL_GRACE * 2,
+                grace(agentvista_store::MAX_ROLL_GRACE * 2),
                 Actor::Cli,
                 noon()
             )
@@ -1814,7 +1901,7 @@ async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
         .unwrap();
     assert!(matches!(
         db.store
-            .roll(acme, record.id, grace, Actor::Cli, noon())
+            .roll(acme, record.id, grace(minute), Actor::Cli, noon())
             .await,
         Err(agentvista_store::RollError::NotActive("revoked"))
     ));

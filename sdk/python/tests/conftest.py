@@ -140,9 +140,9 @@ class Account:
         server.cli("users", "create", "--email", self.email, password=PASSWORD)
         self.keys: List[str] = []
 
-    def key(self, name: str, scopes: str) -> str:
+    def key(self, name: str, scopes: str, *extra: str) -> str:
         key = self.server.cli(
-            "keys", "create", "--email", self.email, "--name", name, "--scopes", scopes
+            "keys", "create", "--email", self.email, "--name", name, "--scopes", scopes, *extra
         ).strip()
         assert key.startswith("av_") and len(key) == 50, f"not a key: {key[:11]}…"
         self.keys.append(key)

@@ -422,3 +422,15 @@ def test_init_twice_with_the_same_settings_does_nothing_and_other_settings_repla
     with agentvista.trace("after shutdown") as span:  # a no-op, not an error
         assert not span.is_recording()
     assert agentvista.flush()
+
+
+def test_a_keys_own_rate_limit_is_raised_as_rate_limited_with_when_to_retry(
+    server: Server, account: Account
+) -> None:
+    key = account.key("slow", "read", "--rate-limit", "1", "--burst", "1")
+    assert agentvista.ping(key, host=server.base) == {"status": "ok"}
+    with pytest.raises(agentvista.RateLimited) as refused:
+        agentvista.ping(key, host=server.base)
+    assert refused.value.code == "rate_limited"
+    assert refused.value.details["retry_after"] >= 1
+    assert_no_secret(str(refused.value), account)

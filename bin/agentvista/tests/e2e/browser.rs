@@ -213,6 +213,7 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     );
     fill(&client, "#key-name", "production").await;
     click(&client, "#scope-write").await;
+    fill(&client, "#key-rate", "50").await;
     shot(&client, "04-create-key").await;
     click(&client, "#create-key-submit").await;
     let key = wait_text(&client, "#new-key", "av_").await;
@@ -223,6 +224,14 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     // After the reload the full key is nowhere in the page, the prefix is.
     let row = wait_css(&client, &format!("tr[data-prefix='{}']", &key[..11])).await;
     assert!(row.text().await.unwrap().contains("active"));
+    let rate = row
+        .find(Locator::Css("td.rate-limit"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(rate.contains("50/s") && rate.contains("burst 50"), "{rate}");
     let html = client.source().await.unwrap();
     assert!(
         !html.contains(&key[12..]),
@@ -261,7 +270,12 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         expires.contains("(in 59 min)") || expires.contains("(in 60 min)"),
         "the old key's expiry: {expires}"
     );
-    wait_css(&client, &format!("tr[data-prefix='{}']", &rolled[..11])).await;
+    let new_row = wait_css(&client, &format!("tr[data-prefix='{}']", &rolled[..11])).await;
+    let rate = new_row.find(Locator::Css("td.rate-limit")).await.unwrap();
+    assert!(
+        rate.text().await.unwrap().contains("50/s"),
+        "the roll keeps the limit"
+    );
     shot(&client, "06b-rolled").await;
     // The roll, the key's creation and the login are in the audit log.
     client

@@ -12,6 +12,8 @@ struct Example {
     line: usize,
     script: String,
     status: u16,
+    /// The documented headers' names, lower case.
+    headers: Vec<String>,
     body: Option<Value>,
 }
 
@@ -37,11 +39,18 @@ fn examples(markdown: &str) -> Vec<Example> {
         } else if let Some((line, script)) = pending.take() {
             let (head, body) = block.split_once("\n\n").unwrap_or((&block, ""));
             let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+            let headers = head
+                .lines()
+                .skip(1)
+                .filter_map(|line| line.split_once(':'))
+                .map(|(name, _)| name.trim().to_ascii_lowercase())
+                .collect();
             let body = (!body.trim().is_empty()).then(|| serde_json::from_str(body).unwrap());
             examples.push(Example {
                 line,
                 script,
                 status,
+                headers,
                 body,
             });
         }
@@ -133,6 +142,19 @@ pub(crate) async fn run_api_examples(db: Db) {
             "docs/api.md:{}: {stdout}",
             example.line
         );
+        let sent: Vec<String> = head
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, _)| name.trim().to_ascii_lowercase())
+            .collect();
+        for name in &example.headers {
+            assert!(
+                sent.contains(name),
+                "docs/api.md:{}: header {name} missing from {head}",
+                example.line
+            );
+        }
         if let Some(documented) = &example.body {
             let actual: Value = serde_json::from_str(body.trim())
                 .unwrap_or_else(|_| panic!("docs/api.md:{}: not JSON: {body}", example.line));

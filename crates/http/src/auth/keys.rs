@@ -10,6 +10,7 @@ use agentvista_keys::{
 };
 use chrono::{DateTime, Utc};
 
+use super::rate_limits::{RateLimitStatus, RateLimits};
 use super::refusals::{self, Refusal};
 use super::{Credential, Principal};
 use crate::{ApiError, error_chain};
@@ -38,6 +39,8 @@ pub struct KeyAuth {
     lookup: Arc<dyn KeyLookup>,
     /// When this replica last asked the lookup to note each key's use.
     touched: Mutex<HashMap<KeyId, DateTime<Utc>>>,
+    /// The buckets of the keys with a rate limit.
+    rates: RateLimits,
 }
 
 impl KeyAuth {
@@ -47,16 +50,22 @@ impl KeyAuth {
         KeyAuth {
             lookup,
             touched: Mutex::new(HashMap::new()),
+            rates: RateLimits::default(),
         }
     }
 
     /// The principal of the `Authorization` header `header`: a Bearer key, well formed, known,
-    /// active. Every refusal is the same 401 `invalid_api_key`; its cause goes to the log with
+    /// active, within its rate limit (whose bucket's state comes back for the headers). Every
+    /// refusal of the key is the same 401 `invalid_api_key`; its cause goes to the log with
     /// the prefix, never the key.
     ///
     /// # Errors
-    /// 401 `invalid_api_key`, or the lookup's failure (503 when the storage is unreachable).
-    pub(crate) async fn verify(&self, header: &[u8]) -> Result<Principal, ApiError> {
+    /// 401 `invalid_api_key`, 429 `rate_limited`, or the lookup's failure (503 when the
+    /// storage is unreachable).
+    pub(crate) async fn verify(
+        &self,
+        header: &[u8],
+    ) -> Result<(Principal, Option<RateLimitStatus>), ApiError> {
         let token = std::str::from_utf8(header)
             .ok()
             .and_then(|value| value.split_once(' '))
@@ -88,15 +97,21 @@ impl KeyAuth {
             tracing::info!(%prefix, cause = refusal.as_str(), "API key refused");
             return Err(refused(refusal));
         }
+        let rate = record
+            .rate_limit
+            .map(|limit| self.rates.check(record.id, limit))
+            .transpose()
+            .inspect_err(|_| tracing::info!(%prefix, "API key over its rate limit"))?;
         self.note_key_use(record.id, now);
-        Ok(Principal {
+        let principal = Principal {
             account_id: record.account_id,
             scopes: record.scopes,
             credential: Credential::Key {
                 id: record.id,
                 prefix: record.prefix,
             },
-        })
+        };
+        Ok((principal, rate))
     }
 
     /// Revokes key `id` of `account` on behalf of `by`, through the lookup port (so that

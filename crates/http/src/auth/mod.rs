@@ -2,6 +2,7 @@
 //! handler requires — visible in its signature as `Auth<Write>`, `Auth<Read>`, `Auth<Admin>`.
 
 mod keys;
+mod rate_limits;
 mod refusals;
 mod session;
 
@@ -18,6 +19,7 @@ use chrono::Utc;
 
 pub use agentvista_keys::{KeyLookup, LookupFuture};
 pub use keys::KeyAuth;
+pub use rate_limits::RateLimitStatus;
 pub(crate) use session::session_cookie;
 pub use session::{CSRF_HEADER, SESSION_COOKIE};
 
@@ -206,10 +208,15 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         ));
     }
     if let Some(header) = first {
-        let principal = key_auth(req)?.verify(header.as_bytes()).await?;
+        let (principal, rate) = key_auth(req)?.verify(header.as_bytes()).await?;
         if let Credential::Key { prefix, .. } = &principal.credential {
+            let mut extensions = req.extensions_mut();
             // For the request log: the prefix, never the key.
-            req.extensions_mut().insert(*prefix);
+            extensions.insert(*prefix);
+            // For the answer's `RateLimit-*` headers, which `request_log` adds.
+            if let Some(rate) = rate {
+                extensions.insert(rate);
+            }
         }
         return Ok(principal);
     }

@@ -158,7 +158,7 @@ pub(crate) async fn keys(
                 p.empty id="no-keys" { "No keys yet — create one to send traces." }
             } @else {
                 table id="keys" {
-                    thead { tr { th { "Prefix" } th { "Name" } th { "Scopes" } th { "Created" } th { "Last used" } th { "Expires" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
+                    thead { tr { th { "Prefix" } th { "Name" } th { "Scopes" } th { "Rate limit" } th { "Created" } th { "Last used" } th { "Expires" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
                     tbody {
                         @for key in &keys {
                             @let status = key.status(now);
@@ -166,6 +166,12 @@ pub(crate) async fn keys(
                                 td { code { (key.prefix) } }
                                 td { (key.name) }
                                 td { (key.scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(", ")) }
+                                td.rate-limit {
+                                    @match key.rate_limit {
+                                        Some(limit) => { (thousands(limit.per_second().get().into())) "/s" br; span.hint { "burst " (thousands(limit.burst().get().into())) } }
+                                        None => span.hint { "none" },
+                                    }
+                                }
                                 td { (when(&key.created_at)) }
                                 td { @match &key.last_used_at { Some(t) => (when(t)), None => "never" } }
                                 td.expires {
@@ -214,6 +220,8 @@ pub(crate) async fn keys(
                     }
                     label for="key-expiry" { "Expires " span.hint { "(optional; the key stops working at the end of that day, UTC)" } }
                     input id="key-expiry" name="expires" type="text" inputmode="numeric" placeholder="YYYY-MM-DD" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}" autocomplete="off";
+                    label for="key-rate" { "Rate limit " span.hint { "(optional; requests a second on each server, and as many at once)" } }
+                    input id="key-rate" name="rate" type="text" inputmode="numeric" placeholder="none" autocomplete="off";
                     p.error id="create-key-error" role="alert" hidden {}
                     div.actions {
                         button type="button" data-close { "Cancel" }

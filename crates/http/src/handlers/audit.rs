@@ -124,6 +124,7 @@ struct AuditList {
         (status = 400, response = crate::schema::BadRequest),
         (status = 401, response = crate::schema::Unauthorized),
         (status = 403, response = crate::schema::Forbidden),
+        (status = 429, response = crate::schema::RateLimited),
         (status = 500, response = crate::schema::Internal),
         (status = 503, response = crate::schema::Unavailable),
     ),

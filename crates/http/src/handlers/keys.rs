@@ -1,9 +1,9 @@
 //! `/api/v1/me/api-keys/`: ping, list, create, roll, revoke.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use agentvista_keys::{Expiry, KeyName, KeyPrefix, Scope, Scopes};
+use agentvista_keys::{Expiry, KeyName, KeyPrefix, RateLimit, Scope, Scopes};
 use agentvista_keys::{KeyId, KeyRecord};
-use agentvista_store::{AuditAction, NewKey, RollError};
+use agentvista_store::{AuditAction, NewKey, RateLimitChange, RollError, RollTerms};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -41,6 +41,9 @@ pub struct KeyObject {
     /// Revocation time.
     #[schema(required)]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The key's own rate limit; `null`: none beyond the plan's monthly events.
+    #[schema(required, value_type = Option<crate::schema::RateLimitSchema>)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl From<KeyRecord> for KeyObject {
@@ -54,6 +57,7 @@ impl From<KeyRecord> for KeyObject {
             expires_at: record.expiry.expires_at(),
             last_used_at: record.last_used_at,
             revoked_at: record.revoked_at,
+            rate_limit: record.rate_limit,
         }
     }
 }
@@ -79,7 +83,7 @@ struct KeyList {
 /// The body of `POST /api/v1/me/api-keys/`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "production", "scopes": ["write"], "expires_at": "2099-01-01T00:00:00Z"}))]
+#[schema(example = json!({"name": "production", "scopes": ["write"], "expires_at": "2099-01-01T00:00:00Z", "rate_limit": {"per_second": 50, "burst": 100}}))]
 pub(crate) struct CreateKey {
     /// 1 to 100 characters once trimmed; the trimmed name is kept.
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
@@ -90,6 +94,10 @@ pub(crate) struct CreateKey {
     /// When the key stops working; must be in the future. Absent or `null`: never.
     #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
+    /// The key's own rate limit. Absent or `null`: none.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::schema::RateLimitSchema>)]
+    rate_limit: Option<RateLimit>,
 }
 
 /// Checks a key: 200 for any key with the `read` scope (or a session).
@@ -104,6 +112,7 @@ pub(crate) struct CreateKey {
         (status = 400, response = crate::schema::BadRequest),
         (status = 401, response = crate::schema::Unauthorized),
         (status = 403, response = crate::schema::Forbidden),
+        (status = 429, response = crate::schema::RateLimited),
         (status = 500, response = crate::schema::Internal),
         (status = 503, response = crate::schema::Unavailable),
     ),
@@ -124,6 +133,7 @@ pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
         (status = 400, response = crate::schema::BadRequest),
         (status = 401, response = crate::schema::Unauthorized),
         (status = 403, response = crate::schema::Forbidden),
+        (status = 429, response = crate::schema::RateLimited),
         (status = 500, response = crate::schema::Internal),
         (status = 503, response = crate::schema::Unavailable),
     ),
@@ -154,6 +164,7 @@ pub(crate) async fn list(
         (status = 403, response = crate::schema::Forbidden),
         (status = 413, response = crate::schema::PayloadTooLarge),
         (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 429, response = crate::schema::RateLimited),
         (status = 500, response = crate::schema::Internal),
         (status = 503, response = crate::schema::Unavailable),
     ),
@@ -183,6 +194,7 @@ pub(crate) async fn create(
                 scopes: body.scopes,
                 expiry,
                 created_by,
+                rate_limit: body.rate_limit,
             },
             now,
         )
@@ -215,6 +227,19 @@ pub(crate) struct RollKey {
     /// the answer) to 604800 (7 days).
     #[schema(minimum = 0, maximum = 604_800)]
     grace_seconds: u64,
+    /// The new key's rate limit. Absent: the old key's; `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<crate::schema::RateLimitSchema>)]
+    rate_limit: Option<Option<RateLimit>>,
+}
+
+/// A field that is present, `null` included: absent stays `None` by `#[serde(default)]`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// The roll response: the new key (object and full key, shown this once) and the old key's
@@ -252,6 +277,7 @@ pub(crate) struct RolledKey {
         (status = 404, response = crate::schema::NotFound),
         (status = 413, response = crate::schema::PayloadTooLarge),
         (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 429, response = crate::schema::RateLimited),
         (status = 500, response = crate::schema::Internal),
         (status = 503, response = crate::schema::Unavailable),
     ),
@@ -269,14 +295,19 @@ pub(crate) async fn roll(
         .map_err(|_| ApiError::NotFound)?;
     let body: RollKey = body.json().await?;
     // Over 7 days is the store's refusal, `RollError::GraceTooLong`, answered below.
-    let grace = std::time::Duration::from_secs(body.grace_seconds);
+    let terms = RollTerms {
+        grace: std::time::Duration::from_secs(body.grace_seconds),
+        rate_limit: body
+            .rate_limit
+            .map_or(RateLimitChange::Keep, RateLimitChange::Set),
+    };
     let principal = &auth.principal;
     let rolled = state
         .store
         .roll(
             principal.account_id,
             id,
-            grace,
+            terms,
             principal.actor(),
             Utc::now(),
         )
@@ -335,6 +366,7 @@ pub(crate) async fn roll(
         (status = 401, response = crate::schema::Unauthorized),
         (status = 403, response = crate::schema::Forbidden),
         (status = 404, response = crate::schema::NotFound),
+        (status = 429, response = crate::schema::RateLimited),
         (status = 500, response = crate::schema::Internal),
         (status = 503, response = crate::schema::Unavailable),
     ),
@@ -410,6 +442,7 @@ mod tests {
             expiry: Expiry::for_new_key(Some(at(123_000)), at(0)).unwrap(),
             last_used_at: Some(at(123_456)),
             revoked_at: None,
+            rate_limit: None,
         });
         let json = serde_json::to_value(&object).unwrap();
         assert_eq!(json["created_at"], "2026-01-02T03:04:05Z");

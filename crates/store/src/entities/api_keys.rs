@@ -17,6 +17,9 @@ pub(crate) struct Model {
     pub(crate) expires_at: Option<DateTimeUtc>,
     pub(crate) last_used_at: Option<DateTimeUtc>,
     pub(crate) revoked_at: Option<DateTimeUtc>,
+    /// With `rate_limit_burst`: both set or both null.
+    pub(crate) rate_limit_per_second: Option<i32>,
+    pub(crate) rate_limit_burst: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -110,6 +110,7 @@ async fn new_key(store: &Store, account: AccountId) -> (ApiKey, KeyRecord) {
         scopes: Scopes::only(Scope::Read),
         expiry: Expiry::NEVER,
         created_by: None,
+        rate_limit: None,
     };
     store.keys().create(account, new, Utc::now()).await.unwrap()
 }
@@ -290,7 +291,7 @@ async fn a_roll_without_grace_stops_the_old_key_on_every_replica(db: &Db) {
         .roll(
             account,
             record.id,
-            std::time::Duration::ZERO,
+            crate::RollTerms::default(),
             Actor::Cli,
             Utc::now(),
         )

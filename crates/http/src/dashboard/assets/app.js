@@ -85,6 +85,13 @@ document.addEventListener("DOMContentLoaded", () => {
       return;
     }
     if (expires) body.expires_at = `${expires}T23:59:59Z`;
+    const rate = form.rate.value.trim();
+    if (rate && !/^[1-9][0-9]{0,6}$/.test(rate)) {
+      showError(error, { status: 400, data: { message: "Write the rate limit as a whole number of requests a second, or leave it empty." } });
+      form.rate.focus();
+      return;
+    }
+    if (rate) body.rate_limit = { per_second: Number(rate), burst: Number(rate) };
     const result = await api("POST", "/api/v1/me/api-keys/", body);
     if (!result.ok) { showError(error, result); return; }
     createDialog.close();
