@@ -64,8 +64,8 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// 429 `too_many_attempts`, with `Retry-After`: logins or first-run setups beyond the
-    /// throttle of the client address or the account, or more password checks at once than
-    /// the server runs.
+    /// throttle of the client address or the account, more password checks at once than the
+    /// server runs, or leaked-key reports beyond the client address's throttle.
     #[error("Too many attempts; retry in {retry_after_secs} s")]
     TooManyAttempts {
         /// Whole seconds until an attempt is allowed again.
@@ -132,7 +132,7 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: a `Content-Type` or `Content-Encoding` the endpoint does not take.
     UnsupportedMediaType,
-    /// 429: logins or first-run setups beyond the throttle.
+    /// 429: logins, first-run setups or leaked-key reports beyond the throttle.
     TooManyAttempts,
     /// 429: the key's own rate limit is used up (on this replica).
     RateLimited,

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::ApiError;
 use crate::auth::{CSRF_HEADER, SESSION_COOKIE};
-use crate::handlers::{audit, health, ingest, keys, session, setup, traces, usage};
+use crate::handlers::{audit, health, ingest, keys, leaks, session, setup, traces, usage};
 use crate::schema::{
     AnyObject, BadRequest, Forbidden, Internal, InvalidCredentials, NotFound, OtlpBadRequest,
     OtlpForbidden, OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized,
@@ -40,6 +40,9 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
   send the session's CSRF token in `X-CSRF-Token` (`csrf_token`), else 403 `csrf_failed`. \
   When an `Authorization` header is present, cookies are ignored; two `Authorization` headers \
   are a 400.
+* A key with a `rate_limit` gets `RateLimit-Limit`, `RateLimit-Remaining` and \
+  `RateLimit-Reset` on every answer; past its limit, any operation it calls answers 429 \
+  `rate_limited`.
 * Request bodies may be sent with `Content-Encoding: gzip` or `deflate`; the size limit \
   (`limits.max_body_bytes`, 5 MiB by default) applies before and after decoding.
 * The response headers this document lists are always sent with their response; headers sent \
@@ -64,6 +67,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
         keys::create,
         keys::roll,
         keys::revoke,
+        leaks::report_leak,
         audit::audit_log,
         ingest::batch,
         ingest::otlp_traces,
@@ -310,6 +314,7 @@ mod tests {
             "/api/v1/openapi.json",
             "/api/v1/setup/",
             "/api/v1/auth/login/",
+            "/api/v1/keys/report-leak/",
         ];
         for (path, method, op) in operations(&document) {
             let security = op.get("security").and_then(Value::as_array);

@@ -5,7 +5,7 @@
 use actix_web::http::Method;
 use actix_web::{Resource, Route, web};
 
-use crate::handlers::{audit, health, ingest, keys, session, setup, traces, usage};
+use crate::handlers::{audit, health, ingest, keys, leaks, session, setup, traces, usage};
 use crate::openapi::openapi_json;
 use crate::{AppState, dashboard, handlers};
 
@@ -46,6 +46,9 @@ pub(crate) const API: &[Operation] = &[
     }),
     op("/api/v1/me/api-keys/{key_id}/roll/", Method::POST, |r| {
         r.to(keys::roll)
+    }),
+    op("/api/v1/keys/report-leak/", Method::POST, |r| {
+        r.to(leaks::report_leak)
     }),
     op("/api/v1/me/audit-log/", Method::GET, |r| {
         r.to(audit::audit_log)

@@ -271,7 +271,8 @@ responses! {
     /// 429 `too_many_attempts`.
     TooManyAttempts => json_error(
         "`too_many_attempts`: too many logins or first-run setups from this address or for \
-         this account, or too many password checks at once.",
+         this account, too many password checks at once, or too many leaked-key reports from \
+         this address.",
         [("Retry-After", retry_after())],
     );
     /// 429 `rate_limited`.
@@ -285,9 +286,9 @@ responses! {
         "`monthly_event_limit_exceeded`: the events do not fit what the plan and the spend cap \
          still allow this month; nothing was stored. The body has `limit`, `used` and \
          `resets_at`; `Retry-After` counts the seconds until the month resets. Or \
-         `rate_limited`: the key's own `rate_limit` is used up (with the `RateLimit-*` \
-         headers).",
-        rate_limit_headers(),
+         `rate_limited`: the key's own `rate_limit` is used up (then with the \
+         `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers too).",
+        [("Retry-After", retry_after())],
     );
     /// 503 `unavailable`.
     Unavailable => json_error(
@@ -331,9 +332,10 @@ responses! {
     /// 429 on OTLP.
     OtlpQuotaExceeded => otlp_error(
         "The events do not fit what the month still allows, nothing was stored; or the key's \
-         own `rate_limit` is used up (with the `RateLimit-*` headers; retryable, as the OTLP \
-         specification's 429 is): code 8.",
-        rate_limit_headers(),
+         own `rate_limit` is used up (then with the `RateLimit-Limit`, `RateLimit-Remaining` \
+         and `RateLimit-Reset` headers too; retryable, as the OTLP specification's 429 is): \
+         code 8.",
+        [("Retry-After", retry_after())],
     );
     /// 503 on OTLP.
     OtlpUnavailable => otlp_error(

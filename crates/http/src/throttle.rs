@@ -54,6 +54,9 @@ pub struct ThrottleConfig {
     /// Password hashes running at once; one more is refused at once. Default: twice the
     /// cores.
     pub concurrent_hashes: usize,
+    /// Leaked-key reports per client address: default 60 at once, then one a second — room
+    /// for a secret scanner's bursts, and at most 100 lookups a report.
+    pub leak_reports_per_address: Bucket,
 }
 
 impl Default for ThrottleConfig {
@@ -73,6 +76,10 @@ impl Default for ThrottleConfig {
                 every: Duration::from_secs(3),
             },
             concurrent_hashes: 2 * cores,
+            leak_reports_per_address: Bucket {
+                burst: NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN),
+                every: Duration::from_secs(1),
+            },
         }
     }
 }
@@ -83,6 +90,7 @@ pub(crate) struct Throttles {
     by_account_and_address: Keyed<(Email, Option<IpAddr>)>,
     by_account: Keyed<Email>,
     hashing: Arc<Semaphore>,
+    leak_reports: Keyed<IpAddr>,
 }
 
 /// A keyed limiter, and when it may next forget the keys whose buckets are full again.
@@ -101,6 +109,20 @@ impl Throttles {
             by_account_and_address: Keyed::new(config.per_account_and_address),
             by_account: Keyed::new(config.per_account),
             hashing: Arc::new(Semaphore::new(config.concurrent_hashes.max(1))),
+            leak_reports: Keyed::new(config.leak_reports_per_address),
+        }
+    }
+
+    /// Counts one leaked-key report from `address`.
+    ///
+    /// # Errors
+    /// [`ApiError::TooManyAttempts`] when the address's bucket is empty.
+    pub(crate) fn leak_report(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        match address {
+            Some(address) => self
+                .leak_reports
+                .check(&network(address), "leak reports of the client address"),
+            None => Ok(()),
         }
     }
 
@@ -175,7 +197,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         }
         self.limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.limiter.clock().now());
-            tracing::info!(throttle = what, "password attempt throttled");
+            tracing::info!(throttle = what, "attempt throttled");
             ApiError::TooManyAttempts {
                 // Rounded up: retrying at the stated second must succeed.
                 retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
@@ -218,6 +240,10 @@ mod tests {
                 every: Duration::from_secs(60),
             },
             concurrent_hashes: 2,
+            leak_reports_per_address: Bucket {
+                burst: NonZeroU32::new(2).unwrap(),
+                every: Duration::from_secs(60),
+            },
         }
     }
 
@@ -272,6 +298,18 @@ mod tests {
         retry_after(throttles.address(Some(me)));
         let other: IpAddr = [10, 0, 0, 3].into();
         assert!(throttles.address(Some(other)).is_ok());
+    }
+
+    #[test]
+    fn leak_reports_are_throttled_per_address_apart_from_logins() {
+        let throttles = Throttles::new(small());
+        let me: IpAddr = [10, 0, 0, 4].into();
+        throttles.leak_report(Some(me)).unwrap();
+        throttles.leak_report(Some(me)).unwrap();
+        assert!((1..=60).contains(&retry_after(throttles.leak_report(Some(me)))));
+        // Logins from the same address have their own bucket.
+        assert!(throttles.address(Some(me)).is_ok());
+        assert!(throttles.leak_report(Some([10, 0, 0, 5].into())).is_ok());
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub enum Revoked {
 /// let prefix = KeyPrefix::parse("av_0123abcd").unwrap();
 /// assert_eq!(Actor::Key(prefix).to_string(), "key:av_0123abcd");
 /// assert_eq!(Actor::Cli.to_string(), "cli");
+/// assert_eq!(Actor::LeakReport.to_string(), "leak_report");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Actor {
@@ -71,6 +72,9 @@ pub enum Actor {
     Key(KeyPrefix),
     /// An operator, with the command-line interface.
     Cli,
+    /// Whoever found the key where it was leaked and reported it (a secret scanner): no one
+    /// the server knows.
+    LeakReport,
 }
 
 impl std::fmt::Display for Actor {
@@ -79,6 +83,7 @@ impl std::fmt::Display for Actor {
             Actor::User(id) => write!(f, "user:{id}"),
             Actor::Key(prefix) => write!(f, "key:{prefix}"),
             Actor::Cli => f.write_str("cli"),
+            Actor::LeakReport => f.write_str("leak_report"),
         }
     }
 }

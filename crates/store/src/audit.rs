@@ -25,6 +25,8 @@ pub enum AuditAction {
     KeyRolled,
     /// A key was revoked.
     KeyRevoked,
+    /// A key was reported as leaked, and revoked for it.
+    KeyReportedLeaked,
     /// A dashboard login succeeded.
     LoginSucceeded,
     /// A dashboard login with a known e-mail address and a wrong password.
@@ -45,6 +47,7 @@ impl AuditAction {
             AuditAction::KeyCreated => "key.created",
             AuditAction::KeyRolled => "key.rolled",
             AuditAction::KeyRevoked => "key.revoked",
+            AuditAction::KeyReportedLeaked => "key.reported_leaked",
             AuditAction::LoginSucceeded => "login.succeeded",
             AuditAction::LoginFailed => "login.failed",
             AuditAction::Setup => "setup",

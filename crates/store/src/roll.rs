@@ -128,7 +128,7 @@ impl Store {
             account,
             created_by: match by {
                 Actor::User(user) => Some(user),
-                Actor::Key(_) | Actor::Cli => None,
+                Actor::Key(_) | Actor::Cli | Actor::LeakReport => None,
             },
             name: &old.name,
             scopes: old.scopes.clone(),

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use agentvista_keys::{
-    AccountId, Actor, ApiKey, KeyId, KeyLookup, KeyStatus, LAST_USED_GRANULARITY, LookupError,
-    Revoked,
+    AccountId, Actor, ApiKey, KeyId, KeyLookup, KeyRecord, KeyStatus, LAST_USED_GRANULARITY,
+    LookupError, Revoked,
 };
 use chrono::{DateTime, Utc};
 
@@ -133,6 +133,42 @@ impl KeyAuth {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
         Ok(revoked)
+    }
+
+    /// Revokes `candidate` if it is an active key, as a leak report asks: the key's record
+    /// (with its revocation time) when it was revoked by this call, `None` for any other
+    /// string — malformed, unknown, revoked or expired already. Revoked through the lookup
+    /// port and its barrier, like every revocation.
+    ///
+    /// # Errors
+    /// [`LookupError`] from the port.
+    pub(crate) async fn revoke_reported(
+        &self,
+        candidate: &str,
+    ) -> Result<Option<KeyRecord>, LookupError> {
+        let Ok(key) = ApiKey::parse(candidate.trim()) else {
+            return Ok(None);
+        };
+        let hash = key.hash();
+        drop(key);
+        let Some(mut record) = self.lookup.find_by_hash(&hash).await? else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        if record.status(now) != KeyStatus::Active {
+            return Ok(None);
+        }
+        let revoked = self
+            .revoke(record.account_id, record.id, Actor::LeakReport, now)
+            .await?;
+        Ok(match revoked {
+            Some(Revoked::Now) => {
+                record.revoked_at = Some(now);
+                Some(record)
+            }
+            // Revoked meanwhile by someone else, whose own entry says so.
+            Some(Revoked::Already) | None => None,
+        })
     }
 
     /// Asks the lookup to note a key's use, off the request path and at most once a minute

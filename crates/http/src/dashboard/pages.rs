@@ -302,7 +302,7 @@ pub(crate) async fn audit_log(
         "audit",
         html! {
             h1 { "Audit log" }
-            p { "Who created, rolled and revoked keys, who logged in (and which logins failed), and when the spend cap or the plan changed — newest first, with the client's address and user agent." }
+            p { "Who created, rolled and revoked keys (and which were reported as leaked), who logged in (and which logins failed), and when the spend cap or the plan changed — newest first, with the client's address and user agent." }
             @if entries.entries.is_empty() {
                 p.empty id="no-audit" { "Nothing recorded yet." }
             } @else {

@@ -61,10 +61,11 @@ struct EntryObject {
     id: i64,
     /// When.
     at: DateTime<Utc>,
-    /// `key.created`, `key.rolled`, `key.revoked`, `login.succeeded`, `login.failed`, `setup`,
-    /// `billing.spend_cap_changed`, `billing.plan_changed`.
+    /// `key.created`, `key.rolled`, `key.revoked`, `key.reported_leaked`, `login.succeeded`,
+    /// `login.failed`, `setup`, `billing.spend_cap_changed`, `billing.plan_changed`.
     action: String,
-    /// Who: `user:<id>`, `key:<prefix>`, `cli`, or `anonymous` (a failed login).
+    /// Who: `user:<id>`, `key:<prefix>`, `cli`, `leak_report` (a leaked-key report), or
+    /// `anonymous` (a failed login).
     actor: String,
     /// What was acted on: a key's prefix, a user's e-mail address.
     #[schema(required)]

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod health;
 pub(crate) mod ingest;
 pub(crate) mod keys;
+pub(crate) mod leaks;
 pub(crate) mod session;
 pub(crate) mod setup;
 pub(crate) mod traces;

@@ -1,0 +1,115 @@
+//! `POST /api/v1/keys/report-leak/`: whoever finds keys where they should not be — a secret
+//! scanner, a stranger — reports them without credentials, and every active key among them is
+//! revoked at once, as GitHub revokes the tokens its scanning partners report.
+
+use std::collections::HashSet;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_store::AuditAction;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::handlers::audit;
+use crate::{ApiError, AppState, Body};
+
+/// The most strings one report may hold.
+pub(crate) const MAX_REPORTED_KEYS: usize = 100;
+
+/// The longest `source` kept, in characters.
+pub(crate) const MAX_SOURCE_CHARS: usize = 2048;
+
+/// The body of `POST /api/v1/keys/report-leak/`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"keys": ["av_0123abcd_NotARealKeyJustTheShapeOfOne0000000000"], "source": "https://github.com/acme/app/blob/3f2a1c/config.py#L7"}))]
+pub(crate) struct LeakReport {
+    /// Strings found where they should not be: at most 100. Anything may be sent; only the
+    /// ones that are active keys do anything.
+    #[schema(max_items = 100)]
+    keys: Vec<String>,
+    /// Where they were found, e.g. the URL of a public commit; at most 2048 characters. It is
+    /// written to each revoked key's audit log.
+    #[serde(default)]
+    #[schema(max_length = 2048)]
+    source: Option<String>,
+}
+
+/// The answer to every report: the same whatever the strings were.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ReportReceived {
+    /// Always `received`.
+    #[schema(value_type = String, pattern = "^received$")]
+    status: &'static str,
+}
+
+/// Reports leaked keys. No credentials: a key found in public is reported by whoever found it.
+///
+/// Each string that is an active key is revoked at once, through the revocation barrier (the
+/// 202 comes once no replica accepts it), and its account's audit log gets a
+/// `key.reported_leaked` entry with the `source`. The answer is the same 202 whatever the
+/// strings were — malformed, unknown, revoked, or live until now — so the endpoint tells no
+/// one whether a string was a key; a key it confirms is dead by then. Throttled per client
+/// address (429 `too_many_attempts`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/report-leak/",
+    operation_id = "report_leaked_keys",
+    tag = "keys",
+    request_body(content = LeakReport, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Received; every active key among the strings is revoked on every replica.", body = ReportReceived),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 413, response = crate::schema::PayloadTooLarge),
+        (status = 415, response = crate::schema::UnsupportedMediaType),
+        (status = 429, response = crate::schema::TooManyAttempts),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
+pub(crate) async fn report_leak(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    // Before the body is read: a flood of reports costs its sender, not the key storage.
+    state
+        .throttles
+        .leak_report(state.config.trusted_proxies.client_of(&req))?;
+    let report: LeakReport = body.json().await?;
+    if report.keys.len() > MAX_REPORTED_KEYS {
+        return Err(ApiError::BadRequest(format!(
+            "keys: at most {MAX_REPORTED_KEYS} strings a report"
+        )));
+    }
+    if report
+        .source
+        .as_ref()
+        .is_some_and(|source| source.chars().count() > MAX_SOURCE_CHARS)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "source: at most {MAX_SOURCE_CHARS} characters"
+        )));
+    }
+    let candidates: HashSet<&str> = report.keys.iter().map(String::as_str).collect();
+    for candidate in candidates {
+        let Some(record) = state.keys.revoke_reported(candidate).await? else {
+            continue;
+        };
+        tracing::warn!(
+            prefix = %record.prefix,
+            source = ?report.source,
+            "API key revoked: reported as leaked"
+        );
+        audit::record(
+            &state,
+            &req,
+            record.account_id,
+            AuditAction::KeyReportedLeaked,
+            agentvista_keys::Actor::LeakReport.to_string(),
+            Some(record.prefix.to_string()),
+            Some(serde_json::json!({ "source": report.source })),
+        )
+        .await;
+    }
+    Ok(HttpResponse::Accepted().json(ReportReceived { status: "received" }))
+}
