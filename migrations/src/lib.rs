@@ -11,6 +11,7 @@ mod m20261128_000005_create_event_contexts_and_traces;
 mod m20261128_000006_create_key_changes_and_replicas;
 mod m20261128_000007_create_audit_log;
 mod m20261128_000008_add_key_rate_limits;
+mod m20261128_000009_create_usage_daily;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_create_key_changes_and_replicas::Migration),
             Box::new(m20261128_000007_create_audit_log::Migration),
             Box::new(m20261128_000008_add_key_rate_limits::Migration),
+            Box::new(m20261128_000009_create_usage_daily::Migration),
         ]
     }
 }

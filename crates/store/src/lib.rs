@@ -4,6 +4,7 @@ mod accounts;
 mod audit;
 mod barrier;
 mod changes;
+mod daily;
 mod db;
 mod entities;
 mod error;
@@ -30,6 +31,7 @@ pub use audit::{
     AuditAction, AuditEntry, AuditLog, AuditPage, MAX_AUDIT_PAGE, MAX_USER_AGENT_CHARS,
     NewAuditEntry, Origin,
 };
+pub use daily::{DailyUsage, KeyUsage};
 pub use db::{DEFAULT_LEASE, SqliteSync, StoreOptions};
 pub use error::StoreError;
 pub use events::{

@@ -28,7 +28,10 @@ use crate::{AccountId, KeyId, StoreError};
 use batch::{HashedContext, ROWS_PER_INSERT, bad_references, hashed, without_repeats};
 use contexts::store_contexts;
 use memo::{Learned, Memo, Remembered};
-use usage::{Count, Counted, count, count_statement, locked_terms, opening_read};
+use usage::{
+    Count, Counted, Daily, count, count_statement, daily_statement_sqlite, locked_terms,
+    opening_read,
+};
 use write::{EventWriter, Trip, summarise_sqlite};
 
 /// A job holding an event with this id panics the writer task (tests of the group commit).
@@ -237,6 +240,7 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
         period,
         allowance,
         confirm: confirm.then_some(&terms),
+        daily: Daily::of(received_at, api_key_id),
     };
     let n = events.len() as u64;
     let one_trip = backend == DbBackend::Sqlite
@@ -245,7 +249,8 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
         && allowance.admits(0, n);
     let inserted = if one_trip {
         let count = count_statement(backend, &first, n, Some(n))?;
-        match writer.insert_counted(txn, events, count).await? {
+        let daily = daily_statement_sqlite(account, first.daily, n, true);
+        match writer.insert_counted(txn, events, count, daily).await? {
             Trip::Counted(used) => {
                 return Ok(Accounted::Recorded(
                     Recorded {

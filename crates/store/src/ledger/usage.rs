@@ -12,9 +12,11 @@ use sea_orm::{
     QueryResult, QuerySelect, Statement,
 };
 
+use chrono::{DateTime, NaiveDate, Utc};
+
 use super::batch::{HashedContext, ROWS_PER_INSERT};
-use crate::AccountId;
 use crate::entities::{OfAccount, accounts, event_contexts, usage_periods};
+use crate::{AccountId, KeyId};
 
 /// What the account's row says its allowance is.
 #[derive(Clone, Debug)]
@@ -103,13 +105,63 @@ pub(super) async fn opening_read(
 
 /// What a count adds to: the account, the period, the allowance, and the terms the allowance
 /// was computed from when they must be confirmed (PostgreSQL always, as the opening read is a
-/// snapshot; both databases when the terms were remembered from an earlier transaction).
+/// snapshot; both databases when the terms were remembered from an earlier transaction); and
+/// the day and key whose row of `usage_daily` gains the same events.
 pub(super) struct Count<'a> {
     pub(super) account: AccountId,
     pub(super) period: Period,
     pub(super) allowance: Allowance,
     pub(super) confirm: Option<&'a Terms>,
+    pub(super) daily: Daily,
 }
+
+/// The row of `usage_daily` a count adds to: the day the events were received (UTC), and the
+/// key they came with (0: a dashboard session).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Daily {
+    pub(super) day: NaiveDate,
+    pub(super) key_id: i64,
+}
+
+impl Daily {
+    /// The row for events received at `received_at` with key `key` (none: a session).
+    pub(super) fn of(received_at: DateTime<Utc>, key: Option<KeyId>) -> Self {
+        Daily {
+            day: received_at.date_naive(),
+            key_id: key.map_or(0, |k| k.0),
+        }
+    }
+}
+
+/// Adds `n` events to a row of `usage_daily`, in SQLite's dialect (PostgreSQL's count adds them
+/// in its own statement); with `after_count`, only if the statement before it in the same call
+/// changed one row — the count, when it counted.
+pub(super) fn daily_statement_sqlite(
+    account: AccountId,
+    daily: Daily,
+    n: u64,
+    after_count: bool,
+) -> Statement {
+    let sql = format!(
+        "INSERT INTO usage_daily (account_id, day, key_id, events) SELECT ?, ?, ?, ? \
+         WHERE {} {DAILY_CONFLICT}",
+        if after_count { "changes() = 1" } else { "true" }
+    );
+    Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        [
+            account.0.into(),
+            daily.day.into(),
+            daily.key_id.into(),
+            i64::try_from(n).unwrap_or(i64::MAX).into(),
+        ],
+    )
+}
+
+/// How a day's row gains the events of another request.
+const DAILY_CONFLICT: &str = "ON CONFLICT (account_id, day, key_id) \
+     DO UPDATE SET events = usage_daily.events + excluded.events";
 
 /// Adds `n` to the period's usage if the total stays within the allowance; with terms to
 /// confirm, only if the account's terms are still those (PostgreSQL: checked under the row's
@@ -124,11 +176,19 @@ pub(super) async fn count(
     if !what.allowance.admits(0, n) {
         return Ok(Counted::Confirmed(None));
     }
-    let statement = count_statement(txn.get_database_backend(), what, n, None)?;
+    let backend = txn.get_database_backend();
+    let statement = count_statement(backend, what, n, None)?;
     // With terms to confirm, no row means a refusal or changed terms: the second statement
     // (rare) tells them apart.
     match txn.query_one_raw(statement).await? {
-        Some(row) => Ok(Counted::Confirmed(Some(events_used(&row)?))),
+        Some(row) => {
+            if backend == DbBackend::Sqlite {
+                // PostgreSQL's count statement added them already.
+                txn.execute_raw(daily_statement_sqlite(what.account, what.daily, n, false))
+                    .await?;
+            }
+            Ok(Counted::Confirmed(Some(events_used(&row)?)))
+        }
         None if what.confirm.is_some() => Ok(Counted::TermsChanged),
         None => Ok(Counted::Confirmed(None)),
     }
@@ -141,7 +201,9 @@ pub(super) fn events_used(row: &QueryResult) -> Result<u64, DbErr> {
 }
 
 /// The statement that adds `n` to the period's usage, returning the new total (`events_used`)
-/// only if it counted. A new month's row is inserted with `n`; an existing row gains `n` only
+/// only if it counted; on PostgreSQL it adds them to the day's and key's row of `usage_daily`
+/// too, in the same statement (that row is locked after the period's, in every transaction,
+/// so the two locks cannot deadlock). A new month's row is inserted with `n`; an existing row gains `n` only
 /// if the total stays within the limit, else the statement changes and returns nothing.
 /// Concurrent transactions queue on the row (PostgreSQL re-checks the condition against the
 /// committed value; SQLite has one writer at a time), so the count can never pass the limit.
@@ -169,6 +231,7 @@ pub(super) fn count_statement(
         period,
         allowance,
         confirm,
+        daily,
     } = *what;
     let n = i64::try_from(n).unwrap_or(i64::MAX);
     let current = Expr::col((usage_periods::Entity, U::EventsUsed));
@@ -198,7 +261,7 @@ pub(super) fn count_statement(
             Some(_) => insert.select_from(source),
         }
         .map_err(|e| DbErr::Custom(e.to_string()))?;
-        return Ok(backend.build(&insert));
+        return Ok(with_daily(backend.build(&insert), account, daily, n));
     };
     use accounts::Column as A;
     let cap = terms.cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
@@ -226,7 +289,42 @@ pub(super) fn count_statement(
                 .to_owned(),
         )
         .to_owned();
-    Ok(backend.build(&with.query(insert)))
+    Ok(with_daily(
+        backend.build(&with.query(insert)),
+        account,
+        daily,
+        n,
+    ))
+}
+
+/// On PostgreSQL, `count` wrapped so that the same statement adds the events it counted to
+/// `usage_daily`: the daily insert reads the count's returned row, so it runs only when the
+/// count did, and after it. SQLite has no data-modifying CTEs; its callers add the daily
+/// statement themselves ([`daily_statement_sqlite`]).
+fn with_daily(count: Statement, account: AccountId, daily: Daily, n: i64) -> Statement {
+    if count.db_backend != DbBackend::Postgres {
+        return count;
+    }
+    let Statement { sql, values, .. } = count;
+    let mut values = values.map(|v| v.0).unwrap_or_default();
+    let first = values.len() + 1;
+    let sql = format!(
+        "WITH counted AS ({sql}), daily AS (\
+         INSERT INTO usage_daily (account_id, day, key_id, events) \
+         SELECT ${}, ${}, ${}, ${} FROM counted {DAILY_CONFLICT}) \
+         SELECT events_used FROM counted",
+        first,
+        first + 1,
+        first + 2,
+        first + 3,
+    );
+    values.extend([
+        account.0.into(),
+        daily.day.into(),
+        daily.key_id.into(),
+        n.into(),
+    ]);
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// The account's terms as of now, read under the lock [`count`] describes (PostgreSQL;

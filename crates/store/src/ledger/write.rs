@@ -117,17 +117,19 @@ impl EventWriter<'_> {
 
     /// SQLite, a job of at most one statement's events: the events, their count and their
     /// traces' summaries in one call to the database (one hop to SQLite's worker thread instead
-    /// of three; each costs about as much as the count itself). Four statements run in turn:
+    /// of three; each costs about as much as the count itself). Five statements run in turn:
     /// the insert; `SELECT changes()`, which reports how many rows it wrote; `count`, built by
     /// [`count_statement`](super::usage::count_statement) to count the job's `n` events only
-    /// if the insert wrote all `n`; and the summaries, built here from the job (the rows
+    /// if the insert wrote all `n`; `daily`, which adds them to the day's and key's row only
+    /// if the count changed its row; and the summaries, built here from the job (the rows
     /// written are the job's events, and their ids follow its order: one writer, each new row
-    /// the next id), written only if the count changed its row.
+    /// the next id), written only if the daily row changed, that is, if the count counted.
     pub(super) async fn insert_counted(
         &self,
         txn: &DatabaseTransaction,
         events: &[NewEvent],
         count: Statement,
+        daily: Statement,
     ) -> Result<Trip, DbErr> {
         let backend = DbBackend::Sqlite;
         let Statement {
@@ -135,6 +137,8 @@ impl EventWriter<'_> {
         } = backend.build(&self.statement(events)?);
         sql.push_str(";\nSELECT changes() AS inserted;\n");
         sql.push_str(&count.sql);
+        sql.push_str(";\n");
+        sql.push_str(&daily.sql);
         let rows = events.iter().zip(0..).map(|(e, order)| RowRef {
             order,
             trace_id: e.trace_id.as_deref(),
@@ -144,6 +148,7 @@ impl EventWriter<'_> {
         let summaries = summaries_if_counted(self.account, &deltas(rows));
         let mut values = values.map(|v| v.0).unwrap_or_default();
         values.extend(count.values.map(|v| v.0).unwrap_or_default());
+        values.extend(daily.values.map(|v| v.0).unwrap_or_default());
         if let Some(summaries) = summaries {
             sql.push_str(";\n");
             sql.push_str(&summaries.sql);
