@@ -77,6 +77,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
         traces::batch_trace,
         traces::events,
         usage::usage,
+        usage::daily,
         usage::set_spend_cap,
         usage::set_plan,
     ),

@@ -73,6 +73,9 @@ pub(crate) const API: &[Operation] = &[
         r.to(traces::events)
     }),
     op("/api/v1/me/usage/", Method::GET, |r| r.to(usage::usage)),
+    op("/api/v1/me/usage/daily/", Method::GET, |r| {
+        r.to(usage::daily)
+    }),
     op("/api/v1/me/billing/spend-cap/", Method::PUT, |r| {
         r.to(usage::set_spend_cap)
     }),

@@ -615,6 +615,25 @@ async fn a_batch_is_stored_counted_and_retries_are_duplicates() {
     let (_, _, usage) = send(&app, bearer(get("/api/v1/me/usage/"), &key)).await;
     assert_eq!(usage["events_used"], 4);
     assert_eq!(usage["events_limit"], 50_000);
+    // Per day and key: today has the 4, the month's days add up to the count, the key has them.
+    let (status, _, daily) = send(&app, bearer(get("/api/v1/me/usage/daily/"), &key)).await;
+    assert_eq!(status, StatusCode::OK, "{daily}");
+    assert_eq!(daily["period_start"], usage["period_start"]);
+    let days = daily["days"].as_array().unwrap();
+    assert!((28..=31).contains(&days.len()), "{daily}");
+    let today = Utc::now().date_naive().to_string();
+    let on_today: Vec<&Value> = days.iter().filter(|d| d["date"] == today).collect();
+    assert_eq!(on_today.len(), 1);
+    assert_eq!(on_today[0]["events"], 4);
+    assert_eq!(
+        days.iter()
+            .map(|d| d["events"].as_u64().unwrap())
+            .sum::<u64>(),
+        4
+    );
+    assert_eq!(daily["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(daily["keys"][0]["events"], 4);
+    assert_eq!(daily["keys"][0]["prefix"], key[..11]);
     let (_, _, traces) = send(&app, bearer(get("/api/v1/traces/"), &key)).await;
     assert_eq!(
         traces["data"][0]["event_count"].as_u64().unwrap()

@@ -331,6 +331,26 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
             .unwrap(),
         "50,000"
     );
+    // The chart: today's bar holds the month's events so far (the roll's two pings and the
+    // batch), drawn in the page itself.
+    let today = wait_css(&client, "#daily-chart rect.today").await;
+    assert_eq!(
+        today.attr("data-events").await.unwrap().as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        today.attr("data-date").await.unwrap().as_deref(),
+        Some(chrono::Utc::now().date_naive().to_string().as_str())
+    );
+    let chart = wait_css(&client, "#daily-chart").await;
+    assert!(
+        chart
+            .attr("aria-label")
+            .await
+            .unwrap()
+            .is_some_and(|label| label.contains("3 today")),
+        "the chart says its figures in words"
+    );
     shot(&client, "07-billing").await;
     // The configured plans, and a switch to Pro from the page (self-service is on here).
     wait_css(&client, "tr[data-plan='free']").await;
@@ -347,11 +367,17 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     wait_text(&client, "#trace-events", "first trace").await;
     shot(&client, "08-trace").await;
 
-    // Revoke it in the page: the API refuses it on the very next request.
+    // Revoke it in the page: the API refuses it on the very next request. First, each key's
+    // events this month: the old key sent two, the rolled one one.
     client
         .goto(&server.url("/settings/api-keys"))
         .await
         .unwrap();
+    for (k, events) in [(&key, "2"), (&rolled, "1")] {
+        let row = wait_css(&client, &format!("tr[data-prefix='{}']", &k[..11])).await;
+        let cell = row.find(Locator::Css("td.events-count")).await.unwrap();
+        assert_eq!(cell.text().await.unwrap(), events, "{}", &k[..11]);
+    }
     wait_css(&client, &format!("button[data-prefix='{}']", &key[..11]))
         .await
         .click()

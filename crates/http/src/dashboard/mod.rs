@@ -2,6 +2,7 @@
 //! JavaScript that calls the JSON API with the session's CSRF token. No build step, no CDN:
 //! the CSS and JavaScript are compiled into the binary.
 
+mod chart;
 mod pages;
 
 use actix_web::http::header::{

@@ -46,7 +46,7 @@ fn shown_usage(used: u64, limit: u64) -> u64 {
 }
 
 /// 1234567 → "1,234,567".
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -143,6 +143,12 @@ pub(crate) async fn keys(
     };
     let keys = state.store.keys().list(viewer.user.account_id).await?;
     let now = Utc::now();
+    let usage = handlers::usage::daily_usage(
+        &state,
+        viewer.user.account_id,
+        agentvista_quota::Period::containing(now),
+    )
+    .await?;
     let base = base_url(&req);
     Ok(page(
         "API Keys",
@@ -158,7 +164,7 @@ pub(crate) async fn keys(
                 p.empty id="no-keys" { "No keys yet — create one to send traces." }
             } @else {
                 table id="keys" {
-                    thead { tr { th { "Prefix" } th { "Name" } th { "Scopes" } th { "Rate limit" } th { "Created" } th { "Last used" } th { "Expires" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
+                    thead { tr { th { "Prefix" } th { "Name" } th { "Scopes" } th { "Rate limit" } th { "Created" } th { "Last used" } th { "Events this month" } th { "Expires" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
                     tbody {
                         @for key in &keys {
                             @let status = key.status(now);
@@ -174,6 +180,7 @@ pub(crate) async fn keys(
                                 }
                                 td { (when(&key.created_at)) }
                                 td { @match &key.last_used_at { Some(t) => (when(t)), None => "never" } }
+                                td.events-count { (thousands(usage.events_of(key.id))) }
                                 td.expires {
                                     @match key.expiry.expires_at() {
                                         Some(at) if status == KeyStatus::Active => { (when(&at)) " " span.hint { "(" (from_now(&at, now)) ")" } }
@@ -342,6 +349,8 @@ pub(crate) async fn billing(
     let account = state.store.accounts().get(viewer.user.account_id).await?;
     let usage = handlers::usage::summary(&state, &account).await?;
     let (plan, used, limit, period) = (usage.terms, usage.used, usage.limit, usage.period);
+    let daily = handlers::usage::daily_usage(&state, account.id, period).await?;
+    let days: Vec<_> = daily.days().collect();
     let has_overage = plan.has_overage();
     Ok(page(
         "Billing",
@@ -374,6 +383,8 @@ pub(crate) async fn billing(
                     None => { p { span id="events-used" { (thousands(used)) } " events used — no limit (no spend cap is set)." } }
                 }
                 p { "Usage resets on " strong id="resets-at" { (period.resets_at().format("%B %-d, %Y")) } " at 00:00 UTC." }
+                h3 { "Events per day" }
+                (super::chart::daily_chart(&days, Utc::now().date_naive()))
             }
             section.card {
                 h2 { "Spend cap" }

@@ -46,6 +46,115 @@ impl<'a> From<&'a UsageSummary> for Usage<'a> {
     }
 }
 
+/// The month's usage day by day and key by key.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DailyUsage {
+    /// The first instant of the calendar month (UTC).
+    period_start: DateTime<Utc>,
+    /// The first instant of the next month.
+    period_end: DateTime<Utc>,
+    /// Every day of the month, in order (days to come included, at 0). They add up to the
+    /// usage object's `events_used`.
+    days: Vec<Day>,
+    /// The account's keys that sent events this month, most events first. Events sent with a
+    /// dashboard session count in `days` only.
+    keys: Vec<KeyEvents>,
+}
+
+/// One day's events.
+#[derive(Serialize, ToSchema)]
+struct Day {
+    /// The day (UTC), `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date)]
+    date: chrono::NaiveDate,
+    /// Events counted on it.
+    events: u64,
+}
+
+/// One key's events this month.
+#[derive(Serialize, ToSchema)]
+struct KeyEvents {
+    /// The key's `id`.
+    #[schema(value_type = i64)]
+    id: agentvista_keys::KeyId,
+    /// Its prefix.
+    #[schema(value_type = String, pattern = "^av_[0-9a-f]{8}$")]
+    prefix: agentvista_keys::KeyPrefix,
+    /// Its name.
+    name: String,
+    /// Events it sent that were counted this month.
+    events: u64,
+}
+
+/// This month's usage per day and per key: what the billing page's chart and the keys page's
+/// event counts show. Scope `read` or a session.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/usage/daily/",
+    operation_id = "get_daily_usage",
+    tag = "usage",
+    security(("bearer_key" = ["read"]), ("session" = [])),
+    responses(
+        (status = 200, description = "Events per day of the month and per key.", body = DailyUsage),
+        (status = 400, response = crate::schema::BadRequest),
+        (status = 401, response = crate::schema::Unauthorized),
+        (status = 403, response = crate::schema::Forbidden),
+        (status = 429, response = crate::schema::RateLimited),
+        (status = 500, response = crate::schema::Internal),
+        (status = 503, response = crate::schema::Unavailable),
+    ),
+)]
+pub(crate) async fn daily(
+    state: web::Data<AppState>,
+    auth: Auth<Read>,
+) -> Result<HttpResponse, ApiError> {
+    let period = Period::containing(Utc::now());
+    Ok(HttpResponse::Ok().json(daily_usage(&state, auth.principal.account_id, period).await?))
+}
+
+/// The month's usage per day and key, as the API answers it and the dashboard draws it.
+pub(crate) async fn daily_usage(
+    state: &AppState,
+    account: agentvista_keys::AccountId,
+    period: Period,
+) -> Result<DailyUsage, ApiError> {
+    let usage = state.store.usage_daily(account, period).await?;
+    Ok(DailyUsage {
+        period_start: period.start(),
+        period_end: period.end(),
+        days: usage
+            .days
+            .into_iter()
+            .map(|(date, events)| Day { date, events })
+            .collect(),
+        keys: usage
+            .keys
+            .into_iter()
+            .map(|k| KeyEvents {
+                id: k.id,
+                prefix: k.prefix,
+                name: k.name,
+                events: k.events,
+            })
+            .collect(),
+    })
+}
+
+impl DailyUsage {
+    /// Each day and its events.
+    pub(crate) fn days(&self) -> impl Iterator<Item = (chrono::NaiveDate, u64)> + '_ {
+        self.days.iter().map(|d| (d.date, d.events))
+    }
+
+    /// The events of key `id` this month (0 when it sent none).
+    pub(crate) fn events_of(&self, id: agentvista_keys::KeyId) -> u64 {
+        self.keys
+            .iter()
+            .find(|k| k.id == id)
+            .map_or(0, |k| k.events)
+    }
+}
+
 /// The body of `PUT /api/v1/me/billing/spend-cap/`: cents, or `null` for no cap. The field
 /// is required: `{}` is a 400, never a silent removal of the cap.
 #[derive(Deserialize, ToSchema)]
