@@ -32,8 +32,16 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
              (from a checkout: cargo run --release -- users create --email you@example.com)"
         );
     }
-    let mut state =
-        AppState::new(store.clone(), settings.http_config()).map_err(|e| e.to_string())?;
+    let http_config = settings.http_config();
+    let retention = (settings.retention.interval_secs > 0).then(|| {
+        actix_web::rt::spawn(sweep_retention(
+            store.clone(),
+            http_config.plans.clone(),
+            Duration::from_secs(settings.retention.interval_secs),
+            settings.retention.batch_size,
+        ))
+    });
+    let mut state = AppState::new(store.clone(), http_config).map_err(|e| e.to_string())?;
     // Keys verified from memory under a lease, unless the cache is off (then the replica does
     // not register, and every verification reads the database).
     let replica = if settings.auth.cache_capacity > 0 {
@@ -74,6 +82,9 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     // Tests and scripts read this line to learn the port when binding to port 0.
     tracing::info!("listening on http://{bound}");
     let served = server.await.map_err(|e| e.to_string());
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     if let Some(metrics) = metrics {
         metrics.stop(true).await;
     }
@@ -84,4 +95,27 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Pause between two batches of a sweep, so that ingestion gets the database's writer.
+const RETENTION_PAUSE: Duration = Duration::from_millis(50);
+
+/// Deletes the events past their plan's retention: at start, then `every` after each sweep
+/// ends. A failed sweep is logged and tried again next time; what it deleted stays deleted.
+async fn sweep_retention(
+    store: Store,
+    plans: agentvista_quota::Plans,
+    every: Duration,
+    batch: u64,
+) {
+    loop {
+        let now = chrono::Utc::now();
+        if let Err(err) = store
+            .sweep_retention(&plans, now, batch, RETENTION_PAUSE)
+            .await
+        {
+            tracing::warn!(error = %error_chain(&err), "retention sweep failed; retrying at the next interval");
+        }
+        actix_web::rt::time::sleep(every).await;
+    }
 }

@@ -24,6 +24,16 @@ pub(crate) struct Settings {
     pub(crate) metrics: MetricsSettings,
     pub(crate) log: LogSettings,
     pub(crate) billing: BillingSettings,
+    pub(crate) retention: RetentionSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionSettings {
+    /// Seconds between two sweeps of the events past their plan's retention; 0: no sweeps.
+    pub(crate) interval_secs: u64,
+    /// Events deleted per transaction at most.
+    pub(crate) batch_size: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +102,13 @@ pub(crate) struct DatabaseSettings {
 pub(crate) struct PlanSettings {
     pub(crate) monthly_events: u64,
     pub(crate) overage_cents_per_1000_events: u64,
+    /// Days events are kept; a plan that does not say keeps them 30 days.
+    #[serde(default = "default_retention_days")]
+    pub(crate) retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    Plan::FREE.retention_days
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,7 +145,8 @@ impl Settings {
                 .set_default(
                     format!("plans.{name}.overage_cents_per_1000_events"),
                     plan.overage_cents_per_1000_events,
-                )?;
+                )?
+                .set_default(format!("plans.{name}.retention_days"), plan.retention_days)?;
         }
         let settings: Settings = builder
             .set_default("server.bind", "127.0.0.1:8080")?
@@ -143,6 +161,8 @@ impl Settings {
             .set_default("metrics.bind", "")?
             .set_default("log.format", "text")?
             .set_default("billing.self_serve_plans", false)?
+            .set_default("retention.interval_secs", 3600)?
+            .set_default("retention.batch_size", 1000)?
             .set_default(
                 "auth.lease_ms",
                 u64::try_from(DEFAULT_LEASE.as_millis()).unwrap_or(3_000),
@@ -190,6 +210,20 @@ impl Settings {
         if !(100..=60_000).contains(&self.auth.lease_ms) {
             return Err(invalid("auth.lease_ms", "must be 100 to 60000"));
         }
+        if let Some(name) = self
+            .plans
+            .iter()
+            .find(|(_, plan)| !(1..=36_500).contains(&plan.retention_days))
+            .map(|(name, _)| name)
+        {
+            return Err(SettingsError::Invalid {
+                key: "plans.<name>.retention_days",
+                problem: format!("plan {name:?}: must be 1 to 36500 days"),
+            });
+        }
+        if !(1..=100_000).contains(&self.retention.batch_size) {
+            return Err(invalid("retention.batch_size", "must be 1 to 100000"));
+        }
         if self.auth.cache_capacity > 10_000_000 {
             return Err(invalid("auth.cache_capacity", "must be at most 10000000"));
         }
@@ -218,6 +252,7 @@ impl Settings {
                     let plan = Plan {
                         monthly_events: p.monthly_events,
                         overage_cents_per_1000_events: p.overage_cents_per_1000_events,
+                        retention_days: p.retention_days,
                     };
                     (name.clone(), plan)
                 })
@@ -358,5 +393,48 @@ mod tests {
         let err = read("localhost", "text").err().unwrap().to_string();
         assert!(err.contains("127.0.0.1:9464"), "{err}");
         assert!(read("", "yaml").is_err());
+    }
+
+    fn load(toml: &str) -> Result<Settings, SettingsError> {
+        let dir = std::env::temp_dir().join(format!(
+            "agentvista-settings-{}-{}",
+            std::process::id(),
+            toml.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agentvista.toml");
+        std::fs::write(&path, toml).unwrap();
+        let loaded = Settings::load(Some(&path));
+        std::fs::remove_dir_all(&dir).unwrap();
+        loaded
+    }
+
+    #[test]
+    fn plans_keep_events_30_or_90_days_by_default_and_a_day_at_least() {
+        let settings =
+            load("[plans.team]\nmonthly_events = 10\noverage_cents_per_1000_events = 0\n").unwrap();
+        let days = |name: &str| settings.plans[name].retention_days;
+        assert_eq!((days("free"), days("pro"), days("team")), (30, 90, 30));
+        assert_eq!(
+            settings
+                .http_config()
+                .plans
+                .get("pro")
+                .unwrap()
+                .retention_days,
+            90
+        );
+        assert_eq!(
+            (
+                settings.retention.interval_secs,
+                settings.retention.batch_size
+            ),
+            (3600, 1000)
+        );
+        let refused = load("[plans.free]\nretention_days = 0\n").unwrap_err();
+        assert!(
+            refused.to_string().contains("retention_days") && refused.to_string().contains("free"),
+            "{refused}"
+        );
     }
 }

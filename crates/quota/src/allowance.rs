@@ -10,7 +10,7 @@ use crate::{Period, Plan};
 /// ```
 /// use agentvista_quota::{Allowance, Plan};
 ///
-/// let pro = Plan { monthly_events: 1_000_000, overage_cents_per_1000_events: 50 };
+/// let pro = Plan { monthly_events: 1_000_000, overage_cents_per_1000_events: 50, retention_days: 30 };
 /// assert_eq!(Allowance::new(&pro, None), Allowance::Unlimited);
 /// // $10 of overage at 50¢ per 1,000 events buys 20,000 more.
 /// assert_eq!(Allowance::new(&pro, Some(1_000)), Allowance::Limited(1_020_000));
@@ -106,10 +106,12 @@ mod tests {
     const FREE: Plan = Plan {
         monthly_events: 50_000,
         overage_cents_per_1000_events: 0,
+        retention_days: 30,
     };
     const PRO: Plan = Plan {
         monthly_events: 1_000_000,
         overage_cents_per_1000_events: 50,
+        retention_days: 30,
     };
 
     fn period() -> Period {
@@ -150,6 +152,7 @@ mod tests {
         let odd = Plan {
             monthly_events: 10,
             overage_cents_per_1000_events: 3,
+            retention_days: 30,
         };
         assert_eq!(Allowance::new(&odd, Some(1)), Allowance::Limited(343));
     }
@@ -159,6 +162,7 @@ mod tests {
         let cheap = Plan {
             monthly_events: u64::MAX - 5,
             overage_cents_per_1000_events: 1,
+            retention_days: 30,
         };
         assert_eq!(
             Allowance::new(&cheap, Some(u64::MAX)),

@@ -2,6 +2,8 @@
 //! spend cap and usage: its [`Allowance`] and its [`UsageSummary`].
 
 use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 use crate::{Allowance, Period, Plan};
@@ -13,8 +15,8 @@ use crate::{Allowance, Period, Plan};
 /// use agentvista_quota::{Allowance, Plan, Plans, UnknownPlan};
 ///
 /// let plans = Plans::from_iter([
-///     ("free".to_owned(), Plan { monthly_events: 50_000, overage_cents_per_1000_events: 0 }),
-///     ("pro".to_owned(), Plan { monthly_events: 1_000_000, overage_cents_per_1000_events: 50 }),
+///     ("free".to_owned(), Plan { monthly_events: 50_000, overage_cents_per_1000_events: 0, retention_days: 30 }),
+///     ("pro".to_owned(), Plan { monthly_events: 1_000_000, overage_cents_per_1000_events: 50, retention_days: 30 }),
 /// ]);
 /// assert_eq!(plans.allowance("free", Some(500)), Ok(Allowance::Limited(50_000)));
 /// assert_eq!(plans.allowance("pro", Some(1_000)), Ok(Allowance::Limited(1_020_000)));
@@ -61,6 +63,27 @@ impl Plans {
     /// The configured plan names, in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
+    }
+
+    /// Each plan's retention cutoff at `now`: its events received before it are past retention.
+    ///
+    /// ```
+    /// use agentvista_quota::{Plan, Plans};
+    /// use chrono::{TimeZone, Utc};
+    ///
+    /// let plans = Plans::new(Plan::defaults());
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap();
+    /// let cutoffs: Vec<_> = plans.retention_cutoffs(now).collect();
+    /// assert_eq!(cutoffs[0], ("free", Utc.with_ymd_and_hms(2026, 10, 29, 0, 0, 0).unwrap()));
+    /// assert_eq!(cutoffs[1], ("pro", Utc.with_ymd_and_hms(2026, 8, 30, 0, 0, 0).unwrap()));
+    /// ```
+    pub fn retention_cutoffs(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Iterator<Item = (&str, DateTime<Utc>)> {
+        self.by_name
+            .iter()
+            .map(move |(name, plan)| (name.as_str(), now - plan.retention()))
     }
 
     /// The allowance of an account on plan `plan` under `spend_cap_cents` (see
@@ -160,6 +183,7 @@ mod tests {
                 Plan {
                     monthly_events: 25,
                     overage_cents_per_1000_events: 0,
+                    retention_days: 30,
                 },
             ),
             (
@@ -167,6 +191,7 @@ mod tests {
                 Plan {
                     monthly_events: 1_000,
                     overage_cents_per_1000_events: 50,
+                    retention_days: 30,
                 },
             ),
         ])

@@ -17,7 +17,7 @@ proptest! {
         price in 1u64..10_000,
         cap in 0u64..100_000_000,
     ) {
-        let plan = Plan { monthly_events: included, overage_cents_per_1000_events: price };
+        let plan = Plan { monthly_events: included, overage_cents_per_1000_events: price, retention_days: 30 };
         let limit = Allowance::new(&plan, Some(cap)).limit().unwrap();
         let bought = u128::from(limit - included);
         // The bought events cost at most the cap, and one more event would cost more.
@@ -29,7 +29,7 @@ proptest! {
     fn a_bigger_cap_never_allows_fewer_events(
         price in 1u64..10_000, cap in 0u64..1_000_000, more in 0u64..1_000_000,
     ) {
-        let plan = Plan { monthly_events: 100, overage_cents_per_1000_events: price };
+        let plan = Plan { monthly_events: 100, overage_cents_per_1000_events: price, retention_days: 30 };
         let small = Allowance::new(&plan, Some(cap)).limit().unwrap();
         let big = Allowance::new(&plan, Some(cap + more)).limit().unwrap();
         prop_assert!(big >= small);

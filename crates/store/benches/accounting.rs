@@ -115,6 +115,7 @@ fn plans() -> Plans {
         Plan {
             monthly_events: u64::MAX / 2,
             overage_cents_per_1000_events: 0,
+            retention_days: 30,
         },
     )])
 }

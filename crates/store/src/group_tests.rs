@@ -16,6 +16,7 @@ fn free_plan(limit: u64) -> agentvista_quota::Plans {
         agentvista_quota::Plan {
             monthly_events: limit,
             overage_cents_per_1000_events: 0,
+            retention_days: 30,
         },
     )])
 }

@@ -17,6 +17,11 @@ pub fn describe_metrics() {
         "Events skipped as duplicates of an event id the account has (stored once, counted once)."
     );
     describe_counter!(
+        "agentvista_events_deleted_by_retention_total",
+        Unit::Count,
+        "Events deleted because they were past their plan's retention (their counts stay)."
+    );
+    describe_counter!(
         "agentvista_quota_refusals_total",
         Unit::Count,
         "Requests refused because their events do not fit the monthly allowance (429)."

@@ -144,6 +144,7 @@ on_both!(
     rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old,
     a_rate_limit_is_stored_kept_by_a_roll_and_changed_by_one,
     usage_per_day_and_key_adds_up_to_the_months_count,
+    events_past_retention_are_deleted_in_batches_and_their_traces_follow,
     only_an_active_key_of_the_account_rolls,
     the_audit_log_pages_an_accounts_entries_newest_first,
 );
@@ -185,6 +186,7 @@ fn limited(limit: u64) -> Plans {
         Plan {
             monthly_events: limit,
             overage_cents_per_1000_events: 0,
+            retention_days: 30,
         },
     )])
 }
@@ -196,6 +198,7 @@ fn unlimited() -> Plans {
         Plan {
             monthly_events: 0,
             overage_cents_per_1000_events: 1,
+            retention_days: 30,
         },
     )])
 }
@@ -1426,6 +1429,7 @@ fn pro_and_small() -> Plans {
             Plan {
                 monthly_events: 10,
                 overage_cents_per_1000_events: 1_000,
+                retention_days: 30,
             },
         ),
         (
@@ -1433,6 +1437,7 @@ fn pro_and_small() -> Plans {
             Plan {
                 monthly_events: 5,
                 overage_cents_per_1000_events: 0,
+                retention_days: 30,
             },
         ),
     ])
@@ -1962,6 +1967,188 @@ async fn usage_per_day_and_key_adds_up_to_the_months_count(db: &TestDb) {
     let globex = account(&db.store, "globex").await;
     let theirs = db.store.usage_daily(globex, november).await.unwrap();
     assert!(theirs.keys.is_empty() && theirs.days.iter().all(|(_, n)| *n == 0));
+}
+
+async fn events_past_retention_are_deleted_in_batches_and_their_traces_follow(db: &TestDb) {
+    let plans = Plans::from_iter([
+        (
+            "free".to_owned(),
+            Plan {
+                retention_days: 30,
+                ..Plan::FREE
+            },
+        ),
+        (
+            "pro".to_owned(),
+            Plan {
+                retention_days: 90,
+                ..Plan::PRO
+            },
+        ),
+    ]);
+    let acme = account(&db.store, "acme").await;
+    let globex = db
+        .store
+        .accounts()
+        .create(&AccountName::parse("globex").unwrap(), "pro", noon())
+        .await
+        .unwrap()
+        .id;
+    // A plan the configuration no longer has: its events are kept.
+    let legacy = db
+        .store
+        .accounts()
+        .create(&AccountName::parse("legacy").unwrap(), "legacy", noon())
+        .await
+        .unwrap()
+        .id;
+    let days_ago = |days: i64| noon() - TimeDelta::days(days);
+    let mut recorded_in = Vec::new();
+    let mut store = |account, received: DateTime<Utc>, events: Vec<NewEvent>| {
+        let period = Period::containing(received);
+        recorded_in.push((account, period));
+        // Room for every account's events, whatever its plan.
+        let plans = Plans::from_iter(["free", "pro", "legacy"].map(|name| {
+            (
+                name.to_owned(),
+                Plan {
+                    monthly_events: 100_000,
+                    ..Plan::FREE
+                },
+            )
+        }));
+        let batch = EventBatch {
+            api_key_id: None,
+            received_at: received,
+            contexts: Vec::new(),
+            events,
+        };
+        let store = db.store.clone();
+        async move { store.record(account, period, &plans, batch).await.unwrap() }
+    };
+    // Stored in the order they were received, as a server stores them (the sweep walks ids).
+    // A plan the configuration no longer has keeps its events; globex (90 days) loses its
+    // 100-day-old event and keeps the 40-day-old one; acme (30 days) loses trace "old" whole,
+    // and trace "mixed" keeps its recent half, whose earliest named event then names it.
+    store(
+        legacy,
+        days_ago(400),
+        vec![event(Some("l0"), Some("ancient"), days_ago(400))],
+    )
+    .await;
+    store(
+        globex,
+        days_ago(100),
+        vec![event(Some("g0"), Some("gone"), days_ago(100))],
+    )
+    .await;
+    store(
+        acme,
+        days_ago(40),
+        vec![
+            event(Some("o1"), Some("old"), days_ago(40)),
+            event(Some("o2"), Some("old"), days_ago(40)),
+            event(Some("m1"), Some("mixed"), days_ago(41)),
+            event(None, None, days_ago(40)),
+        ],
+    )
+    .await;
+    store(
+        globex,
+        days_ago(40),
+        vec![event(Some("g1"), Some("kept"), days_ago(40))],
+    )
+    .await;
+    store(
+        acme,
+        days_ago(1),
+        vec![
+            event(None, Some("mixed"), days_ago(2)),
+            event(Some("m2"), Some("mixed"), days_ago(1)),
+            event(Some("m3"), Some("mixed"), noon()),
+        ],
+    )
+    .await;
+    let counted: Vec<u64> = {
+        let mut counted = Vec::new();
+        for (account, period) in &recorded_in {
+            counted.push(db.store.used(*account, *period).await.unwrap());
+        }
+        counted
+    };
+
+    // Two events a batch: several transactions.
+    let swept = db
+        .store
+        .sweep_retention(&plans, noon(), 2, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(swept.deleted, 5, "{swept:?}");
+    assert!(swept.batches >= 3, "{swept:?}");
+
+    let listed = |account| {
+        let store = db.store.clone();
+        async move {
+            store
+                .events()
+                .traces(account, None, 50)
+                .await
+                .unwrap()
+                .traces
+                .into_iter()
+                .map(|t| (t.trace_id, t.event_count, t.name, t.started_at))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(acme).await,
+        [(
+            "mixed".to_owned(),
+            3,
+            Some("name of m2".to_owned()),
+            days_ago(2)
+        )],
+        "the old trace is gone; the mixed one is summarised from what is left"
+    );
+    assert!(
+        db.store
+            .events()
+            .of_trace(acme, "old", None, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(db.store.events().count(acme).await.unwrap(), 3);
+    let kept: Vec<String> = listed(globex).await.into_iter().map(|t| t.0).collect();
+    assert_eq!(kept, ["kept"]);
+    assert_eq!(db.store.events().count(legacy).await.unwrap(), 1);
+    // Counts are never touched.
+    for ((account, period), before) in recorded_in.iter().zip(counted) {
+        assert_eq!(db.store.used(*account, *period).await.unwrap(), before);
+    }
+    // Nothing left to do; a later sweep takes the rest as it ages.
+    let again = db
+        .store
+        .sweep_retention(&plans, noon(), 2, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(again.deleted, 0);
+    let later = db
+        .store
+        .sweep_retention(
+            &plans,
+            noon() + TimeDelta::days(60),
+            100,
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        later.deleted, 4,
+        "acme's recent three and globex's 40-day-old one"
+    );
+    assert!(listed(acme).await.is_empty());
 }
 
 async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {

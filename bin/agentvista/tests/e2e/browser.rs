@@ -352,8 +352,12 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         "the chart says its figures in words"
     );
     shot(&client, "07-billing").await;
-    // The configured plans, and a switch to Pro from the page (self-service is on here).
-    wait_css(&client, "tr[data-plan='free']").await;
+    // The configured plans with how long each keeps events, and a switch to Pro from the
+    // page (self-service is on here).
+    let free = wait_css(&client, "tr[data-plan='free'] td.retention").await;
+    assert_eq!(free.text().await.unwrap(), "30 days");
+    let pro = wait_css(&client, "tr[data-plan='pro'] td.retention").await;
+    assert_eq!(pro.text().await.unwrap(), "90 days");
     click(&client, "button[data-choose-plan='pro']").await;
     wait_text(&client, "#plan", "Pro").await;
     wait_css(&client, "#spend-cap-form").await;

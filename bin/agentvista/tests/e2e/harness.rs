@@ -214,6 +214,24 @@ impl Db {
     }
 
     /// Sets a key's expiry directly in the database, as the passing of time would.
+    /// Back-dates the receipt of every event of `trace_id`, as if they had arrived at `at`
+    /// (the server's clock cannot be moved; its data can).
+    pub(crate) async fn set_received_at(&self, trace_id: &str, at: DateTime<Utc>) {
+        let conn = Database::connect(&self.url).await.unwrap();
+        let backend = conn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => "UPDATE events SET received_at = $1 WHERE trace_id = $2",
+            _ => "UPDATE events SET received_at = ? WHERE trace_id = ?",
+        };
+        let values = [at.trunc_subsecs(6).into(), trace_id.into()];
+        let done = conn
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .unwrap();
+        assert!(done.rows_affected() > 0);
+        conn.close().await.unwrap();
+    }
+
     pub(crate) async fn set_expiry(&self, prefix: &str, at: DateTime<Utc>) {
         let conn = Database::connect(&self.url).await.unwrap();
         let backend = conn.get_database_backend();

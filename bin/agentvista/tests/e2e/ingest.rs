@@ -247,3 +247,57 @@ pub(crate) async fn a_spend_cap_sets_the_allowance_exactly(db: Db) {
     );
     server.stop_and_check_logs(&[&key]).await;
 }
+
+/// The server sweeps events past their plan's retention at start-up: a trace whose events
+/// arrived 31 days ago (free plan: 30) is gone from the list and its events from the API, a
+/// fresh one stays, and the month's count is what it was.
+pub(crate) async fn events_past_retention_are_gone_after_the_startup_sweep(db: Db) {
+    db.create_user("ada@example.com");
+    let key = db.create_key("ada@example.com", "sdk", "read,write");
+    let server = Server::start(&db).await;
+    let http = crate::harness::client();
+    let at = Utc::now().to_rfc3339();
+    let batch = json!({"batch": [
+        {"id": "a1", "type": "trace", "trace_id": "aged", "timestamp": at, "name": "aged"},
+        {"id": "a2", "type": "span", "trace_id": "aged", "timestamp": at},
+        {"id": "f1", "type": "trace", "trace_id": "fresh", "timestamp": at, "name": "fresh"},
+    ]});
+    let res = bearer(http.post(server.url("/api/v1/traces/batch/")), &key)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let used = |usage: &Value| usage["events_used"].as_u64().unwrap();
+    let before = used(&server.get_json(&http, "/api/v1/me/usage/", &key).await);
+    assert_eq!(before, 3);
+    server.stop().await;
+
+    db.set_received_at("aged", Utc::now() - chrono::TimeDelta::days(31))
+        .await;
+    let server = Server::start(&db).await;
+    assert!(
+        server.wait_for_log(
+            "retention: events past their plan's retention deleted",
+            std::time::Duration::from_secs(30)
+        ),
+        "no sweep deleted anything: {}",
+        server.log()
+    );
+    let traces = server.get_json(&http, "/api/v1/traces/", &key).await;
+    let listed: Vec<&str> = traces["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["fresh"], "{traces}");
+    let res = bearer(http.get(server.url("/api/v1/traces/aged/")), &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let usage = server.get_json(&http, "/api/v1/me/usage/", &key).await;
+    assert_eq!(used(&usage), before, "counts stay");
+    server.stop_and_check_logs(&[&key]).await;
+}

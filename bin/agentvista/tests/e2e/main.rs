@@ -53,6 +53,7 @@ on_both!(
     an_expiry_reached_while_the_key_is_in_memory_fails_it,
     a_key_revoked_on_one_replica_fails_at_once_on_the_other,
     a_rolled_key_works_through_its_grace_and_not_after,
+    events_past_retention_are_gone_after_the_startup_sweep,
 );
 
 /// Runs `$test(Db)` as `$test::postgres` only (faults only PostgreSQL has).
@@ -93,7 +94,8 @@ use replicas::{
 };
 
 use ingest::{
-    a_spend_cap_sets_the_allowance_exactly, the_monthly_limit_holds_under_concurrent_clients,
+    a_spend_cap_sets_the_allowance_exactly, events_past_retention_are_gone_after_the_startup_sweep,
+    the_monthly_limit_holds_under_concurrent_clients,
     the_opentelemetry_sdk_exports_spans_that_are_stored_and_counted,
 };
 

@@ -370,7 +370,7 @@ pub(crate) async fn billing(
                 h2 { span id="plan" { (plan_label(&account.plan)) } " plan" }
                 p { (thousands(plan.monthly_events)) " events included per month"
                     @if has_overage { ", then " (plan.overage_cents_per_1000_events) "¢ per 1,000 events" } @else { "; a hard limit" }
-                    "." }
+                    ". Events are kept " (plan.retention_days) " days after they arrive; their counts stay." }
                 h3 { "This month" }
                 @match limit {
                     Some(limit) => {
@@ -404,7 +404,7 @@ pub(crate) async fn billing(
             section.card {
                 h2 { "Plans" }
                 table id="plans" {
-                    thead { tr { th { "Plan" } th { "Included events per month" } th { "Beyond them" } th { span.visually-hidden { "Actions" } } } }
+                    thead { tr { th { "Plan" } th { "Included events per month" } th { "Beyond them" } th { "Events kept" } th { span.visually-hidden { "Actions" } } } }
                     tbody {
                         @for name in state.config.plans.names() {
                             @if let Some(offer) = state.config.plans.get(name) {
@@ -414,6 +414,7 @@ pub(crate) async fn billing(
                                     td {
                                         @if offer.has_overage() { (offer.overage_cents_per_1000_events) "¢ per 1,000 events" } @else { "a hard limit" }
                                     }
+                                    td.retention { (offer.retention_days) " days" }
                                     td {
                                         @if state.config.self_serve_plans && name != account.plan {
                                             button type="button" data-choose-plan=(name) { "Switch to " (plan_label(name)) }
