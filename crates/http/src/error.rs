@@ -291,7 +291,7 @@ impl ApiError {
                 retry_after_secs,
                 reset_secs,
             } => {
-                let status = crate::auth::RateLimitStatus {
+                let status = crate::rate_limit::RateLimitStatus {
                     limit: limit.burst().get(),
                     remaining: 0,
                     reset_secs: *reset_secs,

@@ -9,6 +9,7 @@ mod handlers;
 mod log;
 mod openapi;
 mod proxies;
+mod rate_limit;
 mod routes;
 mod schema;
 mod state;

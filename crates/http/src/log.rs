@@ -16,7 +16,7 @@ use actix_web::{Error, HttpMessage, HttpRequest};
 use agentvista_keys::KeyPrefix;
 use tracing::Instrument;
 
-use crate::auth::RateLimitStatus;
+use crate::rate_limit::RateLimitStatus;
 
 /// The header a request id is taken from and returned in.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

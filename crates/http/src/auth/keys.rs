@@ -10,9 +10,10 @@ use agentvista_keys::{
 };
 use chrono::{DateTime, Utc};
 
-use super::rate_limits::{RateLimitStatus, RateLimits};
+use super::rate_limits::RateLimits;
 use super::refusals::{self, Refusal};
 use super::{Credential, Principal};
+use crate::rate_limit::RateLimitStatus;
 use crate::{ApiError, error_chain};
 
 /// API-key authentication on its own. The AgentVista server registers it with its

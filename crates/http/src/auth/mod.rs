@@ -17,9 +17,9 @@ use agentvista_keys::{AccountId, Actor, KeyId, KeyPrefix, Scope, Scopes};
 use agentvista_store::{Store, User};
 use chrono::Utc;
 
+pub use crate::rate_limit::RateLimitStatus;
 pub use agentvista_keys::{KeyLookup, LookupFuture};
 pub use keys::KeyAuth;
-pub use rate_limits::RateLimitStatus;
 pub(crate) use session::session_cookie;
 pub use session::{CSRF_HEADER, SESSION_COOKIE};
 

@@ -18,6 +18,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::ApiError;
+use crate::rate_limit::RateLimitStatus;
 
 /// Keys tracked by one limiter before those whose buckets are full again are forgotten. A
 /// tracked key is a key that exists and was used, so this only bounds the clean-up's work.
@@ -28,30 +29,6 @@ const MAX_LIMITS: usize = 10_000;
 
 type Limiter =
     RateLimiter<KeyId, DefaultKeyedStateStore<KeyId>, DefaultClock, StateInformationMiddleware>;
-
-/// What a key's bucket says after a request it let through: the `RateLimit-*` headers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimitStatus {
-    /// `RateLimit-Limit`: the burst, the most requests a full bucket allows at once.
-    pub limit: u32,
-    /// `RateLimit-Remaining`: requests allowed right now.
-    pub remaining: u32,
-    /// `RateLimit-Reset`: whole seconds until the bucket is full again.
-    pub reset_secs: u64,
-}
-
-impl RateLimitStatus {
-    /// The three `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers, the form the
-    /// contract names), as name and value.
-    #[must_use]
-    pub fn headers(&self) -> [(&'static str, String); 3] {
-        [
-            ("ratelimit-limit", self.limit.to_string()),
-            ("ratelimit-remaining", self.remaining.to_string()),
-            ("ratelimit-reset", self.reset_secs.to_string()),
-        ]
-    }
-}
 
 /// The buckets of one replica: one keyed limiter per distinct limit, each key in its own.
 pub(crate) struct RateLimits {
@@ -198,24 +175,6 @@ mod tests {
         assert_eq!(limits.check(KeyId(2), limit).unwrap().remaining, 2);
         let other = RateLimit::new(10, 1).unwrap();
         assert_eq!(limits.check(KeyId(1), other).unwrap().remaining, 0);
-    }
-
-    #[test]
-    fn headers_are_named_as_the_contract_names_them() {
-        let status = RateLimitStatus {
-            limit: 20,
-            remaining: 7,
-            reset_secs: 2,
-        };
-        let headers = status.headers();
-        assert_eq!(
-            headers.map(|(name, value)| format!("{name}: {value}")),
-            [
-                "ratelimit-limit: 20",
-                "ratelimit-remaining: 7",
-                "ratelimit-reset: 2"
-            ]
-        );
     }
 
     #[test]
