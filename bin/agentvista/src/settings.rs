@@ -221,8 +221,9 @@ impl Settings {
                 problem: format!("plan {name:?}: must be 1 to 36500 days"),
             });
         }
-        if !(1..=100_000).contains(&self.retention.batch_size) {
-            return Err(invalid("retention.batch_size", "must be 1 to 100000"));
+        // One parameter per id in the deletes: well below both databases' limits.
+        if !(1..=10_000).contains(&self.retention.batch_size) {
+            return Err(invalid("retention.batch_size", "must be 1 to 10000"));
         }
         if self.auth.cache_capacity > 10_000_000 {
             return Err(invalid("auth.cache_capacity", "must be at most 10000000"));

@@ -73,6 +73,8 @@ pub struct Body {
     /// The request, for its headers (a reference-counted handle, not a copy of them).
     req: HttpRequest,
     payload: Payload,
+    /// A limit below the configured one, for an endpoint whose bodies are small.
+    cap: Option<usize>,
 }
 
 impl std::fmt::Debug for Body {
@@ -89,11 +91,20 @@ impl FromRequest for Body {
         ready(Ok(Body {
             req: req.clone(),
             payload: payload.take(),
+            cap: None,
         }))
     }
 }
 
 impl Body {
+    /// This body under at most `max_bytes` (or the configured limit, if lower): for an endpoint
+    /// whose bodies are small and whose callers are not authenticated.
+    #[must_use]
+    pub fn at_most(mut self, max_bytes: usize) -> Self {
+        self.cap = Some(max_bytes);
+        self
+    }
+
     /// Reads the body, a JSON object, into `T`; a malformed body is a 400 whose message names
     /// the field, e.g. `scopes[1]: unknown variant "owner", expected one of "read", "write",
     /// "admin"`. A JSON array is a 400 too, although serde would read a struct from one.
@@ -130,7 +141,10 @@ impl Body {
             .req
             .app_data::<web::Data<BodyLimits>>()
             .map_or_else(BodyLimits::default, |limits| *limits.get_ref());
-        let (limit, deadline) = (limits.max_bytes, limits.timeout);
+        let limit = self
+            .cap
+            .map_or(limits.max_bytes, |cap| cap.min(limits.max_bytes));
+        let deadline = limits.timeout;
         let mut encodings = self.req.headers().get_all(CONTENT_ENCODING);
         let first = encodings.next();
         if encodings.next().is_some() {

@@ -2194,7 +2194,7 @@ async fn a_reported_key_is_revoked_and_logged_and_every_report_gets_the_same_ans
     let config = HttpConfig {
         throttle: agentvista_http::ThrottleConfig {
             leak_reports_per_address: agentvista_http::Bucket {
-                burst: std::num::NonZeroU32::new(3).unwrap(),
+                burst: std::num::NonZeroU32::new(4).unwrap(),
                 every: std::time::Duration::from_secs(3600),
             },
             ..agentvista_http::ThrottleConfig::default()
@@ -2263,12 +2263,16 @@ async fn a_reported_key_is_revoked_and_logged_and_every_report_gets_the_same_ans
     assert_eq!(entry["user_agent"], "scanner/2.0");
     assert!(!log.to_string().contains(&leaked[12..]));
 
-    // Too many strings, an unknown field: 400s naming them.
+    // A key sent where a list belongs: a 400 that does not repeat it.
+    let (status, _, body) = send(&app, report(json!({ "keys": admin }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!body.to_string().contains(&admin[12..]), "{body}");
+    // Too many strings: a 400 naming them.
     let many: Vec<String> = (0..101).map(|n| format!("s{n}")).collect();
     let (status, _, body) = send(&app, report(json!({ "keys": many }))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["message"].as_str().unwrap().contains("keys"), "{body}");
-    // The address's bucket (3 here) is spent: the fourth report is a 429 before any lookup.
+    // The address's bucket (4 here) is spent: the fifth report is a 429 before any lookup.
     let (status, headers, body) = send(&app, report(json!({"keys": [admin]}))).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"], "too_many_attempts");

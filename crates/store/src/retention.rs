@@ -88,8 +88,9 @@ impl Store {
         Ok(swept)
     }
 
-    /// One batch: reads up to `batch` events after id `after`, deletes those past their plan's
-    /// cutoff and repairs their traces' summaries, in one transaction.
+    /// One batch: reads up to `batch` events after id `after`, then, in one transaction, deletes
+    /// those past their plan's cutoff and repairs their traces' summaries. (An event read past
+    /// its cutoff stays past it; deleting one twice, from two replicas, deletes it once.)
     async fn retention_step(
         &self,
         cutoffs: &BTreeMap<String, DateTime<Utc>>,
@@ -97,9 +98,10 @@ impl Store {
         after: i64,
         batch: u64,
     ) -> Result<Step, StoreError> {
-        let txn = begin_immediate(&self.write).await?;
-        let backend = txn.get_database_backend();
-        let rows = txn
+        // Read outside any write transaction: a batch with nothing to delete takes no lock.
+        let reader = self.reader();
+        let backend = reader.get_database_backend();
+        let rows = reader
             .query_all_raw(statement(
                 backend,
                 "SELECT e.id, e.account_id, e.trace_id, e.received_at, a.plan \
@@ -135,6 +137,7 @@ impl Store {
             }
         }
         if !doomed.is_empty() {
+            let txn = begin_immediate(&self.write).await?;
             let (sql, values) = in_list(
                 "DELETE FROM events WHERE id IN (",
                 1,
@@ -145,8 +148,8 @@ impl Store {
             for (account, trace_ids) in &traces {
                 repair_summaries(&txn, *account, trace_ids).await?;
             }
+            txn.commit().await?;
         }
-        txn.commit().await?;
         let done = scanned < batch.max(1) || last_received.is_none_or(|at| at >= latest);
         Ok(Step {
             scanned,

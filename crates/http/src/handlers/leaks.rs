@@ -5,6 +5,8 @@
 use std::collections::HashSet;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_keys::ApiKey;
+use agentvista_keys::format::KEY_LEN;
 use agentvista_store::AuditAction;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,8 +20,13 @@ pub(crate) const MAX_REPORTED_KEYS: usize = 100;
 /// The longest `source` kept, in characters.
 pub(crate) const MAX_SOURCE_CHARS: usize = 2048;
 
+/// The largest report body: 100 keys of 50 characters and a source, with room for JSON's
+/// quoting and spaces. Read before anything else, and without credentials, so kept small.
+const MAX_REPORT_BYTES: usize = 32 * 1024;
+
 /// The body of `POST /api/v1/keys/report-leak/`.
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: the strings may be live keys.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"keys": ["av_0123abcd_NotARealKeyJustTheShapeOfOne0000000000"], "source": "https://github.com/acme/app/blob/3f2a1c/config.py#L7"}))]
 pub(crate) struct LeakReport {
@@ -75,7 +82,17 @@ pub(crate) async fn report_leak(
     state
         .throttles
         .leak_report(state.config.trusted_proxies.client_of(&req))?;
-    let report: LeakReport = body.json().await?;
+    // serde's messages quote the values they refuse, which may be keys: one message for all.
+    let report: LeakReport =
+        body.at_most(MAX_REPORT_BYTES)
+            .json()
+            .await
+            .map_err(|err| match err {
+                ApiError::BadRequest(_) => ApiError::BadRequest(
+                    "body: expected {\"keys\": [at most 100 strings], \"source\"?: string}".into(),
+                ),
+                other => other,
+            })?;
     if report.keys.len() > MAX_REPORTED_KEYS {
         return Err(ApiError::BadRequest(format!(
             "keys: at most {MAX_REPORTED_KEYS} strings a report"
@@ -90,6 +107,8 @@ pub(crate) async fn report_leak(
             "source: at most {MAX_SOURCE_CHARS} characters"
         )));
     }
+    // A scanner may paste the matched line as the source: keys in it are cut to their prefix.
+    let source = report.source.as_deref().map(redact_keys);
     let candidates: HashSet<&str> = report.keys.iter().map(String::as_str).collect();
     for candidate in candidates {
         let Some(record) = state.keys.revoke_reported(candidate).await? else {
@@ -97,7 +116,7 @@ pub(crate) async fn report_leak(
         };
         tracing::warn!(
             prefix = %record.prefix,
-            source = ?report.source,
+            source = ?source,
             "API key revoked: reported as leaked"
         );
         audit::record(
@@ -107,9 +126,55 @@ pub(crate) async fn report_leak(
             AuditAction::KeyReportedLeaked,
             agentvista_keys::Actor::LeakReport.to_string(),
             Some(record.prefix.to_string()),
-            Some(serde_json::json!({ "source": report.source })),
+            Some(serde_json::json!({ "source": source })),
         )
         .await;
     }
     Ok(HttpResponse::Accepted().json(ReportReceived { status: "received" }))
+}
+
+/// `text` with every well-formed key in it cut to its prefix: `av_0123abcd_[REDACTED]`.
+fn redact_keys(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("av_") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let candidate = tail.get(..KEY_LEN).filter(|c| ApiKey::parse(c).is_ok());
+        match candidate {
+            Some(key) => {
+                out.push_str(&key[..agentvista_keys::format::DISPLAY_PREFIX_LEN]);
+                out.push_str("_[REDACTED]");
+                rest = &tail[KEY_LEN..];
+            }
+            None => {
+                out.push_str("av_");
+                rest = &tail[3..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_a_source_are_cut_to_their_prefix_and_the_rest_kept() {
+        let key = ApiKey::generate().unwrap();
+        let secret = key.expose_secret();
+        let text = format!("https://x.test/a.py#L3 KEY={secret}; av_nothing é {secret}");
+        let redacted = redact_keys(&text);
+        assert!(!redacted.contains(&secret[12..]), "{redacted}");
+        let prefix = &secret[..11];
+        assert_eq!(
+            redacted,
+            format!(
+                "https://x.test/a.py#L3 KEY={prefix}_[REDACTED]; av_nothing é {prefix}_[REDACTED]"
+            )
+        );
+        assert_eq!(redact_keys("no key here"), "no key here");
+    }
 }
