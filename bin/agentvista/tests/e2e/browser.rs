@@ -258,6 +258,9 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     assert_ne!(rolled, key);
     server.secret(&rolled);
     click(&client, "#close-key-created").await;
+    // The new key's row exists only once the page has reloaded; the old key's row must be
+    // read from that page, not from the one the reload replaces.
+    let new_row = wait_css(&client, &format!("tr[data-prefix='{}']", &rolled[..11])).await;
     let old_row = wait_css(&client, &format!("tr[data-prefix='{}']", &key[..11])).await;
     let expires = old_row
         .find(Locator::Css("td.expires"))
@@ -270,7 +273,6 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         expires.contains("(in 59 min)") || expires.contains("(in 60 min)"),
         "the old key's expiry: {expires}"
     );
-    let new_row = wait_css(&client, &format!("tr[data-prefix='{}']", &rolled[..11])).await;
     let rate = new_row.find(Locator::Css("td.rate-limit")).await.unwrap();
     assert!(
         rate.text().await.unwrap().contains("50/s"),
