@@ -1607,8 +1607,7 @@ async fn lowering_the_spend_cap_binds_accounting_in_flight(db: &TestDb) {
         .unwrap();
     // Set before the commit: a task refused by the new cap can see the commit's effect before
     // this task gets back from it. While the change holds the account row, counts wait for
-    // it, so a refusal in between could only come from the old allowance — which the bound
-    // below would still catch.
+    // it, so no refusal can come from the new cap before the commit.
     lowered.store(true, Ordering::SeqCst);
     change.commit().await.unwrap();
     let used_at_change = u64::try_from(used_at_change).unwrap();
