@@ -96,10 +96,36 @@ pub(crate) struct Throttles {
 /// A keyed limiter, and when it may next forget the keys whose buckets are full again.
 struct Keyed<K: Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
-    /// Milliseconds since `epoch` before which no clean-up runs: one scan per second at most,
-    /// however many keys an attacker keeps alive.
-    next_cleanup_ms: AtomicU64,
+    /// One scan per second at most, however many keys an attacker keeps alive.
+    cleanups: OncePerSecond,
+}
+
+/// A gate that opens at most once a second, for clean-ups that many requests may ask for at
+/// once: the first caller of a second gets `true`, the others `false`, without a lock.
+pub(crate) struct OncePerSecond {
+    /// Milliseconds since `epoch` before which the gate stays shut.
+    next_ms: AtomicU64,
     epoch: Instant,
+}
+
+impl OncePerSecond {
+    pub(crate) fn new() -> Self {
+        OncePerSecond {
+            next_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Whether this caller may run the clean-up now.
+    pub(crate) fn open(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next_ms.load(Ordering::Relaxed);
+        now >= due
+            && self
+                .next_ms
+                .compare_exchange(due, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 impl Throttles {
@@ -186,8 +212,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
             .allow_burst(bucket.burst);
         Keyed {
             limiter: RateLimiter::keyed(quota),
-            next_cleanup_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+            cleanups: OncePerSecond::new(),
         }
     }
 
@@ -207,14 +232,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
 
     /// Forgets the keys whose buckets are full again, at most once a second.
     fn cleanup(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let due = self.next_cleanup_ms.load(Ordering::Relaxed);
-        if now >= due
-            && self
-                .next_cleanup_ms
-                .compare_exchange(due, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.cleanups.open() {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }

@@ -7,9 +7,8 @@
 //! what the key can cost.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agentvista_keys::{KeyId, RateLimit};
 use governor::clock::{Clock, DefaultClock};
@@ -19,6 +18,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::ApiError;
 use crate::rate_limit::RateLimitStatus;
+use crate::throttle::OncePerSecond;
 
 /// Keys tracked by one limiter before those whose buckets are full again are forgotten. A
 /// tracked key is a key that exists and was used, so this only bounds the clean-up's work.
@@ -34,9 +34,8 @@ type Limiter =
 pub(crate) struct RateLimits {
     by_limit: RwLock<HashMap<RateLimit, Arc<Limiter>>>,
     clock: DefaultClock,
-    /// Milliseconds since `epoch` before which no clean-up runs.
-    next_cleanup_ms: AtomicU64,
-    epoch: Instant,
+    /// Clean-ups of idle keys: one a second at most.
+    cleanups: OncePerSecond,
 }
 
 impl Default for RateLimits {
@@ -44,8 +43,7 @@ impl Default for RateLimits {
         RateLimits {
             by_limit: RwLock::new(HashMap::new()),
             clock: DefaultClock::default(),
-            next_cleanup_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+            cleanups: OncePerSecond::new(),
         }
     }
 }
@@ -110,14 +108,7 @@ impl RateLimits {
 
     /// Forgets the keys whose buckets are full again, at most once a second.
     fn cleanup(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let due = self.next_cleanup_ms.load(Ordering::Relaxed);
-        if now >= due
-            && self
-                .next_cleanup_ms
-                .compare_exchange(due, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.cleanups.open() {
             let limiters: Vec<_> = self
                 .by_limit
                 .read()
