@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use agentvista_http::{BodyLimits, HttpConfig, TrustedProxies};
+use agentvista_http::{BodyLimits, BudgetLimits, Caps, HttpConfig, TrustedProxies};
 use agentvista_quota::Plan;
 use agentvista_store::{DEFAULT_LEASE, SqliteSync, StoreOptions};
 use config::{Config, Environment, File, FileFormat};
@@ -117,6 +117,14 @@ pub(crate) struct LimitSettings {
     pub(crate) max_body_bytes: usize,
     /// Seconds a client has to send a whole request body.
     pub(crate) body_timeout_secs: u64,
+    /// What requests in flight may hold together.
+    pub(crate) memory_budget_bytes: usize,
+    /// The part of the budget one account's requests may hold.
+    pub(crate) account_share: f64,
+    /// The largest single attribute value or top-level member of an event body.
+    pub(crate) max_attribute_bytes: usize,
+    /// A page of a trace's events ends before it passes this.
+    pub(crate) max_response_bytes: usize,
 }
 
 /// A configuration that cannot be used; the message names the key.
@@ -157,6 +165,10 @@ impl Settings {
             .set_default("default_plan", "free")?
             .set_default("limits.max_body_bytes", 5_242_880)?
             .set_default("limits.body_timeout_secs", 30)?
+            .set_default("limits.memory_budget_bytes", 268_435_456)?
+            .set_default("limits.account_share", 0.25)?
+            .set_default("limits.max_attribute_bytes", 1_048_576)?
+            .set_default("limits.max_response_bytes", 8_388_608)?
             .set_default("auth.cache_capacity", 100_000)?
             .set_default("metrics.bind", "")?
             .set_default("log.format", "text")?
@@ -207,6 +219,36 @@ impl Settings {
         if !(1..=3600).contains(&self.limits.body_timeout_secs) {
             return Err(invalid("limits.body_timeout_secs", "must be 1 to 3600"));
         }
+        if self.limits.memory_budget_bytes < 1024 * 1024 {
+            return Err(invalid(
+                "limits.memory_budget_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
+        }
+        if !(self.limits.account_share > 0.0 && self.limits.account_share <= 1.0) {
+            return Err(invalid(
+                "limits.account_share",
+                "must be more than 0 and at most 1",
+            ));
+        }
+        if !(1024..=self.limits.max_body_bytes).contains(&self.limits.max_attribute_bytes) {
+            return Err(invalid(
+                "limits.max_attribute_bytes",
+                "must be 1024 to limits.max_body_bytes",
+            ));
+        }
+        if self.limits.max_response_bytes < 64 * 1024 {
+            return Err(invalid(
+                "limits.max_response_bytes",
+                "must be at least 65536 (64 KiB)",
+            ));
+        }
+        self.http_config()
+            .check_memory()
+            .map_err(|problem| SettingsError::Invalid {
+                key: "limits.memory_budget_bytes",
+                problem,
+            })?;
         if !(100..=60_000).contains(&self.auth.lease_ms) {
             return Err(invalid("auth.lease_ms", "must be 100 to 60000"));
         }
@@ -245,6 +287,15 @@ impl Settings {
             body: BodyLimits {
                 max_bytes: self.limits.max_body_bytes,
                 timeout: std::time::Duration::from_secs(self.limits.body_timeout_secs),
+            },
+            memory: BudgetLimits {
+                memory_budget_bytes: self.limits.memory_budget_bytes,
+                account_share: self.limits.account_share,
+                ..BudgetLimits::default()
+            },
+            max_response_bytes: self.limits.max_response_bytes,
+            caps: Caps {
+                max_attribute_bytes: self.limits.max_attribute_bytes,
             },
             plans: self
                 .plans

@@ -7,11 +7,12 @@ use std::time::Duration;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use agentvista_ingest::ContentEncoding;
+use agentvista_ingest::{ContentEncoding, Inflate};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
+use crate::budget::Grant;
 
 /// How much a [`Body`] may be, and how long it may take to arrive. [`crate::configure`]
 /// registers the server's (`limits.*` in configuration); a service that embeds [`Body`] on its
@@ -131,12 +132,48 @@ impl Body {
         self.bytes().await
     }
 
+    /// [`Body::json_bytes`] paid for from the memory budget, as [`Body::bytes_within`].
+    ///
+    /// # Errors
+    /// As [`Body::bytes_within`].
+    pub async fn json_bytes_within(
+        self,
+        grant: &mut Grant,
+        cost: impl Fn(&[u8]) -> Result<usize, ApiError>,
+    ) -> Result<Bytes, ApiError> {
+        is_json(self.req.headers())?;
+        self.bytes_within(grant, cost).await
+    }
+
     /// Reads the whole body and inflates it per `Content-Encoding`, both under the limit.
     /// An unencoded body is handed on as read, without a copy.
     ///
     /// # Errors
     /// 400, 413 or 415 as [`ApiError`]s (see [`Body`]).
     pub async fn bytes(self) -> Result<Bytes, ApiError> {
+        self.read(None).await
+    }
+
+    /// [`Body::bytes`] paid for from the memory budget: `grant` grows before each allocation
+    /// — the body as it arrives (a declared length at once), each step of inflating it, then
+    /// what decoding it will cost, which `cost` says from the decoded bytes (a scan that
+    /// allocates nothing, or a multiple of their length). So the many small requests of
+    /// normal traffic each pay for what they are, not for the largest body there could be.
+    ///
+    /// # Errors
+    /// As [`Body::bytes`], and whatever `cost` refuses; 503 `overloaded` when the budget
+    /// cannot grant a step within its wait. A body refused before it was read whole is then
+    /// read to its end and dropped (within the body deadline), and the connection closed, so
+    /// that the client reads the answer instead of a reset.
+    pub async fn bytes_within(
+        self,
+        grant: &mut Grant,
+        cost: impl Fn(&[u8]) -> Result<usize, ApiError>,
+    ) -> Result<Bytes, ApiError> {
+        self.read(Some((grant, &cost))).await
+    }
+
+    async fn read(self, mut budget: Option<(&mut Grant, Cost<'_>)>) -> Result<Bytes, ApiError> {
         let limits = self
             .req
             .app_data::<web::Data<BodyLimits>>()
@@ -144,7 +181,7 @@ impl Body {
         let limit = self
             .cap
             .map_or(limits.max_bytes, |cap| cap.min(limits.max_bytes));
-        let deadline = limits.timeout;
+        let deadline = tokio::time::Instant::now() + limits.timeout;
         let mut encodings = self.req.headers().get_all(CONTENT_ENCODING);
         let first = encodings.next();
         if encodings.next().is_some() {
@@ -154,18 +191,94 @@ impl Body {
             ));
         }
         let encoding = ContentEncoding::parse(first.map(|v| v.to_str().unwrap_or("(not text)")))?;
-        let raw = read_body(
-            self.payload,
-            limit,
-            declared_length(self.req.headers()),
-            deadline,
-        )
-        .await?;
-        match encoding.decode(&raw, limit)? {
-            std::borrow::Cow::Borrowed(_) => Ok(raw.freeze()),
-            std::borrow::Cow::Owned(inflated) => Ok(Bytes::from(inflated)),
+        let declared = declared_length(self.req.headers());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(ApiError::PayloadTooLarge { limit });
         }
+        let mut payload = self.payload;
+        // A declared length is paid for and allocated at once rather than doubled towards.
+        let prepaid = match (&mut budget, declared) {
+            (Some((grant, _)), Some(len)) => {
+                if grant.hold(len).await.is_err() {
+                    return Err(drain(payload, deadline, limits.timeout).await);
+                }
+                true
+            }
+            _ => false,
+        };
+        let raw = {
+            let capacity = match declared {
+                Some(len) if prepaid => len,
+                _ => declared.unwrap_or(0).min(INITIAL_CAPACITY),
+            };
+            let grant = budget.as_mut().filter(|_| !prepaid).map(|(g, _)| &mut **g);
+            read_body(
+                &mut payload,
+                limit,
+                capacity,
+                deadline,
+                limits.timeout,
+                grant,
+            )
+            .await
+        };
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(ApiError::Overloaded) => return Err(drain(payload, deadline, limits.timeout).await),
+            Err(err) => return Err(err),
+        };
+        let decoded = match Inflate::new(encoding, &raw, limit) {
+            None => raw.freeze(),
+            Some(mut inflate) => {
+                // Each step is paid for before it is decoded: the raw body stays held
+                // meanwhile, and the decoded bytes grow by at most the step.
+                let mut step = INFLATE_STEP;
+                loop {
+                    if let Some((grant, _)) = budget.as_mut() {
+                        grant
+                            .hold(raw.capacity() + inflate.len() + step)
+                            .await
+                            .map_err(|_| ApiError::Overloaded)?;
+                    }
+                    if inflate.step(step)? {
+                        break;
+                    }
+                    step = inflate.len().clamp(INFLATE_STEP, MAX_INFLATE_STEP);
+                }
+                Bytes::from(inflate.into_inner())
+            }
+        };
+        if let Some((grant, cost)) = budget {
+            // Decoding's cost counts the decoded body; a compressed body's raw bytes are gone
+            // by then.
+            let cost = cost(&decoded)?;
+            grant.hold(cost).await.map_err(|_| ApiError::Overloaded)?;
+        }
+        Ok(decoded)
     }
+}
+
+/// What decoding a body will cost, in bytes, from its decoded bytes.
+type Cost<'a> = &'a dyn Fn(&[u8]) -> Result<usize, ApiError>;
+
+/// The first step of inflating a compressed body, and the largest: steps double with what is
+/// decoded, up to this, so that a small body costs one step and a large one a few dozen.
+const INFLATE_STEP: usize = 64 * 1024;
+const MAX_INFLATE_STEP: usize = 1024 * 1024;
+
+/// Reads the rest of a refused body and drops it (no more than the deadline allows), so that
+/// the client, still sending, reads the 503 instead of a reset; the answer closes the
+/// connection.
+async fn drain(
+    mut payload: Payload,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> ApiError {
+    let rest = async { while let Some(Ok(_)) = payload.next().await {} };
+    if tokio::time::timeout_at(deadline, rest).await.is_err() {
+        return ApiError::BodyTimeout { deadline: timeout };
+    }
+    ApiError::Overloaded
 }
 
 /// Accepts `application/json`, with parameters; anything else, or no header, is a 415.
@@ -190,33 +303,46 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
         .and_then(|v| v.to_str().ok()?.parse().ok())
 }
 
-/// Reads the whole body, refusing it (413) as soon as it is known to exceed `limit`: from
-/// `Content-Length` before reading anything, else while streaming. The buffer grows with the
-/// bytes that arrive, never with what the client declared; the whole body must arrive within
-/// `deadline`.
+/// Reads the whole body, refusing it (413) as soon as it is known to exceed `limit` (the
+/// caller has checked `Content-Length`). The buffer starts at `capacity` and grows with the
+/// bytes that arrive, never with what the client declared, and `grant` (when the body was not
+/// paid for up front) grows before it; the whole body must arrive by `deadline`.
 async fn read_body(
-    mut payload: Payload,
+    payload: &mut Payload,
     limit: usize,
-    declared: Option<usize>,
-    deadline: Duration,
+    capacity: usize,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    mut grant: Option<&mut Grant>,
 ) -> Result<BytesMut, ApiError> {
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
     let read = async {
-        let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(INITIAL_CAPACITY));
+        let mut body = BytesMut::with_capacity(capacity);
+        if let Some(grant) = grant.as_mut() {
+            grant
+                .hold(body.capacity())
+                .await
+                .map_err(|_| ApiError::Overloaded)?;
+        }
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
             if body.len() + chunk.len() > limit {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
+            if let Some(grant) = grant.as_mut() {
+                // The buffer may double as it grows: pay for what it can reach.
+                let need = (body.len() + chunk.len()).max(body.capacity());
+                grant
+                    .hold(need.saturating_mul(2))
+                    .await
+                    .map_err(|_| ApiError::Overloaded)?;
+            }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
     };
-    actix_web::rt::time::timeout(deadline, read)
+    tokio::time::timeout_at(deadline, read)
         .await
-        .map_err(|_| ApiError::BodyTimeout { deadline })?
+        .map_err(|_| ApiError::BodyTimeout { deadline: timeout })?
 }
 
 /// Whether a JSON text holds the escape `\u0000` inside a string. A raw NUL byte is invalid

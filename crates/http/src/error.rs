@@ -98,6 +98,13 @@ pub enum ApiError {
         /// Whole seconds until the period resets.
         retry_after_secs: u64,
     },
+    /// 503 `overloaded`, with `Retry-After: 1`: the memory budget, or the account's share of
+    /// it, is taken by requests in flight; nothing was stored. The connection is closed.
+    #[error(
+        "The server is busy with other requests (its memory budget for requests in flight is \
+         taken); nothing was stored: retry in a second"
+    )]
+    Overloaded,
     /// 503 `unavailable`: the database cannot be reached (never reported as a 401).
     #[error("The service cannot reach its database; try again shortly")]
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
@@ -138,6 +145,8 @@ pub enum ErrorCode {
     RateLimited,
     /// 429: events that do not fit what the month still allows.
     MonthlyEventLimitExceeded,
+    /// 503: the requests in flight hold the server's memory budget, or the account's share.
+    Overloaded,
     /// 503: the database cannot be reached.
     Unavailable,
     /// 500: a fault of the server or its operator.
@@ -163,6 +172,7 @@ impl ErrorCode {
             ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::MonthlyEventLimitExceeded => "monthly_event_limit_exceeded",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -222,6 +232,7 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::QuotaExceeded { .. } => ErrorCode::MonthlyEventLimitExceeded,
+            ApiError::Overloaded => ErrorCode::Overloaded,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -304,6 +315,7 @@ impl ApiError {
                 );
                 headers
             }
+            ApiError::Overloaded => vec![(header::RETRY_AFTER, "1".to_owned())],
             ApiError::Unavailable(_) => vec![(
                 header::RETRY_AFTER,
                 UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
@@ -332,7 +344,7 @@ impl ApiError {
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
-            ApiError::PayloadTooLarge { .. } | ApiError::BodyTimeout { .. }
+            ApiError::PayloadTooLarge { .. } | ApiError::BodyTimeout { .. } | ApiError::Overloaded
         )
     }
 
@@ -359,7 +371,7 @@ impl ResponseError for ApiError {
             ApiError::QuotaExceeded { .. }
             | ApiError::TooManyAttempts { .. }
             | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -559,6 +571,7 @@ mod tests {
                 },
                 retry_after_secs: 1,
             },
+            ApiError::Overloaded,
             ApiError::Unavailable("down".into()),
             ApiError::Internal("broken".into()),
         ];
@@ -570,6 +583,6 @@ mod tests {
             seen.insert(code);
         }
         // Every code is some error's: the document lists no code the server never sends.
-        assert_eq!(seen.len(), 16);
+        assert_eq!(seen.len(), 17);
     }
 }

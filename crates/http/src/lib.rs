@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod body;
+mod budget;
 mod config;
 mod dashboard;
 mod error;
@@ -15,9 +16,12 @@ mod schema;
 mod state;
 mod telemetry;
 mod throttle;
+mod trace_page;
 
+pub use agentvista_ingest::Caps;
 pub use auth::{Auth, KeyAuth, KeyLookup, Principal, SessionOnly};
 pub use body::{Body, BodyLimits};
+pub use budget::{BudgetLimits, Grant, MemoryBudget, Overloaded};
 pub use config::HttpConfig;
 pub use error::{ApiError, ErrorBody, ErrorCode, error_chain};
 pub use handlers::keys::{CreatedKey, KeyObject};

@@ -11,7 +11,7 @@ use agentvista_keys::password::{Password, PasswordHash, hash_password};
 
 use tokio::sync::Mutex;
 
-use crate::{ApiError, HttpConfig, KeyAuth, KeyLookup, throttle};
+use crate::{ApiError, HttpConfig, KeyAuth, KeyLookup, MemoryBudget, throttle};
 
 /// The last readiness check: when it started and whether the store was ready (reused for a
 /// second, so that a flood of probes costs one check).
@@ -30,6 +30,8 @@ pub struct AppState {
     pub(crate) throttles: throttle::Throttles,
     /// The last readiness check, reused for a second.
     pub(crate) readiness: Readiness,
+    /// What requests in flight may hold together.
+    pub(crate) budget: MemoryBudget,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
         Ok(AppState {
             keys: web::Data::new(KeyAuth::new(Arc::new(store.clone()))),
             store,
+            budget: MemoryBudget::new(config.memory),
             config,
             dummy_password_hash,
             throttles,
@@ -58,6 +61,12 @@ impl AppState {
     pub fn with_key_lookup(mut self, keys: Arc<dyn KeyLookup>) -> Self {
         self.keys = web::Data::new(KeyAuth::new(keys));
         self
+    }
+
+    /// The memory budget of requests in flight.
+    #[must_use]
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// The configuration in force.

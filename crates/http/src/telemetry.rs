@@ -1,7 +1,7 @@
 //! The metrics this crate records, through the `metrics` facade (see `agentvista-store`'s
 //! `describe_metrics` for how they reach an exporter).
 
-use metrics::{Unit, describe_counter, describe_histogram};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Describes the HTTP layer's metrics to the installed recorder, and starts recording the
 /// per-request ones (call once, after installing it: until then [`crate::request_log`] builds
@@ -23,5 +23,16 @@ pub fn describe_metrics() {
         Unit::Count,
         "Requests refused authentication or authorisation, by reason: missing, malformed, \
          unknown, revoked, expired, scope."
+    );
+    describe_gauge!(
+        "agentvista_memory_budget_in_use_bytes",
+        Unit::Bytes,
+        "Bytes of the memory budget held by requests in flight (limits.memory_budget_bytes)."
+    );
+    describe_counter!(
+        "agentvista_overloaded_total",
+        Unit::Count,
+        "Requests answered 503 overloaded because the memory budget, or their account's \
+         share of it, stayed taken, by endpoint."
     );
 }

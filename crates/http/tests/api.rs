@@ -19,6 +19,9 @@ use agentvista_store::{NewKey, Store};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
+#[path = "api/memory.rs"]
+mod memory;
+
 const PASSWORD: &str = "correct horse battery";
 
 struct Fixture {

@@ -3,6 +3,7 @@
 //! being copied into every event's body: a request whose 1 MiB resource is shared by 10,000
 //! spans stays about 1 MiB, not 10 GiB.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::Event;
@@ -18,12 +19,19 @@ pub struct Decoded {
 
 /// Fields shared by many events (an OTLP resource + scope; for metrics also unit and description),
 /// stored once. `parent` indexes an earlier entry of `Decoded::contexts` whose fields also apply.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Context {
     /// An earlier context whose fields also apply (with lower precedence), or `None`.
     pub parent: Option<usize>,
-    /// The shared fields, merged into each body that points here.
-    pub fields: Map<String, Value>,
+    /// The shared fields, the text of a JSON object, merged into each body that points here.
+    pub fields: Box<RawValue>,
+}
+
+/// Contexts compare by their text (and parent).
+impl PartialEq for Context {
+    fn eq(&self, other: &Self) -> bool {
+        self.parent == other.parent && self.fields.get() == other.fields.get()
+    }
 }
 
 impl Decoded {
@@ -36,14 +44,20 @@ impl Decoded {
     #[must_use]
     pub fn body_of(&self, i: usize) -> Option<Value> {
         let event = self.events.get(i)?;
-        let mut body = match (&event.body, event.context) {
+        let own = event
+            .body
+            .as_ref()
+            .map(|raw| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null));
+        let mut body = match (own, event.context) {
             (None, None) => return None,
-            (Some(Value::Object(map)), _) => map.clone(),
-            (Some(other), _) => return Some(other.clone()),
+            (Some(Value::Object(map)), _) => map,
+            (Some(other), _) => return Some(other),
             (None, Some(_)) => Map::new(),
         };
         for context in self.chain(event.context) {
-            merge_context(&mut body, &context.fields);
+            if let Ok(fields) = serde_json::from_str::<Map<String, Value>>(context.fields.get()) {
+                merge_context(&mut body, &fields);
+            }
         }
         Some(Value::Object(body))
     }
@@ -78,14 +92,12 @@ mod tests {
     use crate::EventKind;
     use serde_json::json;
 
-    fn object(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => unreachable!("tests pass objects"),
-        }
+    fn object(value: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
     }
 
     fn event(body: Option<Value>, context: Option<usize>) -> Event {
+        let body = body.map(|b| serde_json::value::to_raw_value(&b).unwrap());
         Event {
             id: None,
             kind: EventKind::Metric,

@@ -46,31 +46,117 @@ impl ContentEncoding {
         if body.len() > limit {
             return Err(IngestError::TooLarge { limit });
         }
-        match self {
-            ContentEncoding::Identity => Ok(Cow::Borrowed(body)),
-            ContentEncoding::Gzip => {
-                let mut rest = body;
-                let mut out = Vec::new();
-                loop {
-                    inflate(GzDecoder::new(&mut rest), &mut out, limit, "gzip")?;
-                    match rest {
-                        [] => break,
-                        [0x1f, 0x8b, ..] => {}
-                        _ => return Err(trailing("gzip")),
-                    }
-                }
-                Ok(Cow::Owned(out))
-            }
-            ContentEncoding::Deflate => {
-                let mut rest = body;
-                let mut out = Vec::new();
-                inflate(ZlibDecoder::new(&mut rest), &mut out, limit, "deflate")?;
-                if !rest.is_empty() {
-                    return Err(trailing("deflate"));
-                }
-                Ok(Cow::Owned(out))
-            }
+        let Some(mut inflate) = Inflate::new(self, body, limit) else {
+            return Ok(Cow::Borrowed(body));
+        };
+        // Steps that double what is decoded, as a growing vector would, without reserving the
+        // whole limit for a small body.
+        while !inflate.step(inflate.len().max(64 * 1024))? {}
+        Ok(Cow::Owned(inflate.into_inner()))
+    }
+}
+
+/// A compressed body inflated a step at a time, so that a caller can pay for memory before
+/// each step (the decoded size of a compressed body is known only once it is decoded). The
+/// output buffer never holds more than what the steps asked for: it is sized per step, not
+/// doubled as it grows.
+///
+/// ```
+/// use agentvista_ingest::{ContentEncoding, Inflate};
+/// # use std::io::Write;
+/// # let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+/// # gz.write_all(&[7u8; 10_000]).unwrap();
+/// # let body = gz.finish().unwrap();
+/// let mut inflate = Inflate::new(ContentEncoding::Gzip, &body, 5 * 1024 * 1024).expect("gzip");
+/// while !inflate.step(4096)? {
+///     assert!(inflate.len() % 4096 == 0); // pay for the next 4 KiB here
+/// }
+/// assert_eq!(inflate.into_inner(), vec![7u8; 10_000]);
+/// # Ok::<(), agentvista_ingest::IngestError>(())
+/// ```
+pub struct Inflate<'a> {
+    state: State<'a>,
+    out: Vec<u8>,
+    limit: usize,
+}
+
+enum State<'a> {
+    Gzip(GzDecoder<&'a [u8]>),
+    Deflate(ZlibDecoder<&'a [u8]>),
+    Done,
+}
+
+impl<'a> Inflate<'a> {
+    /// Starts inflating `body`; `None` for [`ContentEncoding::Identity`], which has nothing to
+    /// inflate.
+    #[must_use]
+    pub fn new(encoding: ContentEncoding, body: &'a [u8], limit: usize) -> Option<Self> {
+        let state = match encoding {
+            ContentEncoding::Identity => return None,
+            ContentEncoding::Gzip => State::Gzip(GzDecoder::new(body)),
+            ContentEncoding::Deflate => State::Deflate(ZlibDecoder::new(body)),
+        };
+        Some(Inflate {
+            state,
+            out: Vec::new(),
+            limit,
+        })
+    }
+
+    /// Bytes decoded so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether nothing has been decoded yet.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// Decodes up to `max` more bytes; `true` once the whole body is decoded.
+    ///
+    /// # Errors
+    /// As [`ContentEncoding::decode`].
+    pub fn step(&mut self, max: usize) -> Result<bool, IngestError> {
+        // One byte past the limit tells "exactly at the limit" from "over it".
+        let room = self.limit.saturating_add(1).saturating_sub(self.out.len());
+        let want = max.min(room);
+        if want == 0 {
+            return Ok(false);
         }
+        let (filled, name) = match &mut self.state {
+            State::Done => return Ok(true),
+            State::Gzip(decoder) => (fill(decoder, &mut self.out, want, "gzip")?, "gzip"),
+            State::Deflate(decoder) => (fill(decoder, &mut self.out, want, "deflate")?, "deflate"),
+        };
+        if self.out.len() > self.limit {
+            return Err(IngestError::TooLarge { limit: self.limit });
+        }
+        if filled == want {
+            return Ok(false);
+        }
+        // The stream (or gzip member) ended: what follows it decides what comes next.
+        let rest = match std::mem::replace(&mut self.state, State::Done) {
+            State::Gzip(decoder) => decoder.into_inner(),
+            State::Deflate(decoder) => decoder.into_inner(),
+            State::Done => &[],
+        };
+        match (name, rest) {
+            (_, []) => Ok(true),
+            ("gzip", [0x1f, 0x8b, ..]) => {
+                self.state = State::Gzip(GzDecoder::new(rest));
+                Ok(false)
+            }
+            _ => Err(trailing(name)),
+        }
+    }
+
+    /// The decoded bytes.
+    #[must_use]
+    pub fn into_inner(self) -> Vec<u8> {
+        self.out
     }
 }
 
@@ -78,26 +164,33 @@ fn trailing(name: &str) -> IngestError {
     IngestError::Invalid(format!("body: trailing bytes after the {name} data"))
 }
 
-/// Appends what `decoder` yields to `out`, up to `limit` bytes in all. The decoder reads its
-/// input through a `&mut &[u8]`, which is left just past the end of the compressed stream.
-fn inflate(
-    decoder: impl Read,
+/// Reads up to `want` bytes from `decoder` onto the end of `out`, growing it by exactly that
+/// much; returns how many came (fewer at the end of the stream).
+fn fill(
+    decoder: &mut impl Read,
     out: &mut Vec<u8>,
-    limit: usize,
+    want: usize,
     name: &str,
-) -> Result<(), IngestError> {
-    // One byte past the limit tells "exactly at the limit" from "over it" without ever
-    // holding more than limit + 1 bytes; it also makes the decoder read on to its trailer.
-    let room = limit.saturating_add(1).saturating_sub(out.len());
-    let cap = u64::try_from(room).unwrap_or(u64::MAX);
-    decoder
-        .take(cap)
-        .read_to_end(out)
-        .map_err(|e| IngestError::Invalid(format!("body: invalid {name} data: {e}")))?;
-    if out.len() > limit {
-        return Err(IngestError::TooLarge { limit });
+) -> Result<usize, IngestError> {
+    let start = out.len();
+    out.reserve_exact(want);
+    out.resize(start + want, 0);
+    let mut filled = 0;
+    while filled < want {
+        match decoder.read(&mut out[start + filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.truncate(start);
+                return Err(IngestError::Invalid(format!(
+                    "body: invalid {name} data: {e}"
+                )));
+            }
+        }
     }
-    Ok(())
+    out.truncate(start + filled);
+    Ok(filled)
 }
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
 //! JSON decoding whose errors name the path of the offending field.
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::IngestError;
 
-/// Deserializes `body` as JSON into `T`; an error names the first offending field's path
-/// (`batch[7].type: unknown variant …`, or `body: …` for the document as a whole).
+/// Deserializes `body` as JSON into `T`, which may borrow from it; an error names the first
+/// offending field's path (`batch[7].type: unknown variant …`, or `body: …` for the document
+/// as a whole).
 ///
 /// # Errors
 /// [`IngestError::Invalid`].
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
+pub fn parse<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, IngestError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -45,7 +46,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
 ///
 /// # Errors
 /// [`IngestError::Invalid`].
-pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
+pub fn parse_object<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, IngestError> {
     let first = body
         .iter()
         .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'));

@@ -1,18 +1,22 @@
 #![doc = include_str!("../README.md")]
 
 mod batch;
+mod caps;
 mod count;
 mod decoded;
 mod encoding;
 mod error;
 mod event;
+pub mod expansion;
 pub mod json;
 mod otlp;
 mod signal;
+mod tree;
 
 pub use batch::{MAX_BATCH_EVENTS, MAX_ID_CHARS, decode_batch};
+pub use caps::{Caps, MAX_ATTRIBUTE_VALUES, MAX_DEPTH, MAX_ELEMENTS, MAX_NESTED_ENTRIES};
 pub use decoded::{Context, Decoded, merge_context};
-pub use encoding::ContentEncoding;
+pub use encoding::{ContentEncoding, Inflate};
 pub use error::IngestError;
 pub use event::{Event, EventKind};
 pub use json::contains_nul;

@@ -2,6 +2,7 @@
 //! `ExportMetricsServiceRequest` in protobuf or JSON, decoded with the `opentelemetry-proto`
 //! crate's generated types and turned into [`Event`]s: one per span, log record or data point.
 
+use crate::tree::{Fields, Json, Object};
 use chrono::{DateTime, Utc};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -16,10 +17,12 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use serde_json::{Map, Value, json};
 
 use crate::count::Counts;
-use crate::{Context, Decoded, Event, EventKind, Format, IngestError, MAX_ID_CHARS, Signal};
+use crate::{
+    Caps, Context, Decoded, Event, EventKind, Format, IngestError, MAX_ATTRIBUTE_VALUES, MAX_DEPTH,
+    MAX_ELEMENTS, MAX_ID_CHARS, MAX_NESTED_ENTRIES, Signal,
+};
 
 /// Most spans, log records or metric data points one OTLP request may carry; also the most
 /// resource, scope (and metric) entries. Counted before any event is built, and for protobuf
@@ -30,39 +33,60 @@ pub const MAX_OTLP_EVENTS: usize = 10_000;
 /// The resource and scope of each group (and the unit and description of each metric) are held
 /// once in [`Decoded::contexts`], not copied into every event.
 ///
+/// ```
+/// use agentvista_ingest::{Caps, Format, Signal, decode_otlp};
+///
+/// let body = include_bytes!("../tests/fixtures/logs.json");
+/// let at = chrono::DateTime::UNIX_EPOCH;
+/// let decoded = decode_otlp(Signal::Logs, Format::Json, body, at, &Caps::default())?;
+/// assert_eq!(decoded.events.len(), 1);
+///
+/// let tight = Caps { max_attribute_bytes: 4 };
+/// let err = decode_otlp(Signal::Logs, Format::Json, body, at, &tight).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "resourceLogs[0].resource.attributes[0].value: longer than the limit of 4 bytes"
+/// );
+/// # Ok::<(), agentvista_ingest::IngestError>(())
+/// ```
+///
 /// # Errors
-/// [`IngestError::Invalid`] for a body that does not decode, for more than
-/// [`MAX_OTLP_EVENTS`] spans, records or points (or resource, scope and metric entries), for a
-/// span whose trace or span id has the wrong length, for a metric name longer than
-/// [`MAX_ID_CHARS`](crate::MAX_ID_CHARS) characters, and for a NUL character in any string
-/// (the message names its position).
+/// [`IngestError::Invalid`] for a body that does not decode; for more than
+/// [`MAX_OTLP_EVENTS`] spans, records or points (or resource, scope and metric entries), more
+/// than [`MAX_ATTRIBUTE_VALUES`] attribute values or more than [`MAX_NESTED_ENTRIES`] nested
+/// entries, all counted before the message is decoded; for a value nested deeper than
+/// [`MAX_DEPTH`], a list of more than [`MAX_ELEMENTS`], a string or bytes value longer than
+/// `caps.max_attribute_bytes` (the message names its path); for a span whose trace or span id
+/// has the wrong length, for a metric name longer than [`MAX_ID_CHARS`](crate::MAX_ID_CHARS)
+/// characters, and for a NUL character in any string (the message names its position).
 pub fn decode_otlp(
     signal: Signal,
     format: Format,
     body: &[u8],
     received_at: DateTime<Utc>,
+    caps: &Caps,
 ) -> Result<Decoded, IngestError> {
     check_counts(signal, crate::count::scan(signal, format, body)?)?;
     match signal {
         Signal::Traces => {
             let request = decode::<ExportTraceServiceRequest>(format, body)?;
             check_counts(signal, count_spans(&request))?;
-            spans(request, received_at)
+            spans(request, received_at, caps)
         }
         Signal::Logs => {
             let request = decode::<ExportLogsServiceRequest>(format, body)?;
             check_counts(signal, count_logs(&request))?;
-            logs(request, received_at)
+            logs(request, received_at, caps)
         }
         Signal::Metrics => {
             let request = decode::<ExportMetricsServiceRequest>(format, body)?;
             check_counts(signal, count_metrics(&request))?;
-            metrics(request, received_at)
+            metrics(request, received_at, caps)
         }
     }
 }
 
-fn check_counts(signal: Signal, counts: Counts) -> Result<(), IngestError> {
+pub(crate) fn check_counts(signal: Signal, counts: Counts) -> Result<(), IngestError> {
     let (field, unit, groups) = match signal {
         Signal::Traces => ("resourceSpans", "spans", "resource and scope entries"),
         Signal::Logs => ("resourceLogs", "log records", "resource and scope entries"),
@@ -82,6 +106,20 @@ fn check_counts(signal: Signal, counts: Counts) -> Result<(), IngestError> {
         return Err(IngestError::Invalid(format!(
             "{field}: at most {MAX_OTLP_EVENTS} {groups} per request, got {}",
             counts.groups
+        )));
+    }
+    if counts.values > MAX_ATTRIBUTE_VALUES {
+        return Err(IngestError::Invalid(format!(
+            "{field}: at most {MAX_ATTRIBUTE_VALUES} attribute values per request, got {}",
+            counts.values
+        )));
+    }
+    if counts.entries > MAX_NESTED_ENTRIES {
+        return Err(IngestError::Invalid(format!(
+            "{field}: at most {MAX_NESTED_ENTRIES} nested entries (span events and links, \
+             exemplars, quantiles, histogram buckets and bounds, entity references and their \
+             keys) per request, got {}",
+            counts.entries
         )));
     }
     Ok(())
@@ -162,29 +200,33 @@ where
 
 /// A context built on first use, so that groups without events leave none behind.
 struct Lazy {
-    fields: Option<Map<String, Value>>,
+    fields: Option<Fields>,
     index: Option<usize>,
 }
 
 impl Lazy {
-    fn new(fields: Map<String, Value>) -> Self {
+    fn new(fields: Fields) -> Self {
         Lazy {
             fields: Some(fields),
             index: None,
         }
     }
 
-    fn index(&mut self, contexts: &mut Vec<Context>, parent: Option<usize>) -> usize {
+    fn index(
+        &mut self,
+        contexts: &mut Vec<Context>,
+        parent: Option<usize>,
+    ) -> Result<usize, IngestError> {
         if let Some(index) = self.index {
-            return index;
+            return Ok(index);
         }
         let index = contexts.len();
         contexts.push(Context {
             parent,
-            fields: self.fields.take().unwrap_or_default(),
+            fields: self.fields.take().unwrap_or_default().into_raw()?,
         });
         self.index = Some(index);
-        index
+        Ok(index)
     }
 }
 
@@ -192,13 +234,19 @@ impl Lazy {
 fn resource_context(
     resource: Option<Resource>,
     path: &dyn Fn() -> String,
+    caps: &Caps,
 ) -> Result<Lazy, IngestError> {
     let resource = match resource {
-        Some(r) => attributes_json(r.attributes, &|| format!("{}.resource.attributes", path()))?,
-        None => Value::Object(Map::new()),
+        Some(r) => attributes_json(
+            r.attributes,
+            &|| format!("{}.resource.attributes", path()),
+            1,
+            caps,
+        )?,
+        None => Json::Object(Object::default()),
     };
-    let mut fields = Map::new();
-    fields.insert("resource".into(), resource);
+    let mut fields = Fields::new();
+    fields.insert("resource", resource);
     Ok(Lazy::new(fields))
 }
 
@@ -210,23 +258,27 @@ fn scope_context(
         Some(s) => {
             let name = text(s.name, || format!("{}.scope.name", path()))?;
             let version = text(s.version, || format!("{}.scope.version", path()))?;
-            json!({"name": name, "version": version})
+            Json::object([("name", name.into()), ("version", version.into())])
         }
-        None => Value::Null,
+        None => Json::Null,
     };
-    let mut fields = Map::new();
-    fields.insert("scope".into(), scope);
+    let mut fields = Fields::new();
+    fields.insert("scope", scope);
     Ok(Lazy::new(fields))
 }
 
 fn spans(
     request: ExportTraceServiceRequest,
     received_at: DateTime<Utc>,
+    caps: &Caps,
 ) -> Result<Decoded, IngestError> {
     let mut out = Decoded::default();
     for (r, resource_spans) in request.resource_spans.into_iter().enumerate() {
-        let mut resource =
-            resource_context(resource_spans.resource, &|| format!("resourceSpans[{r}]"))?;
+        let mut resource = resource_context(
+            resource_spans.resource,
+            &|| format!("resourceSpans[{r}]"),
+            caps,
+        )?;
         for (s, scope_spans) in resource_spans.scope_spans.into_iter().enumerate() {
             let group = || format!("resourceSpans[{r}].scopeSpans[{s}]");
             let mut scope = scope_context(scope_spans.scope, &group)?;
@@ -248,55 +300,49 @@ fn spans(
                 let trace_id = hex::encode(&span.trace_id);
                 let span_id = hex::encode(&span.span_id);
                 let id = format!("{trace_id}-{span_id}");
-                let mut body = Map::new();
-                body.insert("span_id".into(), span_id.into());
+                let mut body = Fields::new();
+                body.insert("span_id", span_id);
                 if !span.parent_span_id.is_empty() {
-                    body.insert(
-                        "parent_span_id".into(),
-                        hex::encode(&span.parent_span_id).into(),
-                    );
+                    body.insert("parent_span_id", hex::encode(&span.parent_span_id));
                 }
-                body.insert("kind".into(), span.kind.into());
+                body.insert("kind", span.kind);
+                body.insert("start_time_unix_nano", span.start_time_unix_nano);
+                body.insert("end_time_unix_nano", span.end_time_unix_nano);
                 body.insert(
-                    "start_time_unix_nano".into(),
-                    span.start_time_unix_nano.into(),
-                );
-                body.insert("end_time_unix_nano".into(), span.end_time_unix_nano.into());
-                body.insert(
-                    "attributes".into(),
-                    attributes_json(span.attributes, &|| at("attributes"))?,
+                    "attributes",
+                    attributes_json(span.attributes, &|| at("attributes"), 1, caps)?,
                 );
                 if let Some(status) = span.status {
                     let message = text(status.message, || at("status.message"))?;
                     body.insert(
-                        "status".into(),
-                        json!({"code": status.code, "message": message}),
+                        "status",
+                        Json::object([("code", status.code.into()), ("message", message.into())]),
                     );
                 }
                 if !span.events.is_empty() {
-                    let span_events = span
-                        .events
-                        .into_iter()
-                        .enumerate()
-                        .map(|(e, event)| {
-                            let at_event = |field: &str| at(&format!("events[{e}].{field}"));
-                            let name = text(event.name, || at_event("name"))?;
-                            let attributes =
-                                attributes_json(event.attributes, &|| at_event("attributes"))?;
-                            Ok(json!({"name": name, "time_unix_nano": event.time_unix_nano, "attributes": attributes}))
-                        })
-                        .collect::<Result<Vec<Value>, IngestError>>()?;
-                    body.insert("events".into(), span_events.into());
+                    let mut span_events = Vec::with_capacity(span.events.len());
+                    for (e, event) in span.events.into_iter().enumerate() {
+                        let at_event = |field: &str| at(&format!("events[{e}].{field}"));
+                        let name = text(event.name, || at_event("name"))?;
+                        let attributes =
+                            attributes_json(event.attributes, &|| at_event("attributes"), 1, caps)?;
+                        span_events.push(Json::object([
+                            ("name", name.into()),
+                            ("time_unix_nano", event.time_unix_nano.into()),
+                            ("attributes", attributes),
+                        ]));
+                    }
+                    body.insert("events", Json::Array(span_events));
                 }
-                let resource_index = resource.index(&mut out.contexts, None);
-                let context = scope.index(&mut out.contexts, Some(resource_index));
+                let resource_index = resource.index(&mut out.contexts, None)?;
+                let context = scope.index(&mut out.contexts, Some(resource_index))?;
                 out.events.push(Event {
                     id: Some(id),
                     kind: EventKind::Span,
                     trace_id: Some(trace_id),
                     name: non_empty(name),
                     timestamp: time(span.start_time_unix_nano, received_at),
-                    body: Some(Value::Object(body)),
+                    body: Some(body.into_raw()?),
                     context: Some(context),
                 });
             }
@@ -308,11 +354,15 @@ fn spans(
 fn logs(
     request: ExportLogsServiceRequest,
     received_at: DateTime<Utc>,
+    caps: &Caps,
 ) -> Result<Decoded, IngestError> {
     let mut out = Decoded::default();
     for (r, resource_logs) in request.resource_logs.into_iter().enumerate() {
-        let mut resource =
-            resource_context(resource_logs.resource, &|| format!("resourceLogs[{r}]"))?;
+        let mut resource = resource_context(
+            resource_logs.resource,
+            &|| format!("resourceLogs[{r}]"),
+            caps,
+        )?;
         for (s, scope_logs) in resource_logs.scope_logs.into_iter().enumerate() {
             let group = || format!("resourceLogs[{r}].scopeLogs[{s}]");
             let mut scope = scope_context(scope_logs.scope, &group)?;
@@ -320,20 +370,20 @@ fn logs(
                 let at = |field: &str| format!("{}.logRecords[{i}].{field}", group());
                 let severity_text = text(record.severity_text, || at("severityText"))?;
                 let event_name = text(record.event_name, || at("eventName"))?;
-                let mut body = Map::new();
-                body.insert("severity_number".into(), record.severity_number.into());
-                body.insert("severity_text".into(), severity_text.clone().into());
+                let mut body = Fields::new();
+                body.insert("severity_number", record.severity_number);
+                body.insert("severity_text", severity_text.clone());
                 let log_body = match record.body {
-                    Some(value) => any_json(value, &|| at("body"))?,
-                    None => Value::Null,
+                    Some(value) => any_json(value, &|| at("body"), 1, caps)?,
+                    None => Json::Null,
                 };
-                body.insert("body".into(), log_body);
+                body.insert("body", log_body);
                 body.insert(
-                    "attributes".into(),
-                    attributes_json(record.attributes, &|| at("attributes"))?,
+                    "attributes",
+                    attributes_json(record.attributes, &|| at("attributes"), 1, caps)?,
                 );
                 if record.span_id.iter().any(|b| *b != 0) {
-                    body.insert("span_id".into(), hex::encode(&record.span_id).into());
+                    body.insert("span_id", hex::encode(&record.span_id));
                 }
                 let when = if record.time_unix_nano != 0 {
                     record.time_unix_nano
@@ -341,15 +391,15 @@ fn logs(
                     record.observed_time_unix_nano
                 };
                 let name = non_empty(event_name).or_else(|| non_empty(severity_text));
-                let resource_index = resource.index(&mut out.contexts, None);
-                let context = scope.index(&mut out.contexts, Some(resource_index));
+                let resource_index = resource.index(&mut out.contexts, None)?;
+                let context = scope.index(&mut out.contexts, Some(resource_index))?;
                 out.events.push(Event {
                     id: None,
                     kind: EventKind::Log,
                     trace_id: trace_of(&record.trace_id),
                     name,
                     timestamp: time(when, received_at),
-                    body: Some(Value::Object(body)),
+                    body: Some(body.into_raw()?),
                     context: Some(context),
                 });
             }
@@ -363,14 +413,14 @@ struct Point {
     kind: &'static str,
     time_unix_nano: u64,
     attributes: Vec<KeyValue>,
-    point: Value,
+    point: Json,
 }
 
-fn number(value: Option<number_data_point::Value>) -> Value {
+fn number(value: Option<number_data_point::Value>) -> Json {
     match value {
-        Some(number_data_point::Value::AsDouble(v)) => json!(v),
-        Some(number_data_point::Value::AsInt(v)) => json!(v),
-        None => Value::Null,
+        Some(number_data_point::Value::AsDouble(v)) => v.into(),
+        Some(number_data_point::Value::AsInt(v)) => v.into(),
+        None => Json::Null,
     }
 }
 
@@ -384,7 +434,7 @@ fn points(data: Option<metric::Data>) -> Vec<Point> {
             .map(|p| Point {
                 kind: "gauge",
                 time_unix_nano: p.time_unix_nano,
-                point: json!({"value": number(p.value)}),
+                point: Json::object([("value", number(p.value))]),
                 attributes: p.attributes,
             })
             .collect(),
@@ -394,7 +444,7 @@ fn points(data: Option<metric::Data>) -> Vec<Point> {
             .map(|p| Point {
                 kind: "sum",
                 time_unix_nano: p.time_unix_nano,
-                point: json!({"value": number(p.value)}),
+                point: Json::object([("value", number(p.value))]),
                 attributes: p.attributes,
             })
             .collect(),
@@ -404,8 +454,14 @@ fn points(data: Option<metric::Data>) -> Vec<Point> {
             .map(|p| Point {
                 kind: "histogram",
                 time_unix_nano: p.time_unix_nano,
-                point: json!({"count": p.count, "sum": p.sum, "min": p.min, "max": p.max,
-                    "bucket_counts": p.bucket_counts, "explicit_bounds": p.explicit_bounds}),
+                point: Json::object([
+                    ("count", p.count.into()),
+                    ("sum", p.sum.into()),
+                    ("min", p.min.into()),
+                    ("max", p.max.into()),
+                    ("bucket_counts", p.bucket_counts.into()),
+                    ("explicit_bounds", p.explicit_bounds.into()),
+                ]),
                 attributes: p.attributes,
             })
             .collect(),
@@ -415,8 +471,14 @@ fn points(data: Option<metric::Data>) -> Vec<Point> {
             .map(|p| Point {
                 kind: "exponential_histogram",
                 time_unix_nano: p.time_unix_nano,
-                point: json!({"count": p.count, "sum": p.sum, "scale": p.scale,
-                    "zero_count": p.zero_count, "min": p.min, "max": p.max}),
+                point: Json::object([
+                    ("count", p.count.into()),
+                    ("sum", p.sum.into()),
+                    ("scale", p.scale.into()),
+                    ("zero_count", p.zero_count.into()),
+                    ("min", p.min.into()),
+                    ("max", p.max.into()),
+                ]),
                 attributes: p.attributes,
             })
             .collect(),
@@ -424,15 +486,21 @@ fn points(data: Option<metric::Data>) -> Vec<Point> {
             .data_points
             .into_iter()
             .map(|p| {
-                let quantiles: Vec<Value> = p
+                let quantiles: Vec<Json> = p
                     .quantile_values
                     .iter()
-                    .map(|q| json!({"quantile": q.quantile, "value": q.value}))
+                    .map(|q| {
+                        Json::object([("quantile", q.quantile.into()), ("value", q.value.into())])
+                    })
                     .collect();
                 Point {
                     kind: "summary",
                     time_unix_nano: p.time_unix_nano,
-                    point: json!({"count": p.count, "sum": p.sum, "quantiles": quantiles}),
+                    point: Json::object([
+                        ("count", p.count.into()),
+                        ("sum", p.sum.into()),
+                        ("quantiles", Json::Array(quantiles)),
+                    ]),
                     attributes: p.attributes,
                 }
             })
@@ -444,12 +512,15 @@ fn points(data: Option<metric::Data>) -> Vec<Point> {
 fn metrics(
     request: ExportMetricsServiceRequest,
     received_at: DateTime<Utc>,
+    caps: &Caps,
 ) -> Result<Decoded, IngestError> {
     let mut out = Decoded::default();
     for (r, resource_metrics) in request.resource_metrics.into_iter().enumerate() {
-        let mut resource = resource_context(resource_metrics.resource, &|| {
-            format!("resourceMetrics[{r}]")
-        })?;
+        let mut resource = resource_context(
+            resource_metrics.resource,
+            &|| format!("resourceMetrics[{r}]"),
+            caps,
+        )?;
         for (s, scope_metrics) in resource_metrics.scope_metrics.into_iter().enumerate() {
             let group = || format!("resourceMetrics[{r}].scopeMetrics[{s}]");
             let mut scope = scope_context(scope_metrics.scope, &group)?;
@@ -466,29 +537,32 @@ fn metrics(
                 }
                 let unit = text(metric.unit, || at("unit"))?;
                 let description = text(metric.description, || at("description"))?;
-                let mut fields = Map::new();
-                fields.insert("unit".into(), unit.into());
-                fields.insert("description".into(), description.into());
+                let mut fields = Fields::new();
+                fields.insert("unit", unit);
+                fields.insert("description", description);
                 let mut shared = Lazy::new(fields);
                 let name = non_empty(name);
                 for (p, point) in points(metric.data).into_iter().enumerate() {
-                    let attributes = attributes_json(point.attributes, &|| {
-                        at(&format!("dataPoints[{p}].attributes"))
-                    })?;
-                    let mut body = Map::new();
-                    body.insert("metric_type".into(), point.kind.into());
-                    body.insert("attributes".into(), attributes);
-                    body.insert("point".into(), point.point);
-                    let resource_index = resource.index(&mut out.contexts, None);
-                    let scope_index = scope.index(&mut out.contexts, Some(resource_index));
-                    let context = shared.index(&mut out.contexts, Some(scope_index));
+                    let attributes = attributes_json(
+                        point.attributes,
+                        &|| at(&format!("dataPoints[{p}].attributes")),
+                        1,
+                        caps,
+                    )?;
+                    let mut body = Fields::new();
+                    body.insert("metric_type", point.kind);
+                    body.insert("attributes", attributes);
+                    body.insert("point", point.point);
+                    let resource_index = resource.index(&mut out.contexts, None)?;
+                    let scope_index = scope.index(&mut out.contexts, Some(resource_index))?;
+                    let context = shared.index(&mut out.contexts, Some(scope_index))?;
                     out.events.push(Event {
                         id: None,
                         kind: EventKind::Metric,
                         trace_id: None,
                         name: name.clone(),
                         timestamp: time(point.time_unix_nano, received_at),
-                        body: Some(Value::Object(body)),
+                        body: Some(body.into_raw()?),
                         context: Some(context),
                     });
                 }
@@ -528,41 +602,97 @@ fn time(unix_nano: u64, received_at: DateTime<Utc>) -> DateTime<Utc> {
         .map_or(received_at, DateTime::from_timestamp_nanos)
 }
 
-/// A list of key-values as one JSON object; `path` names the list in errors.
+/// A list of key-values as one JSON object; `path` names the list in errors, `depth` is the
+/// depth of its values (1 for an attribute list, more inside a kvlist).
 fn attributes_json(
     attributes: Vec<KeyValue>,
     path: &dyn Fn() -> String,
-) -> Result<Value, IngestError> {
-    let mut map = Map::new();
+    depth: usize,
+    caps: &Caps,
+) -> Result<Json, IngestError> {
+    if attributes.len() > MAX_ELEMENTS {
+        return Err(too_many(&path()));
+    }
+    let mut members = Vec::with_capacity(attributes.len());
     for (k, kv) in attributes.into_iter().enumerate() {
         let key = text(kv.key, || format!("{}[{k}].key", path()))?;
         let value = match kv.value {
-            Some(value) => any_json(value, &|| format!("{}[{k}].value", path()))?,
-            None => Value::Null,
+            Some(value) => any_json(value, &|| format!("{}[{k}].value", path()), depth, caps)?,
+            None => Json::Null,
         };
-        map.insert(key, value);
+        members.push((key, value));
     }
-    Ok(Value::Object(map))
+    Ok(Json::Object(Object::from_members(members)))
 }
 
-fn any_json(value: AnyValue, path: &dyn Fn() -> String) -> Result<Value, IngestError> {
+/// One attribute value (or log body) at `depth`, as JSON.
+fn any_json(
+    value: AnyValue,
+    path: &dyn Fn() -> String,
+    depth: usize,
+    caps: &Caps,
+) -> Result<Json, IngestError> {
+    if depth > MAX_DEPTH {
+        return Err(IngestError::Invalid(format!(
+            "{}: nested deeper than {MAX_DEPTH} levels",
+            path()
+        )));
+    }
+    let too_long = |len: usize| {
+        (len > caps.max_attribute_bytes).then(|| {
+            IngestError::Invalid(format!(
+                "{}: longer than the limit of {} bytes",
+                path(),
+                caps.max_attribute_bytes
+            ))
+        })
+    };
     Ok(match value.value {
-        Some(any_value::Value::StringValue(s)) => text(s, path)?.into(),
+        Some(any_value::Value::StringValue(s)) => {
+            if let Some(err) = too_long(s.len()) {
+                return Err(err);
+            }
+            text(s, path)?.into()
+        }
         Some(any_value::Value::BoolValue(b)) => b.into(),
         Some(any_value::Value::IntValue(i)) => i.into(),
-        Some(any_value::Value::DoubleValue(d)) => json!(d),
-        Some(any_value::Value::ArrayValue(array)) => array
-            .values
-            .into_iter()
-            .enumerate()
-            .map(|(j, v)| any_json(v, &|| format!("{}.arrayValue.values[{j}]", path())))
-            .collect::<Result<Vec<Value>, IngestError>>()?
-            .into(),
-        Some(any_value::Value::KvlistValue(list)) => {
-            attributes_json(list.values, &|| format!("{}.kvlistValue.values", path()))?
+        Some(any_value::Value::DoubleValue(d)) => d.into(),
+        Some(any_value::Value::ArrayValue(array)) => {
+            let values_path = || format!("{}.arrayValue.values", path());
+            if array.values.len() > MAX_ELEMENTS {
+                return Err(too_many(&values_path()));
+            }
+            // Sized once: growing by doubling would cost up to twice the array.
+            let mut values = Vec::with_capacity(array.values.len());
+            for (j, v) in array.values.into_iter().enumerate() {
+                values.push(any_json(
+                    v,
+                    &|| format!("{}[{j}]", values_path()),
+                    depth + 1,
+                    caps,
+                )?);
+            }
+            Json::Array(values)
         }
-        Some(any_value::Value::BytesValue(bytes)) => hex::encode(bytes).into(),
-        Some(any_value::Value::StringValueStrindex(i)) => json!({"string_index": i}),
-        None => Value::Null,
+        Some(any_value::Value::KvlistValue(list)) => attributes_json(
+            list.values,
+            &|| format!("{}.kvlistValue.values", path()),
+            depth + 1,
+            caps,
+        )?,
+        Some(any_value::Value::BytesValue(bytes)) => {
+            if let Some(err) = too_long(bytes.len()) {
+                return Err(err);
+            }
+            Json::Hex(bytes)
+        }
+        Some(any_value::Value::StringValueStrindex(i)) => {
+            Json::object([("string_index", i.into())])
+        }
+        None => Json::Null,
     })
+}
+
+fn too_many(path: &str) -> IngestError {
+    IngestError::Invalid(format!("{path}: more than {MAX_ELEMENTS} elements"))
 }

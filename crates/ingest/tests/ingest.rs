@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use agentvista_ingest::{
-    ContentEncoding, Decoded, Event, EventKind, Format, IngestError, Signal, decode_otlp,
+    Caps, ContentEncoding, Decoded, EventKind, Format, IngestError, Signal, decode_otlp,
     export_response,
 };
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,11 +16,12 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValueList};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+    Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    metric,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -36,16 +37,33 @@ fn received() -> DateTime<Utc> {
 }
 
 fn json(signal: Signal, body: &[u8]) -> Result<Decoded, IngestError> {
-    decode_otlp(signal, Format::Json, body, received())
+    decode_otlp(signal, Format::Json, body, received(), &Caps::default())
 }
 
-/// The events as the API shows them: each body merged with its contexts.
-fn merged(decoded: &Decoded) -> Vec<Event> {
-    (0..decoded.events.len())
-        .map(|i| Event {
+/// An event as the API shows it: its body merged with its contexts.
+#[derive(Debug, PartialEq)]
+struct Shown {
+    id: Option<String>,
+    kind: EventKind,
+    trace_id: Option<String>,
+    name: Option<String>,
+    timestamp: DateTime<Utc>,
+    body: Option<serde_json::Value>,
+}
+
+/// The events as the API shows them.
+fn merged(decoded: &Decoded) -> Vec<Shown> {
+    decoded
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| Shown {
+            id: event.id.clone(),
+            kind: event.kind,
+            trace_id: event.trace_id.clone(),
+            name: event.name.clone(),
+            timestamp: event.timestamp,
             body: decoded.body_of(i),
-            context: None,
-            ..decoded.events[i].clone()
         })
         .collect()
 }
@@ -140,6 +158,7 @@ fn protobuf_and_json_encodings_of_one_request_give_the_same_events() {
         Format::Protobuf,
         &request.encode_to_vec(),
         received(),
+        &Caps::default(),
     )
     .unwrap();
     let as_json = serde_json::to_vec(&request).unwrap();
@@ -169,7 +188,14 @@ fn fixtures_survive_a_trip_through_protobuf() {
                 .unwrap()
                 .encode_to_vec(),
         };
-        let from_protobuf = decode_otlp(signal, Format::Protobuf, &protobuf, received()).unwrap();
+        let from_protobuf = decode_otlp(
+            signal,
+            Format::Protobuf,
+            &protobuf,
+            received(),
+            &Caps::default(),
+        )
+        .unwrap();
         assert_eq!(from_protobuf, json(signal, fixture).unwrap(), "{signal:?}");
     }
 }
@@ -185,10 +211,16 @@ fn a_gzipped_protobuf_body_decodes_and_a_bomb_is_too_large() {
         .decode(&gz, 1 << 20)
         .unwrap();
     assert_eq!(
-        decode_otlp(Signal::Traces, Format::Protobuf, &inflated, received())
-            .unwrap()
-            .events
-            .len(),
+        decode_otlp(
+            Signal::Traces,
+            Format::Protobuf,
+            &inflated,
+            received(),
+            &Caps::default()
+        )
+        .unwrap()
+        .events
+        .len(),
         50
     );
     assert_eq!(
@@ -206,6 +238,7 @@ fn malformed_bodies_and_wrong_types_are_refused_clearly() {
         Format::Protobuf,
         b"\xff\xff\xff garbage",
         received(),
+        &Caps::default(),
     )
     .unwrap_err();
     assert!(
@@ -222,6 +255,7 @@ fn malformed_bodies_and_wrong_types_are_refused_clearly() {
         Format::Protobuf,
         &bad.encode_to_vec(),
         received(),
+        &Caps::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -247,10 +281,16 @@ fn malformed_bodies_and_wrong_types_are_refused_clearly() {
 #[test]
 fn an_empty_export_has_no_events_and_the_answer_decodes() {
     assert!(
-        decode_otlp(Signal::Traces, Format::Protobuf, b"", received())
-            .unwrap()
-            .events
-            .is_empty()
+        decode_otlp(
+            Signal::Traces,
+            Format::Protobuf,
+            b"",
+            received(),
+            &Caps::default()
+        )
+        .unwrap()
+        .events
+        .is_empty()
     );
     let answer = export_response(Signal::Traces, Format::Protobuf);
     assert_eq!(
@@ -265,10 +305,10 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         for signal in [Signal::Traces, Signal::Logs, Signal::Metrics] {
             for format in [Format::Protobuf, Format::Json] {
-                let _ = decode_otlp(signal, format, &bytes, received());
+                let _ = decode_otlp(signal, format, &bytes, received(), &Caps::default());
             }
         }
-        let _ = agentvista_ingest::decode_batch(&bytes);
+        let _ = agentvista_ingest::decode_batch(&bytes, &Caps::default());
         let _ = ContentEncoding::Gzip.decode(&bytes, 4096);
     }
 }
@@ -285,6 +325,7 @@ fn shared_fields_are_held_once_and_merged_on_reading() {
         Format::Protobuf,
         &req.encode_to_vec(),
         received(),
+        &Caps::default(),
     )
     .unwrap();
     // One resource context, one scope context whose parent it is.
@@ -293,7 +334,8 @@ fn shared_fields_are_held_once_and_merged_on_reading() {
     assert_eq!(decoded.contexts[1].parent, Some(0));
     for (i, event) in decoded.events.iter().enumerate() {
         assert_eq!(event.context, Some(1));
-        let own = event.body.as_ref().unwrap();
+        let own: serde_json::Value =
+            serde_json::from_str(event.body.as_ref().unwrap().get()).unwrap();
         assert!(own.get("resource").is_none() && own.get("scope").is_none());
         let body = decoded.body_of(i).unwrap();
         assert_eq!(body["resource"]["service.name"], "svc");
@@ -304,14 +346,19 @@ fn shared_fields_are_held_once_and_merged_on_reading() {
     // Metrics: resource, scope, then one context per metric for its unit and description.
     let metrics = json(Signal::Metrics, METRICS).unwrap();
     for event in &metrics.events {
-        let own = event.body.as_ref().unwrap();
+        let own: serde_json::Value =
+            serde_json::from_str(event.body.as_ref().unwrap().get()).unwrap();
         assert!(own.get("unit").is_none() && own.get("description").is_none());
+        let fields = |context: &agentvista_ingest::Context| -> serde_json::Value {
+            serde_json::from_str(context.fields.get()).unwrap()
+        };
         let metric = &metrics.contexts[event.context.unwrap()];
-        assert!(metric.fields.contains_key("unit") && metric.fields.contains_key("description"));
+        let shared = fields(metric);
+        assert!(shared.get("unit").is_some() && shared.get("description").is_some());
         let scope = &metrics.contexts[metric.parent.unwrap()];
-        assert!(scope.fields.contains_key("scope"));
+        assert!(fields(scope).get("scope").is_some());
         let resource = &metrics.contexts[scope.parent.unwrap()];
-        assert!(resource.fields.contains_key("resource"));
+        assert!(fields(resource).get("resource").is_some());
         assert_eq!(resource.parent, None);
     }
     let merged = merged(&metrics);
@@ -338,6 +385,7 @@ fn an_otlp_request_holds_at_most_10000_events() {
         Format::Protobuf,
         &full.encode_to_vec(),
         received(),
+        &Caps::default(),
     )
     .unwrap();
     assert_eq!(decoded.events.len(), 10_000);
@@ -348,7 +396,7 @@ fn an_otlp_request_holds_at_most_10000_events() {
             Format::Json => serde_json::to_vec(&over).unwrap(),
         };
         assert_eq!(
-            decode_otlp(Signal::Traces, format, &body, received()),
+            decode_otlp(Signal::Traces, format, &body, received(), &Caps::default()),
             Err(IngestError::Invalid(
                 "resourceSpans: at most 10000 spans per request, got 10001".into()
             )),
@@ -365,6 +413,7 @@ fn an_otlp_request_holds_at_most_10000_events() {
         Format::Protobuf,
         &split.encode_to_vec(),
         received(),
+        &Caps::default(),
     )
     .unwrap_err();
     assert!(err.to_string().ends_with("got 12000"), "{err}");
@@ -384,6 +433,7 @@ fn an_otlp_request_holds_at_most_10000_events() {
         Format::Json,
         &serde_json::to_vec(&logs).unwrap(),
         received(),
+        &Caps::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -414,7 +464,8 @@ fn an_otlp_request_holds_at_most_10000_events() {
         } else {
             Format::Protobuf
         };
-        let err = decode_otlp(Signal::Metrics, format, &body, received()).unwrap_err();
+        let err =
+            decode_otlp(Signal::Metrics, format, &body, received(), &Caps::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "resourceMetrics: at most 10000 data points per request, got 10001"
@@ -429,6 +480,7 @@ fn an_otlp_request_holds_at_most_10000_events() {
         Format::Protobuf,
         &groups.encode_to_vec(),
         received(),
+        &Caps::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -440,7 +492,7 @@ fn an_otlp_request_holds_at_most_10000_events() {
 #[test]
 fn a_nul_character_anywhere_is_refused_with_its_path() {
     fn refused(signal: Signal, body: Vec<u8>, format: Format) -> String {
-        match decode_otlp(signal, format, &body, received()) {
+        match decode_otlp(signal, format, &body, received(), &Caps::default()) {
             Err(IngestError::Invalid(message)) => message,
             other => panic!("{other:?}"),
         }
@@ -575,7 +627,7 @@ fn a_nul_character_in_a_batch_is_refused_with_its_path() {
     for (extra, path) in cases {
         let body = format!(r#"{{"batch":[{},{}]}}"#, item(""), item(extra));
         assert_eq!(
-            agentvista_ingest::decode_batch(body.as_bytes()),
+            agentvista_ingest::decode_batch(body.as_bytes(), &Caps::default()),
             Err(IngestError::Invalid(format!(
                 "{path}: must not contain NUL characters"
             ))),
@@ -591,4 +643,347 @@ fn a_nul_character_in_a_batch_is_refused_with_its_path() {
     assert!(!agentvista_ingest::contains_nul(
         &serde_json::json!({"a": ["\\u0000", 0]})
     ));
+}
+
+/// `request` in both formats.
+fn encodings<M: Message + serde::Serialize>(request: &M) -> [(Format, Vec<u8>); 2] {
+    [
+        (Format::Protobuf, request.encode_to_vec()),
+        (Format::Json, serde_json::to_vec(request).unwrap()),
+    ]
+}
+
+/// Whether `signal`'s `request`, in both formats, is accepted under `caps` (`Ok`) or refused
+/// with the same message in both (`Err`).
+fn outcome<M: Message + serde::Serialize>(
+    signal: Signal,
+    request: &M,
+    caps: &Caps,
+) -> Result<(), String> {
+    let [(_, protobuf), (_, json)] = encodings(request);
+    let from_protobuf = decode_otlp(signal, Format::Protobuf, &protobuf, received(), caps);
+    let from_json = decode_otlp(signal, Format::Json, &json, received(), caps);
+    match (from_protobuf, from_json) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, b);
+            Ok(())
+        }
+        (Err(IngestError::Invalid(a)), Err(IngestError::Invalid(b))) => {
+            assert_eq!(a, b, "protobuf and JSON differ");
+            Err(a)
+        }
+        (a, b) => panic!("protobuf {:?}, JSON {:?}", a.map(|_| ()), b.map(|_| ())),
+    }
+}
+
+fn array(values: Vec<AnyValue>) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::ArrayValue(ArrayValue { values })),
+    }
+}
+
+fn kvlist(values: Vec<KeyValue>) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::KvlistValue(KeyValueList { values })),
+    }
+}
+
+fn attribute(key: &str, value: AnyValue) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+/// One span whose attributes are `attributes`.
+fn with_attributes(attributes: Vec<KeyValue>) -> ExportTraceServiceRequest {
+    let mut req = request(1);
+    req.resource_spans[0].scope_spans[0].spans[0].attributes = attributes;
+    req
+}
+
+const SPAN: &str = "resourceSpans[0].scopeSpans[0].spans[0]";
+
+#[test]
+fn an_otlp_request_holds_at_most_100000_attribute_values_counted_before_decoding() {
+    assert_eq!(agentvista_ingest::MAX_ATTRIBUTE_VALUES, 100_000);
+    // Ten attributes, each a KeyValue and its AnyValue around 9,998 empty values.
+    let build = |extra: usize| {
+        with_attributes(
+            (0..10)
+                .map(|k| {
+                    let n = 9_998 + usize::from(k == 0) * extra;
+                    attribute(&format!("a{k}"), array(vec![AnyValue::default(); n]))
+                })
+                .collect(),
+        )
+    };
+    assert_eq!(outcome(Signal::Traces, &build(0), &Caps::default()), Ok(()));
+    assert_eq!(
+        outcome(Signal::Traces, &build(1), &Caps::default()),
+        Err("resourceSpans: at most 100000 attribute values per request, got 100001".into())
+    );
+    // Log bodies and the KeyValues of kvlists count too: 10 a record, the body and 9 keys.
+    let record = |keys: usize| LogRecord {
+        body: Some(kvlist(vec![KeyValue::default(); keys])),
+        ..Default::default()
+    };
+    let mut logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record(9); 10_000],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(outcome(Signal::Logs, &logs, &Caps::default()), Ok(()));
+    logs.resource_logs[0].scope_logs[0].log_records[5] = record(10);
+    assert_eq!(
+        outcome(Signal::Logs, &logs, &Caps::default()),
+        Err("resourceLogs: at most 100000 attribute values per request, got 100001".into())
+    );
+}
+
+#[test]
+fn an_otlp_request_holds_at_most_50000_nested_entries_counted_before_decoding() {
+    assert_eq!(agentvista_ingest::MAX_NESTED_ENTRIES, 50_000);
+    let message = |signal: &str, got: usize| {
+        format!(
+            "{signal}: at most 50000 nested entries (span events and links, exemplars, \
+             quantiles, histogram buckets and bounds, entity references and their keys) per \
+             request, got {got}"
+        )
+    };
+    // Span events and links.
+    let spans = |extra: usize| {
+        let mut req = request(5);
+        for (i, span) in req.resource_spans[0].scope_spans[0]
+            .spans
+            .iter_mut()
+            .enumerate()
+        {
+            span.events = vec![Default::default(); 9_999 + usize::from(i == 4) * extra];
+            span.links = vec![Default::default(); 1];
+        }
+        req
+    };
+    assert_eq!(outcome(Signal::Traces, &spans(0), &Caps::default()), Ok(()));
+    assert_eq!(
+        outcome(Signal::Traces, &spans(1), &Caps::default()),
+        Err(message("resourceSpans", 50_001))
+    );
+    // Histogram buckets (packed on the wire) and bounds.
+    let histogram = |buckets: usize, bounds: usize| ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "h".into(),
+                    data: Some(metric::Data::Histogram(Histogram {
+                        data_points: vec![HistogramDataPoint {
+                            bucket_counts: vec![7; buckets],
+                            explicit_bounds: vec![1.5; bounds],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(
+        outcome(
+            Signal::Metrics,
+            &histogram(25_000, 25_000),
+            &Caps::default()
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        outcome(
+            Signal::Metrics,
+            &histogram(25_001, 25_000),
+            &Caps::default()
+        ),
+        Err(message("resourceMetrics", 50_001))
+    );
+}
+
+#[test]
+fn attribute_values_nest_at_most_32_deep() {
+    // `levels` arrays around a string: the attribute's value is level 1, the string
+    // `levels + 1`.
+    let nested = |levels: usize| {
+        let leaf = AnyValue {
+            value: Some(any_value::Value::StringValue("x".into())),
+        };
+        with_attributes(vec![attribute(
+            "deep",
+            (0..levels).fold(leaf, |inner, _| array(vec![inner])),
+        )])
+    };
+    assert_eq!(
+        outcome(Signal::Traces, &nested(31), &Caps::default()),
+        Ok(())
+    );
+    assert_eq!(
+        outcome(Signal::Traces, &nested(32), &Caps::default()),
+        Err(format!(
+            "{SPAN}.attributes[0].value{}: nested deeper than 32 levels",
+            ".arrayValue.values[0]".repeat(32)
+        ))
+    );
+    let kvlists = |levels: usize| {
+        (0..levels).fold(AnyValue::default(), |inner, _| {
+            kvlist(vec![KeyValue::default(), attribute("k", inner)])
+        })
+    };
+    let record = |levels: usize| ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(kvlists(levels)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    // Protobuf only: JSON spends 4 levels of its parser's 128 on each kvlist level.
+    let protobuf = |levels: usize| {
+        decode_otlp(
+            Signal::Logs,
+            Format::Protobuf,
+            &record(levels).encode_to_vec(),
+            received(),
+            &Caps::default(),
+        )
+        .map(|_| ())
+    };
+    assert_eq!(protobuf(31), Ok(()));
+    assert_eq!(
+        protobuf(32),
+        Err(IngestError::Invalid(format!(
+            "resourceLogs[0].scopeLogs[0].logRecords[0].body{}: nested deeper than 32 levels",
+            ".kvlistValue.values[1].value".repeat(32)
+        )))
+    );
+}
+
+#[test]
+fn lists_hold_at_most_10000_elements() {
+    fn keys(n: usize) -> Vec<KeyValue> {
+        (0..n)
+            .map(|k| attribute(&format!("{k}"), AnyValue::default()))
+            .collect()
+    }
+    /// Attributes holding a list of `n` elements.
+    type Build = fn(usize) -> Vec<KeyValue>;
+    let cases: [(Build, String); 3] = [
+        (
+            |n| vec![attribute("a", array(vec![AnyValue::default(); n]))],
+            format!("{SPAN}.attributes[0].value.arrayValue.values"),
+        ),
+        (
+            |n| vec![KeyValue::default(), attribute("l", kvlist(keys(n)))],
+            format!("{SPAN}.attributes[1].value.kvlistValue.values"),
+        ),
+        (keys, format!("{SPAN}.attributes")),
+    ];
+    for (build, path) in cases {
+        assert_eq!(
+            outcome(
+                Signal::Traces,
+                &with_attributes(build(10_000)),
+                &Caps::default()
+            ),
+            Ok(()),
+            "{path}"
+        );
+        assert_eq!(
+            outcome(
+                Signal::Traces,
+                &with_attributes(build(10_001)),
+                &Caps::default()
+            ),
+            Err(format!("{path}: more than 10000 elements"))
+        );
+    }
+}
+
+#[test]
+fn strings_and_bytes_are_at_most_max_attribute_bytes() {
+    assert_eq!(Caps::default().max_attribute_bytes, 1_048_576);
+    let string = |len: usize| {
+        with_attributes(vec![
+            kv("ok", "x"),
+            attribute(
+                "big",
+                array(vec![
+                    AnyValue::default(),
+                    AnyValue {
+                        value: Some(any_value::Value::StringValue("é".repeat(len / 2))),
+                    },
+                ]),
+            ),
+        ])
+    };
+    assert_eq!(
+        outcome(Signal::Traces, &string(1_048_576), &Caps::default()),
+        Ok(())
+    );
+    assert_eq!(
+        outcome(Signal::Traces, &string(1_048_578), &Caps::default()),
+        Err(format!(
+            "{SPAN}.attributes[1].value.arrayValue.values[1]: longer than the limit of 1048576 bytes"
+        ))
+    );
+    let caps = Caps {
+        max_attribute_bytes: 16,
+    };
+    let bytes = |len: usize| {
+        with_attributes(vec![attribute(
+            "b",
+            AnyValue {
+                value: Some(any_value::Value::BytesValue(vec![0xab; len])),
+            },
+        )])
+    };
+    assert_eq!(outcome(Signal::Traces, &bytes(16), &caps), Ok(()));
+    assert_eq!(
+        outcome(Signal::Traces, &bytes(17), &caps),
+        Err(format!(
+            "{SPAN}.attributes[0].value: longer than the limit of 16 bytes"
+        ))
+    );
+    let log = |len: usize| ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![
+                    LogRecord::default(),
+                    LogRecord {
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("l".repeat(len))),
+                        }),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(outcome(Signal::Logs, &log(16), &caps), Ok(()));
+    assert_eq!(
+        outcome(Signal::Logs, &log(17), &caps),
+        Err(
+            "resourceLogs[0].scopeLogs[0].logRecords[1].body: longer than the limit of 16 bytes"
+                .into()
+        )
+    );
 }

@@ -88,7 +88,12 @@ fn events(next_id: &mut u64, n: u64) -> Vec<NewEvent> {
                 trace_id: Some(format!("trace-{}", *next_id / 10)),
                 name: Some("llm.call".into()),
                 timestamp: now,
-                body: Some(serde_json::json!({"model": "gpt", "tokens": 42})),
+                body: Some(
+                    serde_json::value::to_raw_value(
+                        &serde_json::json!({"model": "gpt", "tokens": 42}),
+                    )
+                    .unwrap(),
+                ),
                 context: Some(0),
             }
         })
@@ -105,7 +110,7 @@ fn contexts() -> Vec<NewContext> {
     });
     vec![NewContext {
         parent: None,
-        fields: fields.as_object().cloned().unwrap(),
+        fields: serde_json::value::to_raw_value(&fields).unwrap(),
     }]
 }
 
@@ -133,6 +138,8 @@ async fn plain_insert(db: &DatabaseConnection, account: AccountId, rows: Vec<New
         let base = i * 9;
         let marks: Vec<String> = (1..=9)
             .map(|k| match backend {
+                // The body (the eighth value) arrives as JSON text, as the ledger sends it.
+                sea_orm::DbBackend::Postgres if k == 8 => format!("CAST(${} AS jsonb)", base + k),
                 sea_orm::DbBackend::Postgres => format!("${}", base + k),
                 _ => "?".to_owned(),
             })
@@ -149,7 +156,7 @@ async fn plain_insert(db: &DatabaseConnection, account: AccountId, rows: Vec<New
             e.trace_id.into(),
             e.name.into(),
             e.timestamp.into(),
-            e.body.into(),
+            e.body.map(|b| b.get().to_owned()).into(),
             now.into(),
         ]);
     }

@@ -96,6 +96,18 @@ pub struct EventCursor {
 }
 
 impl EventCursor {
+    pub(crate) fn new(timestamp: DateTime<Utc>, id: i64) -> Self {
+        EventCursor { timestamp, id }
+    }
+
+    pub(crate) fn timestamp(&self) -> DateTime<Utc> {
+        self.timestamp
+    }
+
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
     /// The opaque form handed to clients as `next_cursor`.
     #[must_use]
     pub fn encode(&self) -> String {

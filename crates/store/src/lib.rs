@@ -25,6 +25,7 @@ mod store;
 mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod trace_page;
 mod users;
 
 pub use accounts::{Account, Accounts};
@@ -48,4 +49,5 @@ pub use sessions::{Session, Sessions};
 pub use setup::FirstUser;
 pub use store::Store;
 pub use telemetry::describe_metrics;
+pub use trace_page::{PageContext, PageEvent, TraceEventsPage, TraceEventsPlan};
 pub use users::{User, UserCredentials, Users};

@@ -345,7 +345,8 @@ async fn postgres_refuses_nul_characters_as_invalid_input() {
     let mut in_text = batch(&["x"]);
     in_text.events[0].name = Some("n\0".into());
     let mut in_json = batch(&["y"]);
-    in_json.events[0].body = Some(serde_json::json!({ "k": "v\u{0}" }));
+    in_json.events[0].body =
+        Some(serde_json::value::to_raw_value(&serde_json::json!({ "k": "v\u{0}" })).unwrap());
     for (what, batch) in [("text", in_text), ("json", in_json)] {
         let result = record(&store, account, batch).await;
         assert!(

@@ -290,7 +290,50 @@ impl Server {
 
     /// [`Server::start`] with extra environment (configuration overrides).
     pub(crate) async fn start_with(db: &Db, env: &[(&str, &str)]) -> Server {
-        let mut command = db.command();
+        Server::spawn(db.command(), db, env).await
+    }
+
+    /// [`Server::start_with`] under an address-space limit (`ulimit -v`), so that a runaway
+    /// allocation aborts the server instead of pushing the machine into swap.
+    pub(crate) async fn start_limited(
+        db: &Db,
+        env: &[(&str, &str)],
+        address_space_bytes: u64,
+    ) -> Server {
+        let plain = db.command();
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(r#"ulimit -v "$0" && exec "$@""#)
+            .arg((address_space_bytes / 1024).to_string())
+            .arg(plain.get_program())
+            .current_dir(db.dir.path());
+        for (name, value) in plain.get_envs() {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        Server::spawn(command, db, env).await
+    }
+
+    /// The process's peak and current resident memory in bytes (`VmHWM`, `VmRSS`).
+    pub(crate) fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let field = |name: &str| {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+            let kib: u64 = line[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap();
+            kib * 1024
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+
+    async fn spawn(mut command: Command, db: &Db, env: &[(&str, &str)]) -> Server {
         command
             .arg("serve")
             .env("AGENTVISTA__SERVER__BIND", "127.0.0.1:0")

@@ -9,6 +9,7 @@ mod docs;
 mod faults;
 mod harness;
 mod ingest;
+mod memory;
 mod replicas;
 mod telemetry;
 mod wire;
@@ -55,6 +56,9 @@ on_both!(
     a_rolled_key_works_through_its_grace_and_not_after,
     events_past_retention_are_gone_after_the_startup_sweep,
 );
+
+use memory::memory_stays_within_its_formula_under_trace_bombs_and_decode_floods;
+on_both!(memory_stays_within_its_formula_under_trace_bombs_and_decode_floods);
 
 /// Runs `$test(Db)` as `$test::postgres` only (faults only PostgreSQL has).
 macro_rules! on_postgres {

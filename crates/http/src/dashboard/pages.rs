@@ -486,16 +486,28 @@ pub(crate) async fn trace(
     if trace_id.contains('\0') {
         return Err(ApiError::NotFound);
     }
-    let page_of = state
-        .store
-        .events()
-        .of_trace(viewer.user.account_id, &trace_id, None, TRACE_PAGE_EVENTS)
-        .await?;
-    let events = page_of.events;
-    if events.is_empty() {
+    // A quarter of an API page's bytes: escaped and pretty-printed in markup, the JSON it
+    // shows grows several times over.
+    let max_bytes = state.config.max_response_bytes / 4;
+    let Some((page_of, grant)) = crate::trace_page::read(
+        &state,
+        viewer.user.account_id,
+        &trace_id,
+        crate::trace_page::Bounds {
+            after: None,
+            limit: TRACE_PAGE_EVENTS,
+            max_bytes,
+            multiple: crate::trace_page::DASHBOARD_MULTIPLE,
+        },
+        "dashboard_trace",
+    )
+    .await?
+    else {
         return Err(ApiError::NotFound);
-    }
-    Ok(page(
+    };
+    let contexts = crate::trace_page::Contexts::of(&page_of)?;
+    let events = &page_of.events;
+    let response = page(
         "Trace",
         Some(&viewer),
         "traces",
@@ -503,7 +515,7 @@ pub(crate) async fn trace(
             p { a href="/traces" { "← Traces" } }
             h1 { "Trace " code { (trace_id) } }
             ol.events id="trace-events" {
-                @for event in &events {
+                @for event in events {
                     li {
                         div.event-head {
                             span.tag { (event.event_type) }
@@ -511,15 +523,22 @@ pub(crate) async fn trace(
                             // To the millisecond: events of one trace are often seconds apart.
                             span.hint { (event.timestamp.format("%Y-%m-%d %H:%M:%S%.3f UTC")) }
                         }
-                        @if let Some(body) = &event.body {
-                            details { summary { "Details" } pre { code { (serde_json::to_string_pretty(body).unwrap_or_default()) } } }
+                        @if let Some(body) = contexts.body(event) {
+                            details { summary { "Details" } pre { code { (serde_json::to_string_pretty(&body).unwrap_or_default()) } } }
                         }
                     }
                 }
             }
-            @if page_of.next_cursor.is_some() { p.hint { "Showing the first " (TRACE_PAGE_EVENTS) " events; the API pages through all of them." } }
+            @if page_of.next_cursor.is_some() { p.hint { "Showing the first " (events.len()) " events; the API pages through all of them." } }
         },
-    ))
+    );
+    // The page holds its budget until it has been sent.
+    Ok(response
+        .map_body(|_, body| {
+            use actix_web::body::MessageBody;
+            crate::trace_page::Granted::new(body.try_into_bytes().unwrap_or_default(), grant)
+        })
+        .map_into_boxed_body())
 }
 
 /// Events shown on a trace's page; the API pages through the rest.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_ingest::{
-    Context, Decoded, Event, Format, Signal, decode_batch, decode_otlp, export_response,
+    Context, Decoded, Event, Format, Signal, decode_batch, decode_otlp, expansion, export_response,
 };
 use agentvista_quota::{Period, QuotaExceeded, RecordError, Recorded};
 use agentvista_store::{EventBatch, NewContext, NewEvent};
@@ -147,10 +147,15 @@ pub(crate) async fn batch(
     auth: Auth<Write>,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.json_bytes().await?;
-    let decoded = decode_batch(&body)?;
+    // Held until the events are stored: the body, then what it decodes to.
+    let mut grant = state.budget.grant(auth.principal.account_id, "batch");
+    let body = body
+        .json_bytes_within(&mut grant, |body| Ok(expansion::batch(body.len())))
+        .await?;
+    let decoded = decode_batch(&body, &state.config.caps)?;
     drop(body);
     let recorded = record(&state, &auth.principal, decoded, Utc::now()).await?;
+    drop(grant);
     Ok(HttpResponse::Ok().json(BatchAnswer {
         accepted: recorded.accepted,
         duplicates: recorded.duplicates,
@@ -267,14 +272,24 @@ async fn otlp(
     let answer = async {
         let principal = authorize::<Write>(&req).await?;
         let format = format.clone()?;
-        let body = body.bytes().await?;
+        let mut grant = state.budget.grant(
+            principal.account_id,
+            match signal {
+                Signal::Traces => "otlp_traces",
+                Signal::Logs => "otlp_logs",
+                Signal::Metrics => "otlp_metrics",
+            },
+        );
+        let cost = |body: &[u8]| Ok(expansion::otlp(signal, format, body)?);
+        let body = body.bytes_within(&mut grant, cost).await?;
         let received_at = Utc::now();
-        let decoded = decode_otlp(signal, format, &body, received_at)?;
+        let decoded = decode_otlp(signal, format, &body, received_at, &state.config.caps)?;
         // The decoded request holds all it needs; the raw body can go before the transaction.
         drop(body);
         if !decoded.events.is_empty() {
             record(&state, &principal, decoded, received_at).await?;
         }
+        drop(grant);
         Ok::<_, ApiError>(format)
     };
     match answer.await {

@@ -2,12 +2,13 @@
 //! paged with opaque cursors so that no response grows with the account or the trace.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use agentvista_store::{EventCursor, StoredEvent, TraceCursor, TraceSummary};
+use agentvista_store::{EventCursor, TraceCursor, TraceSummary};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Auth, Read};
+use crate::trace_page::{self, Granted};
 use crate::{ApiError, AppState};
 
 /// Traces per page when the client does not say.
@@ -63,16 +64,18 @@ impl<'a> From<&'a TraceSummary> for TraceItem<'a> {
 struct TraceEvents<'a> {
     /// The trace's id.
     trace_id: &'a str,
-    /// Its events, oldest first.
+    /// Its events, oldest first; the page ends early once it would pass
+    /// `limits.max_response_bytes` (never before its first event).
     events: Vec<EventItem<'a>>,
     /// The next page's `cursor`; `null` on the last page.
     #[schema(required)]
     next_cursor: Option<String>,
 }
 
-/// One stored event as the API shows it.
+/// One stored event as the API shows it (the schema of what `trace_page::write` writes).
 #[derive(Serialize, ToSchema)]
 #[schema(as = Event)]
+#[allow(dead_code, reason = "a schema: trace_page::write writes the events")]
 struct EventItem<'a> {
     /// The client's id (batch events), `<trace id>-<span id>` (OTLP spans), or `null`.
     #[schema(required)]
@@ -91,19 +94,6 @@ struct EventItem<'a> {
     /// What it carries (for OTLP events, with their resource and scope).
     #[schema(value_type = Option<Object>, required)]
     body: Option<&'a serde_json::Value>,
-}
-
-impl<'a> From<&'a StoredEvent> for EventItem<'a> {
-    fn from(event: &'a StoredEvent) -> Self {
-        EventItem {
-            id: event.client_event_id.as_deref(),
-            kind: &event.event_type,
-            name: event.name.as_deref(),
-            timestamp: event.timestamp,
-            received_at: event.received_at,
-            body: event.body.as_ref(),
-        }
-    }
 }
 
 /// A page request's `?cursor` (decoded by `decode`) and `?limit` (1 to `max`, `default` when
@@ -267,18 +257,34 @@ async fn one_trace(
         MAX_EVENTS_LIMIT,
         EventCursor::decode,
     )?;
-    let page = state
-        .store
-        .events()
-        .of_trace(auth.principal.account_id, &trace_id, cursor.as_ref(), limit)
-        .await?;
-    // An unknown trace is a 404; a cursor past the last event is an empty page.
-    if page.events.is_empty() && cursor.is_none() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(HttpResponse::Ok().json(TraceEvents {
-        trace_id: &trace_id,
-        events: page.events.iter().map(EventItem::from).collect(),
-        next_cursor: page.next_cursor.map(|c| c.encode()),
-    }))
+    let max_bytes = state.config.max_response_bytes;
+    let Some((page, grant)) = trace_page::read(
+        state,
+        auth.principal.account_id,
+        &trace_id,
+        trace_page::Bounds {
+            after: cursor.as_ref(),
+            limit,
+            max_bytes,
+            multiple: trace_page::API_MULTIPLE,
+        },
+        "trace",
+    )
+    .await?
+    else {
+        // An unknown trace is a 404; a cursor past the last event is an empty page.
+        if cursor.is_none() {
+            return Err(ApiError::NotFound);
+        }
+        return Ok(HttpResponse::Ok().json(TraceEvents {
+            trace_id: &trace_id,
+            events: Vec::new(),
+            next_cursor: None,
+        }));
+    };
+    let body = trace_page::write(&trace_id, &page, max_bytes)?;
+    drop(page);
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(Granted::new(body, grant)))
 }

@@ -2,10 +2,9 @@
 //! decoder hands them over, and as the transaction takes them (checked, hashed, deduplicated).
 
 use std::collections::HashSet;
-use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::KeyId;
@@ -15,16 +14,17 @@ pub(crate) const ROWS_PER_INSERT: usize = 500;
 
 /// Fields shared by many events of one request (an OTLP resource and scope, or a metric's unit
 /// and description), stored once per account however many events and requests carry them.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct NewContext {
     /// Index in [`EventBatch::contexts`] of a context this one adds to; it must come earlier.
     pub parent: Option<usize>,
-    /// The shared fields, merged into the body of every event that points here.
-    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The shared fields, the text of a JSON object with its keys sorted at every level (as
+    /// `serde_json` writes a map), merged into the body of every event that points here.
+    pub fields: Box<serde_json::value::RawValue>,
 }
 
 /// An event to store, already decoded and validated.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct NewEvent {
     /// The client's id: a duplicate of one already stored for the account is skipped.
     pub client_event_id: Option<String>,
@@ -36,15 +36,17 @@ pub struct NewEvent {
     pub name: Option<String>,
     /// When it happened, by the client's clock.
     pub timestamp: DateTime<Utc>,
-    /// Free-form JSON payload: the event's own fields only.
-    pub body: Option<serde_json::Value>,
+    /// Free-form JSON payload, the text of an object: the event's own fields only. Kept as
+    /// text from the request to the database, so that storing a body never builds a tree of
+    /// values from it.
+    pub body: Option<Box<serde_json::value::RawValue>>,
     /// Index in [`EventBatch::contexts`] of the context whose fields (and its parents') the
     /// event's body is read back with.
     pub context: Option<usize>,
 }
 
 /// Events received in one request: stored and counted all together, or not at all.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct EventBatch {
     /// The key that sent them, if a key did.
     pub api_key_id: Option<KeyId>,
@@ -61,7 +63,7 @@ pub struct EventBatch {
 pub(crate) struct HashedContext {
     pub(crate) parent: Option<usize>,
     pub(crate) hash: String,
-    pub(crate) body: Value,
+    pub(crate) body: Box<RawValue>,
 }
 
 /// Says what is wrong when a context or an event points at a context that is not before it.
@@ -89,11 +91,9 @@ pub(crate) fn hashed(contexts: Vec<NewContext>) -> Vec<HashedContext> {
             hasher.update(parent.hash.as_bytes());
         }
         hasher.update(b"\n");
-        let body = Value::Object(context.fields);
-        // Compact JSON with the keys of every object in order: serde_json's maps are sorted
-        // (its `preserve_order` feature is off; `equal_contexts_hash_alike_whatever_their_key_order`
-        // fails if a dependency ever turns it on). Writing to the hasher cannot fail.
-        let _ = serde_json::to_writer(HashWriter(&mut hasher), &body);
+        // Compact JSON with the keys of every object in order, as the decoder writes it.
+        let body = context.fields;
+        hasher.update(body.get().as_bytes());
         out.push(HashedContext {
             parent: context.parent,
             hash: hex::encode(hasher.finalize()),
@@ -101,20 +101,6 @@ pub(crate) fn hashed(contexts: Vec<NewContext>) -> Vec<HashedContext> {
         });
     }
     out
-}
-
-/// Feeds the hasher directly: no serialized copy of a context is built.
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Drops repeats of a client id within the batch (the first occurrence wins) and sorts the
@@ -137,44 +123,33 @@ pub(crate) fn without_repeats(events: Vec<NewEvent>) -> (Vec<NewEvent>, u64) {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Map, Value, json};
+    use serde_json::value::{RawValue, to_raw_value};
+    use serde_json::{Value, json};
 
     use super::{NewContext, hashed};
 
-    /// A map with `pairs` inserted in the order given.
-    fn inserted(pairs: &[(&str, Value)]) -> Map<String, Value> {
-        let mut map = Map::new();
-        for (key, value) in pairs {
-            map.insert((*key).to_owned(), value.clone());
-        }
-        map
+    fn raw(value: &Value) -> Box<RawValue> {
+        to_raw_value(value).unwrap()
     }
 
     #[test]
-    fn equal_contexts_hash_alike_whatever_their_key_order() {
-        let inner = |first: bool| {
-            let pairs = [("b", json!(1)), ("a", json!([{"z": 0, "y": 1}]))];
-            let pairs = if first {
-                pairs
-            } else {
-                [pairs[1].clone(), pairs[0].clone()]
-            };
-            Value::Object(inserted(&pairs))
+    fn equal_contexts_hash_alike_and_a_parent_is_part_of_the_hash() {
+        // serde_json writes a map's keys sorted, whatever order they were inserted in.
+        let a: Value =
+            serde_json::from_str(r#"{"service":"shop","resource":{"b":1,"a":[2]}}"#).unwrap();
+        let b = json!({"resource": {"a": [2], "b": 1}, "service": "shop"});
+        let context = |fields: &Value, parent| NewContext {
+            parent,
+            fields: raw(fields),
         };
-        let context = |first: bool| NewContext {
-            parent: None,
-            fields: if first {
-                inserted(&[("service", json!("shop")), ("resource", inner(true))])
-            } else {
-                inserted(&[("resource", inner(false)), ("service", json!("shop"))])
-            },
-        };
-        let hashes = hashed(vec![context(true), context(false)]);
+        let hashes = hashed(vec![
+            context(&a, None),
+            context(&b, None),
+            context(&b, Some(0)),
+        ]);
         assert_eq!(hashes[0].hash, hashes[1].hash);
-        let other = hashed(vec![NewContext {
-            parent: None,
-            fields: inserted(&[("service", json!("shop!"))]),
-        }]);
+        assert_ne!(hashes[2].hash, hashes[1].hash);
+        let other = hashed(vec![context(&json!({"service": "shop!"}), None)]);
         assert_ne!(other[0].hash, hashes[0].hash);
     }
 }

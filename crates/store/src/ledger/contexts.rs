@@ -115,7 +115,7 @@ async fn insert_contexts(
                 account.0.into(),
                 parent_id.into(),
                 row.hash.clone().into(),
-                row.body.clone().into(),
+                super::write::json_text(txn.get_database_backend(), Some(&row.body)),
             ])
             .map_err(|e| DbErr::Custom(e.to_string()))?;
     }

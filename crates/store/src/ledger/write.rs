@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
+use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, Value};
+use serde_json::value::RawValue;
 
 use super::batch::{NewEvent, ROWS_PER_INSERT};
 use crate::db::db_time;
@@ -108,7 +109,10 @@ impl EventWriter<'_> {
             _ => {
                 let mut inserted = 0;
                 for chunk in events.chunks(ROWS_PER_INSERT) {
-                    inserted += txn.execute(&self.statement(chunk)?).await?.rows_affected();
+                    inserted += txn
+                        .execute(&self.statement(DbBackend::Sqlite, chunk)?)
+                        .await?
+                        .rows_affected();
                 }
                 Ok(inserted)
             }
@@ -134,7 +138,7 @@ impl EventWriter<'_> {
         let backend = DbBackend::Sqlite;
         let Statement {
             mut sql, values, ..
-        } = backend.build(&self.statement(events)?);
+        } = backend.build(&self.statement(backend, events)?);
         sql.push_str(";\nSELECT changes() AS inserted;\n");
         sql.push_str(&count.sql);
         sql.push_str(";\n");
@@ -169,8 +173,9 @@ impl EventWriter<'_> {
         })
     }
 
-    /// The INSERT of `chunk`, skipping client ids the account has already.
-    fn statement(&self, chunk: &[NewEvent]) -> Result<InsertStatement, DbErr> {
+    /// The INSERT of `chunk`, skipping client ids the account has already. Bodies go in as
+    /// the JSON text they arrived as, never rebuilt as a tree of values.
+    fn statement(&self, backend: DbBackend, chunk: &[NewEvent]) -> Result<InsertStatement, DbErr> {
         use events::Column as E;
         let mut insert = Query::insert();
         insert.into_table(events::Entity).columns([
@@ -195,7 +200,7 @@ impl EventWriter<'_> {
                     event.trace_id.clone().into(),
                     event.name.clone().into(),
                     db_time(event.timestamp).into(),
-                    event.body.clone().into(),
+                    json_text(backend, event.body.as_deref()),
                     self.received_at.into(),
                     event
                         .context
@@ -221,7 +226,7 @@ impl EventWriter<'_> {
         events: &[NewEvent],
     ) -> Result<u64, DbErr> {
         use events::Column as E;
-        let mut insert = self.statement(events)?;
+        let mut insert = self.statement(DbBackend::Postgres, events)?;
         insert.returning(Query::returning().columns([
             E::AccountId,
             E::Id,
@@ -256,7 +261,7 @@ impl EventWriter<'_> {
         new_rows: &mut Vec<NewRow>,
     ) -> Result<(), DbErr> {
         use events::Column as E;
-        let mut insert = self.statement(chunk)?;
+        let mut insert = self.statement(DbBackend::Postgres, chunk)?;
         insert.returning(Query::returning().columns([E::Id, E::TraceId, E::Timestamp, E::Name]));
         for row in txn.query_all(&insert).await? {
             new_rows.push(NewRow {
@@ -446,4 +451,14 @@ fn summaries_if_counted(account: AccountId, deltas: &[(&str, TraceDelta)]) -> Op
         sql,
         values,
     ))
+}
+
+/// A JSON column's value from its text: cast to `jsonb` on PostgreSQL (which parses it there),
+/// stored as the text itself on SQLite, where JSON columns are text.
+pub(crate) fn json_text(backend: DbBackend, json: Option<&RawValue>) -> SimpleExpr {
+    let text = Value::String(json.map(|json| json.get().to_owned()));
+    match backend {
+        DbBackend::Postgres => Expr::cust_with_values("CAST($1 AS jsonb)", [text]),
+        _ => text.into(),
+    }
 }
