@@ -11,9 +11,9 @@
 //! The constants are held to what `tests/memory.rs` measures — the worst requests we could
 //! build, each a case whose peak allocation must stay within [`otlp`] or [`batch`] — counted in
 //! bytes asked of the allocator (a `realloc` counted as a new block plus the old one). They hold
-//! because of the caps ([`MAX_OTLP_EVENTS`](crate::MAX_OTLP_EVENTS),
-//! [`MAX_ATTRIBUTE_VALUES`](crate::MAX_ATTRIBUTE_VALUES),
-//! [`MAX_NESTED_ENTRIES`](crate::MAX_NESTED_ENTRIES), [`MAX_DEPTH`](crate::MAX_DEPTH),
+//! because of the caps ([`MAX_OTLP_EVENTS`],
+//! [`MAX_ATTRIBUTE_VALUES`],
+//! [`MAX_NESTED_ENTRIES`], [`MAX_DEPTH`](crate::MAX_DEPTH),
 //! [`MAX_ELEMENTS`](crate::MAX_ELEMENTS), [`Caps`](crate::Caps)): changing one, or how a body is
 //! decoded, means measuring again.
 
