@@ -125,6 +125,8 @@ pub(crate) struct LimitSettings {
     pub(crate) max_attribute_bytes: usize,
     /// A page of a trace's events ends before it passes this.
     pub(crate) max_response_bytes: usize,
+    /// Most active keys one account may hold.
+    pub(crate) max_active_keys: u32,
 }
 
 /// A configuration that cannot be used; the message names the key.
@@ -169,6 +171,7 @@ impl Settings {
             .set_default("limits.account_share", 0.25)?
             .set_default("limits.max_attribute_bytes", 1_048_576)?
             .set_default("limits.max_response_bytes", 8_388_608)?
+            .set_default("limits.max_active_keys", 1000)?
             .set_default("auth.cache_capacity", 100_000)?
             .set_default("metrics.bind", "")?
             .set_default("log.format", "text")?
@@ -243,6 +246,9 @@ impl Settings {
                 "must be at least 65536 (64 KiB)",
             ));
         }
+        if !(1..=1_000_000).contains(&self.limits.max_active_keys) {
+            return Err(invalid("limits.max_active_keys", "must be 1 to 1000000"));
+        }
         self.http_config()
             .check_memory()
             .map_err(|problem| SettingsError::Invalid {
@@ -277,6 +283,7 @@ impl Settings {
         StoreOptions {
             sqlite_sync: self.database.sqlite_synchronous,
             lease: std::time::Duration::from_millis(self.auth.lease_ms),
+            max_active_keys: self.limits.max_active_keys,
             ..StoreOptions::default()
         }
     }

@@ -54,6 +54,15 @@ pub enum ApiError {
     /// 404 `not_found`: unknown route, unknown id, or another account's id.
     #[error("Not found")]
     NotFound,
+    /// 409 `too_many_keys`, with `limit`: creating or rolling a key would pass the account's
+    /// `limits.max_active_keys`.
+    #[error(
+        "The account holds {limit} active keys, the most it may: revoke one it no longer needs"
+    )]
+    TooManyKeys {
+        /// The limit.
+        limit: u32,
+    },
     /// 413 `payload_too_large`: a body over the configured limit (after decompression too).
     #[error("The request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -135,6 +144,8 @@ pub enum ErrorCode {
     CsrfFailed,
     /// 404: unknown route, unknown id, or another account's id.
     NotFound,
+    /// 409: creating or rolling a key past the account's limit of active keys.
+    TooManyKeys,
     /// 413: a body over the limit.
     PayloadTooLarge,
     /// 415: a `Content-Type` or `Content-Encoding` the endpoint does not take.
@@ -167,6 +178,7 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::CsrfFailed => "csrf_failed",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::TooManyKeys => "too_many_keys",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::TooManyAttempts => "too_many_attempts",
@@ -192,7 +204,8 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = crate::schema::ScopeName, nullable = false)]
     pub required_scope: Option<Scope>,
-    /// With `monthly_event_limit_exceeded`: the events this month allows.
+    /// With `monthly_event_limit_exceeded`: the events this month allows; with
+    /// `too_many_keys`: the most active keys an account may hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub limit: Option<u64>,
@@ -227,6 +240,7 @@ impl ApiError {
             ApiError::InsufficientScope(_) => ErrorCode::InsufficientScope,
             ApiError::CsrfFailed => ErrorCode::CsrfFailed,
             ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::TooManyKeys { .. } => ErrorCode::TooManyKeys,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
@@ -261,6 +275,7 @@ impl ApiError {
         };
         match self {
             ApiError::InsufficientScope(scope) => body.required_scope = Some(*scope),
+            ApiError::TooManyKeys { limit } => body.limit = Some(u64::from(*limit)),
             ApiError::QuotaExceeded { exceeded, .. } => {
                 body.limit = Some(exceeded.limit);
                 body.used = Some(exceeded.used);
@@ -366,6 +381,7 @@ impl ResponseError for ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::TooManyKeys { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::QuotaExceeded { .. }
@@ -428,6 +444,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound | StoreError::AlreadySetUp => ApiError::NotFound,
+            StoreError::TooManyKeys { limit } => ApiError::TooManyKeys { limit },
             // The edge refuses NUL characters first; this is the database's own refusal.
             StoreError::InvalidInput(_) => ApiError::BadRequest(
                 "body: a string holds a character the database cannot store (NUL)".into(),
@@ -553,6 +570,7 @@ mod tests {
             ApiError::InsufficientScope(Scope::Read),
             ApiError::CsrfFailed,
             ApiError::NotFound,
+            ApiError::TooManyKeys { limit: 1 },
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::UnsupportedMediaType(String::new()),
             ApiError::TooManyAttempts {
@@ -583,6 +601,6 @@ mod tests {
             seen.insert(code);
         }
         // Every code is some error's: the document lists no code the server never sends.
-        assert_eq!(seen.len(), 17);
+        assert_eq!(seen.len(), 18);
     }
 }

@@ -290,10 +290,18 @@ responses! {
          `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers too).",
         [("Retry-After", retry_after())],
     );
-    /// 503 `unavailable`.
+    /// 503 `unavailable` or `overloaded`.
     Unavailable => json_error(
-        "`unavailable`: the database cannot be reached.",
+        "`unavailable`: the database cannot be reached; or `overloaded`: the server's memory \
+         budget for requests in flight, or the account's share of it, is taken (nothing was \
+         stored; `Retry-After: 1`).",
         [("Retry-After", retry_after())],
+    );
+    /// 409 `too_many_keys`.
+    TooManyKeys => json_error(
+        "`too_many_keys`: the account holds `limits.max_active_keys` active keys already \
+         (`limit` says how many).",
+        [],
     );
     /// 500 `internal`.
     Internal => json_error(
@@ -339,7 +347,7 @@ responses! {
     );
     /// 503 on OTLP.
     OtlpUnavailable => otlp_error(
-        "The database cannot be reached: code 14.",
+        "The database cannot be reached, or the memory budget is taken (`overloaded`): code 14.",
         [("Retry-After", retry_after())],
     );
     /// 500 on OTLP.

@@ -19,6 +19,8 @@ use agentvista_store::{NewKey, Store};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
+#[path = "api/keys.rs"]
+mod keys;
 #[path = "api/memory.rs"]
 mod memory;
 
@@ -298,7 +300,10 @@ async fn a_session_needs_the_csrf_token_for_unsafe_methods() {
     };
 
     let (status, _, body) = send(&app, with_cookie(get(KEYS))).await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"data": []})));
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"data": [], "next_cursor": null}))
+    );
     let (status, _, body) = send(&app, with_cookie(create())).await;
     assert_eq!(
         (status, body["error"].as_str()),

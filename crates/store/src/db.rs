@@ -49,6 +49,9 @@ pub struct StoreOptions {
     /// (`auth.lease_ms`), and so the longest a revocation waits for a replica that does not
     /// answer. Every process on one database must use the same value.
     pub lease: Duration,
+    /// Most active keys (neither revoked nor expired) one account may hold
+    /// (`limits.max_active_keys`): creating or rolling past it is refused.
+    pub max_active_keys: u32,
 }
 
 impl Default for StoreOptions {
@@ -58,6 +61,7 @@ impl Default for StoreOptions {
             sqlite_sync: SqliteSync::Full,
             busy_timeout: Duration::from_secs(5),
             lease: DEFAULT_LEASE,
+            max_active_keys: 1000,
         }
     }
 }

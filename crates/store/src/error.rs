@@ -50,6 +50,13 @@ pub enum StoreError {
     /// No such row for this account (HTTP 404 `not_found`).
     #[error("not found")]
     NotFound,
+    /// The account holds [`StoreOptions::max_active_keys`](crate::StoreOptions) active keys
+    /// already: another would pass the limit.
+    #[error("the account holds {limit} active keys, the most it may")]
+    TooManyKeys {
+        /// The limit.
+        limit: u32,
+    },
     /// A user with this e-mail address exists already.
     #[error("a user with this e-mail address exists already")]
     EmailTaken,

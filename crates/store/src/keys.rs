@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use tokio::time::Instant;
@@ -82,8 +82,44 @@ impl Keys<'_> {
             expires_at: new.expiry.expires_at().map(db_time),
             rate_limit: new.rate_limit,
         };
-        let (key, row) = insert_new_key(&self.store.write, &grant, now, generate).await?;
+        let txn = begin_immediate(&self.store.write).await?;
+        ensure_room_for_a_key(&txn, account, now, self.store.options.max_active_keys).await?;
+        let (key, row) = insert_new_key(&txn, &grant, now, generate).await?;
+        txn.commit().await?;
         Ok((key, record(row)?))
+    }
+
+    /// Up to `limit` keys of `account` older than the key `before` (by id), newest first, and
+    /// the id to pass as `before` for the next page when more follow.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn page(
+        &self,
+        account: AccountId,
+        before: Option<KeyId>,
+        limit: u64,
+    ) -> Result<(Vec<KeyRecord>, Option<KeyId>), StoreError> {
+        let mut query = api_keys::Entity::of_account(account);
+        if let Some(before) = before {
+            query = query.filter(api_keys::Column::Id.lt(before.0));
+        }
+        let mut keys = query
+            .order_by_desc(api_keys::Column::Id)
+            .limit(limit.saturating_add(1))
+            .all(self.store.reader())
+            .await?
+            .into_iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = keys.len() as u64 > limit;
+        keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = if more {
+            keys.last().map(|k| k.id)
+        } else {
+            None
+        };
+        Ok((keys, next))
     }
 
     /// The key whose SHA-256 is `hash`, whatever its status (the caller decides, and logs why).
@@ -302,6 +338,45 @@ pub(crate) async fn insert_new_key(
         }
     }
     Err(StoreError::KeyGeneration(None))
+}
+
+/// Refuses one more active key for `account` when it holds `max` already. On PostgreSQL the
+/// account's row is locked first, so that two transactions adding keys to one account count
+/// one after the other; on SQLite the write transaction itself is exclusive.
+///
+/// # Errors
+/// [`StoreError::TooManyKeys`], or the database's.
+pub(crate) async fn ensure_room_for_a_key(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    now: DateTime<Utc>,
+    max: u32,
+) -> Result<(), StoreError> {
+    let backend = txn.get_database_backend();
+    if backend == sea_orm::DbBackend::Postgres {
+        txn.execute_raw(statement(
+            backend,
+            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+            [account.0.into()],
+        ))
+        .await?;
+    }
+    let row = txn
+        .query_one_raw(statement(
+            backend,
+            "SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)",
+            [account.0.into(), db_time(now).into()],
+        ))
+        .await?
+        .ok_or(StoreError::Corrupt {
+            what: "COUNT(*) of api_keys",
+        })?;
+    let active: i64 = row.try_get("", "n")?;
+    if active >= i64::from(max) {
+        return Err(StoreError::TooManyKeys { limit: max });
+    }
+    Ok(())
 }
 
 /// A rate-limit figure as stored: at most [`RateLimit::MAX`], so it fits.

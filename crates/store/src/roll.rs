@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::changes::{self, Change, ChangeKind, statement};
 use crate::db::{begin_immediate, db_time};
 use crate::entities::api_keys;
-use crate::keys::{Grant, insert_new_key, record};
+use crate::keys::{Grant, ensure_room_for_a_key, insert_new_key, record};
 use crate::{AccountId, KeyId, Store, StoreError};
 
 /// The longest grace a roll may give the old key: seven days.
@@ -122,6 +122,11 @@ impl Store {
             KeyStatus::Active => {}
             KeyStatus::Revoked => return Err(RollError::NotActive("revoked")),
             KeyStatus::Expired => return Err(RollError::NotActive("expired")),
+        }
+        // Through its grace, the old key is active beside the new one; without one, the new key
+        // takes its place.
+        if grace > TimeDelta::zero() {
+            ensure_room_for_a_key(&txn, account, now, self.options.max_active_keys).await?;
         }
         // The new key: the old one's grant, a new secret.
         let grant = Grant {

@@ -25,6 +25,13 @@ use sea_orm::{
 };
 use serde_json::json;
 
+#[path = "store/limits.rs"]
+mod limits;
+use limits::{
+    a_trace_page_is_planned_from_sizes_and_reads_each_context_once,
+    concurrent_creates_never_pass_max_active_keys,
+};
+
 // ---------------------------------------------------------------- harness
 
 struct TestDb {
@@ -114,6 +121,8 @@ macro_rules! on_both {
 }
 
 on_both!(
+    concurrent_creates_never_pass_max_active_keys,
+    a_trace_page_is_planned_from_sizes_and_reads_each_context_once,
     migrations_run_down_and_up_again,
     accounts_keep_plan_and_spend_cap,
     user_emails_are_unique_whatever_their_case,

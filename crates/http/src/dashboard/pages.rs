@@ -141,7 +141,12 @@ pub(crate) async fn keys(
     let Some(viewer) = viewer(&req).await? else {
         return Ok(redirect("/login"));
     };
-    let keys = state.store.keys().list(viewer.user.account_id).await?;
+    // The newest keys; the API pages through the rest (revoked keys accumulate).
+    let (keys, more) = state
+        .store
+        .keys()
+        .page(viewer.user.account_id, None, KEYS_SHOWN)
+        .await?;
     let now = Utc::now();
     let usage = handlers::usage::daily_usage(
         &state,
@@ -202,6 +207,7 @@ pub(crate) async fn keys(
                             }
                         }
                     }
+                    @if more.is_some() { p.hint { "Showing the " (KEYS_SHOWN) " newest keys; the API pages through all of them." } }
                 }
             }
             section.card {
@@ -540,6 +546,9 @@ pub(crate) async fn trace(
         })
         .map_into_boxed_body())
 }
+
+/// Keys shown on the keys page; the API pages through the rest.
+const KEYS_SHOWN: u64 = 100;
 
 /// Events shown on a trace's page; the API pages through the rest.
 const TRACE_PAGE_EVENTS: u64 = 200;

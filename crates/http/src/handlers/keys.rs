@@ -73,11 +73,33 @@ pub struct CreatedKey {
     pub key: String,
 }
 
-/// The list answer: every key of the account, newest first.
+/// The list answer: a page of the account's keys, newest first.
 #[derive(Serialize, ToSchema)]
 struct KeyList {
     /// Newest first, revoked and expired keys included.
     data: Vec<KeyObject>,
+    /// The next page's `cursor`; `null` on the last page.
+    #[schema(required)]
+    next_cursor: Option<String>,
+}
+
+/// Keys per page, when the client does not say and at most.
+const KEYS_PER_PAGE: u64 = 100;
+
+/// A key list cursor: the last key's id, opaque (hex of `key:<id>`).
+fn encode_cursor(id: KeyId) -> String {
+    hex::encode(format!("key:{}", id.0))
+}
+
+fn decode_cursor(text: &str) -> Result<KeyId, ()> {
+    let bytes = hex::decode(text).map_err(|_| ())?;
+    let text = String::from_utf8(bytes).map_err(|_| ())?;
+    let id = text
+        .strip_prefix("key:")
+        .ok_or(())?
+        .parse()
+        .map_err(|_| ())?;
+    Ok(KeyId(id))
 }
 
 /// The body of `POST /api/v1/me/api-keys/`.
@@ -121,15 +143,22 @@ pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
     HttpResponse::Ok().json(OK)
 }
 
-/// The account's keys, newest first, revoked and expired ones included. Session or `admin`.
+/// The account's keys, newest first, revoked and expired ones included, a page at a time.
+/// Session or `admin`.
 #[utoipa::path(
     get,
     path = "/api/v1/me/api-keys/",
     operation_id = "list_api_keys",
     tag = "keys",
+    params(
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 100,
+            description = "Keys per page: 1 to 100, 100 when absent."),
+        ("cursor" = Option<String>, Query, min_length = 1,
+            description = "The previous page's `next_cursor`: an opaque value; any other is a 400."),
+    ),
     security(("bearer_key" = ["admin"]), ("session" = [])),
     responses(
-        (status = 200, description = "Every key of the account; never a key or its hash.", body = KeyList),
+        (status = 200, description = "A page of the account's keys; never a key or its hash.", body = KeyList),
         (status = 400, response = crate::schema::BadRequest),
         (status = 401, response = crate::schema::Unauthorized),
         (status = 403, response = crate::schema::Forbidden),
@@ -141,10 +170,20 @@ pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
 pub(crate) async fn list(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = state.store.keys().list(auth.principal.account_id).await?;
+    let (before, limit) =
+        super::traces::page_query(&req, KEYS_PER_PAGE, KEYS_PER_PAGE, decode_cursor)?;
+    let (keys, next) = state
+        .store
+        .keys()
+        .page(auth.principal.account_id, before, limit)
+        .await?;
     let data = keys.into_iter().map(KeyObject::from).collect();
-    Ok(HttpResponse::Ok().json(KeyList { data }))
+    Ok(HttpResponse::Ok().json(KeyList {
+        data,
+        next_cursor: next.map(encode_cursor),
+    }))
 }
 
 /// Creates a key. Session or `admin`. The answer carries the full key, this once.
@@ -162,6 +201,7 @@ pub(crate) async fn list(
         (status = 400, response = crate::schema::BadRequest),
         (status = 401, response = crate::schema::Unauthorized),
         (status = 403, response = crate::schema::Forbidden),
+        (status = 409, response = crate::schema::TooManyKeys),
         (status = 413, response = crate::schema::PayloadTooLarge),
         (status = 415, response = crate::schema::UnsupportedMediaType),
         (status = 429, response = crate::schema::RateLimited),
@@ -275,6 +315,7 @@ pub(crate) struct RolledKey {
         (status = 401, response = crate::schema::Unauthorized),
         (status = 403, response = crate::schema::Forbidden),
         (status = 404, response = crate::schema::NotFound),
+        (status = 409, response = crate::schema::TooManyKeys),
         (status = 413, response = crate::schema::PayloadTooLarge),
         (status = 415, response = crate::schema::UnsupportedMediaType),
         (status = 429, response = crate::schema::RateLimited),
