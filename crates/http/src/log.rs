@@ -107,7 +107,9 @@ pub async fn request_log(
     let start = Instant::now();
     let id = RequestId::of(&req);
     let method = req.method().clone();
-    let path = req.path().to_owned();
+    // A client may put a key anywhere, the path included (percent-encoded or not): what is
+    // logged is the decoded path with anything shaped like a key cut to its prefix.
+    let path = logged_path(req.path());
     let span = tracing::info_span!("request", request_id = %id);
     req.extensions_mut().insert(id.clone());
     let mut response = next.call(req).instrument(span.clone()).await?;
@@ -163,6 +165,13 @@ pub async fn request_log(
     Ok(response)
 }
 
+/// `path` as logged: percent-decoded (so that an encoded key is seen), every key-shaped
+/// string cut to its prefix.
+fn logged_path(path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    agentvista_keys::redact_keys(&decoded).into_owned()
+}
+
 /// Whether the request metrics are recorded: set by [`crate::describe_metrics`], which a
 /// program calls once it has installed a recorder. Until then a request builds no labels.
 pub(crate) static RECORDING: AtomicBool = AtomicBool::new(false);
@@ -190,5 +199,27 @@ fn method_label(method: &Method) -> &'static str {
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::logged_path;
+
+    #[test]
+    fn a_key_in_the_path_is_logged_as_its_prefix_encoded_or_not() {
+        let key = agentvista_keys::ApiKey::generate().unwrap();
+        let secret = key.expose_secret();
+        let prefix = key.prefix().to_string();
+        let plain = format!("/api/v1/traces/{secret}/");
+        assert_eq!(
+            logged_path(&plain),
+            format!("/api/v1/traces/{prefix}_[REDACTED]/")
+        );
+        let encoded: String = secret.bytes().map(|b| format!("%{b:02X}")).collect();
+        let logged = logged_path(&format!("/x/{encoded}"));
+        assert_eq!(logged, format!("/x/{prefix}_[REDACTED]"));
+        assert!(!logged.contains(&secret[12..]));
+        assert_eq!(logged_path("/api/v1/traces/t%201/"), "/api/v1/traces/t 1/");
     }
 }

@@ -20,7 +20,8 @@ use crate::schema::{
     AnyObject, BadRequest, Forbidden, Internal, InvalidCredentials, NotFound, OtlpBadRequest,
     OtlpForbidden, OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized,
     OtlpUnavailable, OtlpUnsupportedMediaType, PayloadTooLarge, QuotaExceeded, RateLimitSchema,
-    RateLimited, ScopeName, TooManyAttempts, Unauthorized, Unavailable, UnsupportedMediaType,
+    RateLimited, ScopeName, TooManyAttempts, TooManyKeys, Unauthorized, Unavailable,
+    UnsupportedMediaType,
 };
 
 /// What the document says of itself: what it covers and what it leaves out.
@@ -95,6 +96,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
             InvalidCredentials,
             Forbidden,
             NotFound,
+            TooManyKeys,
             PayloadTooLarge,
             UnsupportedMediaType,
             TooManyAttempts,

@@ -69,6 +69,8 @@ impl TrustedProxies {
     /// first address.
     #[must_use]
     pub fn client<'a>(&self, peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>) -> IpAddr {
+        // A server bound to `[::]` sees an IPv4 client as `::ffff:a.b.c.d`.
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
@@ -195,5 +197,17 @@ mod tests {
             .parse::<TrustedProxies>()
             .unwrap_err();
         assert!(err.to_string().contains("proxy.local"), "{err}");
+    }
+
+    #[test]
+    fn an_ipv4_mapped_peer_is_its_ipv4_address() {
+        let none = TrustedProxies::default();
+        let mapped: IpAddr = std::net::Ipv4Addr::new(198, 51, 100, 7)
+            .to_ipv6_mapped()
+            .into();
+        assert_eq!(
+            none.client(mapped, std::iter::empty()),
+            IpAddr::from([198, 51, 100, 7])
+        );
     }
 }

@@ -144,23 +144,16 @@ impl Throttles {
     /// # Errors
     /// [`ApiError::TooManyAttempts`] when the address's bucket is empty.
     pub(crate) fn leak_report(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
-        match address {
-            Some(address) => self
-                .leak_reports
-                .check(&network(address), "leak reports of the client address"),
-            None => Ok(()),
-        }
+        self.leak_reports
+            .check(&network(address), "leak reports of the client address")
     }
 
-    /// Counts one attempt from `address` (none is known in some test set-ups).
+    /// Counts one attempt from `address`; requests whose address is unknown share one bucket.
     ///
     /// # Errors
     /// [`ApiError::TooManyAttempts`] when the address's bucket is empty.
     pub(crate) fn address(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
-        match address {
-            Some(address) => self.by_address.check(&network(address), "client address"),
-            None => Ok(()),
-        }
+        self.by_address.check(&network(address), "client address")
     }
 
     /// Counts one attempt for the account named by `email` (normalised, so one account
@@ -172,7 +165,7 @@ impl Throttles {
     /// [`ApiError::TooManyAttempts`] when the account's bucket, or the pair's, is empty.
     pub(crate) fn account(&self, email: &Email, address: Option<IpAddr>) -> Result<(), ApiError> {
         self.by_account_and_address.check(
-            &(email.clone(), address.map(network)),
+            &(email.clone(), address.map(|a| network(Some(a)))),
             "account and client address",
         )?;
         self.by_account.check(email, "account")
@@ -193,11 +186,17 @@ impl Throttles {
     }
 }
 
-/// The unit an address is throttled as: an IPv4 address, or an IPv6 /64 — the smallest block
-/// a site is given, so one client cannot take 2^64 fresh buckets.
-fn network(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(_) => address,
+/// The unit an address is throttled as: an IPv4 address (an IPv4-mapped IPv6 address, as a
+/// server bound to `[::]` sees IPv4 clients, counts as the IPv4 address it maps, not as one
+/// /64 that every IPv4 client would share), or an IPv6 /64 — the smallest block a site is
+/// given, so one client cannot take 2^64 fresh buckets. Requests whose address is unknown
+/// share one bucket (the unspecified address) rather than escaping the throttle.
+fn network(address: Option<IpAddr>) -> IpAddr {
+    let Some(address) = address else {
+        return IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    };
+    match address.to_canonical() {
+        address @ IpAddr::V4(_) => address,
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(Ipv6Addr::from(bits))
@@ -300,10 +299,39 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(network(a), network(b));
-        assert_ne!(network(a), network(c));
+        assert_eq!(network(Some(a)), network(Some(b)));
+        assert_ne!(network(Some(a)), network(Some(c)));
         let v4: IpAddr = [192, 0, 2, 1].into();
-        assert_eq!(network(v4), v4);
+        assert_eq!(network(Some(v4)), v4);
+    }
+
+    #[test]
+    fn ipv4_mapped_clients_are_throttled_apart_and_unknown_ones_together() {
+        let throttles = Throttles::new(small());
+        let mapped = |last: u8| -> IpAddr {
+            std::net::Ipv4Addr::new(192, 0, 2, last)
+                .to_ipv6_mapped()
+                .into()
+        };
+        assert_eq!(network(Some(mapped(1))), IpAddr::from([192, 0, 2, 1]));
+        // One mapped client uses up its bucket; another mapped client is untouched.
+        while throttles.address(Some(mapped(1))).is_ok() {}
+        assert!(throttles.address(Some(mapped(2))).is_ok());
+        assert!(throttles.leak_report(Some(mapped(2))).is_ok());
+        // Requests with no known address share one bucket, which runs out too.
+        let mut allowed = 0;
+        while throttles.address(None).is_ok() {
+            allowed += 1;
+            assert!(allowed < 1000, "no bucket for unknown addresses");
+        }
+        assert!(throttles.leak_report(None).is_ok());
+        while throttles.leak_report(None).is_ok() {
+            allowed += 1;
+            assert!(
+                allowed < 2000,
+                "no leak-report bucket for unknown addresses"
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod names;
 mod prefix;
 mod rate_limit;
 mod record;
+mod redact;
 mod scope;
 
 pub use email::{Email, EmailError};
@@ -26,6 +27,7 @@ pub use names::{AccountName, AccountNameError, KeyName, KeyNameError};
 pub use prefix::{KeyPrefix, PrefixError};
 pub use rate_limit::{RateLimit, RateLimitError};
 pub use record::{Actor, KeyRecord, LAST_USED_GRANULARITY, Revoked};
+pub use redact::redact_keys;
 pub use scope::{Scope, ScopeError, Scopes};
 
 /// The repository README's Rust examples, compiled and run as doctests so they stay true.

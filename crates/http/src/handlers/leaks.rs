@@ -5,8 +5,6 @@
 use std::collections::HashSet;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use agentvista_keys::ApiKey;
-use agentvista_keys::format::KEY_LEN;
 use agentvista_store::AuditAction;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -108,7 +106,10 @@ pub(crate) async fn report_leak(
         )));
     }
     // A scanner may paste the matched line as the source: keys in it are cut to their prefix.
-    let source = report.source.as_deref().map(redact_keys);
+    let source = report
+        .source
+        .as_deref()
+        .map(|s| agentvista_keys::redact_keys(s).into_owned());
     let candidates: HashSet<&str> = report.keys.iter().map(String::as_str).collect();
     for candidate in candidates {
         let Some(record) = state.keys.revoke_reported(candidate).await? else {
@@ -133,40 +134,16 @@ pub(crate) async fn report_leak(
     Ok(HttpResponse::Accepted().json(ReportReceived { status: "received" }))
 }
 
-/// `text` with every well-formed key in it cut to its prefix: `av_0123abcd_[REDACTED]`.
-fn redact_keys(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("av_") {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        let candidate = tail.get(..KEY_LEN).filter(|c| ApiKey::parse(c).is_ok());
-        match candidate {
-            Some(key) => {
-                out.push_str(&key[..agentvista_keys::format::DISPLAY_PREFIX_LEN]);
-                out.push_str("_[REDACTED]");
-                rest = &tail[KEY_LEN..];
-            }
-            None => {
-                out.push_str("av_");
-                rest = &tail[3..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use agentvista_keys::ApiKey;
 
     #[test]
     fn keys_in_a_source_are_cut_to_their_prefix_and_the_rest_kept() {
         let key = ApiKey::generate().unwrap();
         let secret = key.expose_secret();
         let text = format!("https://x.test/a.py#L3 KEY={secret}; av_nothing é {secret}");
-        let redacted = redact_keys(&text);
+        let redacted = agentvista_keys::redact_keys(&text);
         assert!(!redacted.contains(&secret[12..]), "{redacted}");
         let prefix = &secret[..11];
         assert_eq!(
@@ -175,6 +152,6 @@ mod tests {
                 "https://x.test/a.py#L3 KEY={prefix}_[REDACTED]; av_nothing é {prefix}_[REDACTED]"
             )
         );
-        assert_eq!(redact_keys("no key here"), "no key here");
+        assert_eq!(agentvista_keys::redact_keys("no key here"), "no key here");
     }
 }

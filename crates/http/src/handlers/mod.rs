@@ -26,6 +26,10 @@ pub(crate) struct StatusOk {
 /// The one [`StatusOk`].
 pub(crate) const OK: StatusOk = StatusOk { status: "ok" };
 
+/// The most a body sent without credentials may be (logins, first-run setup): what the
+/// anonymous internet can make the server read and parse.
+pub(crate) const UNAUTHENTICATED_BODY: usize = 64 * 1024;
+
 /// Unknown routes and methods: the JSON 404 of the contract.
 pub(crate) async fn not_found() -> actix_web::HttpResponse {
     actix_web::ResponseError::error_response(&ApiError::NotFound)

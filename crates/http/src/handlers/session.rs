@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{SessionOnly, session_cookie};
-use crate::handlers::{audit, no_store};
+use crate::handlers::{UNAUTHENTICATED_BODY, audit, no_store};
 use crate::{ApiError, AppState, Body};
 
 /// A login request.
@@ -91,7 +91,7 @@ pub(crate) async fn login(
     // The address's bucket first: a flood of garbage bodies costs the attacker attempts too.
     let address = state.config.trusted_proxies.client_of(&req);
     state.throttles.address(address)?;
-    let login: Login = body.json().await?;
+    let login: Login = body.at_most(UNAUTHENTICATED_BODY).json().await?;
     // A string that is no e-mail address names no account: nothing to throttle it by, no one
     // to look up, and it fails below exactly as an unknown address does.
     let email = Email::parse(&login.email).ok();

@@ -65,7 +65,10 @@ pub(crate) async fn setup(
     state
         .throttles
         .address(state.config.trusted_proxies.client_of(&req))?;
-    let form: Setup = body.json().await?;
+    let form: Setup = body
+        .at_most(crate::handlers::UNAUTHENTICATED_BODY)
+        .json()
+        .await?;
     let account = AccountName::parse(&form.account)
         .map_err(|e| ApiError::BadRequest(format!("account: {e}")))?;
     let email =

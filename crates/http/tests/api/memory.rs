@@ -193,3 +193,39 @@ async fn a_trace_page_ends_before_max_response_bytes_and_its_cursors_reach_every
         .collect();
     assert_eq!(seen, expected);
 }
+
+#[actix_web::test]
+async fn bodies_sent_without_credentials_are_capped_at_64_kib() {
+    let config = || HttpConfig {
+        body: BodyLimits {
+            max_bytes: 1024 * KIB,
+            ..BodyLimits::default()
+        },
+        ..config()
+    };
+    // First-run setup exists only on an empty installation.
+    let empty = Store::connect("sqlite::memory:").await.unwrap();
+    empty.migrate().await.unwrap();
+    let f = fixture().await;
+    for (store, path) in [
+        (empty, "/api/v1/setup/"),
+        (f.store.clone(), "/api/v1/auth/login/"),
+    ] {
+        let app = app(AppState::new(store, config()).unwrap()).await;
+        let big = json!({"email": "ada@example.com", "password": "p".repeat(64 * KIB)});
+        let req = test::TestRequest::post().uri(path).set_json(big);
+        let (status, _, body) = send(&app, req).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+            "{path}"
+        );
+    }
+    // Under the cap, the login is read and answered as ever.
+    let app = app(AppState::new(f.store.clone(), config()).unwrap()).await;
+    let small = json!({"email": "ada@example.com", "password": "wrong password"});
+    let req = test::TestRequest::post()
+        .uri("/api/v1/auth/login/")
+        .set_json(small);
+    assert_eq!(send(&app, req).await.0, StatusCode::UNAUTHORIZED);
+}
