@@ -588,9 +588,9 @@ mod tests {
         AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList, any_value,
     };
     use opentelemetry_proto::tonic::metrics::v1::{
-        Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Histogram,
-        HistogramDataPoint, Metric, Summary, SummaryDataPoint, exponential_histogram_data_point,
-        metric, summary_data_point,
+        Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+        HistogramDataPoint, Metric, Sum, Summary, SummaryDataPoint,
+        exponential_histogram_data_point, metric, summary_data_point,
     };
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::span;
@@ -689,16 +689,10 @@ mod tests {
                 counts.values += key_values(&metric.metadata);
                 // (events, values, entries) of each point.
                 let points: Vec<(usize, usize)> = match &metric.data {
-                    Some(metric::Data::Gauge(g)) => g
-                        .data_points
-                        .iter()
-                        .map(|p| {
-                            let (v, e) = exemplars(&p.exemplars);
-                            (key_values(&p.attributes) + v, e)
-                        })
-                        .collect(),
-                    Some(metric::Data::Sum(s)) => s
-                        .data_points
+                    Some(
+                        metric::Data::Gauge(Gauge { data_points, .. })
+                        | metric::Data::Sum(Sum { data_points, .. }),
+                    ) => data_points
                         .iter()
                         .map(|p| {
                             let (v, e) = exemplars(&p.exemplars);
