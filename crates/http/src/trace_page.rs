@@ -17,16 +17,18 @@ use serde_json::value::RawValue;
 
 use crate::{ApiError, AppState, Grant};
 
-/// What an API page costs, as a multiple of its planned bytes: rows as read, the page as
-/// written, and the copy the server's write buffer takes.
-pub(crate) const API_MULTIPLE: usize = 3;
-/// What the dashboard's page costs: the same, with the page's JSON pretty-printed and
-/// HTML-escaped (a quote becomes six bytes) in a page of markup, and that page copied.
-pub(crate) const DASHBOARD_MULTIPLE: usize = 16;
+/// What an API page costs beyond its rows, per byte of what it shows: the page as written, and
+/// the copy the server's write buffer takes.
+pub(crate) const API_MULTIPLE: usize = 2;
+/// What the dashboard's page costs beyond its rows, per byte of JSON it shows: pretty-printed
+/// and HTML-escaped (a quote becomes six bytes) in a page of markup, and that page copied.
+/// The page shows at most its `max_bytes` of bodies; a larger body is named, not shown.
+pub(crate) const DASHBOARD_MULTIPLE: usize = 15;
 const READ_SLACK: usize = 64 * 1024;
 
-/// Plans, pays for (`multiple` times the plan's bytes) and reads one page of `trace_id`'s
-/// events. `None` when the trace has no event past the cursor.
+/// Plans, pays for (the rows, and `multiple` times what the page shows: the plan's bytes, or
+/// `shown` at most) and reads one page of `trace_id`'s events. `None` when the trace has no
+/// event past the cursor.
 ///
 /// # Errors
 /// 503 `overloaded` when the budget cannot grant the page; the store's errors.
@@ -46,7 +48,9 @@ pub(crate) async fn read(
         return Ok(None);
     }
     grant
-        .hold(plan.bytes().saturating_mul(page.multiple) + READ_SLACK)
+        .hold(
+            plan.bytes() + plan.bytes().min(page.shown).saturating_mul(page.multiple) + READ_SLACK,
+        )
         .await
         .map_err(|_| ApiError::Overloaded)?;
     let page = state.store.read_trace_page(plan).await?;
@@ -61,8 +65,10 @@ pub(crate) struct Bounds<'a> {
     pub(crate) limit: u64,
     /// Most bytes, as planned from stored sizes (at least one event).
     pub(crate) max_bytes: usize,
-    /// What reading and answering costs, as a multiple of the planned bytes.
+    /// What answering costs, as a multiple of the bytes shown.
     pub(crate) multiple: usize,
+    /// The most bytes of bodies the answer shows (the API shows every event it read).
+    pub(crate) shown: usize,
 }
 
 /// One event as the API shows it (the OpenAPI document's `Event`).
@@ -184,6 +190,24 @@ pub(crate) fn write(
         .map_err(ApiError::internal)?;
     out.push(b'}');
     Ok(out)
+}
+
+/// The length of `value` written as compact JSON, without writing it anywhere.
+pub(crate) fn json_len(value: &impl Serialize) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail; a value that cannot be written counts as nothing.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 /// A response body that holds its budget grant until it has been sent or the client has gone.

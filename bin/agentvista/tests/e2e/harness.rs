@@ -148,8 +148,11 @@ impl Db {
     }
 
     /// The binary, in the test's directory, on the test's database, with no stray settings.
+    /// `AGENTVISTA_E2E_BIN` names another build of it (a benchmark runs the release binary).
     pub(crate) fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agentvista"));
+        let bin = std::env::var_os("AGENTVISTA_E2E_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_agentvista").into());
+        let mut command = Command::new(bin);
         command
             .current_dir(self.dir.path())
             .env("AGENTVISTA__DATABASE__URL", &self.url)

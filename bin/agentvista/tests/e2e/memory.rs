@@ -7,7 +7,7 @@
 //! debug binary gets through the flood quickly (a 128 MiB budget, half of it per account; the
 //! structural caps alone can cost 40 MB per request, whatever the body limit); the formula is
 //! the same:
-//! peak RSS ≤ RSS at rest + `limits.memory_budget_bytes` + 64 MiB. The server runs under a
+//! peak RSS ≤ RSS at rest + `limits.memory_budget_bytes` + 96 MiB. The server runs under a
 //! 6 GiB address-space limit only so that a runaway allocation aborts it instead of swapping.
 
 use std::io::Write;
@@ -26,25 +26,59 @@ use crate::harness::{Db, PASSWORD, Server, bearer, client};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
-const BUDGET: usize = 128 * MIB;
-const MAX_BODY: usize = 2 * MIB;
-const MAX_RESPONSE: usize = 2 * MIB;
 const ADDRESS_SPACE: u64 = 6 << 30;
-/// What the formula allows beyond the budget: the allocator's own slack, buffers of open
-/// connections, the database driver's.
-const SLACK: u64 = 64 * MIB as u64;
+
+/// The settings the test runs with: scaled down for the debug binary, or the defaults when
+/// `AGENTVISTA_MEMORY_AT_DEFAULTS` is set (`bench/memory.sh` runs it so against the release
+/// binary).
+struct Limits {
+    budget: usize,
+    share: &'static str,
+    max_body: usize,
+    max_response: usize,
+    /// The attribute size of each trace bomb: the largest the settings allow, then larger.
+    attributes: [usize; 2],
+}
+
+fn limits() -> Limits {
+    if std::env::var_os("AGENTVISTA_MEMORY_AT_DEFAULTS").is_some() {
+        Limits {
+            budget: 256 * MIB,
+            share: "0.25",
+            max_body: 5 * MIB,
+            max_response: 8 * MIB,
+            attributes: [MIB, 4 * MIB],
+        }
+    } else {
+        Limits {
+            budget: 128 * MIB,
+            share: "0.5",
+            max_body: 2 * MIB,
+            max_response: 2 * MIB,
+            attributes: [256 * KIB, MIB],
+        }
+    }
+}
+/// What the formula allows beyond the budget: memory the allocator keeps after it was freed
+/// (glibc's arenas), buffers of open connections, the database driver's. At the default
+/// settings on PostgreSQL, the ten-account flood measured 65 MiB of it.
+const SLACK: u64 = 96 * MIB as u64;
 
 fn settings(max_attribute_bytes: usize) -> Vec<(&'static str, String)> {
+    let limits = limits();
     vec![
-        ("AGENTVISTA__LIMITS__MAX_BODY_BYTES", MAX_BODY.to_string()),
+        (
+            "AGENTVISTA__LIMITS__MAX_BODY_BYTES",
+            limits.max_body.to_string(),
+        ),
         (
             "AGENTVISTA__LIMITS__MEMORY_BUDGET_BYTES",
-            BUDGET.to_string(),
+            limits.budget.to_string(),
         ),
-        ("AGENTVISTA__LIMITS__ACCOUNT_SHARE", "0.5".to_owned()),
+        ("AGENTVISTA__LIMITS__ACCOUNT_SHARE", limits.share.to_owned()),
         (
             "AGENTVISTA__LIMITS__MAX_RESPONSE_BYTES",
-            MAX_RESPONSE.to_string(),
+            limits.max_response.to_string(),
         ),
         (
             "AGENTVISTA__LIMITS__MAX_ATTRIBUTE_BYTES",
@@ -107,9 +141,9 @@ fn trace_bomb(attribute_bytes: usize) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// A batch of 1,000 events whose bodies hold arrays of zeros: about `MAX_BODY` decoded.
+/// A batch of 1,000 events whose bodies hold arrays of zeros: about the body limit decoded.
 fn batch_json(tag: &str) -> Vec<u8> {
-    let zeros = vec![0; (MAX_BODY - 200 * KIB) / 1000 / 2];
+    let zeros = vec![0; (limits().max_body - 200 * KIB) / 1000 / 2];
     let events: Vec<Value> = (0..1000)
         .map(|i| {
             json!({"type": "span", "trace_id": format!("flood-{tag}"), "timestamp": "2026-12-01T00:00:00Z",
@@ -282,7 +316,7 @@ async fn flood(server: &Server, shape: &Shape, keys: &[String]) -> usize {
 
 fn assert_within_formula(server: &Server, base: u64, what: &str) {
     let (peak, _) = server.memory();
-    let formula = base + BUDGET as u64 + SLACK;
+    let formula = base + limits().budget as u64 + SLACK;
     println!(
         "{what}: peak RSS {} MiB, at rest {} MiB, formula {} MiB",
         peak >> 20,
@@ -319,7 +353,8 @@ async fn trace_bomb_reads(server: &Server, key: &str, attribute_bytes: usize) {
         .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         let body = res.bytes().await.unwrap();
-        assert!(body.len() <= MAX_RESPONSE, "a page of {} bytes", body.len());
+        let bound = limits().max_response.max(attribute_bytes + 64 * KIB);
+        assert!(body.len() <= bound, "a page of {} bytes", body.len());
         let page: Value = serde_json::from_slice(&body).unwrap();
         assert!(page["next_cursor"].is_string());
         let first = &page["events"][0]["body"]["resource"]["big"];
@@ -362,20 +397,25 @@ pub(crate) async fn memory_stays_within_its_formula_under_trace_bombs_and_decode
     db.create_user("quiet@example.com");
     let quiet = db.create_key("quiet@example.com", "sdk", "read,write");
 
-    let server = start(&db, 256 * KIB).await;
+    let [first, second] = limits().attributes;
+    let server = start(&db, first).await;
     let http = client();
     assert_eq!(ping(&http, &server, &key).await, Some(StatusCode::OK));
     let (_, base) = server.memory();
 
     // (a) The trace bomb with the largest attribute the settings allow.
-    trace_bomb_reads(&server, &key, 256 * KIB).await;
-    assert_within_formula(&server, base, "trace bomb, 256 KiB attribute");
+    trace_bomb_reads(&server, &key, first).await;
+    assert_within_formula(
+        &server,
+        base,
+        &format!("trace bomb, {} KiB attribute", first >> 10),
+    );
 
     // (b) Floods of each shape, from one account: every plant is accepted on its own first.
     let shapes = shapes();
     for shape in &shapes {
         assert!(
-            shape.body.len() <= MAX_BODY,
+            shape.body.len() <= limits().max_body,
             "{}: {} bytes",
             shape.name,
             shape.body.len()
@@ -451,10 +491,14 @@ pub(crate) async fn memory_stays_within_its_formula_under_trace_bombs_and_decode
     server.stop().await;
 
     // (c) The same reads with attributes of 1 MiB.
-    let server = start(&db, MIB).await;
+    let server = start(&db, second).await;
     assert_eq!(ping(&http, &server, &key).await, Some(StatusCode::OK));
     let (_, base) = server.memory();
-    trace_bomb_reads(&server, &key, MIB).await;
-    assert_within_formula(&server, base, "trace bomb, 1 MiB attribute");
+    trace_bomb_reads(&server, &key, second).await;
+    assert_within_formula(
+        &server,
+        base,
+        &format!("trace bomb, {} KiB attribute", second >> 10),
+    );
     server.stop().await;
 }

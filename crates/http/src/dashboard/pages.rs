@@ -504,6 +504,7 @@ pub(crate) async fn trace(
             limit: TRACE_PAGE_EVENTS,
             max_bytes,
             multiple: crate::trace_page::DASHBOARD_MULTIPLE,
+            shown: max_bytes,
         },
         "dashboard_trace",
     )
@@ -513,6 +514,25 @@ pub(crate) async fn trace(
     };
     let contexts = crate::trace_page::Contexts::of(&page_of)?;
     let events = &page_of.events;
+    // Bodies are shown up to the page's bytes (what its budget paid for); a larger one is
+    // named with its size, for the API to read.
+    let mut room = max_bytes;
+    let shown: Vec<Result<Option<String>, usize>> = events
+        .iter()
+        .map(|event| {
+            let Some(body) = contexts.body(event) else {
+                return Ok(None);
+            };
+            let len = crate::trace_page::json_len(&body);
+            if len > room {
+                return Err(len);
+            }
+            room -= len;
+            Ok(Some(
+                serde_json::to_string_pretty(&body).unwrap_or_default(),
+            ))
+        })
+        .collect();
     let response = page(
         "Trace",
         Some(&viewer),
@@ -521,7 +541,7 @@ pub(crate) async fn trace(
             p { a href="/traces" { "← Traces" } }
             h1 { "Trace " code { (trace_id) } }
             ol.events id="trace-events" {
-                @for event in events {
+                @for (event, body) in events.iter().zip(&shown) {
                     li {
                         div.event-head {
                             span.tag { (event.event_type) }
@@ -529,8 +549,10 @@ pub(crate) async fn trace(
                             // To the millisecond: events of one trace are often seconds apart.
                             span.hint { (event.timestamp.format("%Y-%m-%d %H:%M:%S%.3f UTC")) }
                         }
-                        @if let Some(body) = contexts.body(event) {
-                            details { summary { "Details" } pre { code { (serde_json::to_string_pretty(&body).unwrap_or_default()) } } }
+                        @match body {
+                            Ok(Some(body)) => { details { summary { "Details" } pre { code { (body) } } } }
+                            Ok(None) => {}
+                            Err(len) => { p.hint { "Details of " (thousands(*len as u64)) " bytes: too large to show here; the API returns them." } }
                         }
                     }
                 }

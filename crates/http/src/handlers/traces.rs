@@ -267,6 +267,7 @@ async fn one_trace(
             limit,
             max_bytes,
             multiple: trace_page::API_MULTIPLE,
+            shown: usize::MAX,
         },
         "trace",
     )
