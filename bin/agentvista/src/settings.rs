@@ -39,8 +39,9 @@ pub(crate) struct RetentionSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BillingSettings {
-    /// Whether a dashboard session may move its account to another configured plan.
-    pub(crate) self_serve_plans: bool,
+    /// The plans a dashboard session may move its account to.
+    #[serde(deserialize_with = "plan_list")]
+    pub(crate) self_serve_plans: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,7 +176,7 @@ impl Settings {
             .set_default("auth.cache_capacity", 100_000)?
             .set_default("metrics.bind", "")?
             .set_default("log.format", "text")?
-            .set_default("billing.self_serve_plans", false)?
+            .set_default("billing.self_serve_plans", "")?
             .set_default("retention.interval_secs", 3600)?
             .set_default("retention.batch_size", 1000)?
             .set_default(
@@ -245,6 +246,17 @@ impl Settings {
                 "limits.max_response_bytes",
                 "must be at least 65536 (64 KiB)",
             ));
+        }
+        if let Some(name) = self
+            .billing
+            .self_serve_plans
+            .iter()
+            .find(|name| !self.plans.contains_key(*name))
+        {
+            return Err(SettingsError::Invalid {
+                key: "billing.self_serve_plans",
+                problem: format!("no plan named {name:?} under [plans]"),
+            });
         }
         if !(1..=1_000_000).contains(&self.limits.max_active_keys) {
             return Err(invalid("limits.max_active_keys", "must be 1 to 1000000"));
@@ -318,7 +330,7 @@ impl Settings {
                 .collect(),
             default_plan: self.default_plan.clone(),
             trusted_proxies: self.server.trusted_proxies.clone(),
-            self_serve_plans: self.billing.self_serve_plans,
+            self_serve_plans: self.billing.self_serve_plans.clone(),
             ..HttpConfig::default()
         }
     }
@@ -338,6 +350,36 @@ fn trusted_proxies<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Trusted
         Entries::Listed(entries) => TrustedProxies::new(entries.iter().map(String::as_str)),
     }
     .map_err(serde::de::Error::custom)
+}
+
+/// `billing.self_serve_plans`: `["free", "pro"]`, or the same as one string, `"free,pro"`;
+/// empty for none. `true` and `false` (what it once was) are refused with what it is now.
+fn plan_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Plans {
+        Switch(#[allow(dead_code, reason = "only refused")] bool),
+        Joined(String),
+        Listed(Vec<String>),
+    }
+    let now_a_list = || {
+        serde::de::Error::custom(
+            "billing.self_serve_plans is now a list of plan names, e.g. [\"free\", \"pro\"]",
+        )
+    };
+    let names = match Plans::deserialize(deserializer)? {
+        Plans::Switch(_) => return Err(now_a_list()),
+        Plans::Joined(text) if matches!(text.trim(), "true" | "false") => {
+            return Err(now_a_list());
+        }
+        Plans::Joined(text) => text.split(',').map(str::to_owned).collect(),
+        Plans::Listed(names) => names,
+    };
+    Ok(names
+        .into_iter()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect())
 }
 
 /// `metrics.bind`: an address, or empty for none.
@@ -452,6 +494,36 @@ mod tests {
         let err = read("localhost", "text").err().unwrap().to_string();
         assert!(err.contains("127.0.0.1:9464"), "{err}");
         assert!(read("", "yaml").is_err());
+    }
+
+    #[test]
+    fn self_serve_plans_are_a_list_of_configured_plans() {
+        let plans = |toml: &str| load(toml).map(|s| s.billing.self_serve_plans);
+        assert_eq!(plans("").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            plans("[billing]\nself_serve_plans = [\"free\", \"pro\"]").unwrap(),
+            ["free", "pro"]
+        );
+        assert_eq!(
+            plans("[billing]\nself_serve_plans = \"free, pro\"").unwrap(),
+            ["free", "pro"]
+        );
+        for old in ["true", "false", "\"true\""] {
+            let err = plans(&format!("[billing]\nself_serve_plans = {old}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("billing.self_serve_plans is now a list of plan names"),
+                "{old}: {err}"
+            );
+        }
+        let err = plans("[billing]\nself_serve_plans = [\"free\", \"gold\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("billing.self_serve_plans") && err.contains("gold"),
+            "{err}"
+        );
     }
 
     fn load(toml: &str) -> Result<Settings, SettingsError> {

@@ -31,9 +31,9 @@ pub struct HttpConfig {
     /// Reverse proxies whose `X-Forwarded-For` gives the client's address (for the login and
     /// setup throttles); none by default.
     pub trusted_proxies: TrustedProxies,
-    /// Whether a dashboard session may move its account to another configured plan (off by
-    /// default: the operator's CLI does it).
-    pub self_serve_plans: bool,
+    /// The plans a dashboard session may move its account to, by name (none by default: the
+    /// operator's CLI does it). An account on a plan outside the list cannot move by itself.
+    pub self_serve_plans: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -52,7 +52,7 @@ impl Default for HttpConfig {
             plans: Plans::new(Plan::defaults()),
             default_plan: "free".to_owned(),
             trusted_proxies: TrustedProxies::default(),
-            self_serve_plans: false,
+            self_serve_plans: Vec::new(),
         }
     }
 }
@@ -84,5 +84,13 @@ impl HttpConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether a session on `current` may move its account to `plan` by itself: both are in
+    /// `self_serve_plans`.
+    #[must_use]
+    pub fn may_switch(&self, current: &str, plan: &str) -> bool {
+        let listed = |name: &str| self.self_serve_plans.iter().any(|p| p == name);
+        listed(current) && listed(plan)
     }
 }

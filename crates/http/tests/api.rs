@@ -19,6 +19,8 @@ use agentvista_store::{NewKey, Store};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
+#[path = "api/billing.rs"]
+mod billing;
 #[path = "api/keys.rs"]
 mod keys;
 #[path = "api/memory.rs"]
@@ -1986,7 +1988,7 @@ async fn a_session_changes_the_plan_only_where_the_operator_allows_it() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let on = HttpConfig {
-        self_serve_plans: true,
+        self_serve_plans: vec!["free".into(), "pro".into()],
         ..config()
     };
     let app = app(AppState::new(f.store.clone(), on).unwrap()).await;
@@ -1999,7 +2001,10 @@ async fn a_session_changes_the_plan_only_where_the_operator_allows_it() {
     let (status, _, body) = send(&app, session(plan("platinum"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        body["message"].as_str().unwrap().contains("free, pro"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("one of: free, pro"),
         "{body}"
     );
     // Without the CSRF token, or with a key (even admin): refused.

@@ -147,7 +147,7 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         &db,
         &[
             ("AGENTVISTA__SERVER__INSECURE_COOKIES", "false"),
-            ("AGENTVISTA__BILLING__SELF_SERVE_PLANS", "true"),
+            ("AGENTVISTA__BILLING__SELF_SERVE_PLANS", "free,pro"),
         ],
     )
     .await;

@@ -422,7 +422,7 @@ pub(crate) async fn billing(
                                     }
                                     td.retention { (offer.retention_days) " days" }
                                     td {
-                                        @if state.config.self_serve_plans && name != account.plan {
+                                        @if name != account.plan && state.config.may_switch(&account.plan, name) {
                                             button type="button" data-choose-plan=(name) { "Switch to " (plan_label(name)) }
                                         }
                                     }
@@ -432,8 +432,8 @@ pub(crate) async fn billing(
                     }
                 }
                 p.error id="plan-error" role="alert" hidden {}
-                @if !state.config.self_serve_plans {
-                    p.hint { "An operator changes the plan (" code { "agentvista accounts set-plan" } "), or enables self-service with " code { "billing.self_serve_plans" } "." }
+                @if !state.config.self_serve_plans.contains(&account.plan) {
+                    p.hint { "An operator changes this account's plan (" code { "agentvista accounts set-plan" } "); the plans an account may choose by itself are listed in " code { "billing.self_serve_plans" } "." }
                 }
             }
         },

@@ -259,9 +259,10 @@ pub(crate) struct ChoosePlan {
     plan: String,
 }
 
-/// Moves the account to another configured plan. A dashboard session only, and only when the
-/// operator turned `billing.self_serve_plans` on (404 otherwise, as if the endpoint did not
-/// exist); keys never change plans.
+/// Moves the account to another plan of `billing.self_serve_plans`. A dashboard session only,
+/// and only when the operator listed plans there (404 otherwise, as if the endpoint did not
+/// exist); an account on a plan outside the list, or a plan outside it, is a 400: an operator
+/// changes those. Keys never change plans.
 #[utoipa::path(
     put,
     path = "/api/v1/me/billing/plan/",
@@ -287,20 +288,24 @@ pub(crate) async fn set_plan(
     req: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.config.self_serve_plans {
+    if state.config.self_serve_plans.is_empty() {
         return Err(ApiError::NotFound);
     }
     let body: ChoosePlan = body.json().await?;
-    if !state.config.plans.contains(&body.plan) {
-        let known: Vec<&str> = state.config.plans.names().collect();
+    if !state.config.self_serve_plans.contains(&body.plan) {
         return Err(ApiError::BadRequest(format!(
-            "plan: no plan named {:?} (known: {})",
+            "plan: {:?} is not a plan this account may choose (choose one of: {})",
             body.plan,
-            known.join(", ")
+            state.config.self_serve_plans.join(", ")
         )));
     }
     let account_id = session.user.account_id;
     let was = state.store.accounts().get(account_id).await?.plan;
+    if !state.config.may_switch(&was, &body.plan) {
+        return Err(ApiError::BadRequest(format!(
+            "plan: the account's plan, {was:?}, is changed by an operator, not from the dashboard"
+        )));
+    }
     let account = state
         .store
         .accounts()
