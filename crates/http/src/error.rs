@@ -122,7 +122,7 @@ pub enum ApiError {
     Internal(#[source] Box<dyn StdError + Send + Sync>),
 }
 
-/// The contract's `error` codes (§4): the `error` field of every JSON error body.
+/// The contract's `error` codes: the `error` field of every JSON error body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -191,9 +191,10 @@ impl ErrorCode {
     }
 }
 
-/// The body of every JSON error answer (contract §4): `error` and `message` always, the other
-/// fields only with the errors that carry them. The OpenAPI document's `ErrorBody` schema is
-/// derived from this type, so the document and the answers cannot drift apart.
+/// The body of every JSON error answer, as the contract fixes it: `error` and `message`
+/// always, the other fields only with the errors that carry them. The OpenAPI document's
+/// `ErrorBody` schema is derived from this type, so the document and the answers cannot drift
+/// apart.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// The stable code to branch on.

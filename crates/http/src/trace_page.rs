@@ -192,24 +192,6 @@ pub(crate) fn write(
     Ok(out)
 }
 
-/// The length of `value` written as compact JSON, without writing it anywhere.
-pub(crate) fn json_len(value: &impl Serialize) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Writing to a counter cannot fail; a value that cannot be written counts as nothing.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
-}
-
 /// A response body that holds its budget grant until it has been sent or the client has gone.
 pub(crate) struct Granted {
     bytes: Bytes,

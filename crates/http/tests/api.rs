@@ -1275,7 +1275,7 @@ async fn pages_send_strangers_to_the_login_and_never_show_a_key() {
     );
 }
 
-// ---- Hostile and odd input (issue 9) ----
+// ---- Hostile and odd input ----
 
 #[actix_web::test]
 async fn two_authorization_headers_are_a_400_never_the_first_ones_200() {

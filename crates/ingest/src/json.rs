@@ -87,3 +87,31 @@ pub fn nul_path(value: &serde_json::Value) -> Option<String> {
         Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
+
+/// The length of `value` written as compact JSON, found by writing it to a counter: nothing is
+/// kept, so a caller can size a buffer, or pay for one, before the value is written for real.
+///
+/// ```
+/// assert_eq!(agentvista_ingest::json::written_len(&serde_json::json!({"a": [1, 2]})), 11);
+/// ```
+#[must_use]
+pub fn written_len(value: &impl serde::Serialize) -> usize {
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail; a value that cannot be written counts as what it wrote.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// Counts the bytes written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

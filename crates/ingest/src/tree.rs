@@ -87,9 +87,7 @@ impl Json {
         let failed = |e: &dyn std::fmt::Display| {
             IngestError::Invalid(format!("body: cannot be written as JSON: {e}"))
         };
-        let mut counter = Counter(0);
-        serde_json::to_writer(&mut counter, &self).map_err(|e| failed(&e))?;
-        let mut text = Vec::with_capacity(counter.0);
+        let mut text = Vec::with_capacity(crate::json::written_len(&self));
         serde_json::to_writer(&mut text, &self).map_err(|e| failed(&e))?;
         let text = String::from_utf8(text).map_err(|e| failed(&e))?;
         RawValue::from_string(text).map_err(|e| failed(&e))
@@ -123,20 +121,6 @@ impl Serialize for Json {
                 map.end()
             }
         }
-    }
-}
-
-/// Counts the bytes written to it.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 += bytes.len();
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -38,7 +38,7 @@ pub struct QuotaExceeded {
 }
 
 impl Allowance {
-    /// The allowance of `plan` under an optional spend cap, exactly as the contract's §7 says:
+    /// The allowance of `plan` under an optional spend cap, exactly as the contract says:
     ///
     /// - hard-limit plan (no overage price): `monthly_events`, whatever the cap;
     /// - overage without a cap: unlimited;

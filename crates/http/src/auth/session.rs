@@ -3,7 +3,7 @@
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 
-/// The session cookie's name (contract §3).
+/// The session cookie's name, as the contract fixes it.
 pub const SESSION_COOKIE: &str = "av_session";
 
 /// The header that must echo the session's CSRF token on unsafe methods.

@@ -523,7 +523,7 @@ pub(crate) async fn trace(
             let Some(body) = contexts.body(event) else {
                 return Ok(None);
             };
-            let len = crate::trace_page::json_len(&body);
+            let len = agentvista_ingest::json::written_len(&body);
             if len > room {
                 return Err(len);
             }
