@@ -1,4 +1,4 @@
-//! The command line (contract §9), parsed by clap.
+//! The command line, as the contract fixes it, parsed by clap.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +22,7 @@ pub(crate) struct Cli {
 impl Cli {
     /// This process's command line. Names and e-mails are parsed here, by the same types and
     /// rules as the API's. A value its type refuses is one line on standard error, like every
-    /// other failure of a command (contract §9); help, version and clap's other usage errors
+    /// other failure of a command; help, version and clap's other usage errors
     /// print as clap prints them.
     pub(crate) fn from_args() -> Result<Cli, ExitCode> {
         Cli::try_parse().map_err(|err| match refused_value(&err) {

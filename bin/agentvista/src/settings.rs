@@ -1,4 +1,4 @@
-//! Configuration (contract §8): defaults, then the file, then `AGENTVISTA__` variables;
+//! Configuration: defaults, then the file, then `AGENTVISTA__` variables;
 //! typed and validated once, naming the key at fault.
 
 use std::collections::BTreeMap;

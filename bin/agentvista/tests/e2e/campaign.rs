@@ -1,5 +1,5 @@
 //! The bad-input campaign: a table of hostile and clumsy requests, each with the answer the
-//! contract (§3, §4 of the API contract, `docs/api.md`) gives it. After each group of cases the
+//! contract (authentication and errors, as `docs/api.md` writes them) gives it. After each group of cases the
 //! server must be healthy, no answer may have been a 5xx, no request may have hung, and the
 //! account's usage must equal exactly what the accepted requests reported. Every case runs;
 //! the test then fails listing each case whose answer differed, with what came back.
@@ -409,7 +409,7 @@ fn headers_and_auth(ctx: &Ctx) -> Vec<Case> {
             .cookie(&ctx.session)
             .err(401, "invalid_api_key"),
     );
-    // Two Authorization headers: malformed, whatever they hold (contract §3).
+    // Two Authorization headers: malformed, whatever they hold (the contract says so).
     type Twice<'a> = (&'a str, Method, &'a str, &'a str, &'a str, Option<Vec<u8>>);
     let twice: Vec<Twice> = vec![
         (

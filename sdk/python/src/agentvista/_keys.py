@@ -1,4 +1,4 @@
-"""API keys: the local format and checksum check of the contract (§1), and safe display.
+"""API keys: the local format and checksum check the contract fixes, and safe display.
 
 A key is ``av_<P>_<S><C>``: ``P`` 8 lowercase hex characters (the public prefix), ``S`` 32
 base62 characters (the secret), ``C`` the CRC-32 (IEEE) of everything before it written as 6
