@@ -46,7 +46,10 @@ impl AppState {
             hash_password(&Password::new(hex::encode(unguessable))).map_err(ApiError::internal)?;
         let throttles = throttle::Throttles::new(config.throttle);
         Ok(AppState {
-            keys: web::Data::new(KeyAuth::new(Arc::new(store.clone()))),
+            keys: web::Data::new(KeyAuth::with_unknown_keys(
+                Arc::new(store.clone()),
+                config.throttle.unknown_keys_per_address,
+            )),
             store,
             budget: MemoryBudget::new(config.memory),
             config,
@@ -59,8 +62,19 @@ impl AppState {
     /// Replaces the key lookup (the port) with another implementation.
     #[must_use]
     pub fn with_key_lookup(mut self, keys: Arc<dyn KeyLookup>) -> Self {
-        self.keys = web::Data::new(KeyAuth::new(keys));
+        self.keys = web::Data::new(KeyAuth::with_unknown_keys(
+            keys,
+            self.config.throttle.unknown_keys_per_address,
+        ));
         self
+    }
+
+    /// How many passwords this process has checked (an argon2 verification or hash each):
+    /// every login attempt that passes the throttles checks exactly one, whether its e-mail
+    /// address is known or not.
+    #[must_use]
+    pub fn password_checks(&self) -> u64 {
+        self.throttles.password_checks()
     }
 
     /// The memory budget of requests in flight.

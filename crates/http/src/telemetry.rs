@@ -9,6 +9,11 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 pub fn describe_metrics() {
     crate::log::RECORDING.store(true, std::sync::atomic::Ordering::Relaxed);
     describe_counter!(
+        "agentvista_password_checks_total",
+        Unit::Count,
+        "Passwords checked (login, first-run setup): one argon2 run each, known e-mail or not."
+    );
+    describe_counter!(
         "agentvista_http_requests_total",
         Unit::Count,
         "Requests answered, by route template, method and status."

@@ -7,11 +7,12 @@
 //! crate), then takes a hashing permit without waiting; whichever is exhausted answers 429
 //! `too_many_attempts` with `Retry-After` before any hash runs.
 
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use agentvista_keys::Email;
@@ -57,6 +58,11 @@ pub struct ThrottleConfig {
     /// Leaked-key reports per client address: default 60 at once, then one a second — room
     /// for a secret scanner's bursts, and at most 100 lookups a report.
     pub leak_reports_per_address: Bucket,
+    /// Lookups of well-formed keys that found no key, per client address: default 60 at
+    /// once, then one a second. Past it, a key this replica cannot answer for from memory is
+    /// answered 429 `too_many_attempts` without a lookup (a key in memory, verified or known
+    /// to be unknown, is answered as ever).
+    pub unknown_keys_per_address: Bucket,
 }
 
 impl Default for ThrottleConfig {
@@ -80,6 +86,69 @@ impl Default for ThrottleConfig {
                 burst: NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN),
                 every: Duration::from_secs(1),
             },
+            unknown_keys_per_address: Bucket {
+                burst: NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN),
+                every: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+/// Lookups of unknown keys per client address: only lookups that found nothing count, and an
+/// address over its bucket is refused lookups until the bucket has room again.
+pub(crate) struct UnknownKeys {
+    misses: Keyed<IpAddr>,
+    /// Addresses over the bucket, and until when (bounded: past [`MAX_TRACKED`] entries the
+    /// expired ones go, and a new one is not kept if none has).
+    over: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl UnknownKeys {
+    pub(crate) fn new(bucket: Bucket) -> Self {
+        UnknownKeys {
+            misses: Keyed::new(bucket),
+            over: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `address` may have a key looked up.
+    ///
+    /// # Errors
+    /// [`ApiError::TooManyAttempts`] while the address is over its bucket.
+    pub(crate) fn check(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        let key = network(address);
+        let now = Instant::now();
+        let mut over = self.over.lock().unwrap_or_else(PoisonError::into_inner);
+        match over.get(&key) {
+            Some(until) if *until > now => {
+                let wait = *until - now;
+                Err(ApiError::TooManyAttempts {
+                    retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                })
+            }
+            Some(_) => {
+                over.remove(&key);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one lookup from `address` that found no key.
+    pub(crate) fn missed(&self, address: Option<IpAddr>) {
+        let key = network(address);
+        if let Err(ApiError::TooManyAttempts { retry_after_secs }) = self
+            .misses
+            .check(&key, "unknown keys of the client address")
+        {
+            let now = Instant::now();
+            let mut over = self.over.lock().unwrap_or_else(PoisonError::into_inner);
+            if over.len() >= MAX_TRACKED {
+                over.retain(|_, until| *until > now);
+            }
+            if over.len() < MAX_TRACKED {
+                over.insert(key, now + Duration::from_secs(retry_after_secs));
+            }
         }
     }
 }
@@ -90,6 +159,8 @@ pub(crate) struct Throttles {
     by_account_and_address: Keyed<(Email, Option<IpAddr>)>,
     by_account: Keyed<Email>,
     hashing: Arc<Semaphore>,
+    /// Hashing permits handed out: one per password checked.
+    password_checks: AtomicU64,
     leak_reports: Keyed<IpAddr>,
 }
 
@@ -135,6 +206,7 @@ impl Throttles {
             by_account_and_address: Keyed::new(config.per_account_and_address),
             by_account: Keyed::new(config.per_account),
             hashing: Arc::new(Semaphore::new(config.concurrent_hashes.max(1))),
+            password_checks: AtomicU64::new(0),
             leak_reports: Keyed::new(config.leak_reports_per_address),
         }
     }
@@ -177,12 +249,20 @@ impl Throttles {
     /// # Errors
     /// [`ApiError::TooManyAttempts`] when every permit is taken.
     pub(crate) fn hashing(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        Arc::clone(&self.hashing).try_acquire_owned().map_err(|_| {
+        let permit = Arc::clone(&self.hashing).try_acquire_owned().map_err(|_| {
             tracing::warn!("password check refused: every hashing permit is taken");
             ApiError::TooManyAttempts {
                 retry_after_secs: 1,
             }
-        })
+        })?;
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("agentvista_password_checks_total").increment(1);
+        Ok(permit)
+    }
+
+    /// Passwords checked since start (one hashing permit each).
+    pub(crate) fn password_checks(&self) -> u64 {
+        self.password_checks.load(Ordering::Relaxed)
     }
 }
 
@@ -242,6 +322,24 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn only_misses_count_and_an_address_over_its_bucket_waits() {
+        let unknown = UnknownKeys::new(small().unknown_keys_per_address);
+        let here = Some(IpAddr::from([192, 0, 2, 1]));
+        let there = Some(IpAddr::from([192, 0, 2, 2]));
+        // Checks alone take nothing from the bucket.
+        for _ in 0..10 {
+            unknown.check(here).unwrap();
+        }
+        unknown.missed(here);
+        unknown.missed(here);
+        unknown.check(here).unwrap();
+        // The third miss finds the bucket empty: the address waits, its neighbour does not.
+        unknown.missed(here);
+        assert!(retry_after(unknown.check(here)) >= 1);
+        unknown.check(there).unwrap();
+    }
+
     fn small() -> ThrottleConfig {
         ThrottleConfig {
             per_address: Bucket {
@@ -258,6 +356,10 @@ mod tests {
             },
             concurrent_hashes: 2,
             leak_reports_per_address: Bucket {
+                burst: NonZeroU32::new(2).unwrap(),
+                every: Duration::from_secs(60),
+            },
+            unknown_keys_per_address: Bucket {
                 burst: NonZeroU32::new(2).unwrap(),
                 every: Duration::from_secs(60),
             },

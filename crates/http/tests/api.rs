@@ -25,6 +25,8 @@ mod billing;
 mod keys;
 #[path = "api/memory.rs"]
 mod memory;
+#[path = "api/throttles.rs"]
+mod throttles;
 
 const PASSWORD: &str = "correct horse battery";
 

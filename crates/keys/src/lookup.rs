@@ -79,6 +79,15 @@ pub trait KeyLookup: Send + Sync + 'static {
     /// The key whose SHA-256 is `hash`, in any status; `None` when there is none.
     fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> LookupFuture<'a, Option<KeyRecord>>;
 
+    /// Whether [`find_by_hash`](Self::find_by_hash) would answer for `hash` from memory,
+    /// without reading storage: a key verified, or known to be unknown, recently. Callers
+    /// throttle the lookups that read storage (unknown keys from one client address) and let
+    /// these through. The default: never (every lookup reads).
+    fn answers_from_memory(&self, hash: &KeyHash) -> bool {
+        let _ = hash;
+        false
+    }
+
     /// Notes a successful use of key `id` at `at`. Called off the request path, at most about
     /// once a minute per key and replica; an implementation may throttle further.
     fn touch_last_used(&self, id: KeyId, at: DateTime<Utc>) -> LookupFuture<'_, ()>;

@@ -2,6 +2,7 @@
 //! per-replica throttle on noting a key's last use — and the one door to revoking a key.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use agentvista_keys::{
@@ -14,7 +15,9 @@ use super::rate_limits::RateLimits;
 use super::refusals::{self, Refusal};
 use super::{Credential, Principal};
 use crate::rate_limit::RateLimitStatus;
+use crate::throttle::UnknownKeys;
 use crate::{ApiError, error_chain};
+use crate::{Bucket, ThrottleConfig};
 
 /// API-key authentication on its own. The AgentVista server registers it with its
 /// [`AppState`](crate::AppState); a service that embeds only the extractors registers just
@@ -42,30 +45,43 @@ pub struct KeyAuth {
     touched: Mutex<HashMap<KeyId, DateTime<Utc>>>,
     /// The buckets of the keys with a rate limit.
     rates: RateLimits,
+    /// Lookups that found no key, per client address.
+    unknown: UnknownKeys,
 }
 
 impl KeyAuth {
-    /// Authentication over `lookup`.
+    /// Authentication over `lookup`, with the default throttle on unknown keys
+    /// ([`ThrottleConfig::unknown_keys_per_address`](crate::ThrottleConfig)).
     #[must_use]
     pub fn new(lookup: Arc<dyn KeyLookup>) -> Self {
+        Self::with_unknown_keys(lookup, ThrottleConfig::default().unknown_keys_per_address)
+    }
+
+    /// Authentication over `lookup`, with at most `unknown` lookups that find no key per
+    /// client address.
+    #[must_use]
+    pub fn with_unknown_keys(lookup: Arc<dyn KeyLookup>, unknown: Bucket) -> Self {
         KeyAuth {
             lookup,
             touched: Mutex::new(HashMap::new()),
             rates: RateLimits::default(),
+            unknown: UnknownKeys::new(unknown),
         }
     }
 
-    /// The principal of the `Authorization` header `header`: a Bearer key, well formed, known,
-    /// active, within its rate limit (whose bucket's state comes back for the headers). Every
-    /// refusal of the key is the same 401 `invalid_api_key`; its cause goes to the log with
-    /// the prefix, never the key.
+    /// The principal of the `Authorization` header `header`, sent from `address`: a Bearer
+    /// key, well formed, known, active, within its rate limit (whose bucket's state comes back
+    /// for the headers). Every refusal of the key is the same 401 `invalid_api_key`; its cause
+    /// goes to the log with the prefix, never the key.
     ///
     /// # Errors
-    /// 401 `invalid_api_key`, 429 `rate_limited`, or the lookup's failure (503 when the
-    /// storage is unreachable).
+    /// 401 `invalid_api_key`, 429 `rate_limited`, 429 `too_many_attempts` for an address
+    /// that sent too many unknown keys, or the lookup's failure (503 when the storage is
+    /// unreachable).
     pub(crate) async fn verify(
         &self,
         header: &[u8],
+        address: Option<IpAddr>,
     ) -> Result<(Principal, Option<RateLimitStatus>), ApiError> {
         let token = std::str::from_utf8(header)
             .ok()
@@ -83,9 +99,17 @@ impl KeyAuth {
         })?;
         let (hash, prefix) = (key.hash(), key.prefix());
         drop(key);
+        // Guessed keys cost a storage read each: an address that sent too many is refused
+        // the reads, but not the answers memory holds.
+        if !self.lookup.answers_from_memory(&hash) {
+            self.unknown.check(address).inspect_err(|_| {
+                tracing::info!(%prefix, "API key lookup refused: too many unknown keys from the address");
+            })?;
+        }
         let record = self.lookup.find_by_hash(&hash).await?;
         let Some(record) = record else {
             tracing::info!(%prefix, cause = "unknown key", "API key refused");
+            self.unknown.missed(address);
             return Err(refused(Refusal::Unknown));
         };
         let now = Utc::now();

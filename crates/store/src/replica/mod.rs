@@ -184,6 +184,10 @@ impl KeyLookup for Replica {
         })
     }
 
+    fn answers_from_memory(&self, hash: &KeyHash) -> bool {
+        self.inner.keys.get(hash, clock::boot_nanos()).is_some()
+    }
+
     fn touch_last_used(&self, id: KeyId, at: DateTime<Utc>) -> LookupFuture<'_, ()> {
         KeyLookup::touch_last_used(&self.inner.store, id, at)
     }
