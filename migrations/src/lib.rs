@@ -12,6 +12,7 @@ mod m20261128_000006_create_key_changes_and_replicas;
 mod m20261128_000007_create_audit_log;
 mod m20261128_000008_add_key_rate_limits;
 mod m20261128_000009_create_usage_daily;
+mod m20261206_000010_sweeps_and_orphaned_contexts;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_create_audit_log::Migration),
             Box::new(m20261128_000008_add_key_rate_limits::Migration),
             Box::new(m20261128_000009_create_usage_daily::Migration),
+            Box::new(m20261206_000010_sweeps_and_orphaned_contexts::Migration),
         ]
     }
 }

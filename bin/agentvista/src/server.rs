@@ -38,7 +38,7 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
             store.clone(),
             http_config.plans.clone(),
             Duration::from_secs(settings.retention.interval_secs),
-            settings.retention.batch_size,
+            settings.sweep(),
         ))
     });
     let mut state = AppState::new(store.clone(), http_config).map_err(|e| e.to_string())?;
@@ -97,23 +97,18 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     Ok(())
 }
 
-/// Pause between two batches of a sweep, so that ingestion gets the database's writer.
-const RETENTION_PAUSE: Duration = Duration::from_millis(50);
-
-/// Deletes the events past their plan's retention: at start, then `every` after each sweep
-/// ends. A failed sweep is logged and tried again next time; what it deleted stays deleted.
+/// Deletes what is past retention (events, unreferenced contexts, audit entries): at start,
+/// then `every` after each sweep ends, on whichever replica holds the sweep's lease. A failed
+/// sweep is logged and tried again next time; what it deleted stays deleted.
 async fn sweep_retention(
     store: Store,
     plans: agentvista_quota::Plans,
     every: Duration,
-    batch: u64,
+    sweep: agentvista_store::Sweep,
 ) {
     loop {
         let now = chrono::Utc::now();
-        if let Err(err) = store
-            .sweep_retention(&plans, now, batch, RETENTION_PAUSE)
-            .await
-        {
+        if let Err(err) = store.sweep_retention(&plans, now, &sweep).await {
             tracing::warn!(error = %error_chain(&err), "retention sweep failed; retrying at the next interval");
         }
         actix_web::rt::time::sleep(every).await;

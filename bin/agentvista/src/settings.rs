@@ -7,7 +7,7 @@ use std::path::Path;
 
 use agentvista_http::{BodyLimits, BudgetLimits, Caps, HttpConfig, TrustedProxies};
 use agentvista_quota::Plan;
-use agentvista_store::{DEFAULT_LEASE, SqliteSync, StoreOptions};
+use agentvista_store::{DEFAULT_LEASE, SqliteSync, StoreOptions, Sweep};
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
@@ -25,6 +25,14 @@ pub(crate) struct Settings {
     pub(crate) log: LogSettings,
     pub(crate) billing: BillingSettings,
     pub(crate) retention: RetentionSettings,
+    pub(crate) audit: AuditSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditSettings {
+    /// Days an audit entry is kept; 0: for ever.
+    pub(crate) retention_days: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +187,7 @@ impl Settings {
             .set_default("billing.self_serve_plans", "")?
             .set_default("retention.interval_secs", 3600)?
             .set_default("retention.batch_size", 1000)?
+            .set_default("audit.retention_days", 400)?
             .set_default(
                 "auth.lease_ms",
                 u64::try_from(DEFAULT_LEASE.as_millis()).unwrap_or(3_000),
@@ -281,14 +290,32 @@ impl Settings {
                 problem: format!("plan {name:?}: must be 1 to 36500 days"),
             });
         }
-        // One parameter per id in the deletes: well below both databases' limits.
+        // At most three parameters per row in a batch's statements: below both databases'
+        // limits (SQLite's 32766).
         if !(1..=10_000).contains(&self.retention.batch_size) {
             return Err(invalid("retention.batch_size", "must be 1 to 10000"));
+        }
+        if self.audit.retention_days > 36_500 {
+            return Err(invalid(
+                "audit.retention_days",
+                "must be 0 (keep for ever) to 36500 days",
+            ));
         }
         if self.auth.cache_capacity > 10_000_000 {
             return Err(invalid("auth.cache_capacity", "must be at most 10000000"));
         }
         Ok(())
+    }
+
+    /// How the retention sweep runs: the configured batch and audit retention, the store's
+    /// pause and context grace.
+    pub(crate) fn sweep(&self) -> Sweep {
+        Sweep {
+            batch: self.retention.batch_size,
+            audit_retention: (self.audit.retention_days > 0)
+                .then(|| chrono::TimeDelta::days(i64::from(self.audit.retention_days))),
+            ..Sweep::default()
+        }
     }
 
     pub(crate) fn store_options(&self) -> StoreOptions {

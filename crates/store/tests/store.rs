@@ -31,6 +31,12 @@ use limits::{
     a_trace_page_is_planned_from_sizes_and_reads_each_context_once,
     concurrent_creates_never_pass_max_active_keys,
 };
+#[path = "store/retention.rs"]
+mod retention;
+use retention::{
+    a_marked_context_an_ingestion_reuses_is_kept, audit_entries_are_kept_for_their_own_retention,
+    one_replica_sweeps_at_a_time, unreferenced_contexts_go_in_two_phases_children_first,
+};
 
 // ---------------------------------------------------------------- harness
 
@@ -156,6 +162,10 @@ on_both!(
     events_past_retention_are_deleted_in_batches_and_their_traces_follow,
     only_an_active_key_of_the_account_rolls,
     the_audit_log_pages_an_accounts_entries_newest_first,
+    unreferenced_contexts_go_in_two_phases_children_first,
+    a_marked_context_an_ingestion_reuses_is_kept,
+    audit_entries_are_kept_for_their_own_retention,
+    one_replica_sweeps_at_a_time,
 );
 
 /// A stored password hash, as storage would hand it back (the store does not check it).
@@ -232,6 +242,15 @@ fn write_key(name: &KeyName) -> NewKey<'_> {
         expiry: Expiry::NEVER,
         created_by: None,
         rate_limit: None,
+    }
+}
+
+/// A sweep of `batch` rows a transaction, without pauses.
+fn sweep(batch: u64) -> agentvista_store::Sweep {
+    agentvista_store::Sweep {
+        batch,
+        pause: std::time::Duration::ZERO,
+        ..Default::default()
     }
 }
 
@@ -2094,7 +2113,7 @@ async fn events_past_retention_are_deleted_in_batches_and_their_traces_follow(db
     // Two events a batch: several transactions.
     let swept = db
         .store
-        .sweep_retention(&plans, noon(), 2, std::time::Duration::ZERO)
+        .sweep_retention(&plans, noon(), &sweep(2))
         .await
         .unwrap();
     assert_eq!(swept.deleted, 5, "{swept:?}");
@@ -2144,18 +2163,13 @@ async fn events_past_retention_are_deleted_in_batches_and_their_traces_follow(db
     // Nothing left to do; a later sweep takes the rest as it ages.
     let again = db
         .store
-        .sweep_retention(&plans, noon(), 2, std::time::Duration::ZERO)
+        .sweep_retention(&plans, noon(), &sweep(2))
         .await
         .unwrap();
     assert_eq!(again.deleted, 0);
     let later = db
         .store
-        .sweep_retention(
-            &plans,
-            noon() + TimeDelta::days(60),
-            100,
-            std::time::Duration::ZERO,
-        )
+        .sweep_retention(&plans, noon() + TimeDelta::days(60), &sweep(100))
         .await
         .unwrap();
     assert_eq!(

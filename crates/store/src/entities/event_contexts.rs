@@ -10,6 +10,11 @@ pub(crate) struct Model {
     pub(crate) hash: String,
     #[sea_orm(column_type = "JsonBinary")]
     pub(crate) body: Json,
+    /// When the retention sweep found the context unreferenced (milliseconds since the epoch
+    /// on the database's clock); cleared when an ingestion reuses it.
+    pub(crate) orphaned_at: Option<i64>,
+    /// The latest day (UTC) an event referring to the context was received, or later.
+    pub(crate) last_seen: Option<Date>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

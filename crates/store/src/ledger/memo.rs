@@ -7,11 +7,14 @@
 //!   counting statement confirm them against the account row, under its lock on PostgreSQL and
 //!   under the write lock on SQLite (`usage::count`); if they changed, the terms are read again
 //!   and the count runs once more, as when a change races the opening read.
-//! - **Context ids** cannot be stale: a context row is never updated or deleted (an account's
-//!   rows go only with the account, whose id is never reused), and an id is remembered only
-//!   once the transaction that read or inserted it has committed. (A retention job that
-//!   deletes contexts will have to clear this memory.)
+//! - **Context ids** are never those of deleted rows: an id is remembered only once the
+//!   transaction that read or inserted it has committed, together with the day that transaction
+//!   saw in the row's `last_seen` (or wrote there), and it is reused only by jobs received on
+//!   that day or before. The retention sweep deletes only contexts whose `last_seen` is past
+//!   their plan's retention, which a day a job was received on never is; a job of a later day
+//!   reads the row again and raises its `last_seen`.
 
+use chrono::NaiveDate;
 use quick_cache::sync::Cache;
 
 use super::batch::HashedContext;
@@ -26,7 +29,8 @@ const CONTEXTS: usize = 65_536;
 /// The remembered terms and context ids, bounded (see the module documentation).
 pub(super) struct Memo {
     terms: Cache<AccountId, Terms>,
-    contexts: Cache<(AccountId, String), i64>,
+    /// Row id, and the `last_seen` day the row is known to have.
+    contexts: Cache<(AccountId, String), (i64, NaiveDate)>,
 }
 
 impl std::fmt::Debug for Memo {
@@ -51,6 +55,8 @@ pub(crate) struct Learned {
     pub(super) terms: Terms,
     /// Content hash and row id of each context the job did not find in the memo.
     pub(super) contexts: Vec<(String, i64)>,
+    /// The `last_seen` day the job left those contexts with (at least).
+    pub(super) seen: NaiveDate,
 }
 
 impl Memo {
@@ -61,16 +67,23 @@ impl Memo {
         }
     }
 
-    /// The account's terms and the ids of all of `contexts`, if the memo has them all.
+    /// The account's terms and the ids of all of `contexts`, if the memo has them all as seen
+    /// on `day` or later.
     pub(super) fn recall(
         &self,
         account: AccountId,
         contexts: &[HashedContext],
+        day: NaiveDate,
     ) -> Option<Remembered> {
         let terms = self.terms.get(&account)?;
         let context_ids = contexts
             .iter()
-            .map(|c| self.contexts.get(&(account, c.hash.clone())))
+            .map(|c| {
+                self.contexts
+                    .get(&(account, c.hash.clone()))
+                    .filter(|(_, seen)| *seen >= day)
+                    .map(|(id, _)| id)
+            })
             .collect::<Option<Vec<i64>>>()?;
         Some(Remembered { terms, context_ids })
     }
@@ -79,7 +92,7 @@ impl Memo {
     pub(super) fn learn(&self, account: AccountId, learned: Learned) {
         self.terms.insert(account, learned.terms);
         for (hash, id) in learned.contexts {
-            self.contexts.insert((account, hash), id);
+            self.contexts.insert((account, hash), (id, learned.seen));
         }
     }
 }

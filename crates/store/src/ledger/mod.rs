@@ -87,7 +87,9 @@ impl Ledger {
         }
         let contexts = hashed(contexts);
         let (events, repeated_in_batch) = without_repeats(events);
-        let remembered = self.memo.recall(account, &contexts);
+        let remembered = self
+            .memo
+            .recall(account, &contexts, received_at.date_naive());
         let job = Job {
             account,
             period,
@@ -207,14 +209,15 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
             true,
         ),
         None => {
-            let (terms, known) = opening_read(txn, account, contexts).await?;
+            let day = received_at.date_naive();
+            let (terms, known) = opening_read(txn, account, contexts, day).await?;
             // On SQLite these terms hold: the transaction has the write lock. On PostgreSQL
             // they are a snapshot, confirmed under the account row's lock when counting.
             let allowance = match terms.allowance(plans) {
                 Ok(allowance) => allowance,
                 Err(unknown) => return Ok(Accounted::UnknownPlan(unknown)),
             };
-            let context_ids = store_contexts(txn, account, contexts, known).await?;
+            let context_ids = store_contexts(txn, account, contexts, known, day).await?;
             let new_contexts = contexts
                 .iter()
                 .map(|c| c.hash.clone())
@@ -233,6 +236,7 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
     let learned = |terms| Learned {
         terms,
         contexts: new_contexts,
+        seen: received_at.date_naive(),
     };
     let backend = txn.get_database_backend();
     let first = Count {

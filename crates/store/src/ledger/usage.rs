@@ -1,7 +1,7 @@
 //! The count: the account's terms, its allowance, and the one statement that adds to the
 //! period's usage only what fits.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use agentvista_quota::{Allowance, Period, Plans, UnknownPlan};
 use sea_orm::sea_query::{
@@ -15,6 +15,7 @@ use sea_orm::{
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::batch::{HashedContext, ROWS_PER_INSERT};
+use super::contexts::Found;
 use crate::entities::{OfAccount, accounts, event_contexts, usage_periods};
 use crate::{AccountId, KeyId};
 
@@ -58,7 +59,8 @@ pub(super) async fn opening_read(
     txn: &DatabaseTransaction,
     account: AccountId,
     contexts: &[HashedContext],
-) -> Result<(Terms, Option<HashMap<String, i64>>), DbErr> {
+    day: NaiveDate,
+) -> Result<(Terms, Option<Found>), DbErr> {
     use accounts::Column as A;
     use event_contexts::Column as C;
     let mut read = Query::select();
@@ -72,6 +74,14 @@ pub(super) async fn opening_read(
     if joined {
         read.expr_as(Expr::col((event_contexts::Entity, C::Id)), "context_id")
             .expr_as(Expr::col((event_contexts::Entity, C::Hash)), "context_hash")
+            .expr_as(
+                Expr::col((event_contexts::Entity, C::OrphanedAt)),
+                "context_orphaned_at",
+            )
+            .expr_as(
+                Expr::col((event_contexts::Entity, C::LastSeen)),
+                "context_last_seen",
+            )
             .left_join(
                 event_contexts::Entity,
                 Expr::col((event_contexts::Entity, C::AccountId))
@@ -81,7 +91,7 @@ pub(super) async fn opening_read(
     }
     let rows = txn.query_all(&read).await?;
     let mut terms = None;
-    let mut known = HashMap::new();
+    let mut known = Found::default();
     for row in rows {
         if terms.is_none() {
             terms = Some(Terms::stored(
@@ -95,8 +105,10 @@ pub(super) async fn opening_read(
         // NULL when none of the contexts is stored yet (the join found nothing).
         let id: Option<i64> = row.try_get("", "context_id")?;
         let hash: Option<String> = row.try_get("", "context_hash")?;
+        let orphaned_at: Option<i64> = row.try_get("", "context_orphaned_at")?;
+        let last_seen: Option<NaiveDate> = row.try_get("", "context_last_seen")?;
         if let (Some(id), Some(hash)) = (id, hash) {
-            known.insert(hash, id);
+            known.found(hash, id, Found::stale(orphaned_at, last_seen, day));
         }
     }
     let terms = terms.ok_or_else(|| DbErr::RecordNotFound(format!("account {}", account.0)))?;

@@ -1,39 +1,96 @@
-//! Retention: events older than their account's plan keeps them are deleted, a bounded batch
-//! per transaction, and the summaries of the traces they belonged to are brought back in line
-//! (a trace with no event left is no longer listed). Usage counts are never touched: an event
-//! counted in a month stays counted when it is deleted.
+//! The retention sweep: what the plans and settings no longer keep is deleted, a bounded batch
+//! per transaction, by one replica at a time.
 //!
-//! A sweep walks the events in id order, which is the order they were received in (give or
-//! take the commits in flight), from the oldest: each step reads one batch of ids and deletes
-//! those of its rows that are past their plan's cutoff, in a transaction of its own. It stops
-//! at the first batch received after the latest cutoff (nothing after it can be past any
-//! plan's), or at the end of the table. An account on a plan the configuration lacks keeps its
-//! events.
+//! - **Events** older than their account's plan keeps them. The sweep walks the events in id
+//!   order, which is the order they were received in (give or take the commits in flight),
+//!   from the oldest: each step reads one window of ids, and one statement deletes those of
+//!   its rows past their plan's cutoff, reading the plan from the account row as it deletes. It
+//!   stops at the first window received after the latest cutoff (nothing after it can be past
+//!   any plan's), or at the end of the table. An account on a plan the configuration lacks
+//!   keeps its events. The summaries of the traces they belonged to are brought back in line
+//!   by index probes (a trace with no event left is no longer listed). Usage counts are never
+//!   touched: an event counted in a month stays counted when it is deleted.
+//! - **Contexts** that no event refers to any more (their `last_seen` day is past their plan's
+//!   retention), in two phases (see `contexts`).
+//! - **Audit entries** older than the audit log's retention.
+//!
+//! Only the replica holding the sweep's lease sweeps; the lease is renewed before each batch.
+//! Each batch is one short write transaction, and the sweep pauses between them, so that
+//! ingestion waits at most one batch (the longest is reported in [`Swept`]).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+mod audit;
+mod contexts;
+mod events;
+mod lease;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use agentvista_quota::Plans;
-use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Value};
 
 use crate::changes::statement;
 use crate::db::{begin_immediate, db_time};
 use crate::{Store, StoreError};
+use lease::Lease;
+
+/// How a sweep runs and what it keeps beyond the plans' retention.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    /// Rows read, and at most deleted, per transaction.
+    pub batch: u64,
+    /// Pause between two transactions, so that ingestion gets the database's writer.
+    pub pause: Duration,
+    /// How long audit entries are kept; `None`: for ever.
+    pub audit_retention: Option<TimeDelta>,
+    /// How long a context stays marked unreferenced before it may be deleted (an hour by
+    /// default; shorter in tests).
+    pub context_grace: Duration,
+}
+
+impl Default for Sweep {
+    /// 1,000 rows a batch, 50 ms between batches, audit entries kept 400 days, contexts
+    /// deleted an hour after they were found unreferenced.
+    fn default() -> Self {
+        Sweep {
+            batch: 1000,
+            pause: Duration::from_millis(50),
+            audit_retention: Some(TimeDelta::days(400)),
+            context_grace: Duration::from_secs(3600),
+        }
+    }
+}
 
 /// What a sweep did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Swept {
+    /// `false` when another replica held the sweep's lease (then nothing was done), or this
+    /// one lost it part-way (then the rest waits for the next sweep).
+    pub completed: bool,
     /// Events read.
     pub scanned: u64,
     /// Events deleted.
     pub deleted: u64,
-    /// Transactions (batches) it took.
+    /// Contexts deleted (unreferenced since at least the grace).
+    pub contexts_deleted: u64,
+    /// Audit entries deleted.
+    pub audit_deleted: u64,
+    /// Write transactions it took.
     pub batches: u64,
+    /// The longest of them, from `BEGIN` to commit: the longest ingestion waited on it.
+    pub longest_transaction: Duration,
 }
 
-/// One batch's outcome: where the next starts, and whether the sweep is done.
-struct Step {
+impl Swept {
+    fn timed(&mut self, started: Instant) {
+        self.batches += 1;
+        self.longest_transaction = self.longest_transaction.max(started.elapsed());
+    }
+}
+
+/// One window of events: where the next starts, and whether the walk is done.
+struct Window {
     scanned: u64,
     deleted: u64,
     last_id: i64,
@@ -41,9 +98,9 @@ struct Step {
 }
 
 impl Store {
-    /// Deletes the events past retention at `now` under `plans`, `batch` at most per
-    /// transaction, pausing `pause` between transactions so that ingestion is never held up
-    /// by more than one batch.
+    /// Deletes what is past retention at `now`: events under `plans`, contexts no event refers
+    /// to, audit entries under `sweep.audit_retention`. Does nothing (and says so in
+    /// [`Swept::completed`]) while another replica sweeps.
     ///
     /// # Errors
     /// [`StoreError`] from the database; what was deleted before stays deleted.
@@ -51,109 +108,196 @@ impl Store {
         &self,
         plans: &Plans,
         now: DateTime<Utc>,
-        batch: u64,
-        pause: Duration,
+        sweep: &Sweep,
     ) -> Result<Swept, StoreError> {
+        let lease = Lease::new(&self.write, "retention")?;
+        if !lease.take().await? {
+            tracing::debug!("retention: another replica is sweeping");
+            return Ok(Swept::default());
+        }
+        let mut swept = Swept::default();
+        let outcome = self
+            .sweep_holding(&lease, plans, now, sweep, &mut swept)
+            .await;
+        // A lease left to expire only delays the next sweep: give it back even after an error.
+        let released = lease.release().await;
+        swept.completed = outcome?;
+        released?;
+        if swept.deleted + swept.contexts_deleted + swept.audit_deleted > 0 {
+            tracing::info!(
+                events = swept.deleted,
+                contexts = swept.contexts_deleted,
+                audit_entries = swept.audit_deleted,
+                batches = swept.batches,
+                longest_transaction_ms = swept.longest_transaction.as_millis() as u64,
+                "retention: rows past their retention deleted"
+            );
+        }
+        metrics::counter!("agentvista_events_deleted_by_retention_total").increment(swept.deleted);
+        metrics::counter!("agentvista_contexts_deleted_by_retention_total")
+            .increment(swept.contexts_deleted);
+        metrics::counter!("agentvista_audit_entries_deleted_by_retention_total")
+            .increment(swept.audit_deleted);
+        Ok(swept)
+    }
+
+    /// The sweep's three walks under `lease`; `false` if the lease was lost on the way.
+    async fn sweep_holding(
+        &self,
+        lease: &Lease<'_>,
+        plans: &Plans,
+        now: DateTime<Utc>,
+        sweep: &Sweep,
+        swept: &mut Swept,
+    ) -> Result<bool, StoreError> {
         let cutoffs: BTreeMap<String, DateTime<Utc>> = plans
             .retention_cutoffs(now)
             .map(|(name, at)| (name.to_owned(), db_time(at)))
             .collect();
-        let Some(latest) = cutoffs.values().max().copied() else {
-            return Ok(Swept::default());
-        };
-        let mut swept = Swept::default();
-        let mut after = 0;
-        loop {
-            let step = self.retention_step(&cutoffs, latest, after, batch).await?;
-            swept.scanned += step.scanned;
-            swept.deleted += step.deleted;
-            swept.batches += 1;
-            after = step.last_id;
-            if step.done {
-                break;
-            }
-            if !pause.is_zero() {
-                // Pacing, not synchronisation: let ingestion have the writer between batches.
-                tokio::time::sleep(pause).await;
+        if let Some(latest) = cutoffs.values().max().copied() {
+            let mut after = 0;
+            loop {
+                if !lease.take().await? {
+                    return Ok(false);
+                }
+                let window = self.events_window(&cutoffs, latest, after, sweep.batch, swept);
+                let window = window.await?;
+                swept.scanned += window.scanned;
+                swept.deleted += window.deleted;
+                after = window.last_id;
+                if window.done {
+                    break;
+                }
+                self.pace(sweep.pause).await;
             }
         }
-        if swept.deleted > 0 {
-            tracing::info!(
-                deleted = swept.deleted,
-                batches = swept.batches,
-                "retention: events past their plan's retention deleted"
-            );
+        let days = contexts::cutoff_days(&cutoffs);
+        if let Some(latest) = days.values().max().copied() {
+            let mut after = 0;
+            loop {
+                if !lease.take().await? {
+                    return Ok(false);
+                }
+                let window = contexts::read_window(self.reader(), after, sweep.batch, latest);
+                let window = window.await?;
+                let Some(last) = window.last else { break };
+                if window.old {
+                    let started = Instant::now();
+                    let txn = self.sweep_transaction().await?;
+                    contexts::mark_window(&txn, &days, after, last).await?;
+                    txn.commit().await?;
+                    swept.timed(started);
+                }
+                after = last;
+                if window.done {
+                    break;
+                }
+                if window.old {
+                    self.pace(sweep.pause).await;
+                }
+            }
+            loop {
+                if !lease.take().await? {
+                    return Ok(false);
+                }
+                let due = contexts::due(self.reader(), sweep.context_grace, sweep.batch).await?;
+                if due.is_empty() {
+                    break;
+                }
+                let started = Instant::now();
+                let txn = self.sweep_transaction().await?;
+                let deleted = contexts::delete_due(&txn, &days, &due, sweep.context_grace);
+                let deleted = deleted.await?;
+                txn.commit().await?;
+                swept.timed(started);
+                swept.contexts_deleted += deleted;
+                if (due.len() as u64) < sweep.batch.max(1) {
+                    break;
+                }
+                self.pace(sweep.pause).await;
+            }
         }
-        metrics::counter!("agentvista_events_deleted_by_retention_total").increment(swept.deleted);
-        Ok(swept)
+        if let Some(keep) = sweep.audit_retention {
+            let cutoff = db_time(now - keep);
+            loop {
+                if !lease.take().await? {
+                    return Ok(false);
+                }
+                let started = Instant::now();
+                let txn = self.sweep_transaction().await?;
+                let deleted = audit::delete_oldest(&txn, cutoff, sweep.batch).await?;
+                txn.commit().await?;
+                swept.timed(started);
+                swept.audit_deleted += deleted;
+                if deleted < sweep.batch.max(1) {
+                    break;
+                }
+                self.pace(sweep.pause).await;
+            }
+        }
+        Ok(true)
     }
 
-    /// One batch: reads up to `batch` events after id `after`, then, in one transaction, deletes
-    /// those past their plan's cutoff and repairs their traces' summaries. (An event read past
-    /// its cutoff stays past it; deleting one twice, from two replicas, deletes it once.)
-    async fn retention_step(
+    /// A write transaction of the sweep. On PostgreSQL its statements are planned for their
+    /// values every time: a cached generic plan of `trace_id IN ($2, …)` may scan the whole
+    /// table when its statistics are stale, and turn a batch of milliseconds into seconds.
+    async fn sweep_transaction(&self) -> Result<DatabaseTransaction, DbErr> {
+        let txn = begin_immediate(&self.write).await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+                .await?;
+        }
+        Ok(txn)
+    }
+
+    async fn pace(&self, pause: Duration) {
+        if !pause.is_zero() {
+            // Pacing, not synchronisation: let ingestion have the writer between batches.
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One window: reads up to `batch` event ids after `after` (outside any write
+    /// transaction, so that a window with nothing old enough takes no lock), then deletes
+    /// those past their plan's cutoff in one transaction.
+    async fn events_window(
         &self,
         cutoffs: &BTreeMap<String, DateTime<Utc>>,
         latest: DateTime<Utc>,
         after: i64,
         batch: u64,
-    ) -> Result<Step, StoreError> {
-        // Read outside any write transaction: a batch with nothing to delete takes no lock.
+        swept: &mut Swept,
+    ) -> Result<Window, DbErr> {
         let reader = self.reader();
-        let backend = reader.get_database_backend();
         let rows = reader
             .query_all_raw(statement(
-                backend,
-                "SELECT e.id, e.account_id, e.trace_id, e.received_at, a.plan \
-                 FROM events e JOIN accounts a ON a.id = e.account_id \
-                 WHERE e.id > $1 ORDER BY e.id LIMIT $2",
-                [
-                    after.into(),
-                    i64::try_from(batch.max(1)).unwrap_or(i64::MAX).into(),
-                ],
+                reader.get_database_backend(),
+                "SELECT id, received_at FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+                [after.into(), contexts::limit(batch).into()],
             ))
             .await?;
         let scanned = rows.len() as u64;
-        let mut doomed: Vec<i64> = Vec::new();
-        let mut traces: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
         let mut last_id = after;
-        let mut last_received = None;
+        let mut oldest: Option<DateTime<Utc>> = None;
+        let mut newest: Option<DateTime<Utc>> = None;
         for row in &rows {
-            let id: i64 = row.try_get("", "id")?;
-            let received_at: DateTime<Utc> = row.try_get("", "received_at")?;
-            let plan: String = row.try_get("", "plan")?;
-            last_id = id;
-            last_received = Some(received_at);
-            if cutoffs
-                .get(&plan)
-                .is_some_and(|cutoff| received_at < *cutoff)
-            {
-                doomed.push(id);
-                let trace: Option<String> = row.try_get("", "trace_id")?;
-                if let Some(trace) = trace {
-                    let account: i64 = row.try_get("", "account_id")?;
-                    traces.entry(account).or_default().insert(trace);
-                }
-            }
+            last_id = row.try_get("", "id")?;
+            let received: DateTime<Utc> = row.try_get("", "received_at")?;
+            oldest = Some(oldest.map_or(received, |o| o.min(received)));
+            newest = Some(newest.map_or(received, |n| n.max(received)));
         }
-        if !doomed.is_empty() {
-            let txn = begin_immediate(&self.write).await?;
-            let (sql, values) = in_list(
-                "DELETE FROM events WHERE id IN (",
-                1,
-                doomed.iter().map(|&id| id.into()),
-            );
-            txn.execute_raw(statement(backend, &format!("{sql})"), values))
-                .await?;
-            for (account, trace_ids) in &traces {
-                repair_summaries(&txn, *account, trace_ids).await?;
-            }
+        let mut deleted = 0;
+        if oldest.is_some_and(|at| at < latest) {
+            let started = Instant::now();
+            let txn = self.sweep_transaction().await?;
+            deleted = events::delete_window(&txn, cutoffs, after, last_id).await?;
             txn.commit().await?;
+            swept.timed(started);
         }
-        let done = scanned < batch.max(1) || last_received.is_none_or(|at| at >= latest);
-        Ok(Step {
+        let done = scanned < batch.max(1) || newest.is_none_or(|at| at >= latest);
+        Ok(Window {
             scanned,
-            deleted: doomed.len() as u64,
+            deleted,
             last_id,
             done,
         })
@@ -172,64 +316,6 @@ fn in_list(head: &str, first: usize, values: impl Iterator<Item = Value>) -> (St
         out.push(value);
     }
     (sql, out)
-}
-
-/// Brings the summaries of `trace_ids` of `account` back in line with the events left: a
-/// trace with none is deleted (no longer listed), the others are computed again from theirs.
-/// On PostgreSQL the summary rows are locked first, in trace order as ingestion locks them, so
-/// that an ingestion adding to one of these traces waits and then adds to the repaired row.
-async fn repair_summaries(
-    txn: &impl ConnectionTrait,
-    account: i64,
-    trace_ids: &BTreeSet<String>,
-) -> Result<(), DbErr> {
-    let backend = txn.get_database_backend();
-    let ids = || trace_ids.iter().map(|t| Value::from(t.as_str()));
-    let values = |rest: Vec<Value>| -> Vec<Value> {
-        std::iter::once(Value::from(account)).chain(rest).collect()
-    };
-    let (list, rest) = in_list("", 2, ids());
-    if backend == DbBackend::Postgres {
-        txn.query_all_raw(statement(
-            backend,
-            &format!(
-                "SELECT trace_id FROM traces WHERE account_id = $1 AND trace_id IN ({list}) \
-                 ORDER BY trace_id FOR UPDATE"
-            ),
-            values(rest.clone()),
-        ))
-        .await?;
-    }
-    txn.execute_raw(statement(
-        backend,
-        &format!(
-            "DELETE FROM traces WHERE account_id = $1 AND trace_id IN ({list}) \
-             AND NOT EXISTS (SELECT 1 FROM events e \
-                             WHERE e.account_id = traces.account_id \
-                               AND e.trace_id = traces.trace_id)"
-        ),
-        values(rest.clone()),
-    ))
-    .await?;
-    let of_trace = "FROM events e WHERE e.account_id = traces.account_id \
-                    AND e.trace_id = traces.trace_id";
-    let first_named =
-        format!("{of_trace} AND e.name IS NOT NULL ORDER BY e.timestamp, e.id LIMIT 1");
-    txn.execute_raw(statement(
-        backend,
-        &format!(
-            "UPDATE traces SET \
-               event_count = (SELECT COUNT(*) {of_trace}), \
-               started_at = (SELECT MIN(e.timestamp) {of_trace}), \
-               last_at = (SELECT MAX(e.timestamp) {of_trace}), \
-               name = (SELECT e.name {first_named}), \
-               name_at = (SELECT e.timestamp {first_named}) \
-             WHERE account_id = $1 AND trace_id IN ({list})"
-        ),
-        values(rest),
-    ))
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]
