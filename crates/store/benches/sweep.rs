@@ -182,8 +182,10 @@ async fn expired(db: &Scratch, events: u64) {
     if db.postgres.is_some() {
         let at = |s: &str| format!("to_timestamp({base} + {s})");
         db.execute(&format!(
-            "INSERT INTO event_contexts (account_id, hash, body) \
-             SELECT {account}, 'h' || j, '{{}}'::jsonb FROM generate_series(0, 999) AS j"
+            "INSERT INTO event_contexts (account_id, hash, body, last_seen) \
+             SELECT {account}, 'h' || j, '{{}}'::jsonb, CAST({} AS DATE) \
+             FROM generate_series(0, 999) AS j",
+            at("0")
         ))
         .await;
         db.execute(&format!(
@@ -217,8 +219,8 @@ async fn expired(db: &Scratch, events: u64) {
             )
         };
         db.execute(&format!(
-            "{} INSERT INTO event_contexts (account_id, hash, body) \
-             SELECT {account}, 'h' || j, '{{}}' FROM n",
+            "{} INSERT INTO event_contexts (account_id, hash, body, last_seen) \
+             SELECT {account}, 'h' || j, '{{}}', date({base}, 'unixepoch') FROM n",
             series("j", 1000)
         ))
         .await;
@@ -278,6 +280,20 @@ async fn sweep_under_load(postgres: Option<&str>, events: u64) {
     }
     let (swept, took) = sweeper.await.unwrap();
     assert_eq!(swept.deleted, events, "{swept:?}");
+    let marked = testing::write_pool(&db.store)
+        .query_one_raw(sea_orm::Statement::from_string(
+            testing::write_pool(&db.store).get_database_backend(),
+            "SELECT COUNT(*) AS n FROM event_contexts WHERE orphaned_at IS NOT NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(
+        marked, 1000,
+        "every context of the expired events is marked"
+    );
     idle.sort();
     during.sort();
     eprintln!(
