@@ -445,9 +445,11 @@ pub(crate) async fn memory_stays_within_its_formula_under_trace_bombs_and_decode
         .unwrap();
     let quiet_work = async {
         let (mut tries, mut batches, mut pings) = (0, 0, 0);
+        let mut latencies = Vec::new();
         while flooding.load(std::sync::atomic::Ordering::Relaxed) {
             let i = tries;
             tries += 1;
+            let sent = std::time::Instant::now();
             let res = bearer(fresh.post(server.url("/api/v1/traces/batch/")), &quiet)
                 .json(&json!({"batch": (0..10).map(|j| json!({
                     "type": "span", "trace_id": "quiet", "timestamp": "2026-12-01T00:00:00Z",
@@ -455,9 +457,15 @@ pub(crate) async fn memory_stays_within_its_formula_under_trace_bombs_and_decode
                 .send()
                 .await;
             batches += usize::from(res.is_ok_and(|r| r.status() == StatusCode::OK));
+            latencies.push(sent.elapsed());
             pings += usize::from(ping(&fresh, &server, &quiet).await == Some(StatusCode::OK));
         }
-        (tries, batches, pings)
+        latencies.sort();
+        let p99 = latencies
+            .get((latencies.len() * 99).div_ceil(100).saturating_sub(1))
+            .copied()
+            .unwrap_or_default();
+        (tries, batches, pings, p99)
     };
     let floods = async {
         let mut stored = 0;
@@ -467,9 +475,10 @@ pub(crate) async fn memory_stays_within_its_formula_under_trace_bombs_and_decode
         flooding.store(false, std::sync::atomic::Ordering::Relaxed);
         stored
     };
-    let ((tries, batches, pings), stored) = tokio::join!(quiet_work, floods);
+    let ((tries, batches, pings, p99), stored) = tokio::join!(quiet_work, floods);
     println!(
-        "ten accounts: {stored} stored; the eleventh: {batches}/{tries} batches, {pings}/{tries} pings"
+        "ten accounts: {stored} stored; the eleventh: {batches}/{tries} batches (p99 {p99:.0?}, \
+         a fresh connection each), {pings}/{tries} pings"
     );
     // On SQLite one writer serves every request, and a flood of writes can hold up the
     // renewal of the replica's lease, so that keys are read from the database for a while:
