@@ -278,7 +278,7 @@ pub(crate) async fn events_past_retention_are_gone_after_the_startup_sweep(db: D
     let server = Server::start(&db).await;
     assert!(
         server.wait_for_log(
-            "retention: events past their plan's retention deleted",
+            "retention: rows past their retention deleted",
             std::time::Duration::from_secs(30)
         ),
         "no sweep deleted anything: {}",

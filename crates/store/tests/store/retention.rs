@@ -18,6 +18,14 @@ fn eager() -> Sweep {
     }
 }
 
+/// A sweep at noon under plans that keep events 30 days.
+async fn sweep_at_noon(db: &TestDb, sweep: &Sweep) -> agentvista_store::Swept {
+    db.store
+        .sweep_retention(&unlimited(), noon(), sweep)
+        .await
+        .unwrap()
+}
+
 /// A resource context and a scope context under it.
 fn service(name: &str) -> Vec<NewContext> {
     vec![
@@ -98,11 +106,7 @@ pub(super) async fn unreferenced_contexts_go_in_two_phases_children_first(db: &T
 
     // Phase one: the old event goes, its scope context is marked (its resource still has a
     // child); with an hour's grace nothing is deleted yet.
-    let swept = db
-        .store
-        .sweep_retention(&unlimited(), noon(), &sweep(100))
-        .await
-        .unwrap();
+    let swept = sweep_at_noon(db, &sweep(100)).await;
     assert!(swept.completed);
     assert_eq!((swept.deleted, swept.contexts_deleted), (1, 0));
     assert!(swept.longest_transaction > Duration::ZERO);
@@ -113,28 +117,16 @@ pub(super) async fn unreferenced_contexts_go_in_two_phases_children_first(db: &T
         .map(|c| c.0)
         .collect();
     assert_eq!(marked, [scope]);
-    let again = db
-        .store
-        .sweep_retention(&unlimited(), noon(), &sweep(100))
-        .await
-        .unwrap();
+    let again = sweep_at_noon(db, &sweep(100)).await;
     assert_eq!(again.contexts_deleted, 0, "the grace has not passed");
 
     // Phase two: the scope goes and its resource is marked; the next sweep takes that.
-    let swept = db
-        .store
-        .sweep_retention(&unlimited(), noon(), &eager())
-        .await
-        .unwrap();
+    let swept = sweep_at_noon(db, &eager()).await;
     assert_eq!(swept.contexts_deleted, 1);
     let left = contexts_of(db).await;
     assert_eq!(left.len(), 3);
     assert!(left.contains(&(resource, false)));
-    let swept = db
-        .store
-        .sweep_retention(&unlimited(), noon(), &eager())
-        .await
-        .unwrap();
+    let swept = sweep_at_noon(db, &eager()).await;
     assert_eq!(swept.contexts_deleted, 1);
     assert_eq!(
         contexts_of(db).await.iter().filter(|c| !c.1).count(),
@@ -159,10 +151,7 @@ pub(super) async fn a_marked_context_an_ingestion_reuses_is_kept(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     let old = noon() - TimeDelta::days(40);
     record_in(&db.store, acme, "checkout", "gone", old).await;
-    db.store
-        .sweep_retention(&unlimited(), noon(), &sweep(100))
-        .await
-        .unwrap();
+    sweep_at_noon(db, &sweep(100)).await;
     assert_eq!(contexts_of(db).await.iter().filter(|c| c.1).count(), 1);
 
     // This store remembers the context's id as seen 40 days ago: a job of today reads the row
@@ -184,11 +173,7 @@ pub(super) async fn a_marked_context_an_ingestion_reuses_is_kept(db: &TestDb) {
         .await
         .unwrap();
     conn.close().await.unwrap();
-    let swept = db
-        .store
-        .sweep_retention(&unlimited(), noon(), &eager())
-        .await
-        .unwrap();
+    let swept = sweep_at_noon(db, &eager()).await;
     assert_eq!(swept.contexts_deleted, 0);
     assert!(contexts_of(db).await.iter().all(|c| !c.1));
     for trace in ["today", "read"] {
@@ -231,18 +216,10 @@ pub(super) async fn audit_entries_are_kept_for_their_own_retention(db: &TestDb) 
         audit_retention: None,
         ..sweep(2)
     };
-    let swept = db
-        .store
-        .sweep_retention(&unlimited(), noon(), &forever)
-        .await
-        .unwrap();
+    let swept = sweep_at_noon(db, &forever).await;
     assert_eq!(swept.audit_deleted, 0);
     // Two a batch: the walk goes on past a full batch and stops at the first entry kept.
-    let swept = db
-        .store
-        .sweep_retention(&unlimited(), noon(), &sweep(2))
-        .await
-        .unwrap();
+    let swept = sweep_at_noon(db, &sweep(2)).await;
     assert_eq!(swept.audit_deleted, 2, "{swept:?}");
     assert_eq!(kept(db).await, ["0 days", "10 days", "399 days"]);
 }
@@ -263,11 +240,7 @@ pub(super) async fn one_replica_sweeps_at_a_time(db: &TestDb) {
         i64::MAX / 2
     );
     conn.execute_unprepared(&held).await.unwrap();
-    let swept = db
-        .store
-        .sweep_retention(&unlimited(), noon(), &sweep(100))
-        .await
-        .unwrap();
+    let swept = sweep_at_noon(db, &sweep(100)).await;
     assert_eq!(
         swept,
         agentvista_store::Swept::default(),
@@ -279,11 +252,7 @@ pub(super) async fn one_replica_sweeps_at_a_time(db: &TestDb) {
     conn.execute_unprepared("UPDATE sweeps SET lease_until = 1 WHERE name = 'retention'")
         .await
         .unwrap();
-    let swept = db
-        .store
-        .sweep_retention(&unlimited(), noon(), &sweep(100))
-        .await
-        .unwrap();
+    let swept = sweep_at_noon(db, &sweep(100)).await;
     assert!(swept.completed);
     assert_eq!(swept.deleted, 1);
     let row = conn
