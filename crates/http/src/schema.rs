@@ -271,14 +271,16 @@ responses! {
     /// 429 `too_many_attempts`.
     TooManyAttempts => json_error(
         "`too_many_attempts`: too many logins or first-run setups from this address or for \
-         this account, too many password checks at once, or too many leaked-key reports from \
-         this address.",
+         this account, too many password checks at once, too many leaked-key reports from \
+         this address, or too many unknown API keys from this address.",
         [("Retry-After", retry_after())],
     );
     /// 429 `rate_limited`.
     RateLimited => json_error(
         "`rate_limited`: the key's own `rate_limit` is used up on this replica; `Retry-After` \
-         says when one more request is allowed, `RateLimit-Reset` when the bucket is full.",
+         says when one more request is allowed, `RateLimit-Reset` when the bucket is full. Or \
+         `too_many_attempts`: this address sent too many unknown keys, and this key is not one \
+         the replica holds in memory (`Retry-After`).",
         rate_limit_headers(),
     );
     /// 429 `monthly_event_limit_exceeded` or `rate_limited`.
@@ -287,7 +289,8 @@ responses! {
          still allow this month; nothing was stored. The body has `limit`, `used` and \
          `resets_at`; `Retry-After` counts the seconds until the month resets. Or \
          `rate_limited`: the key's own `rate_limit` is used up (then with the \
-         `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers too).",
+         `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers too). Or \
+         `too_many_attempts`: this address sent too many unknown keys.",
         [("Retry-After", retry_after())],
     );
     /// 503 `unavailable` or `overloaded`.
@@ -341,8 +344,8 @@ responses! {
     OtlpQuotaExceeded => otlp_error(
         "The events do not fit what the month still allows, nothing was stored; or the key's \
          own `rate_limit` is used up (then with the `RateLimit-Limit`, `RateLimit-Remaining` \
-         and `RateLimit-Reset` headers too; retryable, as the OTLP specification's 429 is): \
-         code 8.",
+         and `RateLimit-Reset` headers too; retryable, as the OTLP specification's 429 is); \
+         or this address sent too many unknown keys: code 8.",
         [("Retry-After", retry_after())],
     );
     /// 503 on OTLP.

@@ -46,10 +46,13 @@ impl AppState {
             hash_password(&Password::new(hex::encode(unguessable))).map_err(ApiError::internal)?;
         let throttles = throttle::Throttles::new(config.throttle);
         Ok(AppState {
-            keys: web::Data::new(KeyAuth::with_unknown_keys(
-                Arc::new(store.clone()),
-                config.throttle.unknown_keys_per_address,
-            )),
+            keys: web::Data::new(
+                KeyAuth::with_unknown_keys(
+                    Arc::new(store.clone()),
+                    config.throttle.unknown_keys_per_address,
+                )
+                .behind(config.trusted_proxies.clone()),
+            ),
             store,
             budget: MemoryBudget::new(config.memory),
             config,
@@ -62,10 +65,10 @@ impl AppState {
     /// Replaces the key lookup (the port) with another implementation.
     #[must_use]
     pub fn with_key_lookup(mut self, keys: Arc<dyn KeyLookup>) -> Self {
-        self.keys = web::Data::new(KeyAuth::with_unknown_keys(
-            keys,
-            self.config.throttle.unknown_keys_per_address,
-        ));
+        self.keys = web::Data::new(
+            KeyAuth::with_unknown_keys(keys, self.config.throttle.unknown_keys_per_address)
+                .behind(self.config.trusted_proxies.clone()),
+        );
         self
     }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use actix_web::HttpRequest;
 use agentvista_keys::{
     AccountId, Actor, ApiKey, KeyId, KeyLookup, KeyRecord, KeyStatus, LAST_USED_GRANULARITY,
     LookupError, Revoked,
@@ -17,7 +18,7 @@ use super::{Credential, Principal};
 use crate::rate_limit::RateLimitStatus;
 use crate::throttle::UnknownKeys;
 use crate::{ApiError, error_chain};
-use crate::{Bucket, ThrottleConfig};
+use crate::{Bucket, ThrottleConfig, TrustedProxies};
 
 /// API-key authentication on its own. The AgentVista server registers it with its
 /// [`AppState`](crate::AppState); a service that embeds only the extractors registers just
@@ -47,6 +48,8 @@ pub struct KeyAuth {
     rates: RateLimits,
     /// Lookups that found no key, per client address.
     unknown: UnknownKeys,
+    /// Whose `X-Forwarded-For` names the client the unknown-key throttle counts.
+    proxies: TrustedProxies,
 }
 
 impl KeyAuth {
@@ -66,7 +69,21 @@ impl KeyAuth {
             touched: Mutex::new(HashMap::new()),
             rates: RateLimits::default(),
             unknown: UnknownKeys::new(unknown),
+            proxies: TrustedProxies::default(),
         }
+    }
+
+    /// The same, counting unknown keys by the client that `proxies` forward for (by default,
+    /// the TCP peer).
+    #[must_use]
+    pub fn behind(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// The client `req` came from, as the unknown-key throttle counts it.
+    pub(crate) fn client_of(&self, req: &HttpRequest) -> Option<IpAddr> {
+        self.proxies.client_of(req)
     }
 
     /// The principal of the `Authorization` header `header`, sent from `address`: a Bearer

@@ -208,12 +208,8 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         ));
     }
     if let Some(header) = first {
-        // Behind trusted proxies (the server's setting) the forwarded client; else the peer.
-        let address = match req.app_data::<web::Data<crate::AppState>>() {
-            Some(state) => state.config.trusted_proxies.client_of(req),
-            None => req.peer_addr().map(|peer| peer.ip()),
-        };
-        let (principal, rate) = key_auth(req)?.verify(header.as_bytes(), address).await?;
+        let keys = key_auth(req)?;
+        let (principal, rate) = keys.verify(header.as_bytes(), keys.client_of(req)).await?;
         if let Credential::Key { prefix, .. } = &principal.credential {
             let mut extensions = req.extensions_mut();
             // For the request log: the prefix, never the key.
