@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -101,6 +101,8 @@ pub(crate) struct UnknownKeys {
     /// Addresses over the bucket, and until when (bounded: past [`MAX_TRACKED`] entries the
     /// expired ones go, and a new one is not kept if none has).
     over: Mutex<HashMap<IpAddr, Instant>>,
+    /// Whether `over` may hold an entry: while it is empty, a check takes no lock.
+    any_over: AtomicBool,
 }
 
 impl UnknownKeys {
@@ -108,6 +110,7 @@ impl UnknownKeys {
         UnknownKeys {
             misses: Keyed::new(bucket),
             over: Mutex::new(HashMap::new()),
+            any_over: AtomicBool::new(false),
         }
     }
 
@@ -116,6 +119,9 @@ impl UnknownKeys {
     /// # Errors
     /// [`ApiError::TooManyAttempts`] while the address is over its bucket.
     pub(crate) fn check(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        if !self.any_over.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let key = network(address);
         let now = Instant::now();
         let mut over = self.over.lock().unwrap_or_else(PoisonError::into_inner);
@@ -128,6 +134,7 @@ impl UnknownKeys {
             }
             Some(_) => {
                 over.remove(&key);
+                self.any_over.store(!over.is_empty(), Ordering::Relaxed);
                 Ok(())
             }
             None => Ok(()),
@@ -149,6 +156,7 @@ impl UnknownKeys {
             if over.len() < MAX_TRACKED {
                 over.insert(key, now + Duration::from_secs(retry_after_secs));
             }
+            self.any_over.store(!over.is_empty(), Ordering::Relaxed);
         }
     }
 }

@@ -108,6 +108,14 @@ pub(crate) async fn begin_immediate(db: &DatabaseConnection) -> Result<DatabaseT
     .await
 }
 
+/// `$first, $first+1, …`: `n` positional placeholders, which both drivers bind in order.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Whether `err` is a unique-constraint violation (on either database).
 pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
     matches!(

@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
 use serde_json::value::RawValue;
 
 use crate::changes::{int, statement};
-use crate::db::db_time;
+use crate::db::{db_time, placeholders};
 use crate::{AccountId, EventCursor, Store, StoreError};
 
 /// What an event costs a page beyond its body and its contexts: its other fields as JSON.
@@ -258,10 +258,7 @@ impl Store {
 const IN_LIST: usize = 500;
 
 fn in_list(account: AccountId, ids: &[i64]) -> (String, Vec<Value>) {
-    let list = (0..ids.len())
-        .map(|i| format!("${}", i + 2))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = placeholders(2, ids.len());
     let values = std::iter::once(account.0.into())
         .chain(ids.iter().map(|id| (*id).into()))
         .collect();

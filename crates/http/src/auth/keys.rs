@@ -117,11 +117,12 @@ impl KeyAuth {
         let (hash, prefix) = (key.hash(), key.prefix());
         drop(key);
         // Guessed keys cost a storage read each: an address that sent too many is refused
-        // the reads, but not the answers memory holds.
-        if !self.lookup.answers_from_memory(&hash) {
-            self.unknown.check(address).inspect_err(|_| {
-                tracing::info!(%prefix, "API key lookup refused: too many unknown keys from the address");
-            })?;
+        // the reads, but not the answers memory holds (asked only then, off the usual path).
+        if let Err(refused) = self.unknown.check(address)
+            && !self.lookup.answers_from_memory(&hash)
+        {
+            tracing::info!(%prefix, "API key lookup refused: too many unknown keys from the address");
+            return Err(refused);
         }
         let record = self.lookup.find_by_hash(&hash).await?;
         let Some(record) = record else {

@@ -16,6 +16,7 @@ use chrono::NaiveDate;
 
 use crate::AccountId;
 use crate::changes::statement;
+use crate::db::placeholders;
 use crate::entities::{OfAccount, event_contexts};
 
 /// Stored contexts a job looked up: row id by content hash, and which rows need touching
@@ -51,7 +52,6 @@ impl Found {
             return Ok(());
         }
         let stale = std::mem::take(&mut self.stale);
-        let placeholders: Vec<String> = (2..=stale.len() + 1).map(|i| format!("${i}")).collect();
         // On PostgreSQL this waits for a sweep deleting the same rows; then they are gone.
         let rows = txn
             .query_all_raw(statement(
@@ -60,7 +60,7 @@ impl Found {
                     "UPDATE event_contexts SET orphaned_at = NULL, \
                      last_seen = CASE WHEN last_seen >= $1 THEN last_seen ELSE $1 END \
                      WHERE id IN ({}) RETURNING id",
-                    placeholders.join(", ")
+                    placeholders(2, stale.len())
                 ),
                 std::iter::once(Value::from(day)).chain(stale.iter().map(|&id| Value::from(id))),
             ))

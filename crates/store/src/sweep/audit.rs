@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
-use super::contexts::limit;
+use super::limit;
 use crate::changes::statement;
 
 /// Deletes, among the `batch` oldest entries, those written before `cutoff`; returns how many.

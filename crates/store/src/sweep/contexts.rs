@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::in_list;
+use super::{in_list, limit};
 use crate::changes::{now_ms_sql, statement};
 
 /// The day before which a context of each plan has no event left: the plan's cutoff day,
@@ -150,7 +150,7 @@ pub(super) async fn delete_due(
     let now = now_ms_sql(backend);
     let mut values: Vec<Value> = vec![grace_ms(grace).into()];
     let day = plan_day(days, &mut values);
-    let (list, ids) = in_list("", values.len() + 1, ids.iter().map(|&id| Value::from(id)));
+    let (list, ids) = in_list(values.len() + 1, ids.iter().map(|&id| Value::from(id)));
     values.extend(ids.iter().cloned());
     let deleted = txn
         .execute_raw(statement(
@@ -163,7 +163,7 @@ pub(super) async fn delete_due(
         ))
         .await?
         .rows_affected();
-    let (list, ids) = in_list("", 2, ids.into_iter());
+    let (list, ids) = in_list(2, ids.into_iter());
     txn.execute_raw(statement(
         backend,
         &format!(
@@ -178,8 +178,4 @@ pub(super) async fn delete_due(
 
 fn grace_ms(grace: Duration) -> i64 {
     i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)
-}
-
-pub(super) fn limit(batch: u64) -> i64 {
-    i64::try_from(batch.max(1)).unwrap_or(i64::MAX)
 }

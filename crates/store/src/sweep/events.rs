@@ -89,7 +89,7 @@ async fn repair_summaries(
     let with_account = |rest: Vec<Value>| -> Vec<Value> {
         std::iter::once(Value::from(account)).chain(rest).collect()
     };
-    let (list, ids) = in_list("", 2, gone.keys().map(|t| Value::from(*t)));
+    let (list, ids) = in_list(2, gone.keys().map(|t| Value::from(*t)));
     if backend == DbBackend::Postgres {
         txn.query_all_raw(statement(
             backend,
@@ -142,7 +142,7 @@ async fn repair_summaries(
         .map(|(trace, _)| Value::from(*trace))
         .collect();
     if !renamed.is_empty() {
-        let (list, ids) = in_list("", 2, renamed.into_iter());
+        let (list, ids) = in_list(2, renamed.into_iter());
         let first_named =
             format!("{of_trace} AND e.name IS NOT NULL ORDER BY e.timestamp, e.id LIMIT 1");
         txn.execute_raw(statement(

@@ -31,7 +31,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Value};
 
 use crate::changes::statement;
-use crate::db::{begin_immediate, db_time};
+use crate::db::{begin_immediate, db_time, placeholders};
 use crate::{Store, StoreError};
 use lease::Lease;
 
@@ -273,7 +273,7 @@ impl Store {
             .query_all_raw(statement(
                 reader.get_database_backend(),
                 "SELECT id, received_at FROM events WHERE id > $1 ORDER BY id LIMIT $2",
-                [after.into(), contexts::limit(batch).into()],
+                [after.into(), limit(batch).into()],
             ))
             .await?;
         let scanned = rows.len() as u64;
@@ -304,18 +304,15 @@ impl Store {
     }
 }
 
-/// `head` followed by `$first, $first+1, …` for `values`, and the values.
-fn in_list(head: &str, first: usize, values: impl Iterator<Item = Value>) -> (String, Vec<Value>) {
-    let mut sql = String::from(head);
-    let mut out = Vec::new();
-    for (i, value) in values.enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("${}", first + i));
-        out.push(value);
-    }
-    (sql, out)
+/// Placeholders from `$first` for `values`, and the values.
+fn in_list(first: usize, values: impl Iterator<Item = Value>) -> (String, Vec<Value>) {
+    let values: Vec<Value> = values.collect();
+    (placeholders(first, values.len()), values)
+}
+
+/// `batch` as a `LIMIT`: at least one row.
+fn limit(batch: u64) -> i64 {
+    i64::try_from(batch.max(1)).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -324,8 +321,8 @@ mod tests {
 
     #[test]
     fn in_lists_number_their_placeholders_from_the_first_given() {
-        let (sql, values) = in_list("x IN (", 3, [1i64, 2, 3].into_iter().map(Value::from));
-        assert_eq!(sql, "x IN ($3, $4, $5");
+        let (sql, values) = in_list(3, [1i64, 2, 3].into_iter().map(Value::from));
+        assert_eq!(sql, "$3, $4, $5");
         assert_eq!(values.len(), 3);
     }
 }
