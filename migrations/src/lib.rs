@@ -13,6 +13,7 @@ mod m20261128_000007_create_audit_log;
 mod m20261128_000008_add_key_rate_limits;
 mod m20261128_000009_create_usage_daily;
 mod m20261206_000010_sweeps_and_orphaned_contexts;
+mod m20261206_000011_key_successors_and_kept_keys;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000008_add_key_rate_limits::Migration),
             Box::new(m20261128_000009_create_usage_daily::Migration),
             Box::new(m20261206_000010_sweeps_and_orphaned_contexts::Migration),
+            Box::new(m20261206_000011_key_successors_and_kept_keys::Migration),
         ]
     }
 }

@@ -5,8 +5,8 @@ use std::io::{BufRead, IsTerminal};
 use agentvista_http::{CreatedKey, KeyObject};
 use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{
-    AccountId, AccountName, Actor, Email, Expiry, KeyLookup, KeyName, KeyPrefix, LookupError,
-    RateLimit, Scopes,
+    AccountId, AccountName, Actor, Asked, Email, Expiry, KeyLookup, KeyName, KeyPrefix,
+    LookupError, RateLimit, Scopes,
 };
 use agentvista_store::{
     Account, AuditAction, NewAuditEntry, NewKey, Origin, RollError, RollTerms, Store, StoreError,
@@ -194,18 +194,11 @@ pub(crate) async fn revoke_key(
         Err(StoreError::NotFound) => return Err(no_key()),
         other => other?,
     };
-    // Through the lookup port, as the API revokes: the one door to revoking a key.
+    // Through the lookup port, as the API revokes: the one door to revoking a key. The store
+    // writes the audit entry in the revocation's own transaction.
     KeyLookup::revoke(store, user.account_id, record.id, Actor::Cli, Utc::now())
         .await?
         .ok_or_else(no_key)?;
-    audit(
-        store,
-        user.account_id,
-        AuditAction::KeyRevoked,
-        Some(prefix.to_string()),
-        None,
-    )
-    .await?;
     println!("revoked key {prefix}");
     Ok(())
 }
@@ -227,28 +220,19 @@ pub(crate) async fn roll_key(
         grace: std::time::Duration::from_secs(grace_seconds),
         ..RollTerms::default()
     };
-    let rolled = match store
-        .roll(user.account_id, record.id, terms, Actor::Cli, Utc::now())
-        .await
-    {
-        Ok(rolled) => rolled,
-        Err(RollError::Store(StoreError::NotFound)) => return Err(no_key()),
-        Err(RollError::Store(e)) => return Err(e.into()),
-        Err(e @ (RollError::GraceTooLong | RollError::NotActive(_))) => {
-            return Err(usage(format!("{prefix}: {e}")));
-        }
+    let origin = Origin::default();
+    let asked = Asked {
+        by: Actor::Cli,
+        at: Utc::now(),
+        origin: &origin,
     };
-    audit(
-        store,
-        user.account_id,
-        AuditAction::KeyRolled,
-        Some(prefix.to_string()),
-        Some(serde_json::json!({
-            "new_prefix": rolled.record.prefix.to_string(),
-            "grace_seconds": grace_seconds,
-        })),
-    )
-    .await?;
+    // Through the lookup port, as the API rolls: the old key's end waits for the barrier.
+    let rolled = match KeyLookup::roll(store, user.account_id, record.id, terms, asked).await {
+        Ok(rolled) => rolled,
+        Err(RollError::NotFound) => return Err(no_key()),
+        Err(RollError::Lookup(e)) => return Err(e.into()),
+        Err(e) => return Err(usage(format!("{prefix}: {e}"))),
+    };
     let until = rolled
         .old
         .expiry

@@ -334,7 +334,13 @@ mod tests {
         assert_eq!(
             service
                 .auth
-                .revoke(AccountId(8), id, Actor::Cli, Utc::now())
+                .revoke(
+                    AccountId(8),
+                    id,
+                    Actor::Cli,
+                    Utc::now(),
+                    &agentvista_keys::Origin::default()
+                )
                 .await
                 .unwrap(),
             None,
@@ -344,7 +350,13 @@ mod tests {
         assert_eq!(
             service
                 .auth
-                .revoke(AccountId(7), id, Actor::Cli, Utc::now())
+                .revoke(
+                    AccountId(7),
+                    id,
+                    Actor::Cli,
+                    Utc::now(),
+                    &agentvista_keys::Origin::default()
+                )
                 .await
                 .unwrap(),
             Some(Revoked::Now)

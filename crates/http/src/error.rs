@@ -63,6 +63,9 @@ pub enum ApiError {
         /// The limit.
         limit: u32,
     },
+    /// 409 `already_rolled`: the key has a successor already; it rolls once.
+    #[error("This key was rolled already: roll its successor, or create a key")]
+    AlreadyRolled,
     /// 413 `payload_too_large`: a body over the configured limit (after decompression too).
     #[error("The request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -146,6 +149,8 @@ pub enum ErrorCode {
     NotFound,
     /// 409: creating or rolling a key past the account's limit of active keys.
     TooManyKeys,
+    /// 409: a roll of a key that has a successor already.
+    AlreadyRolled,
     /// 413: a body over the limit.
     PayloadTooLarge,
     /// 415: a `Content-Type` or `Content-Encoding` the endpoint does not take.
@@ -179,6 +184,7 @@ impl ErrorCode {
             ErrorCode::CsrfFailed => "csrf_failed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::TooManyKeys => "too_many_keys",
+            ErrorCode::AlreadyRolled => "already_rolled",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::TooManyAttempts => "too_many_attempts",
@@ -242,6 +248,7 @@ impl ApiError {
             ApiError::CsrfFailed => ErrorCode::CsrfFailed,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::TooManyKeys { .. } => ErrorCode::TooManyKeys,
+            ApiError::AlreadyRolled => ErrorCode::AlreadyRolled,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
@@ -382,7 +389,7 @@ impl ResponseError for ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::TooManyKeys { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyKeys { .. } | ApiError::AlreadyRolled => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::QuotaExceeded { .. }
@@ -454,7 +461,8 @@ impl From<StoreError> for ApiError {
             StoreError::Database(_)
             | StoreError::EmailTaken
             | StoreError::Corrupt { .. }
-            | StoreError::KeyGeneration(_) => ApiError::internal(err),
+            | StoreError::KeyGeneration(_)
+            | StoreError::InvalidOptions(_) => ApiError::internal(err),
         }
     }
 }
@@ -572,6 +580,7 @@ mod tests {
             ApiError::CsrfFailed,
             ApiError::NotFound,
             ApiError::TooManyKeys { limit: 1 },
+            ApiError::AlreadyRolled,
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::UnsupportedMediaType(String::new()),
             ApiError::TooManyAttempts {
@@ -602,6 +611,6 @@ mod tests {
             seen.insert(code);
         }
         // Every code is some error's: the document lists no code the server never sends.
-        assert_eq!(seen.len(), 18);
+        assert_eq!(seen.len(), 19);
     }
 }

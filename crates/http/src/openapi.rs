@@ -20,7 +20,7 @@ use crate::schema::{
     AnyObject, BadRequest, Forbidden, Internal, InvalidCredentials, NotFound, OtlpBadRequest,
     OtlpForbidden, OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized,
     OtlpUnavailable, OtlpUnsupportedMediaType, PayloadTooLarge, QuotaExceeded, RateLimitSchema,
-    RateLimited, ScopeName, TooManyAttempts, TooManyKeys, Unauthorized, Unavailable,
+    RateLimited, RollConflict, ScopeName, TooManyAttempts, TooManyKeys, Unauthorized, Unavailable,
     UnsupportedMediaType,
 };
 
@@ -97,6 +97,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
             Forbidden,
             NotFound,
             TooManyKeys,
+            RollConflict,
             PayloadTooLarge,
             UnsupportedMediaType,
             TooManyAttempts,

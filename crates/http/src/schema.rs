@@ -306,6 +306,13 @@ responses! {
          (`limit` says how many).",
         [],
     );
+    /// 409 `already_rolled` or `too_many_keys`.
+    RollConflict => json_error(
+        "`already_rolled`: the key has a successor already (a key rolls once; two rolls at \
+         once: one succeeds, the other gets this). Or `too_many_keys`: the account holds \
+         `limits.max_active_keys` active keys already (`limit` says how many).",
+        [],
+    );
     /// 500 `internal`.
     Internal => json_error(
         "`internal`: a fault of the server or its operator (e.g. an account on a plan the \

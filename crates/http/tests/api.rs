@@ -1791,13 +1791,13 @@ async fn a_rolled_key_hands_over_and_the_old_one_stops_after_its_grace() {
     let (status, _, _) = send(&app, bearer(get(PING), newest)).await;
     assert_eq!(status, StatusCode::OK);
 
-    // Refusals: an expired key, a grace past 7 days, no grace given, another account's or no
-    // key, a key without admin.
+    // Refusals: a key rolled already (revoked too, but that it rolled comes first), a grace
+    // past 7 days, no grace given, another account's or no key, a key without admin.
     let cases = [
         (
             roll(new_id, &admin, json!({"grace_seconds": 0})),
-            StatusCode::BAD_REQUEST,
-            "bad_request",
+            StatusCode::CONFLICT,
+            "already_rolled",
         ),
         (
             roll(record.id.0, &admin, json!({"grace_seconds": 604_801})),
@@ -1835,7 +1835,7 @@ async fn a_rolled_key_hands_over_and_the_old_one_stops_after_its_grace() {
     }
     let (_, _, body) = send(&app, roll(new_id, &admin, json!({"grace_seconds": 0}))).await;
     assert!(
-        body["message"].as_str().unwrap().contains("expired"),
+        body["message"].as_str().unwrap().contains("rolled already"),
         "{body}"
     );
     // Nothing was created by the refusals: admin, reader, and the three generations.
@@ -2269,9 +2269,14 @@ async fn a_reported_key_is_revoked_and_logged_and_every_report_gets_the_same_ans
         .iter()
         .filter(|e| e["action"] == "key.reported_leaked")
         .collect();
-    assert_eq!(reported.len(), 1, "one entry, for the live key only: {log}");
-    let entry = reported[0];
-    assert_eq!(entry["target"], leaked_record.prefix.to_string());
+    assert_eq!(reported.len(), 2, "one entry per key found: {log}");
+    let of = |record: &agentvista_keys::KeyRecord| {
+        let prefix = record.prefix.to_string();
+        *reported.iter().find(|e| e["target"] == prefix).unwrap()
+    };
+    assert_eq!(of(&revoked_record)["detail"]["already_revoked"], true);
+    let entry = of(&leaked_record);
+    assert_eq!(entry["detail"]["already_revoked"], false);
     assert_eq!(entry["actor"], "leak_report");
     assert_eq!(entry["detail"]["source"], source);
     assert_eq!(entry["client_address"], "203.0.113.7");

@@ -11,10 +11,12 @@ mod ids;
 mod key;
 mod lookup;
 mod names;
+mod origin;
 mod prefix;
 mod rate_limit;
 mod record;
 mod redact;
+mod roll;
 mod scope;
 
 pub use email::{Email, EmailError};
@@ -22,12 +24,16 @@ pub use expiry::{Expiry, ExpiryInPast, KeyStatus};
 pub use hash::{HashHexError, KeyHash};
 pub use ids::{AccountId, KeyId, UserId};
 pub use key::{ApiKey, GenerateError, ParseError};
-pub use lookup::{KeyLookup, LookupError, LookupFuture};
+pub use lookup::{
+    Asked, KeyLookup, LeakReport, LookupError, LookupFuture, ReportedKey, RollFuture,
+};
 pub use names::{AccountName, AccountNameError, KeyName, KeyNameError};
+pub use origin::{MAX_USER_AGENT_CHARS, Origin};
 pub use prefix::{KeyPrefix, PrefixError};
 pub use rate_limit::{RateLimit, RateLimitError};
 pub use record::{Actor, KeyRecord, LAST_USED_GRANULARITY, Revoked};
 pub use redact::redact_keys;
+pub use roll::{MAX_ROLL_GRACE, RateLimitChange, RollError, RollTerms, Rolled};
 pub use scope::{Scope, ScopeError, Scopes};
 
 /// The repository README's Rust examples, compiled and run as doctests so they stay true.

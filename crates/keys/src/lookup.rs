@@ -10,10 +10,26 @@ use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 
-use crate::{AccountId, Actor, KeyHash, KeyId, KeyRecord, Revoked};
+use crate::{
+    AccountId, Actor, KeyHash, KeyId, KeyRecord, Origin, Revoked, RollError, RollTerms, Rolled,
+};
 
 /// A boxed future, so the port stays object-safe (`Arc<dyn KeyLookup>`).
 pub type LookupFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LookupError>> + Send + 'a>>;
+
+/// What [`KeyLookup::roll`] answers.
+pub type RollFuture<'a> = Pin<Box<dyn Future<Output = Result<Rolled, RollError>> + Send + 'a>>;
+
+/// Who asks for a change to a key, when, and from where.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked<'a> {
+    /// Who.
+    pub by: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// From where.
+    pub origin: &'a Origin,
+}
 
 /// Why a lookup failed. `Unavailable` becomes 503 — never 401, so an outage does not look like
 /// a revoked key to clients.
@@ -25,6 +41,29 @@ pub enum LookupError {
     /// Any other failure.
     #[error("the key lookup failed")]
     Failed(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+/// A leak report, as the lookup revokes it: the keys found, where, and who reported them.
+#[derive(Clone, Copy, Debug)]
+pub struct LeakReport<'a> {
+    /// The SHA-256 of each reported string that has the shape of a key.
+    pub hashes: &'a [KeyHash],
+    /// Where the keys were found, as the reporter says (keys in it cut to their prefix).
+    pub source: Option<&'a str>,
+    /// Who reported them.
+    pub origin: &'a Origin,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A reported string that is a key: its record after the report, and whether it had been
+/// revoked before.
+#[derive(Clone, Debug)]
+pub struct ReportedKey {
+    /// The key, revoked.
+    pub record: KeyRecord,
+    /// It was revoked before the report (by its owner, or by an earlier report).
+    pub already_revoked: bool,
 }
 
 /// Where API keys are looked up, and through which every change that affects verification
@@ -88,6 +127,14 @@ pub trait KeyLookup: Send + Sync + 'static {
         false
     }
 
+    /// The time expiry is judged against, when the lookup keeps a clock of its own: a key is
+    /// refused once its `expires_at` is at or before it. The store's replica answers the
+    /// database's clock as its last lease renewal read it, so that every replica judges by one
+    /// clock, whatever their own say. The default, `None`: the caller's wall clock.
+    fn expiry_clock(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
     /// Notes a successful use of key `id` at `at`. Called off the request path, at most about
     /// once a minute per key and replica; an implementation may throttle further.
     fn touch_last_used(&self, id: KeyId, at: DateTime<Utc>) -> LookupFuture<'_, ()>;
@@ -105,4 +152,78 @@ pub trait KeyLookup: Send + Sync + 'static {
         by: Actor,
         at: DateTime<Utc>,
     ) -> LookupFuture<'_, Option<Revoked>>;
+
+    /// [`revoke`](Self::revoke), with where the request came from, for implementations that
+    /// keep an audit log: the store writes the entry in the revocation's own transaction. The
+    /// default forgets the origin.
+    fn revoke_from<'a>(
+        &'a self,
+        account: AccountId,
+        id: KeyId,
+        by: Actor,
+        at: DateTime<Utc>,
+        origin: &'a Origin,
+    ) -> LookupFuture<'a, Option<Revoked>> {
+        let _ = origin;
+        self.revoke(account, id, by, at)
+    }
+
+    /// Rolls key `id` of `account`: a new key with the old one's grant, and the old one
+    /// ending after `terms.grace` (revoked at once with no grace). From its return on, no
+    /// verification through this lookup accepts the old key past its new end, on any replica.
+    /// A key rolls once ([`RollError::AlreadyRolled`]); a revoked key never
+    /// ([`RollError::NotFound`]).
+    ///
+    /// The default answers [`RollError::Unsupported`].
+    fn roll<'a>(
+        &'a self,
+        account: AccountId,
+        id: KeyId,
+        terms: RollTerms,
+        asked: Asked<'a>,
+    ) -> RollFuture<'a> {
+        let _ = (account, id, terms, asked);
+        Box::pin(async { Err(RollError::Unsupported) })
+    }
+
+    /// Revokes every key among `report.hashes`, whatever its status, on behalf of a leak
+    /// report, and answers the keys found. From its return on, no verification through this
+    /// lookup accepts any of them — a key revoked before the report included, whose last
+    /// change is waited for as a repeated [`revoke`](Self::revoke) waits for it.
+    ///
+    /// The default revokes the keys one after the other through
+    /// [`revoke`](Self::revoke); the store revokes them in one transaction and waits for one
+    /// barrier.
+    fn revoke_leaked<'a>(&'a self, report: LeakReport<'a>) -> LookupFuture<'a, Vec<ReportedKey>> {
+        Box::pin(async move {
+            let mut found = Vec::new();
+            for hash in report.hashes {
+                let Some(mut record) = self.find_by_hash(hash).await? else {
+                    continue;
+                };
+                let revoked = self
+                    .revoke_from(
+                        record.account_id,
+                        record.id,
+                        Actor::LeakReport,
+                        report.at,
+                        report.origin,
+                    )
+                    .await?;
+                let already_revoked = match revoked {
+                    None => continue,
+                    Some(Revoked::Now) => {
+                        record.revoked_at = Some(report.at);
+                        false
+                    }
+                    Some(Revoked::Already) => true,
+                };
+                found.push(ReportedKey {
+                    record,
+                    already_revoked,
+                });
+            }
+            Ok(found)
+        })
+    }
 }

@@ -17,7 +17,7 @@ pub struct Recorded {
     pub used: u64,
 }
 
-/// Why a batch was not recorded. In both cases nothing of it was stored or counted.
+/// Why a batch was not recorded. In every case nothing of it was stored or counted.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError<E> {
     /// The new items do not fit the allowance (HTTP 429).
@@ -27,6 +27,10 @@ pub enum RecordError<E> {
     /// such as a plan removed from the configuration while accounts still use it).
     #[error(transparent)]
     UnknownPlan(UnknownPlan),
+    /// The credential the batch came with stopped working (its key was revoked, or expired)
+    /// before the batch was counted (HTTP 401): the revocation committed first.
+    #[error("the batch's credential was revoked or expired before it was recorded")]
+    CredentialEnded,
     /// The storage failed (HTTP 503 when unreachable, else 500).
     #[error("recording the usage failed")]
     Storage(#[source] E),

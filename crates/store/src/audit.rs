@@ -1,18 +1,16 @@
 //! The audit log: append-only, one entry per action on an account's credentials and terms,
 //! with who did it, from which address and with which client; read newest first in pages.
 
-use std::net::IpAddr;
-
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde::Serialize;
 
 use crate::changes::{int, statement};
 use crate::db::db_time;
+pub use agentvista_keys::{MAX_USER_AGENT_CHARS, Origin};
+
 use crate::{AccountId, Store, StoreError};
 
-/// The longest user agent kept (in characters); a longer one is cut.
-pub const MAX_USER_AGENT_CHARS: usize = 256;
 /// The most entries one page holds.
 pub const MAX_AUDIT_PAGE: u64 = 100;
 
@@ -53,27 +51,6 @@ impl AuditAction {
             AuditAction::Setup => "setup",
             AuditAction::SpendCapChanged => "billing.spend_cap_changed",
             AuditAction::PlanChanged => "billing.plan_changed",
-        }
-    }
-}
-
-/// Where a request came from: its client's address (behind trusted proxies, the forwarded
-/// one) and its `User-Agent`. Empty for the command line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Origin {
-    /// The client's address.
-    pub client_address: Option<IpAddr>,
-    /// The client's `User-Agent`, cut to [`MAX_USER_AGENT_CHARS`].
-    pub user_agent: Option<String>,
-}
-
-impl Origin {
-    /// An origin, with the user agent cut to [`MAX_USER_AGENT_CHARS`] characters.
-    #[must_use]
-    pub fn new(client_address: Option<IpAddr>, user_agent: Option<&str>) -> Self {
-        Origin {
-            client_address,
-            user_agent: user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
         }
     }
 }
@@ -148,27 +125,7 @@ impl AuditLog<'_> {
     /// # Errors
     /// [`StoreError`] from the database.
     pub async fn append(&self, entry: NewAuditEntry<'_>) -> Result<(), StoreError> {
-        let db = &self.store.write;
-        let backend = db.get_database_backend();
-        let detail = entry.detail.map(|d| d.to_string());
-        db.execute_raw(statement(
-            backend,
-            "INSERT INTO audit_log \
-             (account_id, at, action, actor, target, client_address, user_agent, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [
-                entry.account.0.into(),
-                db_time(entry.at).into(),
-                entry.action.as_str().into(),
-                entry.actor.into(),
-                entry.target.into(),
-                entry.origin.client_address.map(|a| a.to_string()).into(),
-                entry.origin.user_agent.clone().into(),
-                detail.into(),
-            ],
-        ))
-        .await?;
-        Ok(())
+        append_in(&self.store.write, entry).await
     }
 
     /// Up to `limit` (at most [`MAX_AUDIT_PAGE`]) entries of `account` older than `before`
@@ -211,6 +168,34 @@ impl AuditLog<'_> {
             next_cursor,
         })
     }
+}
+
+/// Appends `entry` on `db`: the store's writer, or the transaction of the change the entry
+/// records, so that the two commit together.
+pub(crate) async fn append_in(
+    db: &impl ConnectionTrait,
+    entry: NewAuditEntry<'_>,
+) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    let detail = entry.detail.map(|d| d.to_string());
+    db.execute_raw(statement(
+        backend,
+        "INSERT INTO audit_log \
+         (account_id, at, action, actor, target, client_address, user_agent, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [
+            entry.account.0.into(),
+            db_time(entry.at).into(),
+            entry.action.as_str().into(),
+            entry.actor.into(),
+            entry.target.into(),
+            entry.origin.client_address.map(|a| a.to_string()).into(),
+            entry.origin.user_agent.clone().into(),
+            detail.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
 }
 
 fn entry(row: &QueryResult) -> Result<AuditEntry, DbErr> {

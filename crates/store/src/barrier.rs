@@ -12,10 +12,17 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::changes::{int, now_ms_sql, statement};
+use crate::db::{MAX_LEASE, MIN_LEASE};
 
 /// How often a pending revocation re-reads the replicas' rows. Short: a revocation answers
 /// within a poll of the last acknowledgement (goal: p99 ≤ 20 ms with every replica up).
 const POLL: Duration = Duration::from_millis(2);
+
+/// The bounds a replica's stored lease is read within ([`MIN_LEASE`], [`MAX_LEASE`]): a row
+/// written by hand, or by a process that did not validate its options, cannot make a
+/// revocation wait for ever, or overflow the clock.
+const MIN_LEASE_MS: i64 = MIN_LEASE.as_millis() as i64;
+const MAX_LEASE_MS: i64 = MAX_LEASE.as_millis() as i64;
 
 /// A replica's row, as the barrier reads it.
 #[derive(Clone, Debug)]
@@ -88,11 +95,11 @@ impl Barrier {
         let mut deadline = committed + self.lease;
         let mut fresh_after = committed;
         loop {
-            let asked = Instant::now();
             let read = tokio::time::timeout_at(deadline, self.rows(db, fresh_after)).await;
             let pending: Option<Vec<String>> = match read {
                 Ok(Ok(rows)) => {
-                    if let Some(longest) = rows.iter().map(|r| r.lease).max()
+                    // Only live replicas' leases bound the wait: a dead row's lease ran out.
+                    if let Some(longest) = rows.iter().filter(|r| !r.dead).map(|r| r.lease).max()
                         && committed + longest > deadline
                     {
                         tracing::warn!(
@@ -144,7 +151,9 @@ impl Barrier {
                 }
                 return false;
             }
-            fresh_after = asked;
+            // The next round needs a read sent after this one answered: a read sent before
+            // (this one, or another waiter's) holds nothing newer.
+            fresh_after = now;
             tokio::time::sleep_until((now + POLL).min(deadline)).await;
         }
     }
@@ -194,16 +203,31 @@ async fn read_rows(db: &DatabaseConnection) -> Result<Arc<[Row]>, DbErr> {
     let backend = db.get_database_backend();
     let sql = format!(
         "SELECT label, applied_seq, lease_ms, \
-                CASE WHEN lease_until < {now} - lease_ms THEN 1 ELSE 0 END AS dead \
+                CASE WHEN lease_until < {now} - {lease} THEN 1 ELSE 0 END AS dead \
          FROM replicas",
-        now = now_ms_sql(backend)
+        now = now_ms_sql(backend),
+        lease = format_args!(
+            "(CASE WHEN lease_ms < {MIN_LEASE_MS} THEN {MIN_LEASE_MS} \
+                   WHEN lease_ms > {MAX_LEASE_MS} THEN {MAX_LEASE_MS} ELSE lease_ms END)"
+        ),
     );
     let rows = db.query_all_raw(statement(backend, &sql, [])).await?;
     rows.iter()
         .map(|row| {
-            let lease_ms = u64::try_from(int(row, "lease_ms")?).unwrap_or(0);
+            let label: String = row.try_get("", "label")?;
+            let stored = int(row, "lease_ms")?;
+            let lease_ms = stored.clamp(MIN_LEASE_MS, MAX_LEASE_MS);
+            if lease_ms != stored {
+                tracing::warn!(
+                    replica = %label,
+                    lease_ms = stored,
+                    "revocation barrier: a replica's row holds a lease outside 100 to 60000 ms; \
+                     read as {lease_ms} ms"
+                );
+            }
+            let lease_ms = u64::try_from(lease_ms).unwrap_or(0);
             Ok(Row {
-                label: row.try_get("", "label")?,
+                label,
                 applied: int(row, "applied_seq")?,
                 lease: Duration::from_millis(lease_ms),
                 dead: row.try_get::<i32>("", "dead")? == 1,

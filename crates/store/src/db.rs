@@ -5,8 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 /// How durable SQLite commits are. PostgreSQL ignores this (its own `synchronous_commit` rules).
@@ -54,6 +54,45 @@ pub struct StoreOptions {
     pub max_active_keys: u32,
 }
 
+/// The shortest lease a store accepts: shorter, and renewals could not keep up.
+pub const MIN_LEASE: Duration = Duration::from_millis(100);
+/// The longest lease a store accepts: every revocation may wait this long.
+pub const MAX_LEASE: Duration = Duration::from_secs(60);
+
+impl StoreOptions {
+    /// Checks the options a store runs with: the lease within [`MIN_LEASE`]..=[`MAX_LEASE`]
+    /// (a zero lease would let a replica serve from memory for ever, a huge one would hold
+    /// every revocation), and at least one connection.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use agentvista_store::StoreOptions;
+    ///
+    /// assert!(StoreOptions::default().validate().is_ok());
+    /// let zero = StoreOptions { lease: Duration::ZERO, ..StoreOptions::default() };
+    /// assert!(zero.validate().is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidOptions`](crate::StoreError::InvalidOptions), naming the option.
+    pub fn validate(&self) -> Result<(), crate::StoreError> {
+        if !(MIN_LEASE..=MAX_LEASE).contains(&self.lease) {
+            return Err(crate::StoreError::InvalidOptions(format!(
+                "lease: must be {} to {} ms, not {} ms",
+                MIN_LEASE.as_millis(),
+                MAX_LEASE.as_millis(),
+                self.lease.as_millis()
+            )));
+        }
+        if self.max_connections == 0 {
+            return Err(crate::StoreError::InvalidOptions(
+                "max_connections: must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
@@ -96,6 +135,29 @@ pub(crate) fn pool_options(
 /// value read back then equals the value written.
 pub(crate) fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
+}
+
+/// What time it is on the database's clock, read through `db`: PostgreSQL's
+/// `clock_timestamp()`, the clock that judges expiry for every replica on the database. On
+/// SQLite every process is on one host and shares its clock: `local`, unread.
+///
+/// # Errors
+/// The database's.
+pub(crate) async fn db_now(
+    db: &impl ConnectionTrait,
+    local: DateTime<Utc>,
+) -> Result<DateTime<Utc>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(local);
+    }
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT clock_timestamp() AS now",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("clock_timestamp() returned no row".into()))?;
+    row.try_get("", "now")
 }
 
 /// Takes SQLite's write lock at `BEGIN`: a deferred transaction that must upgrade later fails at

@@ -72,6 +72,9 @@ pub enum StoreError {
     /// No key could be generated (the OS refused randomness, or prefixes kept colliding).
     #[error("no API key could be generated")]
     KeyGeneration(#[source] Option<agentvista_keys::GenerateError>),
+    /// [`StoreOptions`](crate::StoreOptions) the store cannot run with safely.
+    #[error("invalid store options: {0}")]
+    InvalidOptions(String),
 }
 
 impl StoreError {

@@ -1,8 +1,8 @@
 //! API keys: created here (so a prefix collision can be retried), stored as prefix and hash.
 
 use agentvista_keys::{
-    Actor, ApiKey, Expiry, KeyHash, KeyName, KeyPrefix, KeyRecord, LAST_USED_GRANULARITY,
-    RateLimit, Revoked, Scopes,
+    ApiKey, Expiry, KeyHash, KeyName, KeyPrefix, KeyRecord, LAST_USED_GRANULARITY, RateLimit,
+    Scopes,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{ExprTrait, Query};
@@ -11,9 +11,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use tokio::time::Instant;
-
-use crate::changes::{self, Change, ChangeKind, statement};
+use crate::changes::statement;
 use crate::db::{begin_immediate, is_unique_violation};
 use crate::entities::{OfAccount, api_keys};
 use crate::{AccountId, KeyId, Store, StoreError, UserId, db::db_time};
@@ -183,74 +181,6 @@ impl Keys<'_> {
             .collect()
     }
 
-    /// Revokes key `id` of `account` on behalf of `by`, appending the change to the key change
-    /// log in the same transaction. Idempotent: a second call keeps the first time and answers
-    /// the key's last change, so that its caller waits the same barrier. Reached only through
-    /// [`agentvista_keys::KeyLookup::revoke`], which waits for the revocation barrier.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when `account` has no such key.
-    pub(crate) async fn revoke(
-        &self,
-        account: AccountId,
-        id: KeyId,
-        by: Actor,
-        now: DateTime<Utc>,
-    ) -> Result<Revocation, StoreError> {
-        let txn = begin_immediate(&self.store.write).await?;
-        let backend = txn.get_database_backend();
-        let revoked = txn
-            .query_one_raw(statement(
-                backend,
-                "UPDATE api_keys SET revoked_at = $1 \
-                 WHERE account_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING key_hash",
-                [db_time(now).into(), account.0.into(), id.0.into()],
-            ))
-            .await?;
-        if let Some(row) = revoked {
-            let key_hash: String = row.try_get("", "key_hash").map_err(StoreError::from)?;
-            let change = Change {
-                key: id,
-                key_hash: &key_hash,
-                account,
-                kind: ChangeKind::Revoked,
-                actor: by,
-                at: now,
-            };
-            let seq = changes::append(&txn, change).await?;
-            txn.commit().await?;
-            return Ok(Revocation {
-                revoked: Revoked::Now,
-                seq,
-                hash: stored_hash(&key_hash)?,
-                committed: Instant::now(),
-            });
-        }
-        txn.rollback().await?;
-        // Nothing changed: revoked already, or not this account's key. A key revoked before
-        // the change log existed waits for the whole log.
-        let row = self
-            .store
-            .write
-            .query_one_raw(statement(
-                backend,
-                "SELECT k.key_hash, \
-                        COALESCE((SELECT MAX(c.seq) FROM key_changes c WHERE c.key_id = k.id), \
-                                 (SELECT h.seq FROM key_log_head h)) AS seq \
-                 FROM api_keys k WHERE k.account_id = $1 AND k.id = $2",
-                [account.0.into(), id.0.into()],
-            ))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let key_hash: String = row.try_get("", "key_hash").map_err(StoreError::from)?;
-        Ok(Revocation {
-            revoked: Revoked::Already,
-            seq: changes::int(&row, "seq")?,
-            hash: stored_hash(&key_hash)?,
-            committed: Instant::now(),
-        })
-    }
-
     /// Records a successful authentication at `now`, unless one was recorded less than
     /// [`LAST_USED_GRANULARITY`] ago (so a busy key costs one write a minute, not one a request).
     /// Returns whether a write happened.
@@ -273,17 +203,6 @@ impl Keys<'_> {
         let done = self.store.write.execute(&update).await?;
         Ok(done.rows_affected() == 1)
     }
-}
-
-/// What a revocation committed: what the barrier waits for, and what the local cache evicts.
-#[derive(Debug)]
-pub(crate) struct Revocation {
-    pub(crate) revoked: Revoked,
-    /// The change's place in the log (for a key revoked already, its last change).
-    pub(crate) seq: i64,
-    pub(crate) hash: KeyHash,
-    /// When the commit returned: the barrier's bound counts from here.
-    pub(crate) committed: Instant,
 }
 
 /// What a new key's row holds besides its secret: the grant it carries.
@@ -405,12 +324,6 @@ fn stored_rate_limit(
         }
         _ => Err(corrupt),
     }
-}
-
-fn stored_hash(hex: &str) -> Result<KeyHash, StoreError> {
-    KeyHash::from_hex(hex).map_err(|_| StoreError::Corrupt {
-        what: "api_keys.key_hash",
-    })
 }
 
 pub(crate) fn record(row: api_keys::Model) -> Result<KeyRecord, StoreError> {

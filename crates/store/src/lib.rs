@@ -17,6 +17,7 @@ mod keys;
 mod ledger;
 mod lookup;
 mod replica;
+mod revoke;
 mod roll;
 mod sessions;
 mod setup;
@@ -29,12 +30,13 @@ mod trace_page;
 mod users;
 
 pub use accounts::{Account, Accounts};
+pub use agentvista_keys::{MAX_ROLL_GRACE, RateLimitChange, RollError, RollTerms, Rolled};
 pub use audit::{
     AuditAction, AuditEntry, AuditLog, AuditPage, MAX_AUDIT_PAGE, MAX_USER_AGENT_CHARS,
     NewAuditEntry, Origin,
 };
 pub use daily::{DailyUsage, KeyUsage};
-pub use db::{DEFAULT_LEASE, SqliteSync, StoreOptions};
+pub use db::{DEFAULT_LEASE, MAX_LEASE, MIN_LEASE, SqliteSync, StoreOptions};
 pub use error::StoreError;
 pub use events::{
     CursorError, EventCursor, EventPage, Events, StoredEvent, TraceCursor, TracePage, TraceSummary,
@@ -43,7 +45,6 @@ pub use ids::{AccountId, KeyId, UserId};
 pub use keys::{Keys, NewKey};
 pub use ledger::{EventBatch, NewContext, NewEvent};
 pub use replica::{Replica, ReplicaOptions};
-pub use roll::{MAX_ROLL_GRACE, RateLimitChange, RollError, RollTerms, Rolled};
 pub use sessions::{Session, Sessions};
 pub use setup::FirstUser;
 pub use store::Store;

@@ -1,137 +1,149 @@
 //! Rolling a key: a new secret for the same grant (name, scopes, account, expiry), and the old
-//! key expiring after a grace period — as Stripe rolls keys, so that a deployment can switch
-//! over without an outage. The old key's new expiry is a change that can stop it, so it goes
-//! through the key change log, and, when the grace is shorter than a lease, through the
-//! revocation barrier: no replica accepts the old key after its new expiry.
+//! key ending after a grace period — as Stripe rolls keys, so that a deployment can switch
+//! over without an outage. The old key's new end is a change that can stop it, so it goes
+//! through the key change log and the revocation barrier: no replica accepts the old key past
+//! its new end. With no grace the old key is revoked, exactly as a revocation revokes it.
 
-use std::time::Duration;
-
-use agentvista_keys::{Actor, ApiKey, KeyRecord, KeyStatus, RateLimit};
-use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait};
+use agentvista_keys::{
+    Actor, ApiKey, Asked, Expiry, MAX_ROLL_GRACE, RateLimitChange, RollError, RollTerms, Rolled,
+};
+use chrono::TimeDelta;
+use sea_orm::sea_query::LockType;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait, QuerySelect};
 use tokio::time::Instant;
 
+use crate::audit::{AuditAction, NewAuditEntry, append_in};
 use crate::changes::{self, Change, ChangeKind, statement};
-use crate::db::{begin_immediate, db_time};
+use crate::db::{begin_immediate, db_now, db_time};
 use crate::entities::api_keys;
 use crate::keys::{Grant, ensure_room_for_a_key, insert_new_key, record};
 use crate::{AccountId, KeyId, Store, StoreError};
 
-/// The longest grace a roll may give the old key: seven days.
-pub const MAX_ROLL_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// What a roll asks for besides a new secret.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RollTerms {
-    /// How long the old key keeps working, at most [`MAX_ROLL_GRACE`]; zero stops it at once.
-    pub grace: Duration,
-    /// The new key's rate limit.
-    pub rate_limit: RateLimitChange,
-}
-
-/// The new key's rate limit on a roll.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum RateLimitChange {
-    /// The old key's, whatever it is (none included).
-    #[default]
-    Keep,
-    /// This one; `None` removes it.
-    Set(Option<RateLimit>),
-}
-
-/// What a roll did.
-#[derive(Debug)]
-pub struct Rolled {
-    /// The new key: the only copy of its secret, to hand to its owner once.
-    pub key: ApiKey,
-    /// The new key's row.
-    pub record: KeyRecord,
-    /// The old key's row, with its new expiry.
-    pub old: KeyRecord,
-}
-
-/// Why a key could not be rolled.
-#[derive(Debug, thiserror::Error)]
-pub enum RollError {
-    /// The grace is longer than [`MAX_ROLL_GRACE`].
-    #[error("grace_seconds: at most {} (7 days)", MAX_ROLL_GRACE.as_secs())]
-    GraceTooLong,
-    /// The key is revoked or expired already: there is nothing to hand over from.
-    #[error("only an active key can be rolled; this one is {0}")]
-    NotActive(&'static str),
-    /// Not found for this account, or a database failure.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sea_orm::DbErr> for RollError {
-    fn from(err: sea_orm::DbErr) -> Self {
-        RollError::Store(err.into())
+impl From<StoreError> for RollError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => RollError::NotFound,
+            StoreError::TooManyKeys { limit } => RollError::TooManyKeys { limit },
+            other => RollError::Lookup(other.into()),
+        }
     }
 }
 
+/// A database failure, as a roll answers it.
+fn db(err: sea_orm::DbErr) -> RollError {
+    StoreError::from(err).into()
+}
+
 impl Store {
-    /// Rolls key `id` of `account` on behalf of `by`: one transaction creates the new key (the
-    /// old one's name, scopes and expiry, and the rate limit `terms` ask for) and sets the old
-    /// one to expire at `now + terms.grace` (or keeps its earlier expiry), appending the
-    /// change to the key change log. With a grace shorter than the lease, it then waits for the
-    /// revocation barrier, so that the old key stops on every replica by its expiry.
+    /// Rolls key `id` of `account`, as `asked`: one transaction locks the old key's row,
+    /// creates the new key (the old one's name, scopes and expiry, and the rate limit `terms`
+    /// ask for), records it as the old key's successor, and ends the old key — expiring at
+    /// `asked.at + terms.grace` (or keeping an earlier expiry), or revoked with no grace —
+    /// with its change in the key change log and a `key.rolled` audit entry. Then it waits
+    /// for the revocation barrier, whatever the grace, and runs `evict` with the old key's
+    /// hash in between (a replica drops it from its own memory there).
     ///
     /// # Errors
-    /// [`RollError::GraceTooLong`], [`RollError::NotActive`], or [`StoreError::NotFound`] when
-    /// `account` has no such key.
+    /// [`RollError::GraceTooLong`]; [`RollError::AlreadyRolled`] when the key has a
+    /// successor (first, whatever else is true of it); [`RollError::NotFound`] when `account`
+    /// has no such key or it is revoked; [`RollError::Expired`]; [`RollError::TooManyKeys`].
     pub async fn roll(
         &self,
         account: AccountId,
         id: KeyId,
         terms: RollTerms,
-        by: Actor,
-        now: DateTime<Utc>,
+        asked: Asked<'_>,
     ) -> Result<Rolled, RollError> {
-        let grace = terms.grace;
-        if grace > MAX_ROLL_GRACE {
+        self.roll_evicting(account, id, terms, asked, |_| ()).await
+    }
+
+    /// [`Store::roll`], running `evict` once the roll has committed.
+    pub(crate) async fn roll_evicting(
+        &self,
+        account: AccountId,
+        id: KeyId,
+        terms: RollTerms,
+        asked: Asked<'_>,
+        evict: impl FnOnce(&agentvista_keys::KeyHash),
+    ) -> Result<Rolled, RollError> {
+        if terms.grace > MAX_ROLL_GRACE {
             return Err(RollError::GraceTooLong);
         }
-        let grace_delta = TimeDelta::from_std(grace).map_err(|_| RollError::GraceTooLong)?;
-        let (rolled, seq, committed) = self
-            .roll_in_transaction(account, id, grace_delta, terms.rate_limit, by, now)
-            .await?;
-        if grace < self.options.lease {
-            self.await_barrier(seq, committed).await;
-        }
+        let grace = TimeDelta::from_std(terms.grace).map_err(|_| RollError::GraceTooLong)?;
+        let txn = begin_immediate(&self.write).await.map_err(db)?;
+        let done = self.roll_in(&txn, account, id, grace, terms.rate_limit, asked);
+        let (rolled, seq, hash) = match done.await {
+            Ok(done) => done,
+            Err(err) => {
+                txn.rollback().await.map_err(db)?;
+                return Err(err);
+            }
+        };
+        txn.commit().await.map_err(db)?;
+        let committed = Instant::now();
+        evict(&hash);
+        self.await_barrier(seq, committed).await;
         Ok(rolled)
     }
 
-    async fn roll_in_transaction(
+    async fn roll_in(
         &self,
+        txn: &DatabaseTransaction,
         account: AccountId,
         id: KeyId,
         grace: TimeDelta,
         rate_limit: RateLimitChange,
-        by: Actor,
-        now: DateTime<Utc>,
-    ) -> Result<(Rolled, i64, Instant), RollError> {
-        let txn = begin_immediate(&self.write).await?;
+        asked: Asked<'_>,
+    ) -> Result<(Rolled, i64, agentvista_keys::KeyHash), RollError> {
+        // The old key's row first, then the log's head, then the account's row: the lock
+        // order of every transaction that takes more than one of them.
         let old = api_keys::Entity::find_by_id(id.0)
-            .one(&txn)
-            .await?
+            .lock(LockType::Update)
+            .one(txn)
+            .await
+            .map_err(db)?
             .filter(|row| row.account_id == account.0)
-            .ok_or(StoreError::NotFound)?;
-        let old_record = record(old.clone())?;
-        match old_record.status(now) {
-            KeyStatus::Active => {}
-            KeyStatus::Revoked => return Err(RollError::NotActive("revoked")),
-            KeyStatus::Expired => return Err(RollError::NotActive("expired")),
+            .ok_or(RollError::NotFound)?;
+        if old.successor_id.is_some() {
+            return Err(RollError::AlreadyRolled);
         }
+        if old.revoked_at.is_some() {
+            return Err(RollError::NotFound);
+        }
+        // Expiry on the database's clock, which every replica's verification follows.
+        let now = asked.at;
+        let db_clock = db_now(txn, now).await.map_err(db)?;
+        if old.expires_at.is_some_and(|at| at <= db_clock) {
+            return Err(RollError::Expired);
+        }
+        let hash =
+            agentvista_keys::KeyHash::from_hex(&old.key_hash).map_err(|_| StoreError::Corrupt {
+                what: "api_keys.key_hash",
+            })?;
+        let revoke = grace.is_zero();
+        let change = Change {
+            key: id,
+            key_hash: &old.key_hash,
+            account,
+            kind: if revoke {
+                ChangeKind::Revoked
+            } else {
+                ChangeKind::Expiry
+            },
+            actor: asked.by,
+            at: now,
+        };
+        let seq = changes::append(txn, change).await.map_err(db)?;
         // Through its grace, the old key is active beside the new one; without one, the new key
         // takes its place.
-        if grace > TimeDelta::zero() {
-            ensure_room_for_a_key(&txn, account, now, self.options.max_active_keys).await?;
+        if !revoke {
+            ensure_room_for_a_key(txn, account, now, self.options.max_active_keys).await?;
         }
+        let old_record = record(old.clone())?;
         // The new key: the old one's grant, a new secret.
         let grant = Grant {
             account,
-            created_by: match by {
+            created_by: match asked.by {
                 Actor::User(user) => Some(user),
                 Actor::Key(_) | Actor::Cli | Actor::LeakReport => None,
             },
@@ -143,34 +155,52 @@ impl Store {
                 RateLimitChange::Set(limit) => limit,
             },
         };
-        let (key, new_row) = insert_new_key(&txn, &grant, now, ApiKey::generate).await?;
-        let ends = db_time(now + grace);
-        let expires_at = old.expires_at.map_or(ends, |at| at.min(ends));
-        let backend = txn.get_database_backend();
-        txn.execute_raw(statement(
-            backend,
-            "UPDATE api_keys SET expires_at = $1 WHERE id = $2",
-            [expires_at.into(), id.0.into()],
-        ))
-        .await?;
-        let change = Change {
-            key: id,
-            key_hash: &old.key_hash,
-            account,
-            kind: ChangeKind::Expiry,
-            actor: by,
-            at: now,
-        };
-        let seq = changes::append(&txn, change).await?;
-        txn.commit().await?;
-        let committed = Instant::now();
+        let (key, new_row) = insert_new_key(txn, &grant, now, ApiKey::generate).await?;
         let mut old_record = old_record;
-        old_record.expiry = agentvista_keys::Expiry::at(Some(expires_at));
+        let backend = txn.get_database_backend();
+        if revoke {
+            let at = db_time(now);
+            txn.execute_raw(statement(
+                backend,
+                "UPDATE api_keys SET revoked_at = $1, successor_id = $2 WHERE id = $3",
+                [at.into(), new_row.id.into(), id.0.into()],
+            ))
+            .await
+            .map_err(db)?;
+            old_record.revoked_at = Some(at);
+        } else {
+            let ends = db_time(now + grace);
+            let expires_at = old.expires_at.map_or(ends, |at| at.min(ends));
+            txn.execute_raw(statement(
+                backend,
+                "UPDATE api_keys SET expires_at = $1, successor_id = $2 WHERE id = $3",
+                [expires_at.into(), new_row.id.into(), id.0.into()],
+            ))
+            .await
+            .map_err(db)?;
+            old_record.expiry = Expiry::at(Some(expires_at));
+        }
+        append_in(
+            txn,
+            NewAuditEntry {
+                account,
+                action: AuditAction::KeyRolled,
+                actor: asked.by.to_string(),
+                target: Some(old.prefix.clone()),
+                origin: asked.origin,
+                detail: Some(serde_json::json!({
+                    "new_prefix": new_row.prefix,
+                    "grace_seconds": grace.num_seconds(),
+                })),
+                at: now,
+            },
+        )
+        .await?;
         let rolled = Rolled {
             key,
             record: record(new_row)?,
             old: old_record,
         };
-        Ok((rolled, seq, committed))
+        Ok((rolled, seq, hash))
     }
 }

@@ -56,8 +56,10 @@ impl Store {
     /// a busy timeout on every connection.
     ///
     /// # Errors
+    /// [`StoreError::InvalidOptions`] when `options` do not pass [`StoreOptions::validate`];
     /// [`StoreError::Unavailable`] when the database cannot be reached or opened.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        options.validate()?;
         if !url.starts_with("sqlite:") {
             let write = Database::connect(pool_options(url, options.max_connections, options))
                 .await

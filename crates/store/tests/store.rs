@@ -31,6 +31,20 @@ use limits::{
     a_trace_page_is_planned_from_sizes_and_reads_each_context_once,
     concurrent_creates_never_pass_max_active_keys,
 };
+#[path = "store/revocation.rs"]
+mod revocation;
+use revocation::{
+    a_batch_of_a_key_that_stopped_working_stores_nothing,
+    a_batch_racing_its_keys_revocation_waits_and_is_refused,
+    a_report_of_a_revoked_key_waits_for_the_barrier, a_report_of_many_keys_waits_for_one_barrier,
+    an_account_with_keys_cannot_be_deleted, lease_settings_cannot_break_the_barrier,
+};
+#[path = "store/rolls.rs"]
+mod rolls;
+use rolls::{
+    a_revoked_key_has_no_successor_and_a_successor_outlives_a_revocation,
+    every_roll_waits_for_the_barrier, racing_rolls_make_one_successor,
+};
 #[path = "store/retention.rs"]
 mod retention;
 use retention::{
@@ -166,6 +180,15 @@ on_both!(
     a_marked_context_an_ingestion_reuses_is_kept,
     audit_entries_are_kept_for_their_own_retention,
     one_replica_sweeps_at_a_time,
+    a_report_of_a_revoked_key_waits_for_the_barrier,
+    a_report_of_many_keys_waits_for_one_barrier,
+    a_batch_of_a_key_that_stopped_working_stores_nothing,
+    a_batch_racing_its_keys_revocation_waits_and_is_refused,
+    racing_rolls_make_one_successor,
+    a_revoked_key_has_no_successor_and_a_successor_outlives_a_revocation,
+    every_roll_waits_for_the_barrier,
+    an_account_with_keys_cannot_be_deleted,
+    lease_settings_cannot_break_the_barrier,
 );
 
 /// A stored password hash, as storage would hand it back (the store does not check it).
@@ -1762,7 +1785,16 @@ async fn rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old(db: &Tes
     let hour = std::time::Duration::from_secs(3600);
     let rolled = db
         .store
-        .roll(acme, old.id, grace(hour), Actor::Cli, noon())
+        .roll(
+            acme,
+            old.id,
+            grace(hour),
+            agentvista_keys::Asked {
+                by: Actor::Cli,
+                at: noon(),
+                origin: &agentvista_keys::Origin::default(),
+            },
+        )
         .await
         .unwrap();
     // The same grant, a new secret.
@@ -1807,8 +1839,11 @@ async fn rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old(db: &Tes
             acme,
             rolled.record.id,
             grace(std::time::Duration::ZERO),
-            Actor::Cli,
-            noon(),
+            agentvista_keys::Asked {
+                by: Actor::Cli,
+                at: noon(),
+                origin: &agentvista_keys::Origin::default(),
+            },
         )
         .await
         .unwrap();
@@ -1819,8 +1854,11 @@ async fn rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old(db: &Tes
             acme,
             again.record.id,
             grace(hour),
-            Actor::Cli,
-            later - TimeDelta::minutes(1),
+            agentvista_keys::Asked {
+                by: Actor::Cli,
+                at: later - TimeDelta::minutes(1),
+                origin: &agentvista_keys::Origin::default(),
+            },
         )
         .await
         .unwrap();
@@ -1850,8 +1888,11 @@ async fn a_rate_limit_is_stored_kept_by_a_roll_and_changed_by_one(db: &TestDb) {
             acme,
             created.id,
             grace(std::time::Duration::from_secs(60)),
-            Actor::Cli,
-            noon(),
+            agentvista_keys::Asked {
+                by: Actor::Cli,
+                at: noon(),
+                origin: &agentvista_keys::Origin::default(),
+            },
         )
         .await
         .unwrap();
@@ -1870,8 +1911,11 @@ async fn a_rate_limit_is_stored_kept_by_a_roll_and_changed_by_one(db: &TestDb) {
                 grace: std::time::Duration::from_secs(60),
                 rate_limit: RateLimitChange::Set(Some(other)),
             },
-            Actor::Cli,
-            noon(),
+            agentvista_keys::Asked {
+                by: Actor::Cli,
+                at: noon(),
+                origin: &agentvista_keys::Origin::default(),
+            },
         )
         .await
         .unwrap();
@@ -1888,8 +1932,11 @@ async fn a_rate_limit_is_stored_kept_by_a_roll_and_changed_by_one(db: &TestDb) {
                 grace: std::time::Duration::from_secs(60),
                 rate_limit: RateLimitChange::Set(None),
             },
-            Actor::Cli,
-            noon(),
+            agentvista_keys::Asked {
+                by: Actor::Cli,
+                at: noon(),
+                origin: &agentvista_keys::Origin::default(),
+            },
         )
         .await
         .unwrap();
@@ -2193,9 +2240,18 @@ async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
     let minute = std::time::Duration::from_secs(60);
     assert!(matches!(
         db.store
-            .roll(globex, record.id, grace(minute), Actor::Cli, noon())
+            .roll(
+                globex,
+                record.id,
+                grace(minute),
+                agentvista_keys::Asked {
+                    by: Actor::Cli,
+                    at: noon(),
+                    origin: &agentvista_keys::Origin::default()
+                }
+            )
             .await,
-        Err(agentvista_store::RollError::Store(StoreError::NotFound))
+        Err(agentvista_store::RollError::NotFound)
     ));
     assert!(matches!(
         db.store
@@ -2203,8 +2259,11 @@ async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
                 acme,
                 record.id,
                 grace(agentvista_store::MAX_ROLL_GRACE * 2),
-                Actor::Cli,
-                noon()
+                agentvista_keys::Asked {
+                    by: Actor::Cli,
+                    at: noon(),
+                    origin: &agentvista_keys::Origin::default()
+                }
             )
             .await,
         Err(agentvista_store::RollError::GraceTooLong)
@@ -2215,9 +2274,18 @@ async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
         .unwrap();
     assert!(matches!(
         db.store
-            .roll(acme, record.id, grace(minute), Actor::Cli, noon())
+            .roll(
+                acme,
+                record.id,
+                grace(minute),
+                agentvista_keys::Asked {
+                    by: Actor::Cli,
+                    at: noon(),
+                    origin: &agentvista_keys::Origin::default()
+                }
+            )
             .await,
-        Err(agentvista_store::RollError::NotActive("revoked"))
+        Err(agentvista_store::RollError::NotFound)
     ));
     // Nothing was created by the refused rolls.
     assert_eq!(db.store.keys().list(acme).await.unwrap().len(), 1);

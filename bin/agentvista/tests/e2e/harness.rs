@@ -268,6 +268,12 @@ impl Drop for Db {
     }
 }
 
+/// Where Debian installs libfaketime.
+const FAKETIME_LIBRARIES: [&str; 2] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+];
+
 /// A running server, its captured output, and the address it reported.
 pub(crate) struct Server {
     child: Option<Child>,
@@ -318,6 +324,26 @@ impl Server {
             };
         }
         Server::spawn(command, db, env).await
+    }
+
+    /// [`Server::start_with`] with its wall clock `behind` seconds behind the real one
+    /// (libfaketime, preloaded; the boot and monotonic clocks are left alone). `None`, saying
+    /// why, where libfaketime is not installed.
+    pub(crate) async fn start_behind(db: &Db, env: &[(&str, &str)], behind: u32) -> Option<Server> {
+        let library = FAKETIME_LIBRARIES
+            .iter()
+            .find(|path| std::path::Path::new(path).exists());
+        let Some(library) = library else {
+            println!("skipped: libfaketime is not installed (apt-get install faketime)");
+            return None;
+        };
+        let mut command = db.command();
+        command
+            .env("LD_PRELOAD", library)
+            .env("FAKETIME", format!("-{behind}"))
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_NO_CACHE", "1");
+        Some(Server::spawn(command, db, env).await)
     }
 
     /// The process's peak and current resident memory in bytes (`VmHWM`, `VmRSS`).

@@ -5,6 +5,7 @@
 
 mod browser;
 mod campaign;
+mod clock;
 mod docs;
 mod faults;
 mod harness;
@@ -77,7 +78,10 @@ on_postgres!(
     a_database_outage_is_503_then_recovers_without_restart,
     terminated_backends_are_503_or_success_then_recovery,
     a_frozen_replica_delays_a_revocation_by_at_most_a_lease,
+    a_replica_whose_clock_is_behind_refuses_expired_keys,
 );
+
+use clock::a_replica_whose_clock_is_behind_refuses_expired_keys;
 
 use campaign::{
     first_run_setup_takes_only_json, hostile_and_clumsy_requests_get_the_contracts_answers,

@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use crate::harness::{self, Db, Server, bearer};
 use crate::{KEYS, PING};
 
-const EMAIL: &str = "ada@example.com";
+pub(crate) const EMAIL: &str = "ada@example.com";
 /// A short lease, so that the frozen-replica test is quick; every replica of a test uses it.
 const LEASE_MS: u64 = 1_000;
-const LEASE: (&str, &str) = ("AGENTVISTA__AUTH__LEASE_MS", "1000");
+pub(crate) const LEASE: (&str, &str) = ("AGENTVISTA__AUTH__LEASE_MS", "1000");
 
-async fn ping(http: &reqwest::Client, server: &Server, key: &str) -> StatusCode {
+pub(crate) async fn ping(http: &reqwest::Client, server: &Server, key: &str) -> StatusCode {
     bearer(http.get(server.url(PING)), key)
         .send()
         .await
@@ -24,7 +24,7 @@ async fn ping(http: &reqwest::Client, server: &Server, key: &str) -> StatusCode 
 }
 
 /// Creates a `read` key through the API with the `admin` key; its full key and id.
-async fn new_key(
+pub(crate) async fn new_key(
     http: &reqwest::Client,
     server: &Server,
     admin: &str,
@@ -235,14 +235,14 @@ pub(crate) async fn a_rolled_key_works_through_its_grace_and_not_after(db: Db) {
     }
     accepted_by_both(&http, &a, &b, &third).await;
     accepted_by_both(&http, &a, &b, &first).await;
-    // An unknown prefix, a grace past 7 days: one line and a non-zero exit.
+    // A key rolled already, a grace past 7 days: one line and a non-zero exit.
     let out = db.cli(
         &["keys", "roll", "--email", EMAIL, "--prefix", &second[..11]],
         &[],
         None,
     );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rolled already"));
     let out = db.cli(
         &[
             "keys",

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use actix_web::HttpRequest;
 use agentvista_keys::{
-    AccountId, Actor, ApiKey, KeyId, KeyLookup, KeyRecord, KeyStatus, LAST_USED_GRANULARITY,
-    LookupError, Revoked,
+    AccountId, Actor, ApiKey, Asked, KeyHash, KeyId, KeyLookup, KeyStatus, LAST_USED_GRANULARITY,
+    LeakReport, LookupError, Origin, ReportedKey, Revoked, RollError, RollTerms, Rolled,
 };
 use chrono::{DateTime, Utc};
 
@@ -19,6 +20,9 @@ use crate::rate_limit::RateLimitStatus;
 use crate::throttle::UnknownKeys;
 use crate::{ApiError, error_chain};
 use crate::{Bucket, ThrottleConfig, TrustedProxies};
+
+/// The smallest size of the last-use map at which it is pruned.
+const PRUNE_AT_LEAST: usize = 1024;
 
 /// API-key authentication on its own. The AgentVista server registers it with its
 /// [`AppState`](crate::AppState); a service that embeds only the extractors registers just
@@ -44,6 +48,8 @@ pub struct KeyAuth {
     lookup: Arc<dyn KeyLookup>,
     /// When this replica last asked the lookup to note each key's use.
     touched: Mutex<HashMap<KeyId, DateTime<Utc>>>,
+    /// The size of `touched` at which it is next pruned.
+    prune_at: AtomicUsize,
     /// The buckets of the keys with a rate limit.
     rates: RateLimits,
     /// Lookups that found no key, per client address.
@@ -67,6 +73,7 @@ impl KeyAuth {
         KeyAuth {
             lookup,
             touched: Mutex::new(HashMap::new()),
+            prune_at: AtomicUsize::new(PRUNE_AT_LEAST),
             rates: RateLimits::default(),
             unknown: UnknownKeys::new(unknown),
             proxies: TrustedProxies::default(),
@@ -130,7 +137,9 @@ impl KeyAuth {
             self.unknown.missed(address);
             return Err(refused(Refusal::Unknown));
         };
-        let now = Utc::now();
+        // Expiry on the lookup's clock (the database's, for the store's replicas); the
+        // last use on this host's.
+        let now = self.lookup.expiry_clock().unwrap_or_else(Utc::now);
         let refusal = match record.status(now) {
             KeyStatus::Active => None,
             KeyStatus::Revoked => Some(Refusal::Revoked),
@@ -145,7 +154,7 @@ impl KeyAuth {
             .map(|limit| self.rates.check(record.id, limit))
             .transpose()
             .inspect_err(|_| tracing::info!(%prefix, "API key over its rate limit"))?;
-        self.note_key_use(record.id, now);
+        self.note_key_use(record.id, Utc::now());
         let principal = Principal {
             account_id: record.account_id,
             scopes: record.scopes,
@@ -157,9 +166,10 @@ impl KeyAuth {
         Ok((principal, rate))
     }
 
-    /// Revokes key `id` of `account` on behalf of `by`, through the lookup port (so that
-    /// whatever verifies keys hears of it, and the answer waits for the revocation barrier);
-    /// `None` when the account has no such key.
+    /// Revokes key `id` of `account` on behalf of `by`, asked from `origin`, through the
+    /// lookup port (so that whatever verifies keys hears of it, the audit entry commits with
+    /// the revocation, and the answer waits for the revocation barrier); `None` when the
+    /// account has no such key.
     ///
     /// # Errors
     /// [`LookupError`] from the port.
@@ -169,49 +179,72 @@ impl KeyAuth {
         id: KeyId,
         by: Actor,
         at: DateTime<Utc>,
+        origin: &Origin,
     ) -> Result<Option<Revoked>, LookupError> {
-        let revoked = self.lookup.revoke(account, id, by, at).await?;
-        self.touched
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
+        let revoked = self.lookup.revoke_from(account, id, by, at, origin).await?;
+        self.forget_use(&[id]);
         Ok(revoked)
     }
 
-    /// Revokes `candidate` if it is an active key, as a leak report asks: the key's record
-    /// (with its revocation time) when it was revoked by this call, `None` for any other
-    /// string — malformed, unknown, revoked or expired already. Revoked through the lookup
-    /// port and its barrier, like every revocation.
+    /// Rolls key `id` of `account` as `asked`, through the lookup port (so that whatever
+    /// verifies keys hears of it, and the answer waits for the revocation barrier).
+    ///
+    /// # Errors
+    /// [`RollError`] from the port.
+    pub async fn roll(
+        &self,
+        account: AccountId,
+        id: KeyId,
+        terms: RollTerms,
+        asked: Asked<'_>,
+    ) -> Result<Rolled, RollError> {
+        let rolled = self.lookup.roll(account, id, terms, asked).await?;
+        if rolled.old.revoked_at.is_some() {
+            self.forget_use(&[id]);
+        }
+        Ok(rolled)
+    }
+
+    /// Revokes every key among `candidates`, as a leak report from `origin` asks: strings that
+    /// are not keys are skipped; each key found is revoked whatever its status, through the
+    /// lookup port, in one go and behind one barrier, and comes back with whether it had been
+    /// revoked before.
     ///
     /// # Errors
     /// [`LookupError`] from the port.
     pub(crate) async fn revoke_reported(
         &self,
-        candidate: &str,
-    ) -> Result<Option<KeyRecord>, LookupError> {
-        let Ok(key) = ApiKey::parse(candidate.trim()) else {
-            return Ok(None);
-        };
-        let hash = key.hash();
-        drop(key);
-        let Some(mut record) = self.lookup.find_by_hash(&hash).await? else {
-            return Ok(None);
-        };
-        let now = Utc::now();
-        if record.status(now) != KeyStatus::Active {
-            return Ok(None);
-        }
-        let revoked = self
-            .revoke(record.account_id, record.id, Actor::LeakReport, now)
+        candidates: &[&str],
+        source: Option<&str>,
+        origin: &Origin,
+    ) -> Result<Vec<ReportedKey>, LookupError> {
+        let mut hashes: Vec<KeyHash> = candidates
+            .iter()
+            .filter_map(|candidate| ApiKey::parse(candidate.trim()).ok())
+            .map(|key| key.hash())
+            .collect();
+        hashes.sort_unstable_by_key(|hash| *hash.as_bytes());
+        hashes.dedup();
+        let reported = self
+            .lookup
+            .revoke_leaked(LeakReport {
+                hashes: &hashes,
+                source,
+                origin,
+                at: Utc::now(),
+            })
             .await?;
-        Ok(match revoked {
-            Some(Revoked::Now) => {
-                record.revoked_at = Some(now);
-                Some(record)
-            }
-            // Revoked meanwhile by someone else, whose own entry says so.
-            Some(Revoked::Already) | None => None,
-        })
+        let ids: Vec<KeyId> = reported.iter().map(|key| key.record.id).collect();
+        self.forget_use(&ids);
+        Ok(reported)
+    }
+
+    /// Forgets when this replica last noted the use of `ids` (revoked: never noted again).
+    fn forget_use(&self, ids: &[KeyId]) {
+        let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            touched.remove(id);
+        }
     }
 
     /// Asks the lookup to note a key's use, off the request path and at most once a minute
@@ -226,6 +259,13 @@ impl KeyAuth {
                 return;
             }
             touched.insert(id, now);
+            // Forget the keys not used for a while, so that the map holds the keys in use
+            // rather than every key ever seen: at most once per doubling of its size.
+            if touched.len() >= self.prune_at.load(Ordering::Relaxed) {
+                touched.retain(|_, at| now - *at < LAST_USED_GRANULARITY);
+                let next = (touched.len() * 2).max(PRUNE_AT_LEAST);
+                self.prune_at.store(next, Ordering::Relaxed);
+            }
         }
         let lookup = Arc::clone(&self.lookup);
         actix_web::rt::spawn(async move {

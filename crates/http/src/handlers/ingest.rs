@@ -391,6 +391,13 @@ async fn record(
         Err(RecordError::Exceeded(exceeded)) => Err(quota_exceeded(exceeded)),
         Err(RecordError::UnknownPlan(unknown)) => Err(ApiError::internal(unknown)),
         Err(RecordError::Storage(err)) => Err(err.into()),
+        Err(RecordError::CredentialEnded) => {
+            tracing::info!(
+                cause = "revoked or expired while its request was in flight",
+                "API key refused"
+            );
+            Err(ApiError::InvalidApiKey)
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! `/api/v1/me/api-keys/`: ping, list, create, roll, revoke.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use agentvista_keys::{Asked, KeyId, KeyRecord};
 use agentvista_keys::{Expiry, KeyName, KeyPrefix, RateLimit, Scope, Scopes};
-use agentvista_keys::{KeyId, KeyRecord};
 use agentvista_store::{AuditAction, NewKey, RateLimitChange, RollError, RollTerms};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -290,15 +290,16 @@ pub(crate) struct RolledKey {
     #[serde(flatten)]
     created: CreatedKey,
     /// The old key, expiring at the end of the grace (or earlier, if it was to expire
-    /// earlier).
+    /// earlier); with no grace, revoked.
     rolled: KeyObject,
 }
 
 /// Rolls a key: a new key with the old one's name, scopes and expiry, and the old one expiring
 /// after `grace_seconds`. Session or `admin`. The answer carries the new key, this once.
 ///
-/// With a grace shorter than `auth.lease_ms`, the answer comes once no replica accepts the old
-/// key past its new expiry (the revocation barrier). Only an active key rolls (400 otherwise).
+/// With no grace the old key is revoked. Whatever the grace, the answer comes once no replica
+/// accepts the old key past its new end (the revocation barrier). A key rolls once (409
+/// `already_rolled`); a revoked key is not found (404); an expired one cannot roll (400).
 #[utoipa::path(
     post,
     path = "/api/v1/me/api-keys/{key_id}/roll/",
@@ -315,7 +316,7 @@ pub(crate) struct RolledKey {
         (status = 401, response = crate::schema::Unauthorized),
         (status = 403, response = crate::schema::Forbidden),
         (status = 404, response = crate::schema::NotFound),
-        (status = 409, response = crate::schema::TooManyKeys),
+        (status = 409, response = crate::schema::RollConflict),
         (status = 413, response = crate::schema::PayloadTooLarge),
         (status = 415, response = crate::schema::UnsupportedMediaType),
         (status = 429, response = crate::schema::RateLimited),
@@ -343,22 +344,28 @@ pub(crate) async fn roll(
             .map_or(RateLimitChange::Keep, RateLimitChange::Set),
     };
     let principal = &auth.principal;
+    let origin = audit::origin(&state, &req);
+    let asked = Asked {
+        by: principal.actor(),
+        at: Utc::now(),
+        origin: &origin,
+    };
+    // Through the lookup port, as every change that can stop a key: the old key's end waits
+    // for the revocation barrier, and the audit entry commits with the roll.
     let rolled = state
-        .store
-        .roll(
-            principal.account_id,
-            id,
-            terms,
-            principal.actor(),
-            Utc::now(),
-        )
+        .keys
+        .roll(principal.account_id, id, terms, asked)
         .await
         .map_err(|e| match e {
-            RollError::Store(e) => ApiError::from(e),
-            RollError::NotActive(status) => ApiError::BadRequest(format!(
-                "key_id: only an active key can be rolled; this one is {status}"
-            )),
+            RollError::NotFound => ApiError::NotFound,
+            RollError::AlreadyRolled => ApiError::AlreadyRolled,
+            RollError::TooManyKeys { limit } => ApiError::TooManyKeys { limit },
+            RollError::Expired => ApiError::BadRequest(
+                "key_id: only an active key can be rolled; this one is expired".into(),
+            ),
             too_long @ RollError::GraceTooLong => ApiError::BadRequest(too_long.to_string()),
+            RollError::Lookup(e) => e.into(),
+            unsupported @ RollError::Unsupported => ApiError::internal(unsupported),
         })?;
     tracing::info!(
         old = %rolled.old.prefix,
@@ -366,19 +373,6 @@ pub(crate) async fn roll(
         grace_seconds = body.grace_seconds,
         "API key rolled"
     );
-    audit::record(
-        &state,
-        &req,
-        principal.account_id,
-        AuditAction::KeyRolled,
-        principal.actor().to_string(),
-        Some(rolled.old.prefix.to_string()),
-        Some(serde_json::json!({
-            "new_prefix": rolled.record.prefix.to_string(),
-            "grace_seconds": body.grace_seconds,
-        })),
-    )
-    .await;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(RolledKey {
@@ -433,27 +427,24 @@ pub(crate) async fn revoke(
     if !allowed {
         return Err(ApiError::InsufficientScope(Scope::Admin));
     }
-    // Through the lookup port, the one door to revoking: whatever verifies keys hears of it.
-    let by = principal.actor();
+    // Through the lookup port, the one door to revoking: whatever verifies keys hears of it,
+    // and the audit entry commits with the revocation.
+    let origin = audit::origin(&state, &req);
     let revoked = state
         .keys
-        .revoke(principal.account_id, id, by, Utc::now())
+        .revoke(
+            principal.account_id,
+            id,
+            principal.actor(),
+            Utc::now(),
+            &origin,
+        )
         .await?;
     if revoked.is_none() {
         // Gone between the read above and now (another account's key never gets here).
         return Err(ApiError::NotFound);
     }
     tracing::info!(prefix = %record.prefix, "API key revoked");
-    audit::record(
-        &state,
-        &req,
-        principal.account_id,
-        AuditAction::KeyRevoked,
-        by.to_string(),
-        Some(record.prefix.to_string()),
-        None,
-    )
-    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 

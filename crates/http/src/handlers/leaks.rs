@@ -2,10 +2,7 @@
 //! scanner, a stranger — reports them without credentials, and every active key among them is
 //! revoked at once, as GitHub revokes the tokens its scanning partners report.
 
-use std::collections::HashSet;
-
 use actix_web::{HttpRequest, HttpResponse, web};
-use agentvista_store::AuditAction;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -110,26 +107,18 @@ pub(crate) async fn report_leak(
         .source
         .as_deref()
         .map(|s| agentvista_keys::redact_keys(s).into_owned());
-    let candidates: HashSet<&str> = report.keys.iter().map(String::as_str).collect();
-    for candidate in candidates {
-        let Some(record) = state.keys.revoke_reported(candidate).await? else {
-            continue;
-        };
+    let candidates: Vec<&str> = report.keys.iter().map(String::as_str).collect();
+    let origin = audit::origin(&state, &req);
+    let reported = state
+        .keys
+        .revoke_reported(&candidates, source.as_deref(), &origin)
+        .await?;
+    for key in reported.iter().filter(|key| !key.already_revoked) {
         tracing::warn!(
-            prefix = %record.prefix,
+            prefix = %key.record.prefix,
             source = ?source,
             "API key revoked: reported as leaked"
         );
-        audit::record(
-            &state,
-            &req,
-            record.account_id,
-            AuditAction::KeyReportedLeaked,
-            agentvista_keys::Actor::LeakReport.to_string(),
-            Some(record.prefix.to_string()),
-            Some(serde_json::json!({ "source": source })),
-        )
-        .await;
     }
     Ok(HttpResponse::Accepted().json(ReportReceived { status: "received" }))
 }

@@ -20,6 +20,8 @@ pub(crate) struct Model {
     /// With `rate_limit_burst`: both set or both null.
     pub(crate) rate_limit_per_second: Option<i32>,
     pub(crate) rate_limit_burst: Option<i32>,
+    /// The key a roll made from this one: a key rolls once.
+    pub(crate) successor_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

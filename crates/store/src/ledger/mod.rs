@@ -29,8 +29,8 @@ use batch::{HashedContext, ROWS_PER_INSERT, bad_references, hashed, without_repe
 use contexts::store_contexts;
 use memo::{Learned, Memo, Remembered};
 use usage::{
-    Count, Counted, Daily, count, count_statement, daily_statement_sqlite, locked_terms,
-    opening_read,
+    Count, Counted, Daily, count, count_statement, daily_statement_sqlite, key_is_live, live_key,
+    locked_terms, opening_read,
 };
 use write::{EventWriter, Trip, summarise_sqlite};
 
@@ -119,6 +119,7 @@ impl Ledger {
                 Err(RecordError::Exceeded(exceeded))
             }
             Ok(Accounted::UnknownPlan(unknown)) => Err(RecordError::UnknownPlan(unknown)),
+            Ok(Accounted::CredentialEnded) => Err(RecordError::CredentialEnded),
             Err(e) => Err(RecordError::Storage(e.into())),
         }
     }
@@ -147,6 +148,9 @@ pub(crate) enum Accounted {
     Exceeded(QuotaExceeded),
     /// The account's plan is not configured: nothing stored.
     UnknownPlan(UnknownPlan),
+    /// The key the batch came with was revoked or expired before it was counted: nothing
+    /// stored.
+    CredentialEnded,
 }
 
 impl Work for Job {
@@ -241,6 +245,7 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
     let backend = txn.get_database_backend();
     let first = Count {
         account,
+        key: api_key_id,
         period,
         allowance,
         confirm: confirm.then_some(&terms),
@@ -251,10 +256,25 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
         && !events.is_empty()
         && events.len() <= ROWS_PER_INSERT
         && allowance.admits(0, n);
+    // SQLite: the key is read inside the request's savepoint, under the write lock, so a
+    // revocation commits before this transaction (the key reads revoked) or after it;
+    // PostgreSQL's count checks and locks it (`live_key`).
+    if backend == DbBackend::Sqlite
+        && !one_trip
+        && let Some(key) = api_key_id
+        && !key_is_live(txn, key).await?
+    {
+        return Ok(Accounted::CredentialEnded);
+    }
     let inserted = if one_trip {
         let count = count_statement(backend, &first, n, Some(n))?;
         let daily = daily_statement_sqlite(account, first.daily, n, true);
-        match writer.insert_counted(txn, events, count, daily).await? {
+        let key = api_key_id.map(|key| backend.build(&live_key(backend, key)));
+        match writer
+            .insert_counted(txn, key, events, count, daily)
+            .await?
+        {
+            Trip::CredentialEnded => return Ok(Accounted::CredentialEnded),
             Trip::Counted(used) => {
                 return Ok(Accounted::Recorded(
                     Recorded {
@@ -272,6 +292,14 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
     };
     let duplicates = n - inserted;
     if inserted == 0 {
+        // Nothing to count, so no count to check the key: a revoked key's repeat is refused
+        // all the same.
+        if backend == DbBackend::Postgres
+            && let Some(key) = api_key_id
+            && !key_is_live(txn, key).await?
+        {
+            return Ok(Accounted::CredentialEnded);
+        }
         // Only duplicates: nothing to count, whatever is left of the allowance.
         let used = used_in(txn, account, period).await?;
         return Ok(Accounted::Recorded(
@@ -287,8 +315,14 @@ async fn record_in(txn: &DatabaseTransaction, job: &Job) -> Result<Accounted, Db
     let (terms, allowance, used) = match count(txn, &first, inserted).await? {
         Counted::Confirmed(used) => (terms.clone(), allowance, used),
         Counted::TermsChanged => {
-            // Refused, or the plan or cap changed since they were read or remembered: read
-            // them again, locked, and count once more.
+            // Refused, the plan or cap changed since they were read or remembered, or (on
+            // PostgreSQL) the key stopped working: the key first, under its lock, which the
+            // second count keeps; then the terms, locked, and count once more.
+            if let Some(key) = api_key_id
+                && !key_is_live(txn, key).await?
+            {
+                return Ok(Accounted::CredentialEnded);
+            }
             let terms = locked_terms(txn, account).await?;
             let allowance = match terms.allowance(plans) {
                 Ok(allowance) => allowance,

@@ -16,7 +16,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::batch::{HashedContext, ROWS_PER_INSERT};
 use super::contexts::Found;
-use crate::entities::{OfAccount, accounts, event_contexts, usage_periods};
+use crate::db::db_time;
+use crate::entities::{OfAccount, accounts, api_keys, event_contexts, usage_periods};
 use crate::{AccountId, KeyId};
 
 /// What the account's row says its allowance is.
@@ -121,6 +122,9 @@ pub(super) async fn opening_read(
 /// the day and key whose row of `usage_daily` gains the same events.
 pub(super) struct Count<'a> {
     pub(super) account: AccountId,
+    /// The key the events came with, re-checked by the count on PostgreSQL: see
+    /// [`count_statement`].
+    pub(super) key: Option<KeyId>,
     pub(super) period: Period,
     pub(super) allowance: Allowance,
     pub(super) confirm: Option<&'a Terms>,
@@ -240,6 +244,7 @@ pub(super) fn count_statement(
     use usage_periods::Column as U;
     let Count {
         account,
+        key,
         period,
         allowance,
         confirm,
@@ -293,14 +298,28 @@ pub(super) fn count_statement(
         .from(accounts::Entity)
         .and_where(Expr::col(A::Id).eq(account.0))
         .lock(LockType::NoKeyUpdate);
-    let with = WithClause::new()
-        .cte(
+    let mut with = WithClause::new();
+    if let (Some(key), DbBackend::Postgres) = (key, backend) {
+        // The key row first (the lock order), the account row only if the key still works.
+        with.cte(
             CommonTableExpression::new()
-                .query(locked)
-                .table_name("terms")
+                .query(live_key(backend, key))
+                .table_name("live_key")
                 .to_owned(),
-        )
-        .to_owned();
+        );
+        locked.and_where(Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from("live_key")
+                .to_owned(),
+        ));
+    }
+    with.cte(
+        CommonTableExpression::new()
+            .query(locked)
+            .table_name("terms")
+            .to_owned(),
+    );
     Ok(with_daily(
         backend.build(&with.query(insert)),
         account,
@@ -337,6 +356,40 @@ fn with_daily(count: Statement, account: AccountId, daily: Daily, n: i64) -> Sta
         n.into(),
     ]);
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// The row of `key` if it still works — neither revoked nor expired — locked `FOR NO KEY
+/// UPDATE` on PostgreSQL, where expiry is judged on the database's clock; SQLite's transaction
+/// holds the write lock already, and every process on the file shares the host's clock.
+///
+/// Why a lock: a revocation's `UPDATE` of the row then waits for the accounting that holds
+/// it, and accounting that comes later waits for the revocation and sees it — so the events
+/// commit before the revocation does, or not at all. Not `FOR SHARE`: a busy key's
+/// overlapping share lockers would starve its revocation.
+pub(super) fn live_key(backend: DbBackend, key: KeyId) -> sea_orm::sea_query::SelectStatement {
+    use api_keys::Column as K;
+    let now = match backend {
+        DbBackend::Postgres => Expr::cust("clock_timestamp()"),
+        _ => Expr::val(db_time(Utc::now())),
+    };
+    Query::select()
+        .column(K::Id)
+        .from(api_keys::Entity)
+        .and_where(Expr::col(K::Id).eq(key.0))
+        .and_where(Expr::col(K::RevokedAt).is_null())
+        .and_where(
+            Expr::col(K::ExpiresAt)
+                .is_null()
+                .or(Expr::col(K::ExpiresAt).gt(now)),
+        )
+        .lock(LockType::NoKeyUpdate)
+        .to_owned()
+}
+
+/// Whether `key` still works, as [`live_key`] judges and locks it.
+pub(super) async fn key_is_live(txn: &DatabaseTransaction, key: KeyId) -> Result<bool, DbErr> {
+    let backend = txn.get_database_backend();
+    Ok(txn.query_one(&live_key(backend, key)).await?.is_some())
 }
 
 /// The account's terms as of now, read under the lock [`count`] describes (PostgreSQL;

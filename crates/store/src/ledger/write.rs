@@ -69,6 +69,8 @@ pub(super) enum Trip {
     /// duplicates (so the summaries built from the job would be wrong), the count was refused,
     /// or the terms to confirm had changed.
     Inserted(u64),
+    /// The key the events came with no longer works: nothing may stay.
+    CredentialEnded,
 }
 
 /// Writes one job's events and their traces' summaries.
@@ -121,7 +123,9 @@ impl EventWriter<'_> {
 
     /// SQLite, a job of at most one statement's events: the events, their count and their
     /// traces' summaries in one call to the database (one hop to SQLite's worker thread instead
-    /// of three; each costs about as much as the count itself). Five statements run in turn:
+    /// of three; each costs about as much as the count itself). For a batch sent with a key,
+    /// `key` first reads whether the key still works (`Trip::CredentialEnded` when it does
+    /// not, and the caller drops the savepoint). Then five statements run in turn:
     /// the insert; `SELECT changes()`, which reports how many rows it wrote; `count`, built by
     /// [`count_statement`](super::usage::count_statement) to count the job's `n` events only
     /// if the insert wrote all `n`; `daily`, which adds them to the day's and key's row only
@@ -131,14 +135,23 @@ impl EventWriter<'_> {
     pub(super) async fn insert_counted(
         &self,
         txn: &DatabaseTransaction,
+        key: Option<Statement>,
         events: &[NewEvent],
         count: Statement,
         daily: Statement,
     ) -> Result<Trip, DbErr> {
         let backend = DbBackend::Sqlite;
-        let Statement {
-            mut sql, values, ..
-        } = backend.build(&self.statement(backend, events)?);
+        let insert = backend.build(&self.statement(backend, events)?);
+        let (mut sql, mut values) = match &key {
+            // First, the key's row if it still works: none, and the caller drops it all.
+            Some(key) => (
+                format!("SELECT COUNT(*) AS live FROM ({});\n", key.sql),
+                key.values.clone().map(|v| v.0).unwrap_or_default(),
+            ),
+            None => (String::new(), Vec::new()),
+        };
+        sql.push_str(&insert.sql);
+        values.extend(insert.values.map(|v| v.0).unwrap_or_default());
         sql.push_str(";\nSELECT changes() AS inserted;\n");
         sql.push_str(&count.sql);
         sql.push_str(";\n");
@@ -150,7 +163,6 @@ impl EventWriter<'_> {
             name: e.name.as_deref(),
         });
         let summaries = summaries_if_counted(self.account, &deltas(rows));
-        let mut values = values.map(|v| v.0).unwrap_or_default();
         values.extend(count.values.map(|v| v.0).unwrap_or_default());
         values.extend(daily.values.map(|v| v.0).unwrap_or_default());
         if let Some(summaries) = summaries {
@@ -161,6 +173,19 @@ impl EventWriter<'_> {
         let rows = txn
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
+        let rows = match key {
+            Some(_) => {
+                let live: i64 = rows
+                    .first()
+                    .ok_or_else(|| DbErr::Custom("the key check returned no row".into()))?
+                    .try_get("", "live")?;
+                if live == 0 {
+                    return Ok(Trip::CredentialEnded);
+                }
+                &rows[1..]
+            }
+            None => &rows[..],
+        };
         let inserted: i64 = rows
             .first()
             .ok_or_else(|| DbErr::Custom("SELECT changes() returned no row".into()))?

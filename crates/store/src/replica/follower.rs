@@ -199,7 +199,8 @@ async fn run_round(inner: &Inner, lease: &mut Lease) -> Result<Outcome, StoreErr
     )
     .await?
     {
-        Renewal::Renewed => {
+        Renewal::Renewed(db_now) => {
+            inner.clock.read(db_now, sent);
             if let Some(deadline) = lease.renewed(sent) {
                 inner.keys.serve_until(deadline);
             }
@@ -210,13 +211,15 @@ async fn run_round(inner: &Inner, lease: &mut Lease) -> Result<Outcome, StoreErr
             tracing::warn!(replica = %inner.label, "this replica's row was gone (removed as dead): registering again");
             lease.lost();
             inner.keys.stop_serving();
-            let head = rows::register(
+            let sent = boot_nanos();
+            let (head, db_now) = rows::register(
                 &inner.renewer,
                 &inner.id,
                 &inner.label,
                 inner.store.options.lease,
             )
             .await?;
+            inner.clock.read(db_now, sent);
             inner.keys.flush(Some(head));
             Ok(Outcome::Again)
         }

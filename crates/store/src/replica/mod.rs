@@ -8,6 +8,7 @@
 
 mod cache;
 mod clock;
+mod db_clock;
 mod follower;
 mod lease;
 mod rows;
@@ -18,7 +19,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agentvista_keys::{
-    AccountId, Actor, KeyHash, KeyId, KeyLookup, KeyRecord, LookupFuture, Revoked,
+    AccountId, Actor, Asked, KeyHash, KeyId, KeyLookup, KeyRecord, LeakReport, LookupFuture,
+    Origin, ReportedKey, Revoked, RollFuture, RollTerms,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{Database, DatabaseConnection};
@@ -28,6 +30,7 @@ use tokio::task::JoinHandle;
 use crate::db::pool_options;
 use crate::{Store, StoreError, StoreOptions};
 use cache::VerifiedKeys;
+use db_clock::DbClock;
 
 /// Database reads that misses may run at once: a flood of unknown keys queues here instead of
 /// taking every pooled connection.
@@ -69,6 +72,8 @@ struct Inner {
     label: String,
     keys: VerifiedKeys,
     misses: Semaphore,
+    /// The database's clock, as the last renewal read it: expiry is judged on it.
+    clock: DbClock,
     /// Where renewals are written: on a SQLite file a connection of their own, whose busy
     /// timeout is under a third of the lease, so that ingestion cannot starve them.
     renewer: DatabaseConnection,
@@ -89,7 +94,11 @@ impl Replica {
         getrandom::fill(&mut random).map_err(|_| StoreError::KeyGeneration(None))?;
         let id = hex::encode(random);
         let renewer = renewal_connection(&store).await?;
-        let applied = rows::register(&renewer, &id, &options.label, store.options.lease).await?;
+        let sent = clock::boot_nanos();
+        let (applied, db_now) =
+            rows::register(&renewer, &id, &options.label, store.options.lease).await?;
+        let db_clock = DbClock::new();
+        db_clock.read(db_now, sent);
         let keys = VerifiedKeys::new(options.capacity);
         keys.flush(Some(applied));
         let inner = Arc::new(Inner {
@@ -99,6 +108,7 @@ impl Replica {
             keys,
             misses: Semaphore::new(CONCURRENT_MISSES),
             renewer,
+            clock: db_clock,
             stop: watch::Sender::new(false),
             serving: watch::Sender::new(false),
             follower: Mutex::new(None),
@@ -184,6 +194,11 @@ impl KeyLookup for Replica {
         })
     }
 
+    /// The database's time, estimated from the last renewal and never behind it.
+    fn expiry_clock(&self) -> Option<DateTime<Utc>> {
+        self.inner.clock.at(clock::boot_nanos())
+    }
+
     fn answers_from_memory(&self, hash: &KeyHash) -> bool {
         self.inner.keys.get(hash, clock::boot_nanos()).is_some()
     }
@@ -201,13 +216,53 @@ impl KeyLookup for Replica {
         by: Actor,
         at: DateTime<Utc>,
     ) -> LookupFuture<'_, Option<Revoked>> {
+        Box::pin(async move {
+            let origin = Origin::default();
+            self.revoke_from(account, id, by, at, &origin).await
+        })
+    }
+
+    fn revoke_from<'a>(
+        &'a self,
+        account: AccountId,
+        id: KeyId,
+        by: Actor,
+        at: DateTime<Utc>,
+        origin: &'a Origin,
+    ) -> LookupFuture<'a, Option<Revoked>> {
         let keys = &self.inner.keys;
         Box::pin(
             self.inner
                 .store
-                .revoke_through_barrier(account, id, by, at, |hash| {
+                .revoke_one(account, id, by, at, origin, |hashes| {
+                    keys.evict(hashes, None);
+                }),
+        )
+    }
+
+    /// As the store rolls it, evicting the old key here once the roll has committed.
+    fn roll<'a>(
+        &'a self,
+        account: AccountId,
+        id: KeyId,
+        terms: RollTerms,
+        asked: Asked<'a>,
+    ) -> RollFuture<'a> {
+        let keys = &self.inner.keys;
+        Box::pin(
+            self.inner
+                .store
+                .roll_evicting(account, id, terms, asked, |hash| {
                     keys.evict([hash], None);
                 }),
         )
+    }
+
+    /// As the store revokes them (one transaction, one barrier), evicting them here at once.
+    fn revoke_leaked<'a>(&'a self, report: LeakReport<'a>) -> LookupFuture<'a, Vec<ReportedKey>> {
+        let keys = &self.inner.keys;
+        Box::pin(self.inner.store.revoke_reported(report, |hashes| {
+            keys.evict(hashes, None);
+        }))
     }
 }

@@ -26,13 +26,14 @@ fn millis(d: Duration) -> i64 {
 
 /// Inserts the replica's row, its lease ending now (none granted yet, but not a dead row that
 /// another replica's clean-up would delete), as having applied the log's current head (its
-/// cache is empty: nothing in it can predate a change); returns that head.
+/// cache is empty: nothing in it can predate a change); returns that head, and the
+/// database's time (milliseconds since the epoch) when it wrote the row.
 pub(super) async fn register(
     db: &DatabaseConnection,
     id: &str,
     label: &str,
     lease: Duration,
-) -> Result<i64, StoreError> {
+) -> Result<(i64, i64), StoreError> {
     let backend = db.get_database_backend();
     let row = db
         .query_one_raw(statement(
@@ -40,7 +41,7 @@ pub(super) async fn register(
             &format!(
                 "INSERT INTO replicas (id, applied_seq, lease_until, lease_ms, started_at, label) \
                  SELECT $1, seq, {}, $2, $3, $4 FROM key_log_head WHERE id = 1 \
-                 RETURNING applied_seq",
+                 RETURNING applied_seq, lease_until",
                 now_ms_sql(backend)
             ),
             [
@@ -52,7 +53,7 @@ pub(super) async fn register(
         ))
         .await?
         .ok_or_else(|| DbErr::Custom("key_log_head has no row".into()))?;
-    Ok(int(&row, "applied_seq")?)
+    Ok((int(&row, "applied_seq")?, int(&row, "lease_until")?))
 }
 
 /// Removes the replica's row (graceful shutdown).
@@ -83,8 +84,9 @@ pub(super) async fn delete_dead(db: &DatabaseConnection) -> Result<u64, StoreErr
 /// What a renewal did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Renewal {
-    /// The lease runs for another `lease` from the database's now.
-    Renewed,
+    /// The lease runs for another `lease` from the database's now, which it holds
+    /// (milliseconds since the epoch).
+    Renewed(i64),
     /// Not renewed: a change committed after the round's read (apply it first).
     Behind,
     /// Not renewed: the row is gone (deleted as dead while this replica was paused).
@@ -103,18 +105,19 @@ pub(super) async fn renew(
     let backend = db.get_database_backend();
     let sql = format!(
         "UPDATE replicas SET applied_seq = $1, lease_until = {} + $2 \
-         WHERE id = $3 AND $1 >= (SELECT seq FROM key_log_head WHERE id = 1)",
+         WHERE id = $3 AND $1 >= (SELECT seq FROM key_log_head WHERE id = 1) \
+         RETURNING lease_until - $2 AS db_now",
         now_ms_sql(backend)
     );
     let done = db
-        .execute_raw(statement(
+        .query_one_raw(statement(
             backend,
             &sql,
             [applied.into(), millis(lease).into(), id.into()],
         ))
         .await?;
-    if done.rows_affected() == 1 {
-        return Ok(Renewal::Renewed);
+    if let Some(row) = done {
+        return Ok(Renewal::Renewed(int(&row, "db_now")?));
     }
     let exists = db
         .query_one_raw(statement(

@@ -292,8 +292,11 @@ async fn a_roll_without_grace_stops_the_old_key_on_every_replica(db: &Db) {
             account,
             record.id,
             crate::RollTerms::default(),
-            Actor::Cli,
-            Utc::now(),
+            agentvista_keys::Asked {
+                by: Actor::Cli,
+                at: Utc::now(),
+                origin: &agentvista_keys::Origin::default(),
+            },
         )
         .await
         .unwrap();
