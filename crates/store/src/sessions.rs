@@ -2,10 +2,7 @@
 
 use agentvista_keys::session::{CsrfToken, SessionTokenHash};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, QueryFilter,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::entities::{sessions, users};
 use crate::users::user;
@@ -67,9 +64,7 @@ impl Sessions<'_> {
         })
     }
 
-    /// The session for `token_hash`, if it exists and has not expired at `now` — on
-    /// PostgreSQL, at the database's own clock instead, which every server on the database
-    /// shares (SQLite's servers share their host's).
+    /// The session for `token_hash`, if it exists and has not expired at `now`.
     ///
     /// # Errors
     /// [`StoreError`] from the database.
@@ -78,18 +73,11 @@ impl Sessions<'_> {
         token_hash: &SessionTokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
-        let db = self.store.reader();
-        let unexpired = match db.get_database_backend() {
-            DbBackend::Postgres => sessions::Column::ExpiresAt
-                .into_expr()
-                .gt(Expr::cust("clock_timestamp()")),
-            _ => sessions::Column::ExpiresAt.into_expr().gt(db_time(now)),
-        };
         let found = sessions::Entity::find()
             .filter(sessions::Column::TokenHash.eq(hex::encode(token_hash.as_bytes())))
-            .filter(unexpired)
+            .filter(sessions::Column::ExpiresAt.gt(db_time(now)))
             .find_also_related(users::Entity)
-            .one(db)
+            .one(self.store.reader())
             .await?;
         Ok(match found {
             Some((session, Some(owner))) => Some(Session {

@@ -12,6 +12,7 @@ mod harness;
 mod ingest;
 mod memory;
 mod replicas;
+mod revocations;
 mod telemetry;
 mod wire;
 
@@ -56,7 +57,10 @@ on_both!(
     a_key_revoked_on_one_replica_fails_at_once_on_the_other,
     a_rolled_key_works_through_its_grace_and_not_after,
     events_past_retention_are_gone_after_the_startup_sweep,
+    no_path_that_ends_a_key_leaves_it_working_on_any_replica,
 );
+
+use revocations::no_path_that_ends_a_key_leaves_it_working_on_any_replica;
 
 use memory::memory_stays_within_its_formula_under_trace_bombs_and_decode_floods;
 on_both!(memory_stays_within_its_formula_under_trace_bombs_and_decode_floods);

@@ -88,6 +88,12 @@ impl KeyAuth {
         self
     }
 
+    /// The time expiry is judged against: the lookup's clock (the database's, for the
+    /// store's replicas), else this host's.
+    pub(crate) fn expiry_now(&self) -> DateTime<Utc> {
+        self.lookup.expiry_clock().unwrap_or_else(Utc::now)
+    }
+
     /// The client `req` came from, as the unknown-key throttle counts it.
     pub(crate) fn client_of(&self, req: &HttpRequest) -> Option<IpAddr> {
         self.proxies.client_of(req)
@@ -139,8 +145,7 @@ impl KeyAuth {
         };
         // Expiry on the lookup's clock (the database's, for the store's replicas); the
         // last use on this host's.
-        let now = self.lookup.expiry_clock().unwrap_or_else(Utc::now);
-        let refusal = match record.status(now) {
+        let refusal = match record.status(self.expiry_now()) {
             KeyStatus::Active => None,
             KeyStatus::Revoked => Some(Refusal::Revoked),
             KeyStatus::Expired => Some(Refusal::Expired),

@@ -250,7 +250,10 @@ async fn authenticate_session(
     token: &str,
 ) -> Result<Principal, ApiError> {
     let hash = SessionToken::presented(token).hash();
-    let Some(found) = store.sessions().find(&hash, Utc::now()).await? else {
+    // Judged on the clock keys' expiry is (the database's, on the store's replicas), so that
+    // a server whose own clock is behind does not keep a session past its end.
+    let now = key_auth(req).map_or_else(|_| Utc::now(), KeyAuth::expiry_now);
+    let Some(found) = store.sessions().find(&hash, now).await? else {
         return Err(ApiError::InvalidSession);
     };
     let csrf_token = found.csrf_token;
