@@ -15,11 +15,11 @@
 //!
 //! The service registers a [`KeyAuth`] over its storage and nothing else of AgentVista: no
 //! database, no `AppState`. The port speaks the domain's types (`agentvista_keys`), and
-//! revocation goes through it too ([`KeyAuth::revoke`]), so a storage that answered from a
-//! cache would hear of every revocation. Dashboard sessions are the AgentVista server's: here
+//! revocations and rolls go through it too ([`KeyAuth::revoke`], [`KeyAuth::roll`]), so a
+//! storage that answered from a cache would hear of every change that can stop a key. Dashboard sessions are the AgentVista server's: here
 //! a session cookie is no credential.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -27,9 +27,10 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use agentvista_http::auth::{KeyLookup, LookupFuture, Read, Write};
 use agentvista_http::{Auth, KeyAuth};
 use agentvista_keys::{
-    AccountId, Actor, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, Revoked, Scopes,
+    AccountId, Actor, ApiKey, Asked, Expiry, KeyHash, KeyId, KeyRecord, LookupError,
+    MAX_ROLL_GRACE, Revoked, RollError, RollFuture, RollTerms, Rolled, Scopes,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 /// The service's own key storage: records by the SHA-256 of their key. The keys themselves
@@ -37,6 +38,8 @@ use serde::Serialize;
 #[derive(Default)]
 pub struct MemoryKeys {
     by_hash: RwLock<HashMap<KeyHash, KeyRecord>>,
+    /// The keys rolled already (a key rolls once).
+    rolled: RwLock<HashSet<KeyId>>,
 }
 
 impl MemoryKeys {
@@ -52,25 +55,38 @@ impl MemoryKeys {
         scopes: Scopes,
         now: DateTime<Utc>,
     ) -> Result<ApiKey, agentvista_keys::GenerateError> {
-        let key = ApiKey::generate()?;
         let mut by_hash = self.by_hash.write().unwrap_or_else(PoisonError::into_inner);
-        let id = KeyId(i64::try_from(by_hash.len()).unwrap_or(i64::MAX) + 1);
-        let record = KeyRecord {
-            id,
-            account_id: account,
-            created_by: None,
-            name: name.to_owned(),
-            prefix: key.prefix(),
-            scopes,
-            created_at: now,
-            expiry: Expiry::NEVER,
-            last_used_at: None,
-            revoked_at: None,
-            rate_limit: None,
-        };
-        by_hash.insert(key.hash(), record);
+        let (key, _) = issue_into(&mut by_hash, account, name, scopes, Expiry::NEVER, now)?;
         Ok(key)
     }
+}
+
+/// Issues a key into `by_hash`: the key, and its record.
+fn issue_into(
+    by_hash: &mut HashMap<KeyHash, KeyRecord>,
+    account: AccountId,
+    name: &str,
+    scopes: Scopes,
+    expiry: Expiry,
+    now: DateTime<Utc>,
+) -> Result<(ApiKey, KeyRecord), agentvista_keys::GenerateError> {
+    let key = ApiKey::generate()?;
+    let id = KeyId(i64::try_from(by_hash.len()).unwrap_or(i64::MAX) + 1);
+    let record = KeyRecord {
+        id,
+        account_id: account,
+        created_by: None,
+        name: name.to_owned(),
+        prefix: key.prefix(),
+        scopes,
+        created_at: now,
+        expiry,
+        last_used_at: None,
+        revoked_at: None,
+        rate_limit: None,
+    };
+    by_hash.insert(key.hash(), record.clone());
+    Ok((key, record))
 }
 
 impl KeyLookup for MemoryKeys {
@@ -112,6 +128,67 @@ impl KeyLookup for MemoryKeys {
                 }
             });
         Box::pin(async move { Ok(revoked) })
+    }
+
+    /// A new key for the old one's grant; the old one revoked (no grace) or expiring at the
+    /// grace's end. Both maps are changed under their locks before the answer, so the next
+    /// verification sees the roll.
+    fn roll<'a>(
+        &'a self,
+        account: AccountId,
+        id: KeyId,
+        terms: RollTerms,
+        asked: Asked<'a>,
+    ) -> RollFuture<'a> {
+        let rolled = (|| {
+            if terms.grace > MAX_ROLL_GRACE {
+                return Err(RollError::GraceTooLong);
+            }
+            let grace = TimeDelta::from_std(terms.grace).map_err(|_| RollError::GraceTooLong)?;
+            let mut by_hash = self.by_hash.write().unwrap_or_else(PoisonError::into_inner);
+            let mut rolled = self.rolled.write().unwrap_or_else(PoisonError::into_inner);
+            let old = by_hash
+                .values()
+                .find(|record| record.account_id == account && record.id == id)
+                .cloned()
+                .ok_or(RollError::NotFound)?;
+            if rolled.contains(&id) {
+                return Err(RollError::AlreadyRolled);
+            }
+            if old.revoked_at.is_some() {
+                return Err(RollError::NotFound);
+            }
+            if !old.status(asked.at).is_active() {
+                return Err(RollError::Expired);
+            }
+            let (key, record) = issue_into(
+                &mut by_hash,
+                account,
+                &old.name,
+                old.scopes,
+                old.expiry,
+                asked.at,
+            )
+            .map_err(|e| RollError::Lookup(LookupError::Failed(Box::new(e))))?;
+            let stored = by_hash
+                .values_mut()
+                .find(|record| record.id == id)
+                .ok_or(RollError::NotFound)?;
+            if grace.is_zero() {
+                stored.revoked_at = Some(asked.at);
+            } else {
+                let ends = asked.at + grace;
+                let expires_at = old.expiry.expires_at().map_or(ends, |at| at.min(ends));
+                stored.expiry = Expiry::at(Some(expires_at));
+            }
+            rolled.insert(id);
+            Ok(Rolled {
+                key,
+                record,
+                old: stored.clone(),
+            })
+        })();
+        Box::pin(async move { rolled })
     }
 }
 
@@ -364,5 +441,44 @@ mod tests {
         let (status, _, body) = send().await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"], "invalid_api_key");
+    }
+
+    #[actix_web::test]
+    async fn a_key_rolled_through_the_port_hands_over_once() {
+        let service = start().await;
+        let write = service.issue("write");
+        let origin = agentvista_keys::Origin::default();
+        let asked = agentvista_keys::Asked {
+            by: Actor::Cli,
+            at: Utc::now(),
+            origin: &origin,
+        };
+        let terms = agentvista_keys::RollTerms::default();
+        let rolled = service
+            .auth
+            .roll(AccountId(7), KeyId(1), terms, asked)
+            .await
+            .unwrap();
+        for (key, want) in [
+            (write.expose_secret(), StatusCode::UNAUTHORIZED),
+            (rolled.key.expose_secret(), StatusCode::OK),
+        ] {
+            let (status, _, _) = service
+                .send(reqwest::Method::POST, "/events", Some(key))
+                .await;
+            assert_eq!(
+                status, want,
+                "no grace: the old key stops, the new one works"
+            );
+        }
+        assert!(rolled.old.revoked_at.is_some());
+        let again = service
+            .auth
+            .roll(AccountId(7), KeyId(1), terms, asked)
+            .await;
+        assert!(
+            matches!(again, Err(agentvista_keys::RollError::AlreadyRolled)),
+            "{again:?}"
+        );
     }
 }

@@ -317,6 +317,43 @@ async fn a_roll_without_grace_stops_the_old_key_on_every_replica(db: &Db) {
     b.shutdown().await;
 }
 
+/// A replica judges expiry on the database's clock, estimated from its renewals: never
+/// behind it, and ahead by no more than a renewal's round trip. (A server whose own wall clock
+/// is minutes behind is tried end to end, under libfaketime.)
+async fn the_expiry_clock_is_the_databases(db: &Db) {
+    let store = db.store().await;
+    store.migrate().await.unwrap();
+    let a = replica(&store, "a").await;
+    let backend = store.write.get_database_backend();
+    let db_now = || async {
+        let row = store
+            .write
+            .query_one_raw(Statement::from_string(
+                backend,
+                format!("SELECT {} AS now", crate::changes::now_ms_sql(backend)),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "now").unwrap()
+    };
+    for _ in 0..20 {
+        let before = db_now().await;
+        let estimated = a.expiry_clock().unwrap().timestamp_millis();
+        let after = db_now().await;
+        // The database keeps milliseconds (SQLite: from a floating-point day count).
+        assert!(
+            estimated >= before - 1,
+            "the estimate {estimated} is behind the database's clock {before}"
+        );
+        assert!(
+            estimated <= after + 1_000,
+            "the estimate {estimated} runs a second ahead of the database's clock {after}"
+        );
+    }
+    a.shutdown().await;
+}
+
 macro_rules! on_both {
     ($($test:ident),* $(,)?) => {$(
         mod $test {
@@ -342,4 +379,5 @@ on_both!(
     a_revocation_on_one_replica_holds_on_the_other_at_once,
     a_revocation_waits_out_a_replica_with_a_longer_lease,
     a_roll_without_grace_stops_the_old_key_on_every_replica,
+    the_expiry_clock_is_the_databases,
 );
