@@ -23,7 +23,7 @@ pub(crate) async fn ping(http: &reqwest::Client, server: &Server, key: &str) -> 
         .status()
 }
 
-/// Creates a `read` key through the API with the `admin` key; its full key and id.
+/// Creates the key `body` describes through the API with the `admin` key; its full key and id.
 pub(crate) async fn new_key(
     http: &reqwest::Client,
     server: &Server,

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::KEYS;
 use crate::harness::{Db, PASSWORD, Server, Session, bearer};
-use crate::replicas::{EMAIL, ping};
+use crate::replicas::{EMAIL, new_key, ping};
 
 /// A short lease, so that the trials with a frozen replica fit the suite.
 const LEASE: (&str, &str) = ("AGENTVISTA__AUTH__LEASE_MS", "200");
@@ -69,25 +69,15 @@ struct Held {
 
 impl World {
     async fn key(&self) -> Held {
-        let res = bearer(self.http.post(self.a.url(KEYS)), &self.admin)
-            .json(&json!({"name": "doomed", "scopes": ["read", "write"]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let created: Value = res.json().await.unwrap();
-        let key = created["key"].as_str().unwrap().to_owned();
-        self.a.secret(&key);
+        let body = json!({"name": "doomed", "scopes": ["read", "write"]});
+        let (key, id) = new_key(&self.http, &self.a, &self.admin, body).await;
         self.b.secret(&key);
         for server in [&self.a, &self.b] {
             for _ in 0..2 {
                 assert_eq!(ping(&self.http, server, &key).await, StatusCode::OK);
             }
         }
-        Held {
-            key,
-            id: created["id"].clone(),
-        }
+        Held { key, id }
     }
 
     async fn delete(&self, held: &Held, by: &str) -> StatusCode {
