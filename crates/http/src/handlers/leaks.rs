@@ -1,5 +1,5 @@
 //! `POST /api/v1/keys/report-leak/`: whoever finds keys where they should not be — a secret
-//! scanner, a stranger — reports them without credentials, and every active key among them is
+//! scanner, a stranger — reports them without credentials, and every key among them is
 //! revoked at once, as GitHub revokes the tokens its scanning partners report.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -26,7 +26,7 @@ const MAX_REPORT_BYTES: usize = 32 * 1024;
 #[schema(example = json!({"keys": ["av_0123abcd_NotARealKeyJustTheShapeOfOne0000000000"], "source": "https://github.com/acme/app/blob/3f2a1c/config.py#L7"}))]
 pub(crate) struct LeakReport {
     /// Strings found where they should not be: at most 100. Anything may be sent; only the
-    /// ones that are active keys do anything.
+    /// ones that are keys do anything.
     #[schema(max_items = 100)]
     keys: Vec<String>,
     /// Where they were found, e.g. the URL of a public commit; at most 2048 characters. It is
@@ -46,9 +46,10 @@ pub(crate) struct ReportReceived {
 
 /// Reports leaked keys. No credentials: a key found in public is reported by whoever found it.
 ///
-/// Each string that is an active key is revoked at once, through the revocation barrier (the
-/// 202 comes once no replica accepts it), and its account's audit log gets a
-/// `key.reported_leaked` entry with the `source`. The answer is the same 202 whatever the
+/// Every string that is a key is revoked at once — all of them in one transaction, behind one
+/// revocation barrier (the 202 comes once no replica accepts any of them; a key revoked before
+/// the report is waited for too) — and its account's audit log gets a `key.reported_leaked`
+/// entry with the `source` and `already_revoked`. The answer is the same 202 whatever the
 /// strings were — malformed, unknown, revoked, or live until now — so the endpoint tells no
 /// one whether a string was a key; a key it confirms is dead by then. Throttled per client
 /// address (429 `too_many_attempts`).
@@ -59,7 +60,7 @@ pub(crate) struct ReportReceived {
     tag = "keys",
     request_body(content = LeakReport, content_type = "application/json"),
     responses(
-        (status = 202, description = "Received; every active key among the strings is revoked on every replica.", body = ReportReceived),
+        (status = 202, description = "Received; every key among the strings is revoked on every replica.", body = ReportReceived),
         (status = 400, response = crate::schema::BadRequest),
         (status = 413, response = crate::schema::PayloadTooLarge),
         (status = 415, response = crate::schema::UnsupportedMediaType),
