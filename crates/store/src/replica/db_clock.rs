@@ -15,6 +15,11 @@ use chrono::{DateTime, Utc};
 /// No reading yet.
 const UNSET: i64 = i64::MIN;
 
+/// How far below the database's time a reading may be: it comes in whole milliseconds, cut
+/// rather than rounded, and SQLite's passes through a floating-point day count on the way.
+/// The estimate adds it, erring early.
+const READING_MARGIN_MICROS: i64 = 2_000;
+
 /// The offset between the database's clock and the boot clock, in microseconds.
 #[derive(Debug)]
 pub(super) struct DbClock {
@@ -32,7 +37,10 @@ impl DbClock {
     /// `sent` on the boot clock (nanoseconds).
     pub(super) fn read(&self, db_millis: i64, sent: u64) {
         let sent_micros = i64::try_from(sent / 1_000).unwrap_or(i64::MAX);
-        let offset = db_millis.saturating_mul(1_000).saturating_sub(sent_micros);
+        let offset = db_millis
+            .saturating_mul(1_000)
+            .saturating_add(READING_MARGIN_MICROS)
+            .saturating_sub(sent_micros);
         self.offset_micros.store(offset, Ordering::Relaxed);
     }
 
@@ -66,21 +74,17 @@ mod tests {
         clock.read(noon.timestamp_millis(), 100 * SECOND);
         let answered = 100 * SECOND + 40_000_000;
         // The database read its clock somewhere in those 40 ms: at the answer its time is
-        // at most noon + 40 ms, and the estimate says exactly that.
-        assert_eq!(
-            clock.at(answered),
-            Some(noon + chrono::TimeDelta::milliseconds(40))
-        );
+        // at most noon + 40 ms (and the reading's last millisecond, cut: 2 ms of margin), and
+        // the estimate says exactly that.
+        let ms = chrono::TimeDelta::milliseconds;
+        assert_eq!(clock.at(answered), Some(noon + ms(40 + 2)));
         // Ten seconds later on the boot clock, ten seconds later on the database's.
         assert_eq!(
             clock.at(answered + 10 * SECOND),
-            Some(noon + chrono::TimeDelta::milliseconds(10_040))
+            Some(noon + ms(10_040 + 2))
         );
         // A later reading replaces the anchor.
         clock.read(noon.timestamp_millis() + 60_000, 200 * SECOND);
-        assert_eq!(
-            clock.at(200 * SECOND),
-            Some(noon + chrono::TimeDelta::minutes(1))
-        );
+        assert_eq!(clock.at(200 * SECOND), Some(noon + ms(60_000 + 2)));
     }
 }

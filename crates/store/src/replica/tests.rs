@@ -341,9 +341,11 @@ async fn the_expiry_clock_is_the_databases(db: &Db) {
         let before = db_now().await;
         let estimated = a.expiry_clock().unwrap().timestamp_millis();
         let after = db_now().await;
-        // The database keeps milliseconds (SQLite: from a floating-point day count).
+        // Both readings in whole milliseconds (the estimate adds a margin for that), on a
+        // database clock that a virtual machine's time sync may nudge by a millisecond or two
+        // between renewals.
         assert!(
-            estimated >= before - 1,
+            estimated >= before - 5,
             "the estimate {estimated} is behind the database's clock {before}"
         );
         assert!(
