@@ -86,6 +86,7 @@ av() { (cd "$work" && "$bin" --config "$work/agentvista.toml" "$@"); }
 
 email=schemathesis@example.com
 password="$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')"
+av migrate >/dev/null
 AGENTVISTA_PASSWORD="$password" av users create --email "$email" >/dev/null
 key="$(av keys create --email "$email" --name schemathesis --scopes read,write,admin)"
 

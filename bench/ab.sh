@@ -51,6 +51,7 @@ run_once() { # binary engine batch
     fi
     export AGENTVISTA__DATABASE__URL=$url AGENTVISTA__DEFAULT_PLAN=pro
     export AGENTVISTA__SERVER__BIND=127.0.0.1:0 RUST_LOG=warn,agentvista=info
+    (cd "$dir" && "$binary" migrate >/dev/null)
     (cd "$dir" && AGENTVISTA_PASSWORD=benchmark-password "$binary" users create --email ab@example.com >/dev/null)
     local key base=""
     key=$(cd "$dir" && "$binary" keys create --email ab@example.com --name load --scopes write 2>/dev/null)

@@ -72,6 +72,7 @@ run_against() { # label database-url
     export AGENTVISTA__DATABASE__URL=$url AGENTVISTA__DEFAULT_PLAN=pro
     export AGENTVISTA__SERVER__BIND=127.0.0.1:0 RUST_LOG=warn,agentvista=info
     local email="bench-$label@example.com"
+    (cd "$work" && "$bin" migrate >/dev/null)
     (cd "$work" && AGENTVISTA_PASSWORD=benchmark-password "$bin" users create --email "$email" >/dev/null)
     local read admin write
     read=$(cd "$work" && "$bin" keys create --email "$email" --name ping --scopes read)

@@ -36,6 +36,7 @@ run_against() { # label database-url
     export AGENTVISTA__DATABASE__URL=$url
     # Unlimited plan: the benchmark measures ingestion, not refusals.
     export AGENTVISTA__DEFAULT_PLAN=pro AGENTVISTA__SERVER__BIND=127.0.0.1:0 RUST_LOG=warn,agentvista=info
+    (cd "$work" && "$bin" migrate >/dev/null)
     (cd "$work" && AGENTVISTA_PASSWORD=benchmark-password "$bin" users create --email "bench-$label@example.com" >/dev/null)
     local key
     key=$(cd "$work" && "$bin" keys create --email "bench-$label@example.com" --name load --scopes write 2>/dev/null)

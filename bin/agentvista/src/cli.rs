@@ -79,6 +79,19 @@ pub(crate) enum UsersCommand {
         #[arg(long, value_name = "NAME")]
         account: Option<AccountName>,
     },
+    /// List every user: e-mail, account, created.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password (from AGENTVISTA_PASSWORD, else standard input) and end every
+    /// session of theirs: the way to reset a forgotten password.
+    SetPassword {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: Email,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +113,20 @@ pub(crate) enum KeysCommand {
         /// With --rate-limit: requests allowed at once (default: the rate).
         #[arg(long, requires = "rate_limit")]
         burst: Option<u32>,
+        /// When the key stops working, e.g. 2027-01-31T00:00:00Z (RFC 3339; default: never).
+        #[arg(long, value_name = "RFC3339")]
+        expires: Option<chrono::DateTime<chrono::FixedOffset>>,
         /// Print the API's create response as JSON instead of the bare key.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the keys of the account of the user with this e-mail, newest first (never a full
+    /// key).
+    List {
+        /// E-mail of a user of the account.
+        #[arg(long)]
+        email: Email,
+        /// Print JSON (the API's key objects) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -114,7 +140,7 @@ pub(crate) enum KeysCommand {
         prefix: KeyPrefix,
     },
     /// Roll a key: a new key with the same name, scopes and expiry (printed once), and the old
-    /// one expiring after the grace.
+    /// one expiring after the grace (revoked with none).
     Roll {
         /// E-mail of a user of the account.
         #[arg(long)]
@@ -122,7 +148,7 @@ pub(crate) enum KeysCommand {
         /// The old key's prefix, av_ + 8 hex characters.
         #[arg(long)]
         prefix: KeyPrefix,
-        /// Seconds the old key keeps working: 0 (stops at once) to 604800 (7 days).
+        /// Seconds the old key keeps working: 0 (revoked at once) to 604800 (7 days).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=604_800))]
         grace_seconds: u64,
         /// Print the new key object and the key as JSON.

@@ -5,14 +5,14 @@ use std::io::{BufRead, IsTerminal};
 use agentvista_http::{CreatedKey, KeyObject};
 use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{
-    AccountId, AccountName, Actor, Asked, Email, Expiry, KeyLookup, KeyName, KeyPrefix,
+    AccountId, AccountName, Actor, Asked, Email, Expiry, KeyLookup, KeyName, KeyPrefix, KeyStatus,
     LookupError, RateLimit, Scopes,
 };
 use agentvista_store::{
     Account, AuditAction, NewAuditEntry, NewKey, Origin, RollError, RollTerms, Store, StoreError,
     User,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::settings::Settings;
 
@@ -134,8 +134,12 @@ pub(crate) async fn create_key(
     name: &KeyName,
     scopes: Scopes,
     (rate, burst): (Option<u32>, Option<u32>),
+    expires: Option<DateTime<Utc>>,
     json: bool,
 ) -> Result<(), CommandError> {
+    let now = Utc::now();
+    let expiry =
+        Expiry::for_new_key(expires, now).map_err(|_| usage("--expires: must be in the future"))?;
     let rate_limit = rate
         .map(|per_second| RateLimit::new(per_second, burst.unwrap_or(per_second)))
         .transpose()
@@ -150,14 +154,11 @@ pub(crate) async fn create_key(
     let new = NewKey {
         name,
         scopes,
-        expiry: Expiry::NEVER,
+        expiry,
         created_by: Some(user.id),
         rate_limit,
     };
-    let (key, record) = store
-        .keys()
-        .create(user.account_id, new, Utc::now())
-        .await?;
+    let (key, record) = store.keys().create(user.account_id, new, now).await?;
     audit(
         store,
         user.account_id,
@@ -281,4 +282,141 @@ pub(crate) async fn set_plan(
     .await?;
     println!("account {} is now on plan {}", account.name, account.plan);
     Ok(())
+}
+
+/// At most this many keys are listed; an account holds at most `limits.max_active_keys`
+/// active ones, and revoked ones pile up.
+const LISTED_KEYS: u64 = 10_000;
+
+pub(crate) async fn list_keys(
+    store: &Store,
+    email: &Email,
+    json: bool,
+) -> Result<(), CommandError> {
+    let user = user_by_email(store, email).await?;
+    let (keys, more) = store
+        .keys()
+        .page(user.account_id, None, LISTED_KEYS)
+        .await?;
+    if json {
+        let objects: Vec<KeyObject> = keys.into_iter().map(KeyObject::from).collect();
+        let text = serde_json::to_string_pretty(&objects).map_err(|e| usage(e.to_string()))?;
+        println!("{text}");
+    } else {
+        let now = Utc::now();
+        let when = |at: Option<DateTime<Utc>>| {
+            at.map_or_else(
+                || "-".to_owned(),
+                |at| at.format("%Y-%m-%d %H:%M").to_string(),
+            )
+        };
+        let rows: Vec<[String; 7]> = keys
+            .iter()
+            .map(|key| {
+                [
+                    key.prefix.to_string(),
+                    key.name.clone(),
+                    key.scopes.to_string(),
+                    match key.status(now) {
+                        KeyStatus::Active => "active",
+                        KeyStatus::Revoked => "revoked",
+                        KeyStatus::Expired => "expired",
+                    }
+                    .to_owned(),
+                    when(Some(key.created_at)),
+                    when(key.last_used_at),
+                    when(key.expiry.expires_at()),
+                ]
+            })
+            .collect();
+        let header = [
+            "PREFIX",
+            "NAME",
+            "SCOPES",
+            "STATUS",
+            "CREATED",
+            "LAST USED",
+            "EXPIRES",
+        ];
+        print_table(&header, &rows);
+    }
+    if more.is_some() {
+        eprintln!("(the newest {LISTED_KEYS} keys; the API pages through the rest)");
+    }
+    Ok(())
+}
+
+pub(crate) async fn list_users(store: &Store, json: bool) -> Result<(), CommandError> {
+    let users = store.users().list().await?;
+    let mut accounts = std::collections::HashMap::new();
+    for user in &users {
+        if let std::collections::hash_map::Entry::Vacant(slot) = accounts.entry(user.account_id) {
+            let account = store.accounts().get(user.account_id).await?;
+            slot.insert(account.name.to_string());
+        }
+    }
+    let account_of = |user: &User| accounts.get(&user.account_id).cloned().unwrap_or_default();
+    if json {
+        let objects: Vec<serde_json::Value> = users
+            .iter()
+            .map(|user| {
+                serde_json::json!({
+                    "id": user.id.0,
+                    "email": user.email,
+                    "account": account_of(user),
+                    "account_id": user.account_id.0,
+                    "created_at": user.created_at,
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&objects).map_err(|e| usage(e.to_string()))?;
+        println!("{text}");
+        return Ok(());
+    }
+    let rows: Vec<[String; 3]> = users
+        .iter()
+        .map(|user| {
+            [
+                user.email.clone(),
+                account_of(user),
+                user.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["EMAIL", "ACCOUNT", "CREATED"], &rows);
+    Ok(())
+}
+
+pub(crate) async fn set_password(store: &Store, email: &Email) -> Result<(), CommandError> {
+    let user = user_by_email(store, email).await?;
+    let password = read_password()?;
+    let hash = actix_web::web::block(move || hash_password(&password))
+        .await
+        .map_err(|e| usage(e.to_string()))?
+        .map_err(|e| usage(e.to_string()))?;
+    let ended = store.users().set_password(user.id, &hash).await?;
+    println!("password set for {email}; {ended} session(s) ended");
+    Ok(())
+}
+
+/// Prints `rows` under `header` in columns as wide as their widest cell.
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(*header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
+    }
 }

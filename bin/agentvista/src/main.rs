@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod database;
 mod metrics;
 mod server;
 mod settings;
@@ -69,13 +70,36 @@ fn start_logging(format: LogFormat, default_level: &str) {
 }
 
 async fn run(settings: &Settings, command: Command) -> Result<(), String> {
-    let store = Store::connect_with(&settings.database.url, settings.store_options())
+    // Only `serve` and `migrate` create a database, and bring it up to date; every other
+    // command opens the one the server uses, or says where it looked.
+    let creates = matches!(command, Command::Serve | Command::Migrate);
+    let url = &settings.database.url;
+    let url = if creates {
+        url.clone()
+    } else {
+        database::existing(url)?
+    };
+    let store = Store::connect_with(&url, settings.store_options())
         .await
         .map_err(|e| format!("database.url: {}", error_line(&e)))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("migrations failed: {}", error_line(&e)))?;
+    if creates {
+        store
+            .migrate()
+            .await
+            .map_err(|e| format!("migrations failed: {}", error_line(&e)))?;
+    } else {
+        let pending = store
+            .pending_migrations()
+            .await
+            .map_err(|e| format!("database.url: {}", error_line(&e)))?;
+        if pending > 0 {
+            return Err(format!(
+                "the database at {} is {pending} migration(s) behind this version: run \
+                 `agentvista migrate` (or start the server) first",
+                database::describe(&url)
+            ));
+        }
+    }
     let done = match command {
         Command::Serve => return server::serve(store, settings).await,
         Command::Migrate => {
@@ -85,14 +109,26 @@ async fn run(settings: &Settings, command: Command) -> Result<(), String> {
         Command::Users(UsersCommand::Create { email, account }) => {
             commands::create_user(&store, settings, &email, account.as_ref()).await
         }
+        Command::Users(UsersCommand::List { json }) => commands::list_users(&store, json).await,
+        Command::Users(UsersCommand::SetPassword { email }) => {
+            commands::set_password(&store, &email).await
+        }
+        Command::Keys(KeysCommand::List { email, json }) => {
+            commands::list_keys(&store, &email, json).await
+        }
         Command::Keys(KeysCommand::Create {
             email,
             name,
             scopes,
             rate_limit,
             burst,
+            expires,
             json,
-        }) => commands::create_key(&store, &email, &name, scopes, (rate_limit, burst), json).await,
+        }) => {
+            let limits = (rate_limit, burst);
+            let expires = expires.map(|at| at.to_utc());
+            commands::create_key(&store, &email, &name, scopes, limits, expires, json).await
+        }
         Command::Keys(KeysCommand::Revoke { email, prefix }) => {
             commands::revoke_key(&store, &email, &prefix).await
         }

@@ -25,10 +25,20 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
         .map_err(|e| format!("server.bind: cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
 
+    tracing::info!(
+        database = %crate::database::describe(&settings.database.url),
+        "data lives here"
+    );
     if store.users().count().await.map_err(|e| e.to_string())? == 0 {
+        // An unspecified address (0.0.0.0, [::]) is reached from this machine on loopback.
+        let host = if bound.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
+        } else {
+            bound
+        };
         tracing::warn!(
-            "no user exists yet; create the first one with: \
-             agentvista users create --email you@example.com \
+            "no user exists yet: open http://{host}/setup to create the account and its first \
+             user, or run agentvista users create --email you@example.com \
              (from a checkout: cargo run --release -- users create --email you@example.com)"
         );
     }

@@ -144,6 +144,15 @@ impl Store {
         Ok(())
     }
 
+    /// How many migrations this version has that the database has not applied (0: up to
+    /// date). Nothing is changed.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        Ok(Migrator::get_pending_migrations(&self.write).await?.len())
+    }
+
     /// Checks that the store can serve reads and writes now, for `/readyz`:
     ///
     /// - SQLite: the read pool answers, and a probe queued to the writer task is answered

@@ -3,12 +3,14 @@
 use agentvista_keys::Email;
 use agentvista_keys::password::PasswordHash;
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
 };
 
 use crate::db::is_unique_violation;
-use crate::entities::users;
+use crate::entities::{sessions, users};
 use crate::{AccountId, Store, StoreError, UserId, db::db_time};
 
 /// A dashboard user (never with the password hash; see [`UserCredentials`]).
@@ -108,6 +110,52 @@ impl Users<'_> {
             .await?
             .map(user)
             .ok_or(StoreError::NotFound)
+    }
+
+    /// Every user, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn list(&self) -> Result<Vec<User>, StoreError> {
+        Ok(users::Entity::find()
+            .order_by_asc(users::Column::Id)
+            .all(self.store.reader())
+            .await?
+            .into_iter()
+            .map(user)
+            .collect())
+    }
+
+    /// Sets user `id`'s password hash and ends every session of theirs, in one transaction
+    /// (a forgotten password reset by the operator: whoever held a session with the old one
+    /// holds none now). Returns how many sessions ended.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such user, or a database error.
+    pub async fn set_password(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+    ) -> Result<u64, StoreError> {
+        let txn = self.store.write.begin().await?;
+        let updated = users::Entity::update_many()
+            .col_expr(
+                users::Column::PasswordHash,
+                Expr::value(password_hash.as_str().to_owned()),
+            )
+            .filter(users::Column::Id.eq(id.0))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            txn.rollback().await?;
+            return Err(StoreError::NotFound);
+        }
+        let ended = sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(id.0))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(ended.rows_affected)
     }
 
     /// Number of users (zero on a fresh installation).

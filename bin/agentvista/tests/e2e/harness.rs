@@ -125,6 +125,7 @@ impl Db {
             postgres: None,
             secrets: Secrets::default(),
         }
+        .migrated()
     }
 
     pub(crate) async fn postgres() -> Option<Db> {
@@ -132,12 +133,22 @@ impl Db {
         let (url, name) = testing::create_database(&admin_url, "agentvista_e2e")
             .await
             .unwrap();
-        Some(Db {
-            url,
-            dir: tempfile::tempdir().unwrap(),
-            postgres: Some((admin_url, name)),
-            secrets: Secrets::default(),
-        })
+        Some(
+            Db {
+                url,
+                dir: tempfile::tempdir().unwrap(),
+                postgres: Some((admin_url, name)),
+                secrets: Secrets::default(),
+            }
+            .migrated(),
+        )
+    }
+
+    /// The database created and brought up to date by `agentvista migrate`, as an operator
+    /// does before anything else: only `serve` and `migrate` create a database.
+    fn migrated(self) -> Db {
+        self.cli_ok(&["migrate"], None);
+        self
     }
 
     /// The admin URL and database name, on PostgreSQL.

@@ -5,6 +5,7 @@
 
 mod browser;
 mod campaign;
+mod cli;
 mod clock;
 mod docs;
 mod faults;
@@ -58,7 +59,10 @@ on_both!(
     a_rolled_key_works_through_its_grace_and_not_after,
     events_past_retention_are_gone_after_the_startup_sweep,
     no_path_that_ends_a_key_leaves_it_working_on_any_replica,
+    keys_and_users_are_listed_and_a_password_is_reset,
 );
+
+use cli::keys_and_users_are_listed_and_a_password_is_reset;
 
 use revocations::no_path_that_ends_a_key_leaves_it_working_on_any_replica;
 
@@ -423,10 +427,17 @@ async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
 async fn first_run_says_how_to_create_a_user() {
     let db = Db::sqlite();
     let server = Server::start(&db).await;
+    let log = server.log();
+    assert!(log.contains("agentvista users create --email"), "{log}");
+    // Where the data lives, by its absolute path, and the setup page's address.
+    let file = db.dir.path().join("agentvista.db");
     assert!(
-        server.log().contains("agentvista users create --email"),
-        "{}",
-        server.log()
+        log.contains(&format!("{} (SQLite)", file.display())),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("open {}/setup", server.base())),
+        "{log}"
     );
     server.stop().await;
 }
@@ -530,6 +541,15 @@ fn command_line_failures_are_one_line_and_non_zero() {
             vec![("AGENTVISTA__DATABASE__URL", "mysql://x")],
             "database.url",
         ),
+        // Only serve and migrate create a database; the others say where they looked.
+        (
+            vec!["users", "create", "--email", "b@example.com"],
+            vec![(
+                "AGENTVISTA__DATABASE__URL",
+                "sqlite://elsewhere.db?mode=rwc",
+            )],
+            "no database at",
+        ),
     ] {
         let out = db.cli(&args, &env, None);
         assert!(!out.status.success(), "{args:?} succeeded");
@@ -537,6 +557,8 @@ fn command_line_failures_are_one_line_and_non_zero() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(expected), "{stderr} lacks {expected}");
     }
+    let elsewhere = db.dir.path().join("elsewhere.db");
+    assert!(!elsewhere.exists(), "a command created a database");
     db.create_user("ada@example.com");
     let out = db.cli(
         &["users", "create", "--email", "ADA@example.com"],
