@@ -79,9 +79,11 @@ async fn run(settings: &Settings, command: Command) -> Result<(), String> {
     } else {
         database::existing(url)?
     };
-    let store = Store::connect_with(&url, settings.store_options())
-        .await
-        .map_err(|e| format!("database.url: {}", error_line(&e)))?;
+    let options = settings.store_options();
+    let store = Store::connect_with(&url, options).await.map_err(|e| {
+        let why = database::explain(&url, &e, options.busy_timeout);
+        format!("database.url: {why}")
+    })?;
     if creates {
         store
             .migrate()

@@ -78,6 +78,38 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Why no connection could be made, when the error says: for a message that names the
+    /// cause (the caller knows the path or the host). `None` for any other error.
+    #[must_use]
+    pub fn connect_failure(&self) -> Option<ConnectFailure> {
+        let (StoreError::Unavailable(err) | StoreError::Database(err)) = self else {
+            return None;
+        };
+        let (DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = err
+        else {
+            return None;
+        };
+        match sqlx.as_ref() {
+            sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                Some(ConnectFailure::Refused)
+            }
+            sqlx::Error::Io(_) => Some(ConnectFailure::Unreachable),
+            sqlx::Error::PoolTimedOut => Some(ConnectFailure::TimedOut),
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or(Cow::Borrowed(""));
+                if db.try_downcast_ref::<SqliteError>().is_some() {
+                    (sqlite_primary(&code) == Some(SQLITE_CANTOPEN))
+                        .then_some(ConnectFailure::CannotOpen)
+                } else {
+                    postgres_connect_failure(&code)
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the database cannot serve this now, as opposed to refusing this request
     /// ([`StoreError::Unavailable`]).
     #[must_use]
@@ -97,6 +129,42 @@ impl From<DbErr> for StoreError {
         };
         metrics::counter!("agentvista_db_errors_total", "kind" => kind).increment(1);
         error
+    }
+}
+
+/// Why a connection to the database could not be made ([`StoreError::connect_failure`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// Nothing listens at the address (PostgreSQL).
+    Refused,
+    /// The network failed on the way (PostgreSQL).
+    Unreachable,
+    /// No connection within the pool's timeout (PostgreSQL).
+    TimedOut,
+    /// The server refused the login: a wrong password, or no such role (SQLSTATE 28P01,
+    /// 28000).
+    LoginRefused,
+    /// The server has no database of that name (SQLSTATE 3D000).
+    NoSuchDatabase,
+    /// SQLite cannot open the file (`SQLITE_CANTOPEN`): a missing directory, a missing file
+    /// it may not create, or one it may not write.
+    CannotOpen,
+}
+
+/// SQLite's primary result code for a file it cannot open.
+const SQLITE_CANTOPEN: i32 = 14;
+
+/// The primary result code of SQLite's extended code `code` (decimal).
+fn sqlite_primary(code: &str) -> Option<i32> {
+    code.parse::<i32>().ok().map(|extended| extended & 0xff)
+}
+
+/// What a PostgreSQL SQLSTATE says of a failed connection, if anything.
+fn postgres_connect_failure(code: &str) -> Option<ConnectFailure> {
+    match code {
+        "28P01" | "28000" => Some(ConnectFailure::LoginRefused),
+        "3D000" => Some(ConnectFailure::NoSuchDatabase),
+        _ => None,
     }
 }
 
@@ -182,7 +250,10 @@ mod tests {
 
     use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sqlx};
 
-    use super::{Class, StoreError, classify, postgres_class, sqlite_class};
+    use super::{
+        Class, ConnectFailure, StoreError, classify, postgres_class, postgres_connect_failure,
+        sqlite_class,
+    };
 
     fn exec(err: sqlx::Error) -> DbErr {
         DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
@@ -246,6 +317,33 @@ mod tests {
         for code in ["1", "2067", "1811", "11", "26", "20", "", "x"] {
             assert_eq!(sqlite_class(code), Class::Other, "{code}");
         }
+    }
+
+    #[test]
+    fn a_refused_login_and_a_missing_database_are_told_apart() {
+        for code in ["28P01", "28000"] {
+            assert_eq!(
+                postgres_connect_failure(code),
+                Some(ConnectFailure::LoginRefused),
+                "{code}"
+            );
+        }
+        assert_eq!(
+            postgres_connect_failure("3D000"),
+            Some(ConnectFailure::NoSuchDatabase)
+        );
+        for code in ["08006", "57P03", "42P01", ""] {
+            assert_eq!(postgres_connect_failure(code), None, "{code}");
+        }
+        let refused = StoreError::Unavailable(DbErr::Conn(RuntimeErr::SqlxError(Arc::new(
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ))));
+        assert_eq!(refused.connect_failure(), Some(ConnectFailure::Refused));
+        let timed_out = StoreError::Unavailable(DbErr::Conn(RuntimeErr::SqlxError(Arc::new(
+            sqlx::Error::PoolTimedOut,
+        ))));
+        assert_eq!(timed_out.connect_failure(), Some(ConnectFailure::TimedOut));
+        assert_eq!(StoreError::NotFound.connect_failure(), None);
     }
 
     #[test]

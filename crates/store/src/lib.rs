@@ -37,7 +37,7 @@ pub use audit::{
 };
 pub use daily::{DailyUsage, KeyUsage};
 pub use db::{DEFAULT_LEASE, MAX_LEASE, MIN_LEASE, SqliteSync, StoreOptions};
-pub use error::StoreError;
+pub use error::{ConnectFailure, StoreError};
 pub use events::{
     CursorError, EventCursor, EventPage, Events, StoredEvent, TraceCursor, TracePage, TraceSummary,
 };

@@ -550,6 +550,28 @@ fn command_line_failures_are_one_line_and_non_zero() {
             )],
             "no database at",
         ),
+        // Databases that cannot be opened: one line naming the file or the server, and why.
+        (
+            vec!["migrate"],
+            vec![(
+                "AGENTVISTA__DATABASE__URL",
+                "sqlite://nowhere/agentvista.db?mode=rwc",
+            )],
+            "nowhere does not exist: create it",
+        ),
+        (
+            vec!["migrate"],
+            vec![("AGENTVISTA__DATABASE__URL", "sqlite://fresh.db")],
+            "does not let SQLite create one: add ?mode=rwc",
+        ),
+        (
+            vec!["migrate"],
+            vec![(
+                "AGENTVISTA__DATABASE__URL",
+                "postgres://postgres@127.0.0.1:1/agentvista",
+            )],
+            "PostgreSQL at 127.0.0.1:1 refused the connection",
+        ),
     ] {
         let out = db.cli(&args, &env, None);
         assert!(!out.status.success(), "{args:?} succeeded");
@@ -559,6 +581,21 @@ fn command_line_failures_are_one_line_and_non_zero() {
     }
     let elsewhere = db.dir.path().join("elsewhere.db");
     assert!(!elsewhere.exists(), "a command created a database");
+    // A PostgreSQL server without the database the URL names.
+    if let Some(admin) = agentvista_store::testing::postgres_admin_url("a missing database") {
+        let server = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(server, _)| server);
+        let url = format!("{server}/agentvista_no_such_database");
+        let out = db.cli(&["migrate"], &[("AGENTVISTA__DATABASE__URL", &url)], None);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("has no database agentvista_no_such_database: create it"),
+            "{stderr}"
+        );
+    }
     db.create_user("ada@example.com");
     let out = db.cli(
         &["users", "create", "--email", "ADA@example.com"],
