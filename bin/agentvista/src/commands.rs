@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal};
 
 use agentvista_http::{CreatedKey, KeyObject};
-use agentvista_keys::password::{Password, hash_password};
+use agentvista_keys::password::{Password, PasswordHash, hash_password};
 use agentvista_keys::{
     AccountId, AccountName, Actor, Asked, Email, Expiry, KeyLookup, KeyName, KeyPrefix, KeyStatus,
     LookupError, RateLimit, Scopes,
@@ -82,6 +82,22 @@ fn read_password() -> Result<Password, CommandError> {
     Ok(Password::new(line))
 }
 
+/// A new password, read as [`read_password`] reads it, hashed off the async threads.
+async fn new_password_hash() -> Result<PasswordHash, CommandError> {
+    let password = read_password()?;
+    actix_web::web::block(move || hash_password(&password))
+        .await
+        .map_err(|e| usage(e.to_string()))?
+        .map_err(|e| usage(e.to_string()))
+}
+
+/// Prints `value` as indented JSON on standard output.
+fn print_json(value: &impl serde::Serialize) -> Result<(), CommandError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| usage(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
 pub(crate) async fn create_user(
     store: &Store,
     settings: &Settings,
@@ -100,11 +116,7 @@ pub(crate) async fn create_user(
             ))
         })?,
     };
-    let password = read_password()?;
-    let hash = actix_web::web::block(move || hash_password(&password))
-        .await
-        .map_err(|e| usage(e.to_string()))?
-        .map_err(|e| usage(e.to_string()))?;
+    let hash = new_password_hash().await?;
     let now = Utc::now();
     let account: Account = match store.accounts().find_by_name(&name).await? {
         Some(account) if account_name.is_some() => account,
@@ -172,8 +184,7 @@ pub(crate) async fn create_key(
             object: KeyObject::from(record),
             key: key.expose_secret().to_owned(),
         };
-        let text = serde_json::to_string_pretty(&created).map_err(|e| usage(e.to_string()))?;
-        println!("{text}");
+        print_json(&created)?;
     } else {
         eprintln!(
             "created key {} ({}, scopes {}); it is shown once, store it now:",
@@ -244,8 +255,7 @@ pub(crate) async fn roll_key(
             object: KeyObject::from(rolled.record),
             key: rolled.key.expose_secret().to_owned(),
         };
-        let text = serde_json::to_string_pretty(&created).map_err(|e| usage(e.to_string()))?;
-        println!("{text}");
+        print_json(&created)?;
     } else {
         eprintln!(
             "rolled {prefix}: it works until {until}; the new key {} ({}, scopes {}) is shown \
@@ -300,8 +310,7 @@ pub(crate) async fn list_keys(
         .await?;
     if json {
         let objects: Vec<KeyObject> = keys.into_iter().map(KeyObject::from).collect();
-        let text = serde_json::to_string_pretty(&objects).map_err(|e| usage(e.to_string()))?;
-        println!("{text}");
+        print_json(&objects)?;
     } else {
         let now = Utc::now();
         let when = |at: Option<DateTime<Utc>>| {
@@ -369,8 +378,7 @@ pub(crate) async fn list_users(store: &Store, json: bool) -> Result<(), CommandE
                 })
             })
             .collect();
-        let text = serde_json::to_string_pretty(&objects).map_err(|e| usage(e.to_string()))?;
-        println!("{text}");
+        print_json(&objects)?;
         return Ok(());
     }
     let rows: Vec<[String; 3]> = users
@@ -389,11 +397,7 @@ pub(crate) async fn list_users(store: &Store, json: bool) -> Result<(), CommandE
 
 pub(crate) async fn set_password(store: &Store, email: &Email) -> Result<(), CommandError> {
     let user = user_by_email(store, email).await?;
-    let password = read_password()?;
-    let hash = actix_web::web::block(move || hash_password(&password))
-        .await
-        .map_err(|e| usage(e.to_string()))?
-        .map_err(|e| usage(e.to_string()))?;
+    let hash = new_password_hash().await?;
     let ended = store.users().set_password(user.id, &hash).await?;
     println!("password set for {email}; {ended} session(s) ended");
     Ok(())

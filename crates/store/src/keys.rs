@@ -326,6 +326,13 @@ fn stored_rate_limit(
     }
 }
 
+/// A key's stored hash (64 hex characters), read back.
+pub(crate) fn stored_hash(hex: &str) -> Result<KeyHash, StoreError> {
+    KeyHash::from_hex(hex).map_err(|_| StoreError::Corrupt {
+        what: "api_keys.key_hash",
+    })
+}
+
 pub(crate) fn record(row: api_keys::Model) -> Result<KeyRecord, StoreError> {
     Ok(KeyRecord {
         id: KeyId(row.id),

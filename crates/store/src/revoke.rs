@@ -18,7 +18,7 @@ use crate::audit::{AuditAction, NewAuditEntry, append_in};
 use crate::changes::{self, Change, ChangeKind, statement};
 use crate::db::{begin_immediate, db_time, placeholders};
 use crate::entities::api_keys;
-use crate::keys::record;
+use crate::keys::{record, stored_hash};
 use crate::{Store, StoreError};
 
 /// Which keys a revocation ends.
@@ -107,11 +107,7 @@ impl Store {
         let mut keys = Vec::with_capacity(rows.len());
         let mut hashes = Vec::with_capacity(rows.len());
         for row in rows {
-            hashes.push(
-                KeyHash::from_hex(&row.key_hash).map_err(|_| StoreError::Corrupt {
-                    what: "api_keys.key_hash",
-                })?,
-            );
+            hashes.push(stored_hash(&row.key_hash)?);
             let revoked = if row.revoked_at.is_none() {
                 let change = Change {
                     key: KeyId(row.id),

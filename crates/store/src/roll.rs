@@ -16,7 +16,7 @@ use crate::audit::{AuditAction, NewAuditEntry, append_in};
 use crate::changes::{self, Change, ChangeKind, statement};
 use crate::db::{begin_immediate, db_now, db_time};
 use crate::entities::api_keys;
-use crate::keys::{Grant, ensure_room_for_a_key, insert_new_key, record};
+use crate::keys::{Grant, ensure_room_for_a_key, insert_new_key, record, stored_hash};
 use crate::{AccountId, KeyId, Store, StoreError};
 
 impl From<StoreError> for RollError {
@@ -116,10 +116,7 @@ impl Store {
         if old.expires_at.is_some_and(|at| at <= db_clock) {
             return Err(RollError::Expired);
         }
-        let hash =
-            agentvista_keys::KeyHash::from_hex(&old.key_hash).map_err(|_| StoreError::Corrupt {
-                what: "api_keys.key_hash",
-            })?;
+        let hash = stored_hash(&old.key_hash)?;
         let revoke = grace.is_zero();
         let change = Change {
             key: id,
@@ -156,30 +153,25 @@ impl Store {
             },
         };
         let (key, new_row) = insert_new_key(txn, &grant, now, ApiKey::generate).await?;
+        // The old key ends: revoked now, or expiring at the grace's end (or earlier).
         let mut old_record = old_record;
-        let backend = txn.get_database_backend();
-        if revoke {
+        let (column, ends) = if revoke {
             let at = db_time(now);
-            txn.execute_raw(statement(
-                backend,
-                "UPDATE api_keys SET revoked_at = $1, successor_id = $2 WHERE id = $3",
-                [at.into(), new_row.id.into(), id.0.into()],
-            ))
-            .await
-            .map_err(db)?;
             old_record.revoked_at = Some(at);
+            ("revoked_at", at)
         } else {
             let ends = db_time(now + grace);
             let expires_at = old.expires_at.map_or(ends, |at| at.min(ends));
-            txn.execute_raw(statement(
-                backend,
-                "UPDATE api_keys SET expires_at = $1, successor_id = $2 WHERE id = $3",
-                [expires_at.into(), new_row.id.into(), id.0.into()],
-            ))
-            .await
-            .map_err(db)?;
             old_record.expiry = Expiry::at(Some(expires_at));
-        }
+            ("expires_at", expires_at)
+        };
+        txn.execute_raw(statement(
+            txn.get_database_backend(),
+            &format!("UPDATE api_keys SET {column} = $1, successor_id = $2 WHERE id = $3"),
+            [ends.into(), new_row.id.into(), id.0.into()],
+        ))
+        .await
+        .map_err(db)?;
         append_in(
             txn,
             NewAuditEntry {

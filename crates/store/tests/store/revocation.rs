@@ -62,19 +62,22 @@ async fn keys(store: &Store, account: AccountId, n: usize) -> Vec<ApiKey> {
     keys
 }
 
+/// One write key of `account`, and its record.
+async fn one_key(store: &Store, account: AccountId) -> (ApiKey, agentvista_keys::KeyRecord) {
+    store
+        .keys()
+        .create(account, write_key(&key_name("leaky")), Utc::now())
+        .await
+        .unwrap()
+}
+
 /// A report of a key its owner revoked returns only once the barrier has been waited for
 /// that revocation's change, as a repeated revocation does: a lagging replica may hold it
 /// until then.
 pub(super) async fn a_report_of_a_revoked_key_waits_for_the_barrier(db: &TestDb) {
     let store = leased(db).await;
     let acme = account(&store, "acme").await;
-    let key = keys(&store, acme, 1).await.remove(0);
-    let record = store
-        .keys()
-        .find_by_hash(&key.hash())
-        .await
-        .unwrap()
-        .unwrap();
+    let (key, record) = one_key(&store, acme).await;
     let revoked = store
         .revoke(acme, record.id, Actor::Cli, Utc::now())
         .await
@@ -282,14 +285,7 @@ pub(super) async fn a_batch_racing_its_keys_revocation_waits_and_is_refused(db: 
 pub(super) async fn an_account_with_keys_cannot_be_deleted(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     let empty = account(&db.store, "empty").await;
-    let key = keys(&db.store, acme, 1).await.remove(0);
-    let record = db
-        .store
-        .keys()
-        .find_by_hash(&key.hash())
-        .await
-        .unwrap()
-        .unwrap();
+    let (key, record) = one_key(&db.store, acme).await;
     db.store
         .revoke(acme, record.id, Actor::Cli, Utc::now())
         .await
@@ -349,13 +345,7 @@ pub(super) async fn lease_settings_cannot_break_the_barrier(db: &TestDb) {
     conn.close().await.unwrap();
     let store = leased(db).await;
     let acme = account(&store, "acme").await;
-    let key = keys(&store, acme, 1).await.remove(0);
-    let record = store
-        .keys()
-        .find_by_hash(&key.hash())
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, record) = one_key(&store, acme).await;
     let started = Instant::now();
     let revoked = store
         .revoke(acme, record.id, Actor::Cli, Utc::now())
