@@ -15,7 +15,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::ApiError;
 use crate::auth::{CSRF_HEADER, SESSION_COOKIE};
-use crate::handlers::{audit, health, ingest, keys, leaks, session, setup, traces, usage};
+use crate::handlers::{
+    audit, health, ingest, keys, leaks, password, session, setup, traces, usage,
+};
 use crate::schema::{
     AnyObject, BadRequest, Forbidden, Internal, InvalidCredentials, NotFound, OtlpBadRequest,
     OtlpForbidden, OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized,
@@ -63,6 +65,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
         session::login,
         session::logout,
         session::current,
+        password::change_password,
         keys::ping,
         keys::list,
         keys::create,
@@ -334,10 +337,11 @@ mod tests {
             assert_eq!(with_session.len(), 1, "{method} {path}");
             let csrf = with_session[0].get("csrf_token").is_some();
             assert_eq!(csrf, method != "get", "{method} {path}: {security:?}");
-            // Every operation but the session-only ones takes a key: the session's own, and
-            // the plan switch (keys never change plans).
-            let session_only =
-                path.starts_with("/api/v1/auth/") || path == "/api/v1/me/billing/plan/";
+            // Every operation but the session-only ones takes a key: the session's own, the
+            // plan switch (keys never change plans) and the password change.
+            let session_only = path.starts_with("/api/v1/auth/")
+                || path == "/api/v1/me/billing/plan/"
+                || path == "/api/v1/me/password/";
             let keys = security.iter().any(|r| r.get("bearer_key").is_some());
             assert_eq!(keys, !session_only, "{method} {path}");
             // A 401 is documented wherever credentials are needed.

@@ -5,7 +5,9 @@
 use actix_web::http::Method;
 use actix_web::{Resource, Route, web};
 
-use crate::handlers::{audit, health, ingest, keys, leaks, session, setup, traces, usage};
+use crate::handlers::{
+    audit, health, ingest, keys, leaks, password, session, setup, traces, usage,
+};
 use crate::openapi::openapi_json;
 use crate::{AppState, dashboard, handlers};
 
@@ -35,6 +37,9 @@ pub(crate) const API: &[Operation] = &[
     }),
     op("/api/v1/auth/session/", Method::GET, |r| {
         r.to(session::current)
+    }),
+    op("/api/v1/me/password/", Method::PUT, |r| {
+        r.to(password::change_password)
     }),
     op("/api/v1/me/api-keys/ping/", Method::GET, |r| {
         r.to(keys::ping)

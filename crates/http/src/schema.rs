@@ -270,8 +270,8 @@ responses! {
     );
     /// 429 `too_many_attempts`.
     TooManyAttempts => json_error(
-        "`too_many_attempts`: too many logins or first-run setups from this address or for \
-         this account, too many password checks at once, too many leaked-key reports from \
+        "`too_many_attempts`: too many logins, first-run setups or password changes from this \
+         address or for this account, too many password checks at once, too many leaked-key reports from \
          this address, or too many unknown API keys from this address.",
         [("Retry-After", retry_after())],
     );

@@ -25,6 +25,8 @@ mod billing;
 mod keys;
 #[path = "api/memory.rs"]
 mod memory;
+#[path = "api/password.rs"]
+mod password;
 #[path = "api/throttles.rs"]
 mod throttles;
 

@@ -35,6 +35,8 @@ pub enum AuditAction {
     SpendCapChanged,
     /// The account moved to another plan.
     PlanChanged,
+    /// A person changed their own password (their other sessions ended).
+    UserPasswordChanged,
 }
 
 impl AuditAction {
@@ -51,6 +53,7 @@ impl AuditAction {
             AuditAction::Setup => "setup",
             AuditAction::SpendCapChanged => "billing.spend_cap_changed",
             AuditAction::PlanChanged => "billing.plan_changed",
+            AuditAction::UserPasswordChanged => "user.password_changed",
         }
     }
 }
@@ -82,7 +85,7 @@ pub struct AuditEntry {
     /// When.
     pub at: DateTime<Utc>,
     /// `key.created`, `key.rolled`, `key.revoked`, `login.succeeded`, `login.failed`, `setup`,
-    /// `billing.spend_cap_changed`, `billing.plan_changed`.
+    /// `billing.spend_cap_changed`, `billing.plan_changed`, `user.password_changed`.
     pub action: String,
     /// Who did it.
     pub actor: String,

@@ -51,4 +51,4 @@ pub use store::Store;
 pub use sweep::{Sweep, Swept};
 pub use telemetry::describe_metrics;
 pub use trace_page::{PageContext, PageEvent, TraceEventsPage, TraceEventsPlan};
-pub use users::{User, UserCredentials, Users};
+pub use users::{PasswordChange, User, UserCredentials, Users};

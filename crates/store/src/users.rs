@@ -2,13 +2,15 @@
 
 use agentvista_keys::Email;
 use agentvista_keys::password::PasswordHash;
+use agentvista_keys::session::SessionTokenHash;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 
+use crate::audit::{NewAuditEntry, append_in};
 use crate::db::is_unique_violation;
 use crate::entities::{sessions, users};
 use crate::{AccountId, Store, StoreError, UserId, db::db_time};
@@ -112,6 +114,30 @@ impl Users<'_> {
             .ok_or(StoreError::NotFound)
     }
 
+    /// The users of `account` among `ids` (the people an audit page names), oldest first;
+    /// ids of other accounts or of no one are left out.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn of_account(
+        &self,
+        account: AccountId,
+        ids: &[UserId],
+    ) -> Result<Vec<User>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(users::Entity::find()
+            .filter(users::Column::AccountId.eq(account.0))
+            .filter(users::Column::Id.is_in(ids.iter().map(|id| id.0)))
+            .order_by_asc(users::Column::Id)
+            .all(self.store.reader())
+            .await?
+            .into_iter()
+            .map(user)
+            .collect())
+    }
+
     /// Every user, oldest first.
     ///
     /// # Errors
@@ -126,6 +152,21 @@ impl Users<'_> {
             .collect())
     }
 
+    /// User `id` with the stored password hash, for checking the password they type.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is none.
+    pub async fn credentials(&self, id: UserId) -> Result<UserCredentials, StoreError> {
+        let row = users::Entity::find_by_id(id.0)
+            .one(self.store.reader())
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(UserCredentials {
+            password_hash: PasswordHash::from_phc(row.password_hash.clone()),
+            user: user(row),
+        })
+    }
+
     /// Sets user `id`'s password hash and ends every session of theirs, in one transaction
     /// (a forgotten password reset by the operator: whoever held a session with the old one
     /// holds none now). Returns how many sessions ended.
@@ -138,24 +179,35 @@ impl Users<'_> {
         password_hash: &PasswordHash,
     ) -> Result<u64, StoreError> {
         let txn = self.store.write.begin().await?;
-        let updated = users::Entity::update_many()
-            .col_expr(
-                users::Column::PasswordHash,
-                Expr::value(password_hash.as_str().to_owned()),
-            )
-            .filter(users::Column::Id.eq(id.0))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected != 1 {
-            txn.rollback().await?;
-            return Err(StoreError::NotFound);
-        }
-        let ended = sessions::Entity::delete_many()
-            .filter(sessions::Column::UserId.eq(id.0))
-            .exec(&txn)
-            .await?;
+        let ended = replace_password(&txn, id, None, password_hash, None).await?;
         txn.commit().await?;
-        Ok(ended.rows_affected)
+        Ok(ended)
+    }
+
+    /// A person's own change of password: replaces `change.old` (the hash their current
+    /// password was checked against) with `change.new`, ends every session of theirs but
+    /// `change.keep` (the one that asked), and appends `audit`, in one transaction. Returns how
+    /// many sessions ended.
+    ///
+    /// The hash is compared as part of the update, so of two changes racing from the same
+    /// password only the first one applies: the second one's current password is no longer
+    /// current.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user is gone or their hash is no longer `change.old`,
+    /// or a database error.
+    pub async fn change_password(
+        &self,
+        id: UserId,
+        change: PasswordChange<'_>,
+        audit: NewAuditEntry<'_>,
+    ) -> Result<u64, StoreError> {
+        let txn = self.store.write.begin().await?;
+        let ended =
+            replace_password(&txn, id, Some(change.old), change.new, Some(change.keep)).await?;
+        append_in(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(ended)
     }
 
     /// Number of users (zero on a fresh installation).
@@ -165,6 +217,45 @@ impl Users<'_> {
     pub async fn count(&self) -> Result<u64, StoreError> {
         Ok(users::Entity::find().count(self.store.reader()).await?)
     }
+}
+
+/// A person's own change of password, for [`Users::change_password`].
+#[derive(Clone, Copy, Debug)]
+pub struct PasswordChange<'a> {
+    /// The hash the current password was checked against.
+    pub old: &'a PasswordHash,
+    /// The new password's hash.
+    pub new: &'a PasswordHash,
+    /// The session that asked, which stays.
+    pub keep: &'a SessionTokenHash,
+}
+
+/// Sets user `id`'s hash to `new` (only where it is still `old`, when given) and deletes their
+/// sessions but `keep`; [`StoreError::NotFound`] when no row matched (the caller rolls back).
+async fn replace_password(
+    txn: &DatabaseTransaction,
+    id: UserId,
+    old: Option<&PasswordHash>,
+    new: &PasswordHash,
+    keep: Option<&SessionTokenHash>,
+) -> Result<u64, StoreError> {
+    let mut update = users::Entity::update_many()
+        .col_expr(
+            users::Column::PasswordHash,
+            Expr::value(new.as_str().to_owned()),
+        )
+        .filter(users::Column::Id.eq(id.0));
+    if let Some(old) = old {
+        update = update.filter(users::Column::PasswordHash.eq(old.as_str()));
+    }
+    if update.exec(txn).await?.rows_affected != 1 {
+        return Err(StoreError::NotFound);
+    }
+    let mut sessions = sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(id.0));
+    if let Some(keep) = keep {
+        sessions = sessions.filter(sessions::Column::TokenHash.ne(hex::encode(keep.as_bytes())));
+    }
+    Ok(sessions.exec(txn).await?.rows_affected)
 }
 
 pub(crate) fn user(row: users::Model) -> User {

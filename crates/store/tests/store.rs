@@ -45,6 +45,9 @@ use rolls::{
     a_revoked_key_has_no_successor_and_a_successor_outlives_a_revocation,
     every_roll_waits_for_the_barrier, racing_rolls_make_one_successor,
 };
+#[path = "store/passwords.rs"]
+mod passwords;
+use passwords::a_password_change_keeps_the_asking_session_and_applies_once;
 #[path = "store/retention.rs"]
 mod retention;
 use retention::{
@@ -189,6 +192,7 @@ on_both!(
     every_roll_waits_for_the_barrier,
     an_account_with_keys_cannot_be_deleted,
     lease_settings_cannot_break_the_barrier,
+    a_password_change_keeps_the_asking_session_and_applies_once,
 );
 
 /// A stored password hash, as storage would hand it back (the store does not check it).

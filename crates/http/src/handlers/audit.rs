@@ -62,7 +62,8 @@ struct EntryObject {
     /// When.
     at: DateTime<Utc>,
     /// `key.created`, `key.rolled`, `key.revoked`, `key.reported_leaked`, `login.succeeded`,
-    /// `login.failed`, `setup`, `billing.spend_cap_changed`, `billing.plan_changed`.
+    /// `login.failed`, `setup`, `billing.spend_cap_changed`, `billing.plan_changed`,
+    /// `user.password_changed`.
     action: String,
     /// Who: `user:<id>`, `key:<prefix>`, `cli`, `leak_report` (a leaked-key report), or
     /// `anonymous` (a failed login).
