@@ -29,6 +29,9 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
         database = %crate::database::describe(&settings.database.url),
         "data lives here"
     );
+    if let Some(warning) = settings.server.plain_http_warning() {
+        tracing::warn!("{warning}");
+    }
     if store.users().count().await.map_err(|e| e.to_string())? == 0 {
         // An unspecified address (0.0.0.0, [::]) is reached from this machine on loopback.
         let host = if bound.ip().is_unspecified() {

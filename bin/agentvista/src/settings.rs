@@ -97,6 +97,27 @@ pub(crate) struct ServerSettings {
     pub(crate) trusted_proxies: TrustedProxies,
 }
 
+impl ServerSettings {
+    /// Why browsers elsewhere cannot sign in to the dashboard, when that is so: the session
+    /// cookie is `Secure`, which a browser keeps only over HTTPS or from `localhost`, and a
+    /// server that listens beyond loopback with no TLS proxy in front is reached over plain
+    /// HTTP under another name.
+    pub(crate) fn plain_http_warning(&self) -> Option<String> {
+        let exposed = !self.bind.ip().is_loopback();
+        (exposed && !self.insecure_cookies && self.trusted_proxies.is_empty()).then(|| {
+            format!(
+                "server.bind is {}, beyond loopback, with no TLS proxy in \
+                 server.trusted_proxies: browsers keep the dashboard's Secure session cookie \
+                 only over HTTPS (or at localhost), so signing in over plain HTTP from \
+                 elsewhere will fail. Put a TLS proxy in front and list it in \
+                 server.trusted_proxies, or, for development only, set \
+                 server.insecure_cookies = true",
+                self.bind
+            )
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DatabaseSettings {
@@ -469,6 +490,40 @@ mod tests {
         assert_eq!(parsed.bind, SocketAddr::from(([127, 0, 0, 1], 0)));
         let err = server("nowhere").unwrap_err().to_string();
         assert!(err.contains("`bind`"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_beyond_loopback_is_warned_about_unless_cookies_or_a_proxy_allow_it() {
+        let server = |bind: &str, insecure: bool, proxies: &str| ServerSettings {
+            bind: bind.parse().unwrap(),
+            insecure_cookies: insecure,
+            trusted_proxies: TrustedProxies::new([proxies]).unwrap(),
+        };
+        for bind in ["0.0.0.0:8080", "[::]:8080", "192.0.2.7:8080"] {
+            let warning = server(bind, false, "").plain_http_warning();
+            let warning = warning.unwrap_or_else(|| panic!("{bind}: no warning"));
+            assert!(warning.contains(bind), "{warning}");
+            assert!(
+                warning.contains("server.insecure_cookies = true"),
+                "{warning}"
+            );
+            assert!(
+                server(bind, true, "").plain_http_warning().is_none(),
+                "{bind}"
+            );
+            assert!(
+                server(bind, false, "10.0.0.1")
+                    .plain_http_warning()
+                    .is_none(),
+                "{bind}"
+            );
+        }
+        for bind in ["127.0.0.1:8080", "[::1]:8080"] {
+            assert!(
+                server(bind, false, "").plain_http_warning().is_none(),
+                "{bind}"
+            );
+        }
     }
 
     #[test]

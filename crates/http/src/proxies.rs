@@ -55,6 +55,12 @@ impl TrustedProxies {
             .map(TrustedProxies)
     }
 
+    /// Whether no proxy is trusted (the default).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether `address` is one of the proxies.
     #[must_use]
     pub fn trusts(&self, address: IpAddr) -> bool {
