@@ -15,20 +15,32 @@ use serde_json::{Value, json};
 
 use crate::harness::{Db, Server, bearer};
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 const EMAIL: &str = "ada@example.com";
 const PASSWORD: &str = "a long dashboard password";
 
 /// chromedriver on a port of its own, stopped on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
 
+/// Whether Chromium and chromedriver are installed; if not, says that the test skips.
+pub(crate) fn chromium_or_skip() -> bool {
+    if Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists() {
+        return true;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: the browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+    );
+    false
+}
+
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         // chromedriver cannot report a port it picked itself; take a free one and hand it over.
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -62,18 +74,34 @@ impl Drop for Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    browser_with(driver, &[]).await
+}
+
+/// A headless Chromium of 1280 × 900 px with `extra` arguments, keeping its console log for
+/// [`severe_logs`].
+pub(crate) async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
     let profile = tempfile::tempdir().unwrap().keep();
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let capabilities = json!({
         "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
+        "goog:loggingPrefs": {"browser": "ALL"},
+        "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
     });
     let serde_json::Value::Object(capabilities) = capabilities else {
         unreachable!()
@@ -85,18 +113,40 @@ async fn browser(driver: &Driver) -> Client {
         .unwrap()
 }
 
+/// The browser's console entries of level SEVERE since the last call (chromedriver's log
+/// endpoint empties the log it returns).
+pub(crate) async fn severe_logs(driver: &Driver, client: &Client) -> Vec<String> {
+    let session = client.session_id().await.unwrap().unwrap();
+    let logs: Value = crate::harness::client()
+        .post(format!("{}/session/{session}/se/log", driver.url))
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    logs["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no browser log: {logs}"))
+        .iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .map(|entry| entry["message"].to_string())
+        .collect()
+}
+
 fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-async fn shot(client: &Client, name: &str) {
+pub(crate) async fn shot(client: &Client, name: &str) {
     let png = client.screenshot().await.unwrap();
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
-async fn wait_css(client: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn wait_css(client: &Client, css: &str) -> fantoccini::elements::Element {
     client
         .wait()
         .at_most(WAIT)
@@ -105,18 +155,18 @@ async fn wait_css(client: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     wait_css(client, css).await.click().await.unwrap();
 }
 
-async fn fill(client: &Client, css: &str, text: &str) {
+pub(crate) async fn fill(client: &Client, css: &str, text: &str) {
     let input = wait_css(client, css).await;
     input.clear().await.unwrap();
     input.send_keys(text).await.unwrap();
 }
 
 /// Waits until the element matching `css` shows `expected` in its text.
-async fn wait_text(client: &Client, css: &str, expected: &str) -> String {
+pub(crate) async fn wait_text(client: &Client, css: &str, expected: &str) -> String {
     let mut text = String::new();
     let found = client
         .wait()
@@ -134,11 +184,7 @@ async fn wait_text(client: &Client, css: &str, expected: &str) -> String {
 }
 
 pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
-    if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: the browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
-        );
+    if !chromium_or_skip() {
         return;
     }
     let db = Db::sqlite();
@@ -212,7 +258,14 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         Some("YYYY-MM-DD")
     );
     fill(&client, "#key-name", "production").await;
-    click(&client, "#scope-write").await;
+    // `write`, what an SDK needs, is chosen already.
+    assert!(
+        wait_css(&client, "#scope-write")
+            .await
+            .is_selected()
+            .await
+            .unwrap()
+    );
     fill(&client, "#key-rate", "50").await;
     shot(&client, "04-create-key").await;
     click(&client, "#create-key-submit").await;
@@ -221,7 +274,8 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     shot(&client, "05-key-shown-once").await;
     click(&client, "#close-key-created").await;
 
-    // After the reload the full key is nowhere in the page, the prefix is.
+    // The list shows the new key by its prefix; the Quick start snippets hold the full key
+    // until the page is left or reloaded, and then it is nowhere in the page.
     let row = wait_css(&client, &format!("tr[data-prefix='{}']", &key[..11])).await;
     assert!(row.text().await.unwrap().contains("active"));
     let rate = row
@@ -232,6 +286,9 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         .await
         .unwrap();
     assert!(rate.contains("50/s") && rate.contains("burst 50"), "{rate}");
+    wait_text(&client, "#snippet-sdk", &key).await;
+    client.refresh().await.unwrap();
+    wait_css(&client, &format!("tr[data-prefix='{}']", &key[..11])).await;
     let html = client.source().await.unwrap();
     assert!(
         !html.contains(&key[12..]),
@@ -287,8 +344,8 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     let entry = wait_css(&client, "tr[data-action='key.rolled']").await;
     let text = entry.text().await.unwrap();
     assert!(
-        text.contains(&key[..11]) && text.contains("user:"),
-        "{text}"
+        text.contains(&key[..11]) && text.contains(EMAIL) && !text.contains("user:"),
+        "people are named by e-mail: {text}"
     );
     wait_css(&client, "tr[data-action='key.created']").await;
     wait_css(&client, "tr[data-action='login.succeeded']").await;
@@ -361,6 +418,7 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     let pro = wait_css(&client, "tr[data-plan='pro'] td.retention").await;
     assert_eq!(pro.text().await.unwrap(), "90 days");
     click(&client, "button[data-choose-plan='pro']").await;
+    click(&client, "#confirm-switch-plan").await;
     wait_text(&client, "#plan", "Pro").await;
     wait_css(&client, "#spend-cap-form").await;
     shot(&client, "07a-plan-changed").await;
@@ -409,7 +467,8 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     shot(&client, "10-revoked").await;
 
-    // Keyboard only: open the dialog, name the key, tick `write`, submit, dismiss with Escape.
+    // Keyboard only: open the dialog, name the key, find `write` ticked, submit, dismiss with
+    // Escape.
     let key_press = |key: Key| char::from(key).to_string();
     wait_css(&client, "#open-create-key")
         .await
@@ -429,7 +488,10 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         checkbox.attr("id").await.unwrap().as_deref(),
         Some("scope-write")
     );
-    checkbox.send_keys(" ").await.unwrap();
+    assert!(
+        checkbox.is_selected().await.unwrap(),
+        "write is chosen already"
+    );
     checkbox
         .send_keys(&format!("{}{}", key_press(Key::Shift), key_press(Key::Tab)))
         .await
@@ -449,7 +511,7 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         .send_keys(&key_press(Key::Escape))
         .await
         .unwrap();
-    // Escape closed the dialog and the page reloaded with the new key, newest first.
+    // Escape closed the dialog and the list was read again with the new key, newest first.
     wait_text(&client, "#keys", "keyboard").await;
     let newest = wait_css(&client, "#keys tbody tr:first-child").await;
     let newest = newest.text().await.unwrap();

@@ -9,6 +9,7 @@ mod cli;
 mod clock;
 mod docs;
 mod faults;
+mod first_hour;
 mod harness;
 mod ingest;
 mod memory;
@@ -421,6 +422,21 @@ async fn docs_api_examples_run_as_written(db: Db) {
 #[tokio::test]
 async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     browser::the_dashboard_takes_a_new_user_from_setup_to_revocation().await;
+}
+
+#[tokio::test]
+async fn a_new_user_goes_from_setup_to_a_new_password_on_any_screen() {
+    first_hour::a_new_user_goes_from_setup_to_a_new_password_on_any_screen().await;
+}
+
+#[tokio::test]
+async fn signing_in_over_plain_http_says_why_it_cannot_work() {
+    first_hour::signing_in_over_plain_http_says_why_it_cannot_work().await;
+}
+
+#[tokio::test]
+async fn a_server_beyond_loopback_warns_that_browsers_need_https() {
+    first_hour::a_server_beyond_loopback_warns_that_browsers_need_https().await;
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use maud::{DOCTYPE, Markup, html};
 use crate::ApiError;
 use crate::auth::{Authenticated, Credential, authorize};
 
-pub(crate) use pages::{audit_log, billing, index, keys, login, setup, trace, traces};
+pub(crate) use pages::{audit_log, billing, index, keys, login, profile, setup, trace, traces};
 
 const APP_CSS: &str = include_str!("assets/app.css");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -99,6 +99,7 @@ pub(crate) fn page(
                             a href="/settings/api-keys" aria-current=[(active == "keys").then_some("page")] { "API Keys" }
                             a href="/settings/billing" aria-current=[(active == "billing").then_some("page")] { "Billing" }
                             a href="/settings/audit-log" aria-current=[(active == "audit").then_some("page")] { "Audit log" }
+                            a href="/settings/profile" aria-current=[(active == "profile").then_some("page")] { "Profile" }
                         }
                         div.who {
                             span { (viewer.user.email) }
@@ -132,6 +133,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings/api-keys", web::get().to(keys))
         .route("/settings/billing", web::get().to(billing))
         .route("/settings/audit-log", web::get().to(audit_log))
+        .route("/settings/profile", web::get().to(profile))
         .route("/traces", web::get().to(traces))
         .route("/traces/{trace_id}", web::get().to(trace))
         .route("/assets/app.css", web::get().to(css))

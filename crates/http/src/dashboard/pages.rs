@@ -1,15 +1,33 @@
 //! The pages: setup, login, API keys, billing, traces.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use agentvista_keys::{AccountName, KeyName, KeyStatus, Scope};
-use chrono::{DateTime, Utc};
-use maud::html;
+use std::collections::HashMap;
+
+use agentvista_keys::{AccountName, KeyName, KeyStatus, Scope, UserId};
+use chrono::{DateTime, SecondsFormat, Utc};
+use maud::{Markup, html};
 
 use super::{page, redirect, viewer};
 use crate::{ApiError, AppState, handlers};
 
 fn when(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A time as a table shows it: in UTC in the markup and its tooltip; the page's script
+/// rewrites the text in the browser's own time zone (the tooltip keeps UTC).
+fn moment(t: &DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(t.to_rfc3339_opts(SecondsFormat::Secs, true)) title=(when(t)) { (when(t)) }
+    }
+}
+
+/// [`moment`] to the second, for the audit log.
+fn moment_to_the_second(t: &DateTime<Utc>) -> Markup {
+    let utc = t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    html! {
+        time datetime=(t.to_rfc3339_opts(SecondsFormat::Secs, true)) data-seconds title=(utc) { (utc) }
+    }
 }
 
 /// How far `at` is from `now`, in words: "in 59 min", "in 23 h", "in 6 d"; "now" once past.
@@ -91,11 +109,14 @@ pub(crate) async fn setup(state: web::Data<AppState>) -> Result<HttpResponse, Ap
                 p { "Create your account and its first user. You will use this e-mail address and password to log in." }
                 form id="setup-form" novalidate {
                     label for="setup-account" { "Account name" }
-                    input id="setup-account" name="account" type="text" required maxlength=(AccountName::MAX_CHARS) autocomplete="organization" placeholder="Acme";
+                    input id="setup-account" name="account" type="text" required maxlength=(AccountName::MAX_CHARS) autocomplete="organization" placeholder="Acme" aria-describedby="setup-account-error";
+                    p.error.field-error id="setup-account-error" hidden {}
                     label for="setup-email" { "E-mail" }
-                    input id="setup-email" name="email" type="email" required autocomplete="email";
+                    input id="setup-email" name="email" type="email" required autocomplete="email" aria-describedby="setup-email-error";
+                    p.error.field-error id="setup-email-error" hidden {}
                     label for="setup-password" { "Password " span.hint { "(at least 8 characters)" } }
-                    input id="setup-password" name="password" type="password" required minlength="8" autocomplete="new-password";
+                    input id="setup-password" name="password" type="password" required minlength="8" autocomplete="new-password" aria-describedby="setup-password-error";
+                    p.error.field-error id="setup-password-error" hidden {}
                     p.error id="setup-error" role="alert" hidden {}
                     button.primary type="submit" { "Create account" }
                 }
@@ -165,43 +186,47 @@ pub(crate) async fn keys(
                 button.primary type="button" id="open-create-key" { "Create Key" }
             }
             p { "Keys authenticate SDKs and API calls. Each key is shown in full once, when it is created; afterwards only its prefix is shown." }
-            @if keys.is_empty() {
-                p.empty id="no-keys" { "No keys yet — create one to send traces." }
-            } @else {
-                table id="keys" {
-                    thead { tr { th { "Prefix" } th { "Name" } th { "Scopes" } th { "Rate limit" } th { "Created" } th { "Last used" } th { "Events this month" } th { "Expires" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
-                    tbody {
-                        @for key in &keys {
-                            @let status = key.status(now);
-                            tr data-prefix=(key.prefix) {
-                                td { code { (key.prefix) } }
-                                td { (key.name) }
-                                td { (key.scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(", ")) }
-                                td.rate-limit {
-                                    @match key.rate_limit {
-                                        Some(limit) => { (thousands(limit.per_second().get().into())) "/s" br; span.hint { "burst " (thousands(limit.burst().get().into())) } }
-                                        None => span.hint { "none" },
-                                    }
-                                }
-                                td { (when(&key.created_at)) }
-                                td { @match &key.last_used_at { Some(t) => (when(t)), None => "never" } }
-                                td.events-count { (thousands(usage.events_of(key.id))) }
-                                td.expires {
-                                    @match key.expiry.expires_at() {
-                                        Some(at) if status == KeyStatus::Active => { (when(&at)) " " span.hint { "(" (from_now(&at, now)) ")" } }
-                                        Some(at) => (when(&at)),
-                                        None => "never",
-                                    }
-                                }
-                                td {
-                                    span class=(format!("status {}", status_name(status))) { (status_name(status)) }
-                                    @if let Some(at) = &key.revoked_at { br; span.hint { "since " (when(at)) } }
-                                }
-                                td {
-                                    @if status == KeyStatus::Active {
-                                        button type="button" data-roll=(key.id) data-roll-prefix=(key.prefix) { "Roll" }
-                                        " "
-                                        button.danger type="button" data-revoke=(key.id) data-prefix=(key.prefix) { "Revoke" }
+            div id="keys-list" {
+                @if keys.is_empty() {
+                    p.empty id="no-keys" { "No keys yet — create one to send traces." }
+                } @else {
+                    div.table-wrap {
+                        table id="keys" {
+                            thead { tr { th { "Prefix" } th { "Name" } th { "Scopes" } th { "Rate limit" } th { "Created" } th { "Last used" } th { "Events this month" } th { "Expires" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
+                            tbody {
+                                @for key in &keys {
+                                    @let status = key.status(now);
+                                    tr data-prefix=(key.prefix) {
+                                        td { code { (key.prefix) } }
+                                        td { (key.name) }
+                                        td { (key.scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(", ")) }
+                                        td.rate-limit {
+                                            @match key.rate_limit {
+                                                Some(limit) => { (thousands(limit.per_second().get().into())) "/s" br; span.hint { "burst " (thousands(limit.burst().get().into())) } }
+                                                None => span.hint { "none" },
+                                            }
+                                        }
+                                        td.date { (moment(&key.created_at)) }
+                                        td.date { @match &key.last_used_at { Some(t) => (moment(t)), None => "never" } }
+                                        td.events-count { (thousands(usage.events_of(key.id))) }
+                                        td.date.expires {
+                                            @match key.expiry.expires_at() {
+                                                Some(at) if status == KeyStatus::Active => { (moment(&at)) br; span.hint { "(" (from_now(&at, now)) ")" } }
+                                                Some(at) => (moment(&at)),
+                                                None => "never",
+                                            }
+                                        }
+                                        td.date {
+                                            span class=(format!("status {}", status_name(status))) { (status_name(status)) }
+                                            @if let Some(at) = &key.revoked_at { br; span.hint { "since " (moment(at)) } }
+                                        }
+                                        td.actions-cell {
+                                            @if status == KeyStatus::Active {
+                                                button type="button" data-roll=(key.id) data-roll-prefix=(key.prefix) { "Roll" }
+                                                " "
+                                                button.danger type="button" data-revoke=(key.id) data-prefix=(key.prefix) { "Revoke" }
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -210,14 +235,21 @@ pub(crate) async fn keys(
                     @if more.is_some() { p.hint { "Showing the " (KEYS_SHOWN) " newest keys; the API pages through all of them." } }
                 }
             }
-            section.card {
+            section.card id="quick-start" {
                 h2 { "Quick start" }
+                p id="quick-start-key" hidden { "These snippets hold the key you just created. It is not stored in this page: it is gone when you leave or reload it." }
                 p { "Check a key with the ping endpoint (it needs a key with the " strong { "read" } " scope):" }
-                pre { code id="snippet-curl" { "curl " (base) "/api/v1/me/api-keys/ping/ \\\n  -H \"Authorization: Bearer av_a1b2c3d4...\"" } }
-                p { "Send traces from the SDK (a key with the " strong { "write" } " scope):" }
-                pre { code id="snippet-sdk" { "import os, agentvista\nagentvista.init(api_key=os.environ[\"AGENTVISTA_API_KEY\"], host=\"" (base) "\")" } }
+                (snippet("snippet-curl",
+                    &format!("curl {base}/api/v1/me/api-keys/ping/ \\\n  -H \"Authorization: Bearer {PLACEHOLDER_KEY}\""),
+                    &format!("curl {base}/api/v1/me/api-keys/ping/ \\\n  -H \"Authorization: Bearer {{key}}\"")))
+                p { "Send traces from the Python SDK (a key with the " strong { "write" } " scope):" }
+                (snippet("snippet-sdk",
+                    &format!("{SDK_INSTALL}\n\n# in your application:\nimport os, agentvista\nagentvista.init(api_key=os.environ[\"AGENTVISTA_API_KEY\"], host=\"{base}\")"),
+                    &format!("{SDK_INSTALL}\n\n# in your application:\nimport agentvista\nagentvista.init(api_key=\"{{key}}\", host=\"{base}\")")))
                 p { "Or from any OpenTelemetry SDK:" }
-                pre { code { "OTEL_EXPORTER_OTLP_ENDPOINT=" (base) "/otlp\nOTEL_EXPORTER_OTLP_HEADERS=\"Authorization=Bearer%20av_a1b2c3d4...\"" } }
+                (snippet("snippet-otel",
+                    &format!("OTEL_EXPORTER_OTLP_ENDPOINT={base}/otlp\nOTEL_EXPORTER_OTLP_HEADERS=\"Authorization=Bearer%20{PLACEHOLDER_KEY}\""),
+                    &format!("OTEL_EXPORTER_OTLP_ENDPOINT={base}/otlp\nOTEL_EXPORTER_OTLP_HEADERS=\"Authorization=Bearer%20{{key}}\"")))
             }
 
             dialog id="create-key" aria-labelledby="create-key-title" {
@@ -227,7 +259,7 @@ pub(crate) async fn keys(
                     input id="key-name" name="name" type="text" required maxlength=(KeyName::MAX_CHARS) placeholder="production";
                     fieldset {
                         legend { "Scopes" }
-                        div.choice { input id="scope-write" type="checkbox" name="scopes" value="write"; label for="scope-write" { strong { "write" } " — for SDKs sending traces" } }
+                        div.choice { input id="scope-write" type="checkbox" name="scopes" value="write" checked; label for="scope-write" { strong { "write" } " — for SDKs sending traces" } }
                         div.choice { input id="scope-read" type="checkbox" name="scopes" value="read"; label for="scope-read" { strong { "read" } " — for dashboards, the traces API and the ping endpoint" } }
                         div.choice { input id="scope-admin" type="checkbox" name="scopes" value="admin"; label for="scope-admin" { strong { "admin" } " — for managing keys and billing through the API" } }
                     }
@@ -253,19 +285,21 @@ pub(crate) async fn keys(
                 div.actions { button.primary type="button" id="close-key-created" { "I have stored it" } }
             }
             dialog id="roll-key" aria-labelledby="roll-key-title" {
-                h2 id="roll-key-title" { "Roll key" }
-                p { "A new key replaces " code id="roll-prefix" {} ", with its name, scopes and expiry. Deploy the new key, then let the old one go." }
-                label for="roll-grace" { "The old key keeps working for" }
-                select id="roll-grace" {
-                    option value="0" { "no time: it stops now" }
-                    option value="3600" selected { "1 hour" }
-                    option value="86400" { "24 hours" }
-                    option value="604800" { "7 days" }
-                }
-                p.error id="roll-error" role="alert" hidden {}
-                div.actions {
-                    button type="button" data-close { "Cancel" }
-                    button.primary type="button" id="confirm-roll" { "Roll" }
+                form id="roll-key-form" method="dialog" novalidate {
+                    h2 id="roll-key-title" { "Roll key" }
+                    p { "A new key replaces " code id="roll-prefix" {} ", with its name, scopes and expiry. Deploy the new key, then let the old one go." }
+                    label for="roll-grace" { "The old key keeps working for" }
+                    select id="roll-grace" name="grace" {
+                        option value="0" { "no time: it stops now" }
+                        option value="3600" selected { "1 hour" }
+                        option value="86400" { "24 hours" }
+                        option value="604800" { "7 days" }
+                    }
+                    p.error id="roll-error" role="alert" hidden {}
+                    div.actions {
+                        button type="button" data-close { "Cancel" }
+                        button.primary type="submit" id="confirm-roll" { "Roll" }
+                    }
                 }
             }
             dialog id="revoke-key" aria-labelledby="revoke-key-title" {
@@ -275,6 +309,46 @@ pub(crate) async fn keys(
                 div.actions {
                     button type="button" data-close { "Cancel" }
                     button.danger type="button" id="confirm-revoke" { "Revoke" }
+                }
+            }
+        },
+    ))
+}
+
+/// Settings → Profile: who is signed in, and a change of password.
+pub(crate) async fn profile(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let Some(viewer) = viewer(&req).await? else {
+        return Ok(redirect("/login"));
+    };
+    let email = viewer.user.email.clone();
+    Ok(page(
+        "Profile",
+        Some(&viewer),
+        "profile",
+        html! {
+            h1 { "Profile" }
+            section.card {
+                h2 { "Signed in as" }
+                p { strong id="profile-email" { (email) } }
+            }
+            section.card {
+                h2 { "Change password" }
+                p { "Every other session of yours ends: other browsers must sign in again with the new password. This one stays signed in." }
+                form id="password-form" novalidate {
+                    // For password managers: the account the new password belongs to.
+                    input type="email" name="username" autocomplete="username" value=(viewer.user.email) hidden;
+                    label for="current-password" { "Current password" }
+                    input id="current-password" name="current_password" type="password" required autocomplete="current-password" aria-describedby="current-password-error";
+                    p.error.field-error id="current-password-error" hidden {}
+                    label for="new-password" { "New password " span.hint { "(at least 8 characters)" } }
+                    input id="new-password" name="new_password" type="password" required minlength="8" autocomplete="new-password" aria-describedby="new-password-error";
+                    p.error.field-error id="new-password-error" hidden {}
+                    label for="confirm-password" { "New password, again" }
+                    input id="confirm-password" name="confirm_password" type="password" required autocomplete="new-password" aria-describedby="confirm-password-error";
+                    p.error.field-error id="confirm-password-error" hidden {}
+                    p.error id="password-error" role="alert" hidden {}
+                    p.success id="password-changed" role="status" hidden { "Password changed. Every other session has been signed out." }
+                    button.primary type="submit" { "Change password" }
                 }
             }
         },
@@ -309,30 +383,48 @@ pub(crate) async fn audit_log(
         .audit()
         .page(viewer.user.account_id, before, AUDIT_PAGE)
         .await?;
+    // The people the page names, by e-mail: one read for the page, whatever its length.
+    let mut ids: Vec<UserId> = entries
+        .entries
+        .iter()
+        .filter_map(|entry| user_of(&entry.actor))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let people: HashMap<UserId, String> = state
+        .store
+        .users()
+        .of_account(viewer.user.account_id, &ids)
+        .await?
+        .into_iter()
+        .map(|user| (user.id, user.email))
+        .collect();
     Ok(page(
         "Audit log",
         Some(&viewer),
         "audit",
         html! {
             h1 { "Audit log" }
-            p { "Who created, rolled and revoked keys (and which were reported as leaked), who logged in (and which logins failed), and when the spend cap or the plan changed — newest first, with the client's address and user agent." }
+            p { "Who created, rolled and revoked keys (and which were reported as leaked), who logged in (and which logins failed), who changed their password, and when the spend cap or the plan changed — newest first, with the client's address and user agent." }
             @if entries.entries.is_empty() {
                 p.empty id="no-audit" { "Nothing recorded yet." }
             } @else {
-                table id="audit-log" {
-                    thead { tr { th { "When" } th { "Action" } th { "By" } th { "On" } th { "From" } th { "Details" } } }
-                    tbody {
-                        @for entry in &entries.entries {
-                            tr data-action=(entry.action) {
-                                td { (entry.at.format("%Y-%m-%d %H:%M:%S UTC")) }
-                                td { code { (entry.action) } }
-                                td { (entry.actor) }
-                                td { @if let Some(target) = &entry.target { code { (target) } } }
-                                td {
-                                    @if let Some(address) = &entry.client_address { (address) }
-                                    @if let Some(agent) = &entry.user_agent { br; span.hint { (agent) } }
+                div.table-wrap {
+                    table id="audit-log" {
+                        thead { tr { th { "When" } th { "Action" } th { "By" } th { "On" } th { "From" } th { "Details" } } }
+                        tbody {
+                            @for entry in &entries.entries {
+                                tr data-action=(entry.action) {
+                                    td.date { (moment_to_the_second(&entry.at)) }
+                                    td { code { (entry.action) } }
+                                    td.actor title=(entry.actor) { (actor_name(&entry.actor, &people)) }
+                                    td { @if let Some(target) = &entry.target { code { (target) } } }
+                                    td.wraps {
+                                        @if let Some(address) = &entry.client_address { (address) }
+                                        @if let Some(agent) = &entry.user_agent { br; span.hint { (agent) } }
+                                    }
+                                    td.wraps { @if let Some(detail) = &entry.detail { code { (detail.to_string()) } } }
                                 }
-                                td { @if let Some(detail) = &entry.detail { code { (detail.to_string()) } } }
                             }
                         }
                     }
@@ -343,6 +435,34 @@ pub(crate) async fn audit_log(
             }
         },
     ))
+}
+
+/// The user an audit entry's actor names (`user:<id>`), if any.
+fn user_of(actor: &str) -> Option<UserId> {
+    actor
+        .strip_prefix("user:")
+        .and_then(|id| id.parse().ok())
+        .map(UserId)
+}
+
+/// An audit entry's actor as a person reads it: a user by e-mail, a key by its prefix. The
+/// API's form (`user:<id>`, `key:<prefix>`) stays in the cell's tooltip.
+fn actor_name(actor: &str, people: &HashMap<UserId, String>) -> Markup {
+    if let Some(id) = user_of(actor) {
+        return match people.get(&id) {
+            Some(email) => html! { (email) },
+            None => html! { "a removed user" },
+        };
+    }
+    if let Some(prefix) = actor.strip_prefix("key:") {
+        return html! { "key " code { (prefix) } };
+    }
+    match actor {
+        "cli" => html! { "the command line" },
+        "leak_report" => html! { "a leaked-key report" },
+        "anonymous" => html! { "someone not signed in" },
+        other => html! { (other) },
+    }
 }
 
 pub(crate) async fn billing(
@@ -409,7 +529,7 @@ pub(crate) async fn billing(
             }
             section.card {
                 h2 { "Plans" }
-                table id="plans" {
+                div.table-wrap { table id="plans" {
                     thead { tr { th { "Plan" } th { "Included events per month" } th { "Beyond them" } th { "Events kept" } th { span.visually-hidden { "Actions" } } } }
                     tbody {
                         @for name in state.config.plans.names() {
@@ -417,27 +537,64 @@ pub(crate) async fn billing(
                                 tr data-plan=(name) {
                                     td { (plan_label(name)) @if name == account.plan { " " span.status.active { "current" } } }
                                     td { (thousands(offer.monthly_events)) }
-                                    td {
-                                        @if offer.has_overage() { (offer.overage_cents_per_1000_events) "¢ per 1,000 events" } @else { "a hard limit" }
-                                    }
+                                    td { (beyond(offer)) }
                                     td.retention { (offer.retention_days) " days" }
                                     td {
                                         @if name != account.plan && state.config.may_switch(&account.plan, name) {
-                                            button type="button" data-choose-plan=(name) { "Switch to " (plan_label(name)) }
+                                            button type="button" data-choose-plan=(name)
+                                                data-label=(plan_label(name))
+                                                data-events=(thousands(offer.monthly_events))
+                                                data-beyond=(beyond(offer))
+                                                data-overage[offer.has_overage()]
+                                                { "Switch to " (plan_label(name)) }
                                         }
                                     }
                                 }
                             }
                         }
                     }
-                }
+                } }
                 p.error id="plan-error" role="alert" hidden {}
+                dialog id="switch-plan" aria-labelledby="switch-plan-title" {
+                    form id="switch-plan-form" method="dialog" novalidate {
+                        h2 id="switch-plan-title" { "Switch to " span id="switch-plan-name" {} "?" }
+                        p { "The change applies at once, to this month too." }
+                        table.compare {
+                            thead { tr { th {} th { "Now: " (plan_label(&account.plan)) } th { "After" } } }
+                            tbody {
+                                tr { th scope="row" { "Events included per month" } td { (thousands(plan.monthly_events)) } td id="switch-plan-events" {} }
+                                tr { th scope="row" { "Beyond them" } td { (beyond(&plan)) } td id="switch-plan-beyond" {} }
+                            }
+                        }
+                        @if account.spend_cap_cents.is_none() {
+                            div id="switch-plan-cap" hidden {
+                                p.warning { "The new plan bills events beyond the included ones, and this account has no spend cap: overage would be unlimited." }
+                                label for="switch-plan-cap-input" { "Spend cap in dollars " span.hint { "(optional; empty for no cap)" } }
+                                input id="switch-plan-cap-input" name="spend_cap" type="number" min="0" step="0.01";
+                            }
+                        }
+                        p.error id="switch-plan-error" role="alert" hidden {}
+                        div.actions {
+                            button type="button" data-close { "Cancel" }
+                            button.primary type="submit" id="confirm-switch-plan" { "Switch plan" }
+                        }
+                    }
+                }
                 @if !state.config.self_serve_plans.contains(&account.plan) {
                     p.hint { "An operator changes this account's plan (" code { "agentvista accounts set-plan" } "); the plans an account may choose by itself are listed in " code { "billing.self_serve_plans" } "." }
                 }
             }
         },
     ))
+}
+
+/// What a plan charges beyond its included events, in words.
+fn beyond(plan: &agentvista_quota::Plan) -> String {
+    if plan.has_overage() {
+        format!("{}¢ per 1,000 events", plan.overage_cents_per_1000_events)
+    } else {
+        "a hard limit".to_owned()
+    }
 }
 
 pub(crate) async fn traces(
@@ -461,19 +618,19 @@ pub(crate) async fn traces(
             @if page_of.traces.is_empty() {
                 p.empty { "No traces yet. Create a key with the write scope under " a href="/settings/api-keys" { "Settings → API Keys" } " and point your SDK at this server." }
             } @else {
-                table id="traces" {
+                div.table-wrap { table id="traces" {
                     thead { tr { th { "Trace" } th { "Name" } th { "Started" } th { "Events" } } }
                     tbody {
                         @for trace in &page_of.traces {
                             tr {
                                 td { a href=(format!("/traces/{}", path_segment(&trace.trace_id))) { code { (trace.trace_id) } } }
                                 td { (trace.name.as_deref().unwrap_or("—")) }
-                                td { (when(&trace.started_at)) }
+                                td.date { (moment(&trace.started_at)) }
                                 td { (trace.event_count) }
                             }
                         }
                     }
-                }
+                } }
                 @if page_of.next_cursor.is_some() { p.hint { "Showing the 50 latest traces; the API pages through all of them." } }
             }
         },
@@ -567,6 +724,23 @@ pub(crate) async fn trace(
             crate::trace_page::Granted::new(body.try_into_bytes().unwrap_or_default(), grant)
         })
         .map_into_boxed_body())
+}
+
+/// What a snippet shows where no key is at hand.
+const PLACEHOLDER_KEY: &str = "av_a1b2c3d4...";
+
+/// How the Python SDK is installed: from a checkout of this repository.
+const SDK_INSTALL: &str = "pip install ./sdk/python   # from a checkout of AgentVista Keys";
+
+/// A code snippet with a Copy button. `with_key` is the same text with `{key}` where a key
+/// goes: the page's script fills it in with a key just created, which is never stored.
+fn snippet(id: &str, text: &str, with_key: &str) -> Markup {
+    html! {
+        div.snippet {
+            pre { code id=(id) data-with-key=(with_key) { (text) } }
+            button.copy type="button" data-copy=(id) { "Copy" }
+        }
+    }
 }
 
 /// Keys shown on the keys page; the API pages through the rest.

@@ -21,6 +21,60 @@ function showError(element, result) {
   element.hidden = false;
 }
 
+// A browser drops a Secure cookie sent over plain HTTP to any host but localhost: the sign-in
+// succeeded on the server, yet the next page would be the login form again, without a word.
+// Asking for the session tells the two apart.
+async function enterIfCookieKept(error) {
+  const session = await api("GET", "/api/v1/auth/session/");
+  if (session.ok) { location.assign("/settings/api-keys"); return; }
+  if (session.status === 401 && location.protocol === "http:") {
+    error.textContent = `Signed in, but this browser refused the session cookie because the page is served over plain HTTP at ${location.host}. Use HTTPS (a TLS proxy listed in server.trusted_proxies), or — for development only — set server.insecure_cookies = true.`;
+  } else {
+    error.textContent = `Signed in, but the session could not be read (HTTP ${session.status}). Reload the page to try again.`;
+  }
+  error.hidden = false;
+}
+
+// Times are rendered in UTC; shown in the browser's own zone, with UTC kept in the tooltip.
+function localTimes(root) {
+  const two = (n) => String(n).padStart(2, "0");
+  for (const time of root.querySelectorAll("time[datetime]")) {
+    const at = new Date(time.getAttribute("datetime"));
+    if (Number.isNaN(at.getTime())) continue;
+    let text = `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())} ${two(at.getHours())}:${two(at.getMinutes())}`;
+    if (time.hasAttribute("data-seconds")) text += `:${two(at.getSeconds())}`;
+    time.textContent = text;
+  }
+}
+
+// Each field's problem under the field, all at once; `problems` maps field ids to sentences.
+function showFieldErrors(form, problems) {
+  for (const element of form.querySelectorAll(".field-error")) {
+    const message = problems[element.id.replace(/-error$/, "")];
+    element.textContent = message ?? "";
+    element.hidden = !message;
+    const input = document.getElementById(element.id.replace(/-error$/, ""));
+    if (input) input.setAttribute("aria-invalid", message ? "true" : "false");
+  }
+  const first = Object.keys(problems)[0];
+  if (first) document.getElementById(first)?.focus();
+  return Object.keys(problems).length === 0;
+}
+
+// Copies `text`: the Clipboard API where the browser allows it, else the selection.
+async function copyText(text, source) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch (_) {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    return document.execCommand("copy");
+  }
+}
+
 function onSubmit(id, handler) {
   const form = document.getElementById(id);
   if (!form) return;
@@ -33,20 +87,40 @@ function onSubmit(id, handler) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  localTimes(document);
+
   onSubmit("setup-form", async (form) => {
+    const error = document.getElementById("setup-error");
+    error.hidden = true;
+    const problems = {};
+    const account = form.account.value.trim();
+    if (account.length === 0 || [...account].length > 100) problems["setup-account"] = "Account name: 1 to 100 characters.";
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(form.email.value.trim())) problems["setup-email"] = "E-mail: an address such as you@example.com.";
+    const password = form.password.value;
+    if ([...password].length < 8) problems["setup-password"] = "Password: at least 8 characters.";
+    else if (new TextEncoder().encode(password).length > 1024) problems["setup-password"] = "Password: at most 1,024 bytes.";
+    if (!showFieldErrors(form, problems)) return;
     const result = await api("POST", "/api/v1/setup/", {
-      account: form.account.value, email: form.email.value, password: form.password.value,
+      account: form.account.value, email: form.email.value, password,
     });
-    if (result.ok) location.assign("/settings/api-keys");
-    else showError(document.getElementById("setup-error"), result);
+    if (result.ok) { await enterIfCookieKept(error); return; }
+    // The server's rules are the same; should it still refuse a field, say so in its words.
+    const fields = { account: ["setup-account", "Account name"], email: ["setup-email", "E-mail"], password: ["setup-password", "Password"] };
+    const [field, detail] = (result.data?.message ?? "").split(/: (.*)/s);
+    if (result.status === 400 && fields[field]) {
+      showFieldErrors(form, { [fields[field][0]]: `${fields[field][1]}: ${detail}` });
+    } else {
+      showError(error, result);
+    }
   });
 
   onSubmit("login-form", async (form) => {
     const result = await api("POST", "/api/v1/auth/login/", {
       email: form.email.value, password: form.password.value,
     });
-    if (result.ok) location.assign("/settings/api-keys");
-    else showError(document.getElementById("login-error"), result);
+    const error = document.getElementById("login-error");
+    if (result.ok) await enterIfCookieKept(error);
+    else showError(error, result);
   });
 
   document.getElementById("logout")?.addEventListener("click", async () => {
@@ -95,79 +169,161 @@ document.addEventListener("DOMContentLoaded", () => {
     const result = await api("POST", "/api/v1/me/api-keys/", body);
     if (!result.ok) { showError(error, result); return; }
     createDialog.close();
-    document.getElementById("new-key").textContent = result.data.key;
-    document.getElementById("copy-status").textContent = "";
-    document.getElementById("key-created").showModal();
+    showNewKey(result.data.key);
   });
-  document.getElementById("copy-key")?.addEventListener("click", async () => {
-    const key = document.getElementById("new-key").textContent;
-    const status = document.getElementById("copy-status");
-    try {
-      await navigator.clipboard.writeText(key);
-      status.textContent = "Copied to the clipboard.";
-    } catch (_) {
-      const range = document.createRange();
-      range.selectNodeContents(document.getElementById("new-key"));
-      getSelection().removeAllRanges();
-      getSelection().addRange(range);
-      status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
-    }
-  });
+
+  // The key shown once: in the dialog, then in the Quick start snippets until the page is
+  // left or reloaded. It is kept in this page's memory only.
   const keyCreated = document.getElementById("key-created");
-  keyCreated?.addEventListener("close", () => {
-    // The key leaves the page with the dialog.
+  let newKey = null;
+  function showNewKey(key) {
+    newKey = key;
+    document.getElementById("new-key").textContent = key;
+    document.getElementById("copy-status").textContent = "";
+    keyCreated.showModal();
+  }
+  document.getElementById("copy-key")?.addEventListener("click", async () => {
+    const shown = document.getElementById("new-key");
+    const status = document.getElementById("copy-status");
+    status.textContent = await copyText(shown.textContent, shown)
+      ? "Copied to the clipboard." : "Selected: press Ctrl+C (⌘C) to copy.";
+  });
+  keyCreated?.addEventListener("close", async () => {
     document.getElementById("new-key").textContent = "";
-    location.reload();
+    if (newKey) {
+      for (const code of document.querySelectorAll("code[data-with-key]")) {
+        code.textContent = code.dataset.withKey.replace("{key}", newKey);
+      }
+      document.getElementById("quick-start-key").hidden = false;
+      newKey = null;
+    }
+    await refreshKeys();
   });
   document.getElementById("close-key-created")?.addEventListener("click", () => keyCreated.close());
 
+  // The key list, read again from the server without reloading the page (a reload would
+  // drop the new key from the snippets, as it should, but too early).
+  async function refreshKeys() {
+    const response = await fetch(location.pathname, { credentials: "same-origin" });
+    if (!response.ok) { location.reload(); return; }
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const list = fresh.getElementById("keys-list");
+    if (!list) { location.reload(); return; }
+    localTimes(list);
+    document.getElementById("keys-list").replaceWith(document.adoptNode(list));
+  }
+
+  for (const button of document.querySelectorAll("button[data-copy]")) {
+    button.addEventListener("click", async () => {
+      const code = document.getElementById(button.dataset.copy);
+      const copied = await copyText(code.textContent, code);
+      button.textContent = copied ? "Copied" : "Press Ctrl+C";
+      setTimeout(() => { button.textContent = "Copy"; }, 2000);
+    });
+  }
+
+  // Roll and Revoke buttons live in the key list, which is replaced as a whole.
   const rollDialog = document.getElementById("roll-key");
+  const revokeDialog = document.getElementById("revoke-key");
   let rolling = null;
-  for (const button of document.querySelectorAll("button[data-roll]")) {
-    button.addEventListener("click", () => {
+  let revoking = null;
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest?.("button[data-roll], button[data-revoke]");
+    if (!button) return;
+    if (button.dataset.roll) {
       rolling = button.dataset.roll;
       document.getElementById("roll-prefix").textContent = button.dataset.rollPrefix;
       document.getElementById("roll-error").hidden = true;
       rollDialog.showModal();
       document.getElementById("roll-grace").focus();
-    });
-  }
-  document.getElementById("confirm-roll")?.addEventListener("click", async () => {
-    const grace = Number(document.getElementById("roll-grace").value);
-    const result = await api("POST", `/api/v1/me/api-keys/${rolling}/roll/`, { grace_seconds: grace });
-    if (!result.ok) { showError(document.getElementById("roll-error"), result); return; }
-    rollDialog.close();
-    // The new key, shown once, in the same dialog as a created one (the page reloads on close).
-    document.getElementById("new-key").textContent = result.data.key;
-    document.getElementById("copy-status").textContent = "";
-    document.getElementById("key-created").showModal();
-  });
-
-  const revokeDialog = document.getElementById("revoke-key");
-  let revoking = null;
-  for (const button of document.querySelectorAll("button[data-revoke]")) {
-    button.addEventListener("click", () => {
+    } else {
       revoking = button.dataset.revoke;
       document.getElementById("revoke-prefix").textContent = button.dataset.prefix;
       document.getElementById("revoke-error").hidden = true;
       revokeDialog.showModal();
-    });
-  }
+    }
+  });
+  onSubmit("roll-key-form", async (form) => {
+    const result = await api("POST", `/api/v1/me/api-keys/${rolling}/roll/`, { grace_seconds: Number(form.grace.value) });
+    if (!result.ok) { showError(document.getElementById("roll-error"), result); return; }
+    rollDialog.close();
+    showNewKey(result.data.key);
+  });
   document.getElementById("confirm-revoke")?.addEventListener("click", async () => {
     const result = await api("DELETE", `/api/v1/me/api-keys/${revoking}/`);
-    if (result.ok) location.reload();
-    else showError(document.getElementById("revoke-error"), result);
+    if (!result.ok) { showError(document.getElementById("revoke-error"), result); return; }
+    revokeDialog.close();
+    await refreshKeys();
   });
 
-  // Settings → Billing
+  // Settings → Billing: a plan changes only once its differences have been read.
+  const switchDialog = document.getElementById("switch-plan");
+  let switching = null;
   for (const button of document.querySelectorAll("button[data-choose-plan]")) {
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      const result = await api("PUT", "/api/v1/me/billing/plan/", { plan: button.dataset.choosePlan });
-      if (result.ok) location.reload();
-      else { button.disabled = false; showError(document.getElementById("plan-error"), result); }
+    button.addEventListener("click", () => {
+      switching = button;
+      document.getElementById("switch-plan-name").textContent = button.dataset.label;
+      document.getElementById("switch-plan-events").textContent = button.dataset.events;
+      document.getElementById("switch-plan-beyond").textContent = button.dataset.beyond;
+      document.getElementById("switch-plan-error").hidden = true;
+      const cap = document.getElementById("switch-plan-cap");
+      if (cap) cap.hidden = !("overage" in button.dataset);
+      switchDialog.showModal();
+      document.getElementById("confirm-switch-plan").focus();
     });
   }
+  onSubmit("switch-plan-form", async (form) => {
+    const error = document.getElementById("switch-plan-error");
+    const capBox = document.getElementById("switch-plan-cap");
+    let cents = null;
+    if (capBox && !capBox.hidden && form.spend_cap.value.trim() !== "") {
+      const dollars = Number(form.spend_cap.value.trim());
+      if (!(dollars >= 0)) {
+        showError(error, { status: 400, data: { message: "Enter a spend cap of at least 0 dollars, or leave it empty." } });
+        form.spend_cap.focus();
+        return;
+      }
+      cents = Math.round(dollars * 100);
+    }
+    const result = await api("PUT", "/api/v1/me/billing/plan/", { plan: switching.dataset.choosePlan });
+    if (!result.ok) { showError(error, result); return; }
+    if (cents !== null) {
+      const capped = await api("PUT", "/api/v1/me/billing/spend-cap/", { spend_cap_cents: cents });
+      if (!capped.ok) { showError(error, { status: capped.status, data: { message: `The plan is switched, but the spend cap was not set: ${capped.data?.message ?? `HTTP ${capped.status}`}` } }); return; }
+    }
+    location.reload();
+  });
+  // Settings → Profile
+  onSubmit("password-form", async (form) => {
+    const done = document.getElementById("password-changed");
+    const error = document.getElementById("password-error");
+    done.hidden = true;
+    error.hidden = true;
+    const problems = {};
+    if (form.current_password.value === "") problems["current-password"] = "Current password: type the password you signed in with.";
+    const fresh = form.new_password.value;
+    if ([...fresh].length < 8) problems["new-password"] = "New password: at least 8 characters.";
+    else if (fresh === form.current_password.value) problems["new-password"] = "New password: choose one other than the current password.";
+    if (form.confirm_password.value !== fresh) problems["confirm-password"] = "New password, again: the two new passwords differ.";
+    if (!showFieldErrors(form, problems)) return;
+    const result = await api("PUT", "/api/v1/me/password/", {
+      current_password: form.current_password.value, new_password: fresh,
+    });
+    if (result.ok) {
+      form.reset();
+      done.hidden = false;
+      return;
+    }
+    const message = result.data?.message ?? "";
+    if (result.status === 400 && message.startsWith("current_password:")) {
+      showFieldErrors(form, { "current-password": "Current password: that is not the password you signed in with." });
+    } else if (result.status === 400 && message.startsWith("new_password:")) {
+      showFieldErrors(form, { "new-password": `New password: ${message.replace(/^new_password: /, "")}.` });
+    } else {
+      showError(error, result);
+    }
+  });
+
   onSubmit("spend-cap-form", async (form) => {
     const error = document.getElementById("spend-cap-error");
     const text = form.spend_cap.value.trim();
