@@ -116,3 +116,26 @@ pub(crate) async fn keys_and_users_are_listed_and_a_password_is_reset(db: Db) {
     assert_eq!(login(new_password).await.unwrap().status(), StatusCode::OK);
     server.stop_and_check_logs(&[&temporary]).await;
 }
+
+/// A database one migration behind this version (its newest migration rolled back, as an
+/// older release left it): every command but `serve` and `migrate` refuses it and says to run
+/// `agentvista migrate`; once migrated, the same command works.
+pub(crate) async fn a_database_behind_on_migrations_asks_for_migrate(db: Db) {
+    use agentvista_migrations::{Migrator, MigratorTrait};
+
+    db.create_user(EMAIL);
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    conn.close().await.unwrap();
+
+    let out = db.cli(&["users", "list"], &[], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 migration(s) behind") && stderr.contains("run `agentvista migrate`"),
+        "{stderr}"
+    );
+    db.cli_ok(&["migrate"], None);
+    let users = db.cli_ok(&["users", "list"], None);
+    assert!(users.contains(EMAIL), "{users}");
+}

@@ -61,9 +61,13 @@ on_both!(
     events_past_retention_are_gone_after_the_startup_sweep,
     no_path_that_ends_a_key_leaves_it_working_on_any_replica,
     keys_and_users_are_listed_and_a_password_is_reset,
+    a_database_behind_on_migrations_asks_for_migrate,
 );
 
-use cli::keys_and_users_are_listed_and_a_password_is_reset;
+use cli::{
+    a_database_behind_on_migrations_asks_for_migrate,
+    keys_and_users_are_listed_and_a_password_is_reset,
+};
 
 use revocations::no_path_that_ends_a_key_leaves_it_working_on_any_replica;
 
