@@ -26,6 +26,10 @@ PASSWORD = "correct horse battery"
 #: The plan of the quota test: 3 events a month, a hard limit.
 TINY_PLAN = "tiny"
 TINY_EVENTS = 3
+#: The server's body and attribute limits, set here rather than taken from its defaults so
+#: that the 413 and 400 tests know what is past them (and stay small).
+MAX_BODY_BYTES = 1024 * 1024
+MAX_ATTRIBUTE_BYTES = 64 * 1024
 START_DEADLINE = 60.0
 REQUEST_TIMEOUT = 10.0
 
@@ -33,6 +37,10 @@ CONFIG = f"""
 [plans.{TINY_PLAN}]
 monthly_events = {TINY_EVENTS}
 overage_cents_per_1000_events = 0
+
+[limits]
+max_body_bytes = {MAX_BODY_BYTES}
+max_attribute_bytes = {MAX_ATTRIBUTE_BYTES}
 """
 
 

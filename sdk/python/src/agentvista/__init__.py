@@ -257,16 +257,30 @@ def ping(api_key: Optional[str] = None, *, host: Optional[str] = None) -> Dict[s
 
 
 def flush(timeout_millis: int = 30000) -> bool:
-    """Exports every span ended so far, synchronously; ``True`` once done (also when not
-    initialised). Failed exports are logged, not raised."""
+    """Exports every span ended so far, synchronously, and says whether they got there.
+
+    ``False`` if an export since the previous ``flush`` (this one's, or one the batch
+    processor ran in the background meanwhile) failed: refused by the server (400, 401, 403,
+    413, 429 for the monthly event limit, or another answer that is not retried) or not
+    delivered within the exporter's timeout (``EXPORT_TIMEOUT_SECONDS``, retries included).
+    ``True`` otherwise, also when there was nothing to send or ``init`` was not called. Each
+    call starts a new period: a refusal reported once does not make the next ``flush`` fail.
+    Failures are logged, never raised.
+    """
     state = _state
     if state is None:
         return True
     try:
-        return bool(state.provider.force_flush(timeout_millis))
+        flushed = bool(state.provider.force_flush(timeout_millis))
     except Exception:  # noqa: BLE001 - never break the application
         logger.exception("AgentVista: flushing spans failed")
-        return False
+        flushed = False
+    # Read after force_flush, which returns once the exports it ran are done; read even if
+    # it failed, so that this call's period ends here either way.
+    failed = state.exporter.take_outcome()
+    if failed:
+        logger.debug("AgentVista: %d exports failed since the previous flush", failed)
+    return flushed and not failed
 
 
 def _shutdown_provider(provider: TracerProvider) -> None:

@@ -14,6 +14,16 @@ and the OTLP exporter's own per-batch error lines for those answers are filtered
 for exports of this exporter, by a per-thread flag), so that the application's log does not
 get one line per batch. Every other failure (network, 5xx, 400, …) is logged by the OTLP
 exporter as usual. Nothing here ever raises into the application or the batch processor.
+
+Retries stay the OTLP exporter's: it retries 429, 502, 503 and 504 (honouring
+``Retry-After``) and connection errors within its timeout. The one exception is the monthly
+event limit: that 429 does not clear before the month ends, so the session turns it into
+:class:`MonthlyLimitReached`, which the exporter treats as a final failure.
+
+``agentvista.flush()`` must say whether the spans got there, which neither the batch
+processor's ``force_flush`` (``True`` once the exports ran, whatever their result) nor the
+OTLP exporter's (nothing to flush) tells; so each export's result is counted here, and
+:meth:`AgentVistaSpanExporter.take_outcome` reports and clears it.
 """
 
 from __future__ import annotations
@@ -82,9 +92,26 @@ def _handled(answer: _Answer) -> bool:
     return answer.status in (401, 403) or _is_monthly_limit(answer)
 
 
+class MonthlyLimitReached(Exception):
+    """The monthly event limit's 429, raised by :class:`RecordingSession` in place of the
+    answer.
+
+    The OTLP exporter retries a 429 whenever its ``Retry-After`` (or, without one, its
+    backoff) fits in what is left of its timeout — near the month's end, or from a server
+    that sends no ``Retry-After`` — and no retry can succeed before the month ends: it would
+    only cost requests and delay ``flush``. The exporter decides on the status alone, so the
+    answer is kept from it: its transport turns an exception from the session into a failed
+    attempt that is not a connection error, which it does not retry. (An exporter that let
+    the exception out of ``export`` instead is handled by :class:`AgentVistaSpanExporter`.)"""
+
+    def __init__(self) -> None:
+        super().__init__("the monthly event limit of the plan is reached (HTTP 429)")
+
+
 class RecordingSession(requests.Session):
     """The session the OTLP exporter sends with: remembers the last answer in the thread's
-    export in progress, and marks the answers this module reports itself."""
+    export in progress, marks the answers this module reports itself, and stops the
+    exporter from retrying the monthly limit."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,13 +119,16 @@ class RecordingSession(requests.Session):
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         response = super().request(*args, **kwargs)
-        if getattr(_tls, "recording", False):
-            try:
-                answer = _Answer(response)
+        try:
+            answer = _Answer(response)
+            monthly_limit = _is_monthly_limit(answer)
+            if getattr(_tls, "recording", False):
                 _tls.answer = answer
                 _tls.mute = _handled(answer)
-            except Exception:  # noqa: BLE001 - never let bookkeeping break an export
-                pass
+        except Exception:  # noqa: BLE001 - never let bookkeeping break an export
+            return response
+        if monthly_limit:
+            raise MonthlyLimitReached()
         return response
 
 
@@ -173,6 +203,10 @@ class AgentVistaSpanExporter(SpanExporter):
         self._warned_forbidden = False
         #: Until when (epoch seconds) the monthly-limit warning given holds.
         self._quota_warned_until: Optional[float] = None
+        #: Exports that failed since the last ``take_outcome``. Exports run in the batch
+        #: processor's thread as well as in ``flush``'s, hence the lock.
+        self._outcome_lock = threading.Lock()
+        self._failed_exports = 0
 
     def __repr__(self) -> str:
         return f"AgentVistaSpanExporter(key={self._key_display})"
@@ -184,7 +218,13 @@ class AgentVistaSpanExporter(SpanExporter):
         try:
             result = self._delegate.export(spans)
             answer: Optional[_Answer] = getattr(_tls, "answer", None)
+        except MonthlyLimitReached:
+            # Reported below like the answer it stands for, should an exporter let the
+            # session's exception through.
+            result = SpanExportResult.FAILURE
+            answer = getattr(_tls, "answer", None)
         except Exception as err:  # noqa: BLE001 - never raise into the processor
+            self._record(False)
             logger.error(
                 "AgentVista: exporting %d spans failed: %s: %s",
                 len(spans), type(err).__name__, err,
@@ -194,6 +234,7 @@ class AgentVistaSpanExporter(SpanExporter):
             _tls.recording = False
             _tls.mute = False
             _tls.answer = None
+        self._record(result is SpanExportResult.SUCCESS)
         if result is not SpanExportResult.SUCCESS and answer is not None:
             try:
                 self._report(answer, len(spans))
@@ -259,6 +300,19 @@ class AgentVistaSpanExporter(SpanExporter):
             numbers, _format_utc(resets_at), _format_delay(resets_at - answer.at),
             BILLING_ADVICE,
         )
+
+    def _record(self, delivered: bool) -> None:
+        if not delivered:
+            with self._outcome_lock:
+                self._failed_exports += 1
+
+    def take_outcome(self) -> int:
+        """How many exports failed (refused, or not delivered within the exporter's timeout)
+        since the previous call; starts the count again, so that each ``flush`` reports its
+        own period only."""
+        with self._outcome_lock:
+            failed, self._failed_exports = self._failed_exports, 0
+        return failed
 
     def shutdown(self, timeout_millis: float = 30000, **kwargs: Any) -> None:
         try:
