@@ -113,6 +113,19 @@ pub(crate) async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
         .unwrap()
 }
 
+/// The server a browser test drives: the default Secure cookies (which browsers keep for
+/// http://127.0.0.1), and plans an account may switch between by itself.
+pub(crate) async fn dashboard_server(db: &Db) -> Server {
+    Server::start_with(
+        db,
+        &[
+            ("AGENTVISTA__SERVER__INSECURE_COOKIES", "false"),
+            ("AGENTVISTA__BILLING__SELF_SERVE_PLANS", "free,pro"),
+        ],
+    )
+    .await
+}
+
 /// The browser's console entries of level SEVERE since the last call (chromedriver's log
 /// endpoint empties the log it returns).
 pub(crate) async fn severe_logs(driver: &Driver, client: &Client) -> Vec<String> {
@@ -188,15 +201,7 @@ pub(crate) async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
         return;
     }
     let db = Db::sqlite();
-    // The default configuration: Secure cookies, which browsers keep for http://127.0.0.1.
-    let server = Server::start_with(
-        &db,
-        &[
-            ("AGENTVISTA__SERVER__INSECURE_COOKIES", "false"),
-            ("AGENTVISTA__BILLING__SELF_SERVE_PLANS", "free,pro"),
-        ],
-    )
-    .await;
+    let server = dashboard_server(&db).await;
     let driver = Driver::start();
     let client = browser(&driver).await;
     let http = crate::harness::client();

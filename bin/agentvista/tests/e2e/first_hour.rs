@@ -10,7 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::browser::{
-    Driver, browser_with, chromium_or_skip, click, fill, severe_logs, shot, wait_css, wait_text,
+    Driver, browser_with, chromium_or_skip, click, dashboard_server, fill, severe_logs, shot,
+    wait_css, wait_text,
 };
 use crate::harness::{Db, Server};
 
@@ -101,14 +102,7 @@ pub(crate) async fn a_new_user_goes_from_setup_to_a_new_password_on_any_screen()
 
 async fn walk(driver: &Driver, width: u32) {
     let db = Db::sqlite();
-    let server = Server::start_with(
-        &db,
-        &[
-            ("AGENTVISTA__SERVER__INSECURE_COOKIES", "false"),
-            ("AGENTVISTA__BILLING__SELF_SERVE_PLANS", "free,pro"),
-        ],
-    )
-    .await;
+    let server = dashboard_server(&db).await;
     server.secret(PASSWORD);
     server.secret(NEW_PASSWORD);
     let client = browser_with(driver, &[]).await;

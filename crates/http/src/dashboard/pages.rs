@@ -764,7 +764,24 @@ fn path_segment(text: &str) -> percent_encoding::PercentEncode<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{path_segment, thousands};
+    use std::collections::HashMap;
+
+    use agentvista_keys::UserId;
+
+    use super::{actor_name, path_segment, thousands};
+
+    #[test]
+    fn audit_actors_are_named_as_people_read_them() {
+        let people = HashMap::from([(UserId(7), "ada@example.com".to_owned())]);
+        let name = |actor: &str| actor_name(actor, &people).into_string();
+        assert_eq!(name("user:7"), "ada@example.com");
+        assert_eq!(name("user:8"), "a removed user");
+        assert_eq!(name("key:av_1a2b3c4d"), "key <code>av_1a2b3c4d</code>");
+        assert_eq!(name("cli"), "the command line");
+        assert_eq!(name("leak_report"), "a leaked-key report");
+        assert_eq!(name("anonymous"), "someone not signed in");
+        assert_eq!(name("<b>"), "&lt;b&gt;");
+    }
 
     #[test]
     fn trace_ids_are_escaped_as_one_path_segment() {
