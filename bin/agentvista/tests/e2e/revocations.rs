@@ -137,6 +137,38 @@ impl World {
         row.try_get::<i64>("", "n").unwrap() == 1
     }
 
+    /// How long replica B's lease still runs, by the database's clock: B was granted it
+    /// before it was stopped, and a path must not answer before it ends. (B renews every third
+    /// of a lease, later under load, so this is less than a whole lease.)
+    async fn b_lease_left(&self) -> Duration {
+        let backend = self.conn.get_database_backend();
+        let now_ms = match backend {
+            sea_orm::DbBackend::Postgres => {
+                "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+            }
+            _ => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+        };
+        let row = self
+            .conn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT MAX(lease_until) - {now_ms} AS left_ms FROM replicas WHERE label LIKE $1"
+                ),
+                [format!("% (pid {})", self.b.pid()).into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let left: i64 = row.try_get("", "left_ms").unwrap();
+        let left = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+        assert!(
+            left <= LEASE_LENGTH,
+            "B's lease runs {left:?}, past auth.lease_ms"
+        );
+        left
+    }
+
     /// Ends `held` by `path`; `frozen`: replica B is stopped meanwhile. Returns once the call
     /// that ends it has returned, with when the key ends if that is later (a roll's grace),
     /// and how long that call took.
@@ -278,14 +310,19 @@ impl World {
         }
         let mut until = None;
         for held in &held {
+            let lease_left = if frozen {
+                self.b_lease_left().await
+            } else {
+                Duration::ZERO
+            };
             let (ends, took) = self.end(path, held, frozen).await;
             until = until.max(ends);
             // B, stopped, cannot acknowledge: the call may answer only once B's lease, granted
-            // before the change committed, has run out.
+            // before the change committed, has run out (less the clocks' whole milliseconds).
             assert!(
-                !frozen || took >= LEASE_LENGTH,
+                took + Duration::from_millis(2) >= lease_left,
                 "{path:?}: answered after {took:?} while a replica that holds the key was \
-                 frozen, inside its lease"
+                 frozen, {lease_left:?} before its lease ran out"
             );
         }
         if let Some(until) = until {
@@ -333,9 +370,18 @@ pub(crate) async fn no_path_that_ends_a_key_leaves_it_working_on_any_replica(db:
         admin,
         session,
     };
+    // Frozen trials on PostgreSQL only: on SQLite a replica stopped inside a write of its own
+    // (a lease renewal takes a few milliseconds with its fsync) holds the file's one write
+    // lock, and every writer then waits and answers 503, barrier or not. Several replicas on
+    // one database are a PostgreSQL setup; on SQLite the trials above still run.
+    let frozen_trials = if world.db.postgres_names().is_some() {
+        FROZEN_TRIALS
+    } else {
+        0
+    };
     for path in PATHS {
         world.trials(path, TRIALS, false).await;
-        world.trials(path, FROZEN_TRIALS, true).await;
+        world.trials(path, frozen_trials, true).await;
     }
     // Nothing of the in-flight batches was stored.
     let usage = world
