@@ -13,8 +13,9 @@ import os
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any
 
 import pytest
 import requests
@@ -55,7 +56,7 @@ class Server:
         self.bin = path
         self.workdir = workdir
         (workdir / "agentvista.toml").write_text(CONFIG)
-        self.env: Dict[str, str] = {
+        self.env: dict[str, str] = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith("AGENTVISTA") and k != "RUST_LOG"
@@ -63,10 +64,10 @@ class Server:
         self.env["AGENTVISTA__DATABASE__URL"] = (
             f"sqlite://{workdir / 'agentvista.db'}?mode=rwc"
         )
-        self.log: List[str] = []
+        self.log: list[str] = []
         self._listening = threading.Event()
         self.base = ""
-        self.process: Optional[subprocess.Popen[str]] = None
+        self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         env = dict(self.env)
@@ -109,7 +110,7 @@ class Server:
                 self.process.kill()
                 self.process.wait()
 
-    def cli(self, *args: str, password: Optional[str] = None) -> str:
+    def cli(self, *args: str, password: str | None = None) -> str:
         """Runs a CLI command that must succeed; returns its standard output."""
         env = dict(self.env)
         if password is not None:
@@ -122,6 +123,8 @@ class Server:
             capture_output=True,
             text=True,
             timeout=60,
+            # Checked below, so that a failure shows the CLI's stderr.
+            check=False,
         )
         assert done.returncode == 0, f"agentvista {args[:2]} failed: {done.stderr}"
         return done.stdout
@@ -146,7 +149,7 @@ class Account:
         self.server = server
         self.email = f"sdk-{uuid.uuid4().hex[:12]}@example.com"
         server.cli("users", "create", "--email", self.email, password=PASSWORD)
-        self.keys: List[str] = []
+        self.keys: list[str] = []
 
     def key(self, name: str, scopes: str, *extra: str) -> str:
         key = self.server.cli(
@@ -163,7 +166,7 @@ class Account:
     def set_plan(self, plan: str) -> None:
         self.server.cli("accounts", "set-plan", "--email", self.email, "--plan", plan)
 
-    def secrets(self) -> List[str]:
+    def secrets(self) -> list[str]:
         """What must never be logged: each key's part after its prefix."""
         return [key[12:] for key in self.keys]
 

@@ -15,7 +15,8 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -48,14 +49,14 @@ def send(name: str = "step", **attributes: Any) -> str:
         return format(context.trace_id, "032x")
 
 
-def warnings_of(caplog: pytest.LogCaptureFixture) -> List[str]:
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage() for r in caplog.records
         if r.name == "agentvista" and r.levelno >= logging.WARNING
     ]
 
 
-def stored_names(server: Server, read_key: str, trace_id: str) -> List[str]:
+def stored_names(server: Server, read_key: str, trace_id: str) -> list[str]:
     events = server.get_json(f"/api/v1/traces/{trace_id}/?limit=1000", read_key)["events"]
     return [e["name"] for e in events]
 
@@ -65,10 +66,10 @@ def stored_traces(server: Server, read_key: str) -> int:
 
 
 @pytest.fixture
-def attempts(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
+def attempts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Each HTTP request to an OTLP traces endpoint, as the status it got (or the name of the
     exception it raised), in order: what the exporter sent, retries included."""
-    seen: List[Any] = []
+    seen: list[Any] = []
     real_request = requests.Session.request
 
     def recording(self: requests.Session, method: str, url: str, *a: Any, **k: Any) -> Any:
@@ -96,7 +97,7 @@ def short_export_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
 
 
 def test_flush_is_true_once_the_spans_are_stored_and_when_there_is_nothing_to_send(
-    server: Server, account: Account, attempts: List[Any],
+    server: Server, account: Account, attempts: list[Any],
 ) -> None:
     write_key = account.key("sdk", "write")
     read_key = account.key("dashboard", "read")
@@ -116,7 +117,7 @@ def test_flush_is_true_once_the_spans_are_stored_and_when_there_is_nothing_to_se
 
 
 def test_flush_is_false_for_a_revoked_key_and_each_flush_reports_its_own_exports(
-    server: Server, account: Account, attempts: List[Any], caplog: pytest.LogCaptureFixture,
+    server: Server, account: Account, attempts: list[Any], caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     write_key = account.key("sdk", "write")
@@ -144,7 +145,7 @@ def test_flush_is_false_for_a_revoked_key_and_each_flush_reports_its_own_exports
 
 
 def test_flush_is_false_for_a_key_without_the_write_scope(
-    server: Server, account: Account, attempts: List[Any], caplog: pytest.LogCaptureFixture,
+    server: Server, account: Account, attempts: list[Any], caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     read_key = account.key("dashboard", "read")
@@ -161,7 +162,7 @@ def test_flush_is_false_for_a_key_without_the_write_scope(
 
 
 def test_flush_is_false_at_the_monthly_limit_and_the_batch_is_not_retried(
-    server: Server, account: Account, attempts: List[Any], caplog: pytest.LogCaptureFixture,
+    server: Server, account: Account, attempts: list[Any], caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     account.set_plan(TINY_PLAN)
@@ -188,7 +189,7 @@ def test_flush_is_false_at_the_monthly_limit_and_the_batch_is_not_retried(
 
 
 def test_flush_is_false_for_a_batch_refused_as_invalid_and_true_for_the_next(
-    server: Server, account: Account, attempts: List[Any],
+    server: Server, account: Account, attempts: list[Any],
 ) -> None:
     write_key = account.key("sdk", "write")
     read_key = account.key("dashboard", "read")
@@ -207,7 +208,7 @@ def test_flush_is_false_for_a_batch_refused_as_invalid_and_true_for_the_next(
 
 
 def test_flush_is_false_for_a_body_past_the_servers_limit_and_true_for_the_next(
-    server: Server, account: Account, attempts: List[Any],
+    server: Server, account: Account, attempts: list[Any],
 ) -> None:
     write_key = account.key("sdk", "write")
     read_key = account.key("dashboard", "read")
@@ -226,7 +227,7 @@ def test_flush_is_false_for_a_body_past_the_servers_limit_and_true_for_the_next(
 
 
 def test_a_keys_rate_limit_is_retried_and_flush_is_true_once_stored(
-    server: Server, account: Account, attempts: List[Any],
+    server: Server, account: Account, attempts: list[Any],
 ) -> None:
     write_key = account.key("slow", "write", "--rate-limit", "1", "--burst", "1")
     read_key = account.key("dashboard", "read")
@@ -271,7 +272,7 @@ def refusing_host() -> Iterator[str]:
 
 
 def test_flush_is_false_when_the_server_does_not_answer_within_the_export_timeout(
-    silent_host: str, short_export_timeout: float, attempts: List[Any],
+    silent_host: str, short_export_timeout: float, attempts: list[Any],
 ) -> None:
     agentvista.init(api_key=STUB_KEY, host=silent_host, verify=False)
     send()
@@ -284,7 +285,7 @@ def test_flush_is_false_when_the_server_does_not_answer_within_the_export_timeou
 
 
 def test_flush_is_false_when_the_server_is_unreachable(
-    refusing_host: str, short_export_timeout: float, attempts: List[Any],
+    refusing_host: str, short_export_timeout: float, attempts: list[Any],
 ) -> None:
     agentvista.init(api_key=STUB_KEY, host=refusing_host, verify=False)
     send()
@@ -297,7 +298,7 @@ def test_flush_is_false_when_the_server_is_unreachable(
 
 # A stub OTLP endpoint -------------------------------------------------------------------------
 
-Answer = Tuple[int, Dict[str, str], bytes]
+Answer = tuple[int, dict[str, str], bytes]
 
 
 def rpc_status(code: int, message: str, reason: str, **metadata: Any) -> bytes:
@@ -341,13 +342,13 @@ class StubOtlp:
     records the statuses it answers with."""
 
     def __init__(self) -> None:
-        self.script: List[Answer] = []
-        self.statuses: List[int] = []
+        self.script: list[Answer] = []
+        self.statuses: list[int] = []
         self._lock = threading.Lock()
         stub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+            def do_POST(self) -> None:  # the name http.server calls
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with stub._lock:
                     status, headers, body = stub.script.pop(0) if stub.script else OK

@@ -3,6 +3,7 @@ by the same code in test_sdk.py: `init` validates them locally first.)"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import zlib
 
 import pytest
@@ -10,6 +11,14 @@ from google.rpc import status_pb2
 
 import agentvista
 from agentvista import _http, _keys
+
+
+def test_the_installed_package_reports_the_version_it_was_built_with() -> None:
+    # The metadata's version is read from agentvista/version.py at build time; the User-Agent
+    # the server sees carries the same.
+    version = importlib.metadata.version("agentvista")
+    assert agentvista.__version__ == version
+    assert _http.USER_AGENT.endswith(f"/{version}")
 
 
 def test_base62_checksum_digits_follow_the_contract() -> None:
@@ -75,7 +84,7 @@ def test_a_json_error_of_the_api_is_read_with_its_fields() -> None:
 
 def test_trace_takes_a_name_once() -> None:
     with pytest.raises(TypeError):
-        agentvista.trace("a", name="b")
+        agentvista.trace("a", name="b")  # type: ignore[call-overload]
     with pytest.raises(TypeError):
         agentvista.trace(42)  # type: ignore[call-overload]
 

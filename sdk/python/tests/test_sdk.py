@@ -12,7 +12,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Any, Dict, Iterator, List
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -26,7 +27,7 @@ from conftest import TINY_EVENTS, TINY_PLAN, Account, Server
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def current_ids() -> Dict[str, str]:
+def current_ids() -> dict[str, str]:
     context = otel_trace.get_current_span().get_span_context()
     return {
         "trace_id": format(context.trace_id, "032x"),
@@ -34,7 +35,7 @@ def current_ids() -> Dict[str, str]:
     }
 
 
-def agentvista_warnings(caplog: pytest.LogCaptureFixture) -> List[logging.LogRecord]:
+def agentvista_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [
         r for r in caplog.records if r.name == "agentvista" and r.levelno >= logging.WARNING
     ]
@@ -45,8 +46,11 @@ def assert_no_secret(text: str, account: Account) -> None:
         assert secret not in text, "a key's secret part was logged or shown"
 
 
-def trace_events(server: Server, read_key: str, trace_id: str) -> List[Dict[str, Any]]:
-    return server.get_json(f"/api/v1/traces/{trace_id}/?limit=1000", read_key)["events"]
+def trace_events(server: Server, read_key: str, trace_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = server.get_json(
+        f"/api/v1/traces/{trace_id}/?limit=1000", read_key
+    )["events"]
+    return events
 
 
 @pytest.fixture
@@ -62,10 +66,10 @@ def closed_port() -> Iterator[str]:
 
 
 @pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> List[str]:
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Fails the test on any HTTP request made through requests (which the SDK and its
     exporter use); returns the list of attempted URLs."""
-    attempted: List[str] = []
+    attempted: list[str] = []
 
     def refuse(self: requests.Session, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         attempted.append(url)
@@ -89,10 +93,10 @@ def test_spans_of_nested_sync_and_async_steps_are_stored_with_their_parents(
     monkeypatch.setenv("AGENTVISTA_HOST", server.base)
 
     # The product page's lines, unchanged.
-    import os, agentvista  # noqa: E401, F811, I001
+    import os, agentvista  # noqa: E401, I001
     agentvista.init(api_key=os.environ["AGENTVISTA_API_KEY"])
 
-    seen: Dict[str, Dict[str, str]] = {}
+    seen: dict[str, dict[str, str]] = {}
 
     @agentvista.trace
     def plan(task: str) -> str:
@@ -158,7 +162,12 @@ def test_spans_ended_before_exit_are_flushed_by_atexit(server: Server, account: 
     )
     env = dict(os.environ, AGENTVISTA_API_KEY=write_key, AGENTVISTA_HOST=server.base)
     done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,  # checked below, so that a failure shows the child's stderr
     )
     assert done.returncode == 0, done.stderr
     trace_id = done.stdout.strip()
@@ -172,7 +181,7 @@ def test_spans_ended_before_exit_are_flushed_by_atexit(server: Server, account: 
 
 
 def test_a_malformed_key_is_refused_before_any_network_call(
-    closed_port: str, no_network: List[str], monkeypatch: pytest.MonkeyPatch,
+    closed_port: str, no_network: list[str], monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -206,10 +215,9 @@ def test_a_malformed_key_is_refused_before_any_network_call(
     assert not agentvista.is_initialized()
     # The secret part is never echoed back.
     assert good[12:40] not in caplog.text
-    try:
+    with pytest.raises(agentvista.InvalidApiKey) as raised:
         agentvista.init(api_key=wrong_digit, host=closed_port)
-    except agentvista.InvalidApiKey as err:
-        assert good[12:40] not in str(err) and good[12:40] not in repr(err)
+    assert good[12:40] not in str(raised.value) and good[12:40] not in repr(raised.value)
 
 
 def test_a_well_formed_key_the_server_does_not_know_is_refused_at_init(
@@ -384,7 +392,7 @@ def test_init_twice_with_the_same_settings_does_nothing_and_other_settings_repla
     first = agentvista._state
     assert first is not None
 
-    calls: List[str] = []
+    calls: list[str] = []
     real_request = requests.Session.request
 
     def counting(self: requests.Session, method: str, url: str, *a: Any, **k: Any) -> Any:

@@ -13,10 +13,11 @@ event limit is reached (logged once on the ``agentvista`` logger, never raised).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -74,7 +75,7 @@ class _State:
         self,
         api_key: str,
         host: str,
-        service_name: Optional[str],
+        service_name: str | None,
         verified: bool,
         provider: TracerProvider,
         exporter: _exporter.AgentVistaSpanExporter,
@@ -94,11 +95,11 @@ class _State:
 
 
 _lock = threading.RLock()
-_state: Optional[_State] = None
+_state: _State | None = None
 _atexit_registered = False
 
 
-def _resolve_host(host: Optional[str]) -> str:
+def _resolve_host(host: str | None) -> str:
     value = host if host is not None else os.environ.get(ENV_HOST) or DEFAULT_HOST
     value = value.strip().rstrip("/")
     if not value.startswith(("http://", "https://")):
@@ -109,7 +110,7 @@ def _resolve_host(host: Optional[str]) -> str:
     return value
 
 
-def _resolve_key(api_key: Optional[str]) -> str:
+def _resolve_key(api_key: str | None) -> str:
     return _keys.validate(api_key if api_key is not None else os.environ.get(ENV_API_KEY))
 
 
@@ -132,9 +133,9 @@ def _install_global_provider() -> None:
 
 
 def _build(
-    api_key: str, host: str, service_name: Optional[str]
-) -> Tuple[TracerProvider, _exporter.AgentVistaSpanExporter]:
-    attributes: Dict[str, Any] = {}
+    api_key: str, host: str, service_name: str | None
+) -> tuple[TracerProvider, _exporter.AgentVistaSpanExporter]:
+    attributes: dict[str, Any] = {}
     if service_name:
         attributes["service.name"] = service_name
     # Resource.create also reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
@@ -152,10 +153,10 @@ def _build(
 
 
 def init(
-    api_key: Optional[str] = None,
+    api_key: str | None = None,
     *,
-    host: Optional[str] = None,
-    service_name: Optional[str] = None,
+    host: str | None = None,
+    service_name: str | None = None,
     verify: bool = True,
 ) -> None:
     """Sends this process's traces to AgentVista.
@@ -237,7 +238,7 @@ def is_initialized() -> bool:
     return _state is not None
 
 
-def ping(api_key: Optional[str] = None, *, host: Optional[str] = None) -> Dict[str, Any]:
+def ping(api_key: str | None = None, *, host: str | None = None) -> dict[str, Any]:
     """Checks a key with the server's ping endpoint (``GET /api/v1/me/api-keys/ping/``, which
     needs the ``read`` scope) and returns its answer, ``{"status": "ok"}``.
 
@@ -272,7 +273,7 @@ def flush(timeout_millis: int = 30000) -> bool:
         return True
     try:
         flushed = bool(state.provider.force_flush(timeout_millis))
-    except Exception:  # noqa: BLE001 - never break the application
+    except Exception:  # never break the application
         logger.exception("AgentVista: flushing spans failed")
         flushed = False
     # Read after force_flush, which returns once the exports it ran are done; read even if
@@ -286,7 +287,7 @@ def flush(timeout_millis: int = 30000) -> bool:
 def _shutdown_provider(provider: TracerProvider) -> None:
     try:
         provider.shutdown()
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("AgentVista: shutting down the tracer provider failed")
 
 
@@ -302,10 +303,8 @@ def shutdown() -> None:
 
 
 def _at_exit() -> None:
-    try:
+    with contextlib.suppress(Exception):  # nothing may fail at exit
         shutdown()
-    except Exception:  # noqa: BLE001 - nothing may fail at exit
-        pass
 
 
 def _reset() -> None:

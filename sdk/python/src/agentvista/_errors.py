@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 
 class AgentVistaError(Exception):
@@ -18,9 +19,9 @@ class AgentVistaError(Exception):
         self,
         message: str,
         *,
-        status: Optional[int] = None,
-        code: Optional[str] = None,
-        details: Optional[Mapping[str, Any]] = None,
+        status: int | None = None,
+        code: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -60,7 +61,7 @@ class PermissionDenied(AgentVistaError):
     ``insufficient_scope``); ``required_scope`` names it."""
 
     @property
-    def required_scope(self) -> Optional[str]:
+    def required_scope(self) -> str | None:
         scope = self.details.get("required_scope")
         return scope if isinstance(scope, str) else None
 
@@ -70,7 +71,7 @@ class RateLimited(AgentVistaError):
     ``retry_after`` is the server's ``Retry-After`` in seconds, if it sent one."""
 
     @property
-    def retry_after(self) -> Optional[float]:
+    def retry_after(self) -> float | None:
         value = self.details.get("retry_after")
         return float(value) if isinstance(value, (int, float)) else None
 

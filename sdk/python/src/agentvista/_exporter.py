@@ -33,12 +33,13 @@ import datetime as _dt
 import logging
 import threading
 import time
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import requests
-from requests.structures import CaseInsensitiveDict
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from requests.structures import CaseInsensitiveDict
 
 from . import _http
 
@@ -63,7 +64,7 @@ _tls = threading.local()
 class _Answer:
     """The parts of an HTTP answer the exporter needs (no request, so no key)."""
 
-    __slots__ = ("status", "headers", "content", "reason", "at")
+    __slots__ = ("at", "content", "headers", "reason", "status")
 
     def __init__(self, response: requests.Response) -> None:
         self.status = response.status_code
@@ -72,7 +73,7 @@ class _Answer:
         self.reason = response.reason or ""
         self.at = time.time()
 
-    def header(self, name: str) -> Optional[str]:
+    def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
 
@@ -161,7 +162,7 @@ def _first_of_next_month_utc(now: float) -> float:
     return float(calendar.timegm((year, month, 1, 0, 0, 0, 0, 0, 0)))
 
 
-def _parse_rfc3339(value: Any) -> Optional[float]:
+def _parse_rfc3339(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
     try:
@@ -202,7 +203,7 @@ class AgentVistaSpanExporter(SpanExporter):
         self._warned_unauthorized = False
         self._warned_forbidden = False
         #: Until when (epoch seconds) the monthly-limit warning given holds.
-        self._quota_warned_until: Optional[float] = None
+        self._quota_warned_until: float | None = None
         #: Exports that failed since the last ``take_outcome``. Exports run in the batch
         #: processor's thread as well as in ``flush``'s, hence the lock.
         self._outcome_lock = threading.Lock()
@@ -217,7 +218,7 @@ class AgentVistaSpanExporter(SpanExporter):
         _tls.mute = False
         try:
             result = self._delegate.export(spans)
-            answer: Optional[_Answer] = getattr(_tls, "answer", None)
+            answer: _Answer | None = getattr(_tls, "answer", None)
         except MonthlyLimitReached:
             # Reported below like the answer it stands for, should an exporter let the
             # session's exception through.
@@ -238,7 +239,7 @@ class AgentVistaSpanExporter(SpanExporter):
         if result is not SpanExportResult.SUCCESS and answer is not None:
             try:
                 self._report(answer, len(spans))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 logger.debug("AgentVista: could not report a failed export", exc_info=True)
         return result
 
@@ -317,7 +318,7 @@ class AgentVistaSpanExporter(SpanExporter):
     def shutdown(self, timeout_millis: float = 30000, **kwargs: Any) -> None:
         try:
             self._delegate.shutdown()
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.debug("AgentVista: the exporter's shutdown failed", exc_info=True)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

@@ -8,8 +8,9 @@ import email.utils
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any
 
 import requests
 
@@ -38,13 +39,13 @@ class ErrorAnswer:
     """What an error answer says, whichever format it came in."""
 
     status: int
-    code: Optional[str]
+    code: str | None
     message: str
-    details: Dict[str, Any] = field(default_factory=dict)
-    retry_after: Optional[float] = None
+    details: dict[str, Any] = field(default_factory=dict)
+    retry_after: float | None = None
 
 
-def retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` (delay-seconds or HTTP-date) as seconds from ``now``."""
     if not value:
         return None
@@ -61,7 +62,7 @@ def retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> Op
     return max(at.timestamp() - now, 0.0)
 
 
-def _auth_params(headers: Mapping[str, str]) -> Dict[str, str]:
+def _auth_params(headers: Mapping[str, str]) -> dict[str, str]:
     value = headers.get("WWW-Authenticate") or headers.get("www-authenticate") or ""
     return {k.lower(): v for k, v in _AUTH_PARAM.findall(value)}
 
@@ -69,11 +70,11 @@ def _auth_params(headers: Mapping[str, str]) -> Dict[str, str]:
 ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
 
 
-def _decode_rpc_status(content: bytes) -> Optional[Dict[str, Any]]:
+def _decode_rpc_status(content: bytes) -> dict[str, Any] | None:
     """A protobuf ``google.rpc.Status`` as its JSON mapping (``code``, ``message`` and the
     ``google.rpc.ErrorInfo`` details), or None."""
     try:
-        from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+        from google.rpc import error_details_pb2, status_pb2
     except ImportError:  # pragma: no cover - a dependency of the OTLP exporter
         return None
     try:
@@ -86,7 +87,7 @@ def _decode_rpc_status(content: bytes) -> Optional[Dict[str, Any]]:
             continue
         try:
             info = error_details_pb2.ErrorInfo.FromString(any_detail.value)
-        except Exception:  # noqa: BLE001 - an unreadable detail is left out
+        except Exception:  # noqa: BLE001, S112 - an unreadable detail is left out
             continue
         details.append({
             "@type": ERROR_INFO_TYPE,
@@ -97,7 +98,7 @@ def _decode_rpc_status(content: bytes) -> Optional[Dict[str, Any]]:
     return {"code": status.code, "message": status.message, "details": details}
 
 
-def _error_info(body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+def _error_info(body: dict[str, Any]) -> dict[str, Any] | None:
     """The server's ``google.rpc.ErrorInfo`` in a Status: the contract's error code as
     ``reason``, its other fields (as text) in ``metadata``."""
     for detail in body.get("details") or []:
@@ -128,9 +129,9 @@ def parse_error(
     elif "protobuf" in content_type and content:
         body = _decode_rpc_status(content)
 
-    code: Optional[str] = None
+    code: str | None = None
     message = ""
-    details: Dict[str, Any] = {}
+    details: dict[str, Any] = {}
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, str):  # the contract: {"error": "<code>", "message": ...}
@@ -160,7 +161,7 @@ def parse_error(
         elif status == 403 and params.get("error") == "insufficient_scope":
             code = "insufficient_scope"
         elif status == 429:
-            rate_headers = {k.lower() for k in headers.keys()}
+            rate_headers = {k.lower() for k in headers}
             code = "rate_limited" if "ratelimit-limit" in rate_headers else None
     if status == 403 and "required_scope" not in details and params.get("scope"):
         details["required_scope"] = params["scope"]
@@ -190,13 +191,13 @@ def error_for(answer: ErrorAnswer) -> _errors.AgentVistaError:
     return cls(message, status=answer.status, code=answer.code, details=answer.details)
 
 
-def _session_headers(api_key: str) -> Dict[str, str]:
+def _session_headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
 
 
 def _request(
-    method: str, url: str, api_key: str, *, data: Optional[bytes] = None,
-    content_type: Optional[str] = None, timeout: float = TIMEOUT_SECONDS,
+    method: str, url: str, api_key: str, *, data: bytes | None = None,
+    content_type: str | None = None, timeout: float = TIMEOUT_SECONDS,
 ) -> requests.Response:
     headers = _session_headers(api_key)
     if content_type:
@@ -232,7 +233,7 @@ def check_ingest(host: str, api_key: str) -> None:
     )
 
 
-def ping(host: str, api_key: str) -> Dict[str, Any]:
+def ping(host: str, api_key: str) -> dict[str, Any]:
     """``GET /api/v1/me/api-keys/ping/`` (scope ``read``): the server's JSON answer, or the
     typed exception."""
     response = _request("GET", host + PING_PATH, api_key)

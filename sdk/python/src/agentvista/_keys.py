@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Optional
 
 from ._errors import InvalidApiKey
 
@@ -38,7 +37,7 @@ def checksum(body: str) -> str:
     return base62(zlib.crc32(body.encode("ascii")) & 0xFFFFFFFF)
 
 
-def display(key: Optional[str]) -> str:
+def display(key: str | None) -> str:
     """What may be shown of ``key``: its public prefix and an ellipsis, never the secret."""
     if key and _PREFIX_RE.match(key):
         return key[:PREFIX_LENGTH] + "…"

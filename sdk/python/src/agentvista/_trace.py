@@ -7,16 +7,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from typing import (
-    Any,
-    Callable,
-    Mapping,
-    Optional,
-    Tuple,
-    TypeVar,
-    Union,
-    overload,
-)
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
 
 from opentelemetry import trace as trace_api
 from opentelemetry.util import types as otel_types
@@ -24,7 +16,7 @@ from opentelemetry.util import types as otel_types
 from .version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
-Attributes = Optional[Mapping[str, otel_types.AttributeValue]]
+Attributes = Mapping[str, otel_types.AttributeValue] | None
 
 #: The name of a span opened by ``with agentvista.trace():`` without a name.
 DEFAULT_NAME = "agentvista.trace"
@@ -35,7 +27,7 @@ class _CurrentProvider:
     (``None`` before ``init`` and after ``shutdown``), and a generation number that changes
     whenever it does."""
 
-    provider: Optional[trace_api.TracerProvider] = None
+    provider: trace_api.TracerProvider | None = None
     generation = 0
 
 
@@ -47,7 +39,7 @@ class DelegatingTracer(trace_api.Tracer):
     ``init`` can be called again (or reset by tests) although OpenTelemetry's global
     provider can be set only once per process, and tracers obtained before ``init`` work."""
 
-    def __init__(self, args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    def __init__(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         self._args = args
         self._kwargs = dict(kwargs)
         self._generation = -1
@@ -87,7 +79,7 @@ TRACER = GLOBAL_PROVIDER.get_tracer("agentvista", __version__)
 
 # The span context managers open in this context, innermost last, by the id of the
 # `_Trace` that opened them: one `_Trace` object may be entered in several threads or tasks.
-_open: contextvars.ContextVar[Tuple[Tuple[int, Any], ...]] = contextvars.ContextVar(
+_open: contextvars.ContextVar[tuple[tuple[int, Any], ...]] = contextvars.ContextVar(
     "agentvista_open_spans", default=()
 )
 
@@ -95,9 +87,9 @@ _open: contextvars.ContextVar[Tuple[Tuple[int, Any], ...]] = contextvars.Context
 class _Trace:
     """What ``trace("name")`` returns: a decorator and a (sync or async) context manager."""
 
-    __slots__ = ("_name", "_attributes")
+    __slots__ = ("_attributes", "_name")
 
-    def __init__(self, name: Optional[str], attributes: Attributes) -> None:
+    def __init__(self, name: str | None, attributes: Attributes) -> None:
         self._name = name
         self._attributes = dict(attributes) if attributes else None
 
@@ -117,23 +109,23 @@ class _Trace:
             self._name or DEFAULT_NAME, attributes=self._attributes
         )
         span = manager.__enter__()
-        _open.set(_open.get() + ((id(self), manager),))
+        _open.set((*_open.get(), (id(self), manager)))
         return span
 
-    def __exit__(self, *exc_info: Any) -> Optional[bool]:
+    def __exit__(self, *exc_info: object) -> bool | None:
         stack = _open.get()
         for i in range(len(stack) - 1, -1, -1):
             if stack[i][0] == id(self):
                 manager = stack[i][1]
                 _open.set(stack[:i] + stack[i + 1:])
-                suppressed: Optional[bool] = manager.__exit__(*exc_info)
+                suppressed: bool | None = manager.__exit__(*exc_info)
                 return suppressed
         return None
 
     async def __aenter__(self) -> trace_api.Span:
         return self.__enter__()
 
-    async def __aexit__(self, *exc_info: Any) -> Optional[bool]:
+    async def __aexit__(self, *exc_info: object) -> bool | None:
         return self.__exit__(*exc_info)
 
 
@@ -162,16 +154,16 @@ def _wrap(func: F, name: str, attributes: Attributes) -> F:
 @overload
 def trace(func: F, /) -> F: ...
 @overload
-def trace(name: Optional[str] = None, /, *, attributes: Attributes = None) -> _Trace: ...
+def trace(name: str | None = None, /, *, attributes: Attributes = None) -> _Trace: ...
 @overload
-def trace(*, name: Optional[str] = None, attributes: Attributes = None) -> _Trace: ...
+def trace(*, name: str | None = None, attributes: Attributes = None) -> _Trace: ...
 
 
 def trace(
-    func_or_name: Union[Callable[..., Any], str, None] = None,
+    func_or_name: Callable[..., Any] | str | None = None,
     /,
     *,
-    name: Optional[str] = None,
+    name: str | None = None,
     attributes: Attributes = None,
 ) -> Any:
     """A span for an agent step.
