@@ -4,6 +4,9 @@
 //! A crate's modules are its top-level files and folders under `src/`. Module `a` uses module
 //! `b` when `a`'s code (comments and `#[cfg(test)] mod tests` blocks left out: tests are leaves)
 //! names `crate::b`, or an item the crate root re-exports from `b` (`crate::Item`, `crate::{…}`).
+//! The same holds among the modules of a folder (`dashboard/{pages,chart}.rs`): `a` uses its
+//! sibling `b` when it names `super::b`, `crate::<folder>::b`, or an item the folder's `mod.rs`
+//! re-exports from `b`. A module using its own folder's `mod.rs` is how Rust nests, not a circle.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -128,6 +131,76 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     uses
 }
 
+/// For every folder under `src` with a `mod.rs`: the folder (as a path, `dashboard`) and its
+/// modules → the sibling modules each uses.
+fn nested_graphs(src: &Path) -> Vec<(String, BTreeMap<String, BTreeSet<String>>)> {
+    let mut graphs = Vec::new();
+    for path in sources(src) {
+        if path.file_name().is_none_or(|name| name != "mod.rs") {
+            continue;
+        }
+        let dir = path.parent().unwrap();
+        let folder = dir.strip_prefix(src).unwrap().to_str().unwrap().to_owned();
+        let reexported = reexports(&fs::read_to_string(&path).unwrap());
+        let mut children: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let child = entry.unwrap().path();
+            let name = child.file_name().unwrap().to_str().unwrap();
+            // A folder's `tests.rs` is its `#[cfg(test)] mod tests`: a leaf, as above.
+            if name == "tests.rs" {
+                continue;
+            }
+            if child.is_dir() {
+                let inner = sources(&child);
+                if !inner.is_empty() {
+                    children.insert(name.to_owned(), inner);
+                }
+            } else if name.ends_with(".rs") && name != "mod.rs" {
+                children.insert(name.trim_end_matches(".rs").to_owned(), vec![child]);
+            }
+        }
+        let through_crate = format!("crate::{}::", folder.replace('/', "::"));
+        let mut uses = BTreeMap::new();
+        for (module, paths) in &children {
+            let mut targets = BTreeSet::new();
+            for path in paths {
+                let code = code(&fs::read_to_string(path).unwrap());
+                // `super::` means the folder only in the module's own file.
+                let own_file = path.parent() == Some(dir) || path.ends_with("mod.rs");
+                let mut names = Vec::new();
+                for prefix in [through_crate.as_str(), "super::"] {
+                    if prefix == "super::" && !own_file {
+                        continue;
+                    }
+                    for (at, _) in code.match_indices(prefix) {
+                        let rest = &code[at + prefix.len()..];
+                        if let Some(group) = rest.strip_prefix('{') {
+                            let inner = &group[..group.find('}').unwrap_or(group.len())];
+                            names.extend(inner.split(',').map(|i| ident_at(i.trim()).to_owned()));
+                        } else {
+                            names.push(ident_at(rest).to_owned());
+                        }
+                    }
+                }
+                for name in names {
+                    let target = if children.contains_key(&name) {
+                        Some(name)
+                    } else {
+                        reexported.get(&name).cloned()
+                    };
+                    if let Some(target) = target.filter(|t| t != module && children.contains_key(t))
+                    {
+                        targets.insert(target);
+                    }
+                }
+            }
+            uses.insert(module.clone(), targets);
+        }
+        graphs.push((folder, uses));
+    }
+    graphs
+}
+
 /// A module that reaches itself again through what it uses, with the way round.
 fn circle(uses: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     for start in uses.keys() {
@@ -172,6 +245,11 @@ fn no_module_imports_one_that_imports_it_back() {
         if let Some(way) = circle(&uses) {
             circles.push(format!("{}: {}", src.display(), way.join(" → ")));
         }
+        for (folder, uses) in nested_graphs(src) {
+            if let Some(way) = circle(&uses) {
+                circles.push(format!("{}/{folder}: {}", src.display(), way.join(" → ")));
+            }
+        }
     }
     assert!(
         circles.is_empty(),
@@ -206,4 +284,47 @@ fn the_check_sees_a_circle_and_names_it() {
 
     fs::write(src.join("b.rs"), "use crate::Thing;\n").unwrap();
     assert_eq!(circle(&graph(src)), None);
+}
+
+#[test]
+fn the_check_sees_a_circle_inside_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    fs::create_dir(src.join("pages")).unwrap();
+    fs::write(src.join("lib.rs"), "mod pages;\n").unwrap();
+    fs::write(
+        src.join("pages/mod.rs"),
+        "mod chart;\nmod list;\nmod format;\npub(crate) use list::render;\nfn page() {}\n",
+    )
+    .unwrap();
+    fs::write(
+        src.join("pages/list.rs"),
+        "use super::page;\nfn render() { super::chart::draw() }\n",
+    )
+    .unwrap();
+    fs::write(
+        src.join("pages/chart.rs"),
+        "fn draw() { super::render() }\n",
+    )
+    .unwrap();
+    fs::write(src.join("pages/format.rs"), "fn thousands() {}\n").unwrap();
+    let graphs = nested_graphs(src);
+    assert_eq!(graphs.len(), 1);
+    let (folder, uses) = &graphs[0];
+    assert_eq!(folder, "pages");
+    assert_eq!(uses["list"], BTreeSet::from(["chart".to_owned()]));
+    assert_eq!(uses["chart"], BTreeSet::from(["list".to_owned()]));
+    assert_eq!(
+        circle(uses),
+        Some(vec!["chart".into(), "list".into(), "chart".into()])
+    );
+
+    fs::write(
+        src.join("pages/chart.rs"),
+        "fn draw() { crate::pages::format::thousands() }\n",
+    )
+    .unwrap();
+    let graphs = nested_graphs(src);
+    assert_eq!(graphs[0].1["chart"], BTreeSet::from(["format".to_owned()]));
+    assert_eq!(circle(&graphs[0].1), None);
 }

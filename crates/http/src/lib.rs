@@ -17,6 +17,7 @@ mod state;
 mod telemetry;
 mod throttle;
 mod trace_page;
+mod usage;
 
 pub use agentvista_ingest::Caps;
 pub use auth::{Auth, KeyAuth, KeyLookup, Principal, SessionOnly};

@@ -36,7 +36,7 @@ impl ContentEncoding {
     }
 
     /// Decodes `body`, refusing anything that would exceed `limit` bytes once decoded. A gzip
-    /// body may hold several members (RFC 1952 §2.2), decoded one after the other as one
+    /// body may hold several members (RFC 1952, section 2.2), decoded one after the other as one
     /// stream; nothing may follow the last gzip member or the zlib stream.
     ///
     /// # Errors

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde::Serialize;
 
-use crate::changes::{int, statement};
 use crate::db::db_time;
+use crate::sql::{int, statement};
 pub use agentvista_keys::{MAX_USER_AGENT_CHARS, Origin};
 
 use crate::{AccountId, Store, StoreError};

@@ -11,8 +11,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::changes::{int, now_ms_sql, statement};
 use crate::db::{MAX_LEASE, MIN_LEASE};
+use crate::sql::{int, now_ms_sql, statement};
 
 /// How often a pending revocation re-reads the replicas' rows. Short: a revocation answers
 /// within a poll of the last acknowledgement (goal: p99 ≤ 20 ms with every replica up).

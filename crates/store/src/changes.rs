@@ -5,11 +5,10 @@
 
 use agentvista_keys::{AccountId, Actor, KeyId};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryResult, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr};
 
 use crate::db::db_time;
+use crate::sql::statement;
 
 /// The PostgreSQL channel a committed change is announced on (its payload: the `seq`).
 pub(crate) const CHANNEL: &str = "agentvista_key_changes";
@@ -41,24 +40,6 @@ pub(crate) struct Change<'a> {
     pub(crate) kind: ChangeKind,
     pub(crate) actor: Actor,
     pub(crate) at: DateTime<Utc>,
-}
-
-/// A statement in `$n` placeholders, which both drivers bind by position.
-pub(crate) fn statement<I>(backend: DbBackend, sql: &str, values: I) -> Statement
-where
-    I: IntoIterator<Item = Value>,
-{
-    Statement::from_sql_and_values(backend, sql, values)
-}
-
-/// The database's own clock in milliseconds since the epoch — the clock leases are kept in,
-/// so that replicas' clocks never need to agree. PostgreSQL's `clock_timestamp()` moves
-/// within a transaction (`now()` would not).
-pub(crate) fn now_ms_sql(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
-        _ => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
-    }
 }
 
 /// Appends `change` in `txn` and returns its `seq`; on PostgreSQL the commit also announces it
@@ -99,9 +80,4 @@ pub(crate) async fn append(txn: &DatabaseTransaction, change: Change<'_>) -> Res
         .await?;
     }
     Ok(seq)
-}
-
-/// Reads column `name` of `row` as `i64`.
-pub(crate) fn int(row: &QueryResult, name: &str) -> Result<i64, DbErr> {
-    row.try_get("", name)
 }

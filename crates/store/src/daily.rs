@@ -6,7 +6,7 @@ use agentvista_quota::Period;
 use chrono::NaiveDate;
 use sea_orm::{ConnectionTrait, QueryResult};
 
-use crate::changes::statement;
+use crate::sql::statement;
 use crate::{AccountId, Store, StoreError};
 
 /// A period's usage, day by day and key by key.

@@ -11,9 +11,9 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use crate::changes::statement;
 use crate::db::{begin_immediate, is_unique_violation};
 use crate::entities::{OfAccount, api_keys};
+use crate::sql::statement;
 use crate::{AccountId, KeyId, Store, StoreError, UserId, db::db_time};
 
 /// How often a prefix collision (32 random bits) is retried before giving up. Eight collisions

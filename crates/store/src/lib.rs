@@ -21,6 +21,7 @@ mod revoke;
 mod roll;
 mod sessions;
 mod setup;
+mod sql;
 mod store;
 mod sweep;
 mod telemetry;

@@ -15,10 +15,11 @@ use sea_orm::{
 use tokio::time::Instant;
 
 use crate::audit::{AuditAction, NewAuditEntry, append_in};
-use crate::changes::{self, Change, ChangeKind, statement};
+use crate::changes::{self, Change, ChangeKind};
 use crate::db::{begin_immediate, db_time, placeholders};
 use crate::entities::api_keys;
 use crate::keys::{record, stored_hash};
+use crate::sql::statement;
 use crate::{Store, StoreError};
 
 /// Which keys a revocation ends.
@@ -189,7 +190,7 @@ async fn last_change_of(txn: &DatabaseTransaction, keys: &[KeyId]) -> Result<i64
         .ok_or(StoreError::Corrupt {
             what: "key_changes",
         })?;
-    Ok(changes::int(&row, "seq")?)
+    Ok(crate::sql::int(&row, "seq")?)
 }
 
 /// The audit entry of `record`'s revocation, if `note` asks for one.

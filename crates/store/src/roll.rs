@@ -13,10 +13,11 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait, QuerySelect};
 use tokio::time::Instant;
 
 use crate::audit::{AuditAction, NewAuditEntry, append_in};
-use crate::changes::{self, Change, ChangeKind, statement};
+use crate::changes::{self, Change, ChangeKind};
 use crate::db::{begin_immediate, db_now, db_time};
 use crate::entities::api_keys;
 use crate::keys::{Grant, ensure_room_for_a_key, insert_new_key, record, stored_hash};
+use crate::sql::statement;
 use crate::{AccountId, KeyId, Store, StoreError};
 
 impl From<StoreError> for RollError {

@@ -1,4 +1,21 @@
 //! [`Store`]: the connection pools, start-up configuration and migrations.
+//!
+//! `impl Store` is spread over the modules that own each table or operation:
+//!
+//! | file | methods |
+//! | --- | --- |
+//! | `store.rs` | `connect`, `connect_with`, `migrate`, `pending_migrations`, `ready`, `is_postgres`, `close`, `record` (accounting), `used` |
+//! | `accounts.rs`, `users.rs`, `sessions.rs`, `keys.rs`, `events.rs`, `audit.rs` | the repositories: `accounts()`, `users()`, `sessions()`, `keys()`, `events()`, `audit()` |
+//! | `setup.rs` | `create_first_user` |
+//! | `daily.rs` | `usage_daily` |
+//! | `trace_page.rs` | `plan_trace_page`, `read_trace_page` |
+//! | `roll.rs` | `roll` |
+//! | `revoke.rs` | `revoke_keys` (every revocation's one transaction and barrier) |
+//! | `lookup.rs` | `KeyLookup for Store`, and `revoke_one`, `revoke_reported` on top of `revoke_keys` |
+//! | `sweep/mod.rs` | `sweep_retention` |
+//!
+//! SQL helpers shared by these modules are in `sql.rs` and `db.rs`; the key change log is
+//! `changes.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
 use serde_json::value::RawValue;
 
-use crate::changes::{int, statement};
 use crate::db::{db_time, placeholders};
+use crate::sql::{int, statement};
 use crate::{AccountId, EventCursor, Store, StoreError};
 
 /// What an event costs a page beyond its body and its contexts: its other fields as JSON.

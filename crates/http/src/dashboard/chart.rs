@@ -59,20 +59,20 @@ pub(crate) fn daily_chart(days: &[(NaiveDate, u64)], today: NaiveDate) -> Markup
     let label = format!(
         "Events per day in {}: {} in all, {} today",
         month.as_deref().unwrap_or("this month"),
-        super::pages::thousands(total),
-        super::pages::thousands(today_events)
+        super::format::thousands(total),
+        super::format::thousands(today_events)
     );
     html! {
         figure.chart {
             svg id="daily-chart" viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(label) {
                 line.axis x1=(LEFT) y1=(base) x2=(WIDTH) y2=(base) {}
-                text.tick x=(LEFT - 6) y=(TOP + 10) text-anchor="end" { (super::pages::thousands(busiest)) }
+                text.tick x=(LEFT - 6) y=(TOP + 10) text-anchor="end" { (super::format::thousands(busiest)) }
                 text.tick x=(LEFT - 6) y=(base) text-anchor="end" { "0" }
                 @for bar in &bars {
                     rect class=(if bar.date == today { "bar today" } else { "bar" })
                         data-date=(bar.date) data-events=(bar.events)
                         x=(bar.x) y=(base - bar.height) width=(bar.width) height=(bar.height) {
-                        title { (bar.date.format("%b %-d")) ": " (super::pages::thousands(bar.events)) " events" }
+                        title { (bar.date.format("%b %-d")) ": " (super::format::thousands(bar.events)) " events" }
                     }
                     @if bar.date.format("%d").to_string().parse::<u32>().is_ok_and(|d| d == 1 || d % 5 == 0) {
                         text.tick x=(bar.x + bar.width / 2) y=(HEIGHT - 6) text-anchor="middle" { (bar.date.format("%-d")) }

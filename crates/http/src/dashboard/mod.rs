@@ -3,6 +3,7 @@
 //! the CSS and JavaScript are compiled into the binary.
 
 mod chart;
+mod format;
 mod pages;
 
 use actix_web::http::header::{

@@ -7,8 +7,9 @@ use agentvista_keys::{AccountName, KeyName, KeyStatus, Scope, UserId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{Markup, html};
 
+use super::format::thousands;
 use super::{page, redirect, viewer};
-use crate::{ApiError, AppState, handlers};
+use crate::{ApiError, AppState};
 
 fn when(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -61,19 +62,6 @@ fn shown_usage(used: u64, limit: u64) -> u64 {
     } else {
         used.max(limit.div_ceil(100)).min(limit)
     }
-}
-
-/// 1234567 → "1,234,567".
-pub(super) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn base_url(req: &HttpRequest) -> String {
@@ -169,7 +157,7 @@ pub(crate) async fn keys(
         .page(viewer.user.account_id, None, KEYS_SHOWN)
         .await?;
     let now = Utc::now();
-    let usage = handlers::usage::daily_usage(
+    let usage = crate::usage::daily_usage(
         &state,
         viewer.user.account_id,
         agentvista_quota::Period::containing(now),
@@ -473,9 +461,9 @@ pub(crate) async fn billing(
         return Ok(redirect("/login"));
     };
     let account = state.store.accounts().get(viewer.user.account_id).await?;
-    let usage = handlers::usage::summary(&state, &account).await?;
+    let usage = crate::usage::summary(&state, &account).await?;
     let (plan, used, limit, period) = (usage.terms, usage.used, usage.limit, usage.period);
-    let daily = handlers::usage::daily_usage(&state, account.id, period).await?;
+    let daily = crate::usage::daily_usage(&state, account.id, period).await?;
     let days: Vec<_> = daily.days().collect();
     let has_overage = plan.has_overage();
     Ok(page(
@@ -768,7 +756,7 @@ mod tests {
 
     use agentvista_keys::UserId;
 
-    use super::{actor_name, path_segment, thousands};
+    use super::{actor_name, path_segment};
 
     #[test]
     fn audit_actors_are_named_as_people_read_them() {
@@ -791,14 +779,5 @@ mod tests {
             "a%2Fb%3Fc%23d%25e%20f"
         );
         assert_eq!(path_segment("é").to_string(), "%C3%A9");
-    }
-
-    #[test]
-    fn thousands_are_separated() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(50_000), "50,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{Admin, Auth};
-use crate::handlers::traces::page_query;
+use crate::handlers::paging::page_query;
 use crate::{ApiError, AppState, error_chain};
 
 /// The default page size.

@@ -173,7 +173,7 @@ pub(crate) async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (before, limit) =
-        super::traces::page_query(&req, KEYS_PER_PAGE, KEYS_PER_PAGE, decode_cursor)?;
+        super::paging::page_query(&req, KEYS_PER_PAGE, KEYS_PER_PAGE, decode_cursor)?;
     let (keys, next) = state
         .store
         .keys()

@@ -5,6 +5,7 @@ pub(crate) mod health;
 pub(crate) mod ingest;
 pub(crate) mod keys;
 pub(crate) mod leaks;
+mod paging;
 pub(crate) mod password;
 pub(crate) mod session;
 pub(crate) mod setup;

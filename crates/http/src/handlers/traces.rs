@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_store::{EventCursor, TraceCursor, TraceSummary};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{Auth, Read};
@@ -15,13 +15,6 @@ use crate::{ApiError, AppState};
 const DEFAULT_LIMIT: u64 = 50;
 /// Most traces per page.
 const MAX_LIMIT: u64 = 100;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TracesQuery {
-    cursor: Option<String>,
-    limit: Option<u64>,
-}
 
 /// A page of the trace list, newest first.
 #[derive(Serialize, ToSchema)]
@@ -96,30 +89,6 @@ struct EventItem<'a> {
     body: Option<&'a serde_json::Value>,
 }
 
-/// A page request's `?cursor` (decoded by `decode`) and `?limit` (1 to `max`, `default` when
-/// absent); anything else in the query is a 400.
-pub(crate) fn page_query<C, E>(
-    req: &HttpRequest,
-    default: u64,
-    max: u64,
-    decode: fn(&str) -> Result<C, E>,
-) -> Result<(Option<C>, u64), ApiError> {
-    let query = web::Query::<TracesQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("query: {e}")))?
-        .into_inner();
-    let limit = query.limit.unwrap_or(default);
-    if !(1..=max).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit: must be 1 to {max}")));
-    }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(decode)
-        .transpose()
-        .map_err(|_| ApiError::BadRequest("cursor: not a cursor this API returned".into()))?;
-    Ok((cursor, limit))
-}
-
 /// The account's traces, newest first (by their earliest event), a page at a time.
 ///
 /// Scope `read` or a session. Events without a trace id are stored and counted but not listed.
@@ -150,7 +119,8 @@ pub(crate) async fn list(
     auth: Auth<Read>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (cursor, limit) = page_query(&req, DEFAULT_LIMIT, MAX_LIMIT, TraceCursor::decode)?;
+    let (cursor, limit) =
+        super::paging::page_query(&req, DEFAULT_LIMIT, MAX_LIMIT, TraceCursor::decode)?;
     let page = state
         .store
         .events()
@@ -251,7 +221,7 @@ async fn one_trace(
             "trace_id: must not contain the NUL character".into(),
         ));
     }
-    let (cursor, limit) = page_query(
+    let (cursor, limit) = super::paging::page_query(
         req,
         DEFAULT_EVENTS_LIMIT,
         MAX_EVENTS_LIMIT,

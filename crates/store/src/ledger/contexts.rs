@@ -15,9 +15,9 @@ use super::batch::{HashedContext, ROWS_PER_INSERT};
 use chrono::NaiveDate;
 
 use crate::AccountId;
-use crate::changes::statement;
 use crate::db::placeholders;
 use crate::entities::{OfAccount, event_contexts};
+use crate::sql::statement;
 
 /// Stored contexts a job looked up: row id by content hash, and which rows need touching
 /// (marked by the sweep, or last seen before the job's day).
@@ -197,7 +197,7 @@ async fn insert_contexts(
                 account.0.into(),
                 parent_id.into(),
                 row.hash.clone().into(),
-                super::write::json_text(txn.get_database_backend(), Some(&row.body)),
+                crate::sql::json_text(txn.get_database_backend(), Some(&row.body)),
                 day.into(),
             ])
             .map_err(|e| DbErr::Custom(e.to_string()))?;

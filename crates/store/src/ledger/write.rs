@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query, SimpleExpr};
+use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, Value};
-use serde_json::value::RawValue;
 
 use super::batch::{NewEvent, ROWS_PER_INSERT};
 use crate::db::db_time;
@@ -225,7 +224,7 @@ impl EventWriter<'_> {
                     event.trace_id.clone().into(),
                     event.name.clone().into(),
                     db_time(event.timestamp).into(),
-                    json_text(backend, event.body.as_deref()),
+                    crate::sql::json_text(backend, event.body.as_deref()),
                     self.received_at.into(),
                     event
                         .context
@@ -476,14 +475,4 @@ fn summaries_if_counted(account: AccountId, deltas: &[(&str, TraceDelta)]) -> Op
         sql,
         values,
     ))
-}
-
-/// A JSON column's value from its text: cast to `jsonb` on PostgreSQL (which parses it there),
-/// stored as the text itself on SQLite, where JSON columns are text.
-pub(crate) fn json_text(backend: DbBackend, json: Option<&RawValue>) -> SimpleExpr {
-    let text = Value::String(json.map(|json| json.get().to_owned()));
-    match backend {
-        DbBackend::Postgres => Expr::cust_with_values("CAST($1 AS jsonb)", [text]),
-        _ => text.into(),
-    }
 }

@@ -8,10 +8,10 @@ use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 
 use crate::StoreError;
-use crate::changes::{int, now_ms_sql, statement};
 use crate::db::db_time;
 use crate::entities::api_keys;
 use crate::keys::record;
+use crate::sql::{int, now_ms_sql, statement};
 
 /// Changes read by one follower round at most; a longer backlog takes several rounds (the
 /// renewal of a partial round fails its condition, so the next round comes at once).

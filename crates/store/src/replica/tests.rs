@@ -250,7 +250,7 @@ async fn a_revocation_waits_out_a_replica_with_a_longer_lease(db: &Db) {
     let sql = format!(
         "INSERT INTO replicas (id, applied_seq, lease_until, lease_ms, started_at, label) \
          VALUES ('slow', 0, {} + $1, $1, $2, 'slow:1')",
-        crate::changes::now_ms_sql(backend)
+        crate::sql::now_ms_sql(backend)
     );
     store
         .write
@@ -330,7 +330,7 @@ async fn the_expiry_clock_is_the_databases(db: &Db) {
             .write
             .query_one_raw(Statement::from_string(
                 backend,
-                format!("SELECT {} AS now", crate::changes::now_ms_sql(backend)),
+                format!("SELECT {} AS now", crate::sql::now_ms_sql(backend)),
             ))
             .await
             .unwrap()

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::limit;
-use crate::changes::statement;
+use crate::sql::statement;
 
 /// Deletes, among the `batch` oldest entries, those written before `cutoff`; returns how many.
 /// Entries are numbered in the order they are written, so fewer than `batch` means the oldest

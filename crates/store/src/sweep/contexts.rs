@@ -21,7 +21,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::{in_list, limit};
-use crate::changes::{now_ms_sql, statement};
+use crate::sql::{now_ms_sql, statement};
 
 /// The day before which a context of each plan has no event left: the plan's cutoff day,
 /// less a day's margin.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
 
 use super::in_list;
-use crate::changes::statement;
+use crate::sql::statement;
 
 /// What the deleting statement returned of one event.
 struct Gone {

@@ -4,7 +4,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
-use crate::changes::{now_ms_sql, statement};
+use crate::sql::{now_ms_sql, statement};
 
 /// How long a lease lasts unless renewed: long beside one batch, short enough that a replica
 /// that died mid-sweep is replaced within the next sweep interval.

@@ -30,8 +30,8 @@ use agentvista_quota::Plans;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Value};
 
-use crate::changes::statement;
 use crate::db::{begin_immediate, db_time, placeholders};
+use crate::sql::statement;
 use crate::{Store, StoreError};
 use lease::Lease;
 
