@@ -1,28 +1,24 @@
 //! The OpenAPI 3.1 document of the JSON API, generated from the code: the handlers'
 //! `#[utoipa::path]` annotations, the types they answer with (`ToSchema`), and the shared
-//! responses of [`crate::schema`]; and [`openapi_json`], the handler that serves it at
-//! `GET /api/v1/openapi.json`. [`crate::routes`] holds the table of what is mounted, and its
-//! tests compare the two.
+//! responses of [`crate::schema`]. The operations are the ones [`crate::routes`] declares (the
+//! same list mounts them); `handlers::meta` serves the document at `GET /api/v1/openapi.json`.
 
 use std::sync::LazyLock;
 
-use actix_web::HttpResponse;
-use actix_web::http::header::ContentType;
 use actix_web::web::Bytes;
 use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::ApiError;
 use crate::auth::{CSRF_HEADER, SESSION_COOKIE};
 use crate::handlers::{
-    audit, health, ingest, keys, leaks, password, session, setup, traces, usage,
+    audit, health, ingest, keys, leaks, meta, password, session, setup, traces, usage,
 };
 use crate::schema::{
-    AnyObject, BadRequest, Forbidden, Internal, InvalidCredentials, NotFound, OtlpBadRequest,
-    OtlpForbidden, OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized,
-    OtlpUnavailable, OtlpUnsupportedMediaType, PayloadTooLarge, QuotaExceeded, RateLimitSchema,
-    RateLimited, RollConflict, ScopeName, TooManyAttempts, TooManyKeys, Unauthorized, Unavailable,
+    BadRequest, Forbidden, Internal, InvalidCredentials, NotFound, OtlpBadRequest, OtlpForbidden,
+    OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized, OtlpUnavailable,
+    OtlpUnsupportedMediaType, PayloadTooLarge, QuotaExceeded, RateLimitSchema, RateLimited,
+    RollConflict, ScopeName, TooManyAttempts, TooManyKeys, Unauthorized, Unavailable,
     UnsupportedMediaType,
 };
 
@@ -53,83 +49,62 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
 * Left out: the dashboard's HTML pages and their assets (`/`, `/login`, `/setup`, \
   `/settings/…`, `/traces/…`, `/assets/…`), which are not part of the JSON API.";
 
-/// The whole document, assembled by utoipa from the annotated handlers.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "AgentVista Keys API", description = DESCRIPTION),
-    paths(
-        health::healthz,
-        health::readyz,
-        openapi_json,
-        setup::setup,
-        session::login,
-        session::logout,
-        session::current,
-        password::change_password,
-        keys::ping,
-        keys::list,
-        keys::create,
-        keys::roll,
-        keys::revoke,
-        leaks::report_leak,
-        audit::audit_log,
-        ingest::batch,
-        ingest::otlp_traces,
-        ingest::otlp_logs,
-        ingest::otlp_metrics,
-        traces::list,
-        traces::batch_trace,
-        traces::events,
-        usage::usage,
-        usage::daily,
-        usage::set_spend_cap,
-        usage::set_plan,
-    ),
-    components(
-        schemas(
-            crate::error::ErrorBody,
-            crate::error::ErrorCode,
-            ScopeName,
-            RateLimitSchema,
-            ingest::RpcStatusJson,
-        ),
-        responses(
-            BadRequest,
-            Unauthorized,
-            InvalidCredentials,
-            Forbidden,
-            NotFound,
-            TooManyKeys,
-            RollConflict,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            TooManyAttempts,
-            RateLimited,
-            QuotaExceeded,
-            Unavailable,
-            Internal,
-            OtlpBadRequest,
-            OtlpUnauthorized,
-            OtlpForbidden,
-            OtlpPayloadTooLarge,
-            OtlpUnsupportedMediaType,
-            OtlpQuotaExceeded,
-            OtlpUnavailable,
-            OtlpInternal,
-        )
-    ),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "health", description = "Liveness and readiness probes; no authentication."),
-        (name = "sessions", description = "Dashboard log-in, log-out, first run."),
-        (name = "keys", description = "API keys of the caller's account."),
-        (name = "ingestion", description = "Events in: the batch endpoint and OTLP/HTTP."),
-        (name = "traces", description = "Events out: traces and their events."),
-        (name = "usage", description = "The month's usage and the spend cap."),
-        (name = "meta", description = "This document."),
-    )
-)]
-struct ApiDoc;
+/// The document's derive, over the operations [`crate::routes::operations`] declares.
+macro_rules! api_doc {
+    ($($module:ident :: $handler:ident),* $(,)?) => {
+        /// The whole document, assembled by utoipa from the annotated handlers.
+        #[derive(OpenApi)]
+        #[openapi(
+            info(title = "AgentVista Keys API", description = DESCRIPTION),
+            paths($($module::$handler),*),
+            components(
+                schemas(
+                    crate::error::ErrorBody,
+                    crate::error::ErrorCode,
+                    ScopeName,
+                    RateLimitSchema,
+                    ingest::RpcStatusJson,
+                ),
+                responses(
+                    BadRequest,
+                    Unauthorized,
+                    InvalidCredentials,
+                    Forbidden,
+                    NotFound,
+                    TooManyKeys,
+                    RollConflict,
+                    PayloadTooLarge,
+                    UnsupportedMediaType,
+                    TooManyAttempts,
+                    RateLimited,
+                    QuotaExceeded,
+                    Unavailable,
+                    Internal,
+                    OtlpBadRequest,
+                    OtlpUnauthorized,
+                    OtlpForbidden,
+                    OtlpPayloadTooLarge,
+                    OtlpUnsupportedMediaType,
+                    OtlpQuotaExceeded,
+                    OtlpUnavailable,
+                    OtlpInternal,
+                )
+            ),
+            modifiers(&SecuritySchemes),
+            tags(
+                (name = "health", description = "Liveness and readiness probes; no authentication."),
+                (name = "sessions", description = "Dashboard log-in, log-out, first run."),
+                (name = "keys", description = "API keys of the caller's account."),
+                (name = "ingestion", description = "Events in: the batch endpoint and OTLP/HTTP."),
+                (name = "traces", description = "Events out: traces and their events."),
+                (name = "usage", description = "The month's usage and the spend cap."),
+                (name = "meta", description = "This document."),
+            )
+        )]
+        struct ApiDoc;
+    };
+}
+crate::routes::operations!(api_doc);
 
 /// The security schemes the operations refer to by name.
 struct SecuritySchemes;
@@ -215,31 +190,6 @@ pub(crate) static DOCUMENT: LazyLock<Result<Bytes, String>> = LazyLock::new(|| {
         .map(Bytes::from)
         .map_err(|err| err.to_string())
 });
-
-/// The document could not be serialised (it always can; the error is answered, not assumed
-/// away).
-#[derive(Debug, thiserror::Error)]
-#[error("the OpenAPI document could not be serialised: {0}")]
-struct Unserialisable(String);
-
-/// The OpenAPI 3.1 document of this API, generated from the server's code.
-///
-/// Built once; no authentication.
-#[utoipa::path(
-    get,
-    path = "/api/v1/openapi.json",
-    operation_id = "openapi",
-    tag = "meta",
-    responses((status = 200, description = "This document.", body = AnyObject)),
-)]
-pub(crate) async fn openapi_json() -> Result<HttpResponse, ApiError> {
-    let document = DOCUMENT
-        .as_ref()
-        .map_err(|err| ApiError::internal(Unserialisable(err.clone())))?;
-    Ok(HttpResponse::Ok()
-        .insert_header(ContentType::json())
-        .body(document.clone()))
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,97 +1,115 @@
-//! The route table: [`API`] lists every operation of the JSON API, [`configure`] mounts it and
-//! the dashboard. The OpenAPI document ([`crate::openapi`]) is generated from the handlers'
-//! annotations; the tests below hold the two to the same set of paths and methods.
+//! The route table: [`operations`] declares every operation of the JSON API once, by its
+//! handler, whose `#[utoipa::path]` annotation holds the method, the path, the credentials it
+//! takes and its answers. [`configure`] mounts the operations with the dashboard, in the
+//! declared order, at the method and path the OpenAPI document ([`crate::openapi`], generated
+//! from the same list) gives each; the tests below hold the two together.
+
+use std::sync::LazyLock;
 
 use actix_web::http::Method;
 use actix_web::{Resource, Route, web};
+use serde_json::Value;
 
 use crate::handlers::{
-    audit, health, ingest, keys, leaks, password, session, setup, traces, usage,
+    audit, health, ingest, keys, leaks, meta, password, session, setup, traces, usage,
 };
-use crate::openapi::openapi_json;
 use crate::{AppState, dashboard, handlers};
+
+/// Every operation of the JSON API, in the order actix matches them, as `module::handler`
+/// (the handler's name is its `operationId`); hands the list to `$then!`. Adding an endpoint
+/// is a line here and its annotated handler: the route table and the OpenAPI document both
+/// come from this list. Mounting a handler anywhere else would escape the document; the
+/// dashboard's HTML pages are the only routes outside it.
+macro_rules! operations {
+    ($then:ident) => {
+        $then! {
+            health::healthz,
+            health::readyz,
+            meta::openapi,
+            setup::setup,
+            session::login,
+            session::logout,
+            session::current_session,
+            password::change_password,
+            keys::ping,
+            keys::list_api_keys,
+            keys::create_api_key,
+            keys::revoke_api_key,
+            keys::roll_api_key,
+            leaks::report_leaked_keys,
+            audit::audit_log,
+            // Before "/api/v1/traces/{trace_id}/", which would otherwise take "batch" for an
+            // id; a GET there still reads the trace whose id is "batch".
+            ingest::ingest_batch,
+            traces::get_trace_batch,
+            ingest::otlp_traces,
+            ingest::otlp_logs,
+            ingest::otlp_metrics,
+            traces::list_traces,
+            traces::get_trace,
+            usage::get_usage,
+            usage::get_daily_usage,
+            usage::set_spend_cap,
+            usage::set_plan,
+        }
+    };
+}
+pub(crate) use operations;
+
+/// The handlers of [`operations`], by operation id, in order.
+macro_rules! handler_table {
+    ($($module:ident :: $handler:ident),* $(,)?) => {
+        const HANDLERS: &[(&str, fn(Route) -> Route)] =
+            &[$((stringify!($handler), |route| route.to($module::$handler))),*];
+    };
+}
+operations!(handler_table);
 
 /// One operation of the JSON API: `method` on `path`, answered by the handler `to` attaches.
 pub(crate) struct Operation {
     /// The path as the OpenAPI document writes it (`{name}` for a parameter); it is mounted
     /// with and without its trailing slash.
-    pub(crate) path: &'static str,
+    pub(crate) path: String,
     pub(crate) method: Method,
     /// Attaches the handler: `|route| route.to(handler)`.
     to: fn(Route) -> Route,
 }
 
-/// Every operation of the JSON API, in the order actix matches them. Mounting an operation
-/// anywhere but here would escape the test that holds this table and the OpenAPI document
-/// together; the dashboard's HTML pages are the only routes outside it.
-pub(crate) const API: &[Operation] = &[
-    op("/healthz", Method::GET, |r| r.to(health::healthz)),
-    op("/readyz", Method::GET, |r| r.to(health::readyz)),
-    op("/api/v1/openapi.json", Method::GET, |r| r.to(openapi_json)),
-    op("/api/v1/setup/", Method::POST, |r| r.to(setup::setup)),
-    op("/api/v1/auth/login/", Method::POST, |r| {
-        r.to(session::login)
-    }),
-    op("/api/v1/auth/logout/", Method::POST, |r| {
-        r.to(session::logout)
-    }),
-    op("/api/v1/auth/session/", Method::GET, |r| {
-        r.to(session::current)
-    }),
-    op("/api/v1/me/password/", Method::PUT, |r| {
-        r.to(password::change_password)
-    }),
-    op("/api/v1/me/api-keys/ping/", Method::GET, |r| {
-        r.to(keys::ping)
-    }),
-    op("/api/v1/me/api-keys/", Method::GET, |r| r.to(keys::list)),
-    op("/api/v1/me/api-keys/", Method::POST, |r| r.to(keys::create)),
-    op("/api/v1/me/api-keys/{key_id}/", Method::DELETE, |r| {
-        r.to(keys::revoke)
-    }),
-    op("/api/v1/me/api-keys/{key_id}/roll/", Method::POST, |r| {
-        r.to(keys::roll)
-    }),
-    op("/api/v1/keys/report-leak/", Method::POST, |r| {
-        r.to(leaks::report_leak)
-    }),
-    op("/api/v1/me/audit-log/", Method::GET, |r| {
-        r.to(audit::audit_log)
-    }),
-    // Before "/api/v1/traces/{trace_id}/", which would otherwise take "batch" for an id; a GET
-    // there still reads the trace whose id is "batch".
-    op("/api/v1/traces/batch/", Method::POST, |r| {
-        r.to(ingest::batch)
-    }),
-    op("/api/v1/traces/batch/", Method::GET, |r| {
-        r.to(traces::batch_trace)
-    }),
-    op("/otlp/v1/traces", Method::POST, |r| {
-        r.to(ingest::otlp_traces)
-    }),
-    op("/otlp/v1/logs", Method::POST, |r| r.to(ingest::otlp_logs)),
-    op("/otlp/v1/metrics", Method::POST, |r| {
-        r.to(ingest::otlp_metrics)
-    }),
-    op("/api/v1/traces/", Method::GET, |r| r.to(traces::list)),
-    op("/api/v1/traces/{trace_id}/", Method::GET, |r| {
-        r.to(traces::events)
-    }),
-    op("/api/v1/me/usage/", Method::GET, |r| r.to(usage::usage)),
-    op("/api/v1/me/usage/daily/", Method::GET, |r| {
-        r.to(usage::daily)
-    }),
-    op("/api/v1/me/billing/spend-cap/", Method::PUT, |r| {
-        r.to(usage::set_spend_cap)
-    }),
-    op("/api/v1/me/billing/plan/", Method::PUT, |r| {
-        r.to(usage::set_plan)
-    }),
-];
+/// The operations in [`operations`]' order, with the method and path the document gives each.
+pub(crate) static API: LazyLock<Vec<Operation>> = LazyLock::new(|| match crate::openapi() {
+    Ok(document) => route_table(&document),
+    Err(err) => {
+        tracing::error!(error = %err, "the OpenAPI document could not be built: no API routes");
+        Vec::new()
+    }
+});
 
-/// An [`API`] entry.
-const fn op(path: &'static str, method: Method, to: fn(Route) -> Route) -> Operation {
-    Operation { path, method, to }
+/// Matches each handler to its operation in `document` by `operationId`. A handler the
+/// document lacks is left out (the tests below make sure there is none).
+fn route_table(document: &Value) -> Vec<Operation> {
+    let mut found: Vec<(&str, String, Method)> = Vec::new();
+    for (path, item) in document["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            let (Some(id), Ok(method)) = (
+                operation["operationId"].as_str(),
+                Method::from_bytes(method.to_ascii_uppercase().as_bytes()),
+            ) else {
+                continue;
+            };
+            found.push((id, path.clone(), method));
+        }
+    }
+    HANDLERS
+        .iter()
+        .filter_map(|&(id, to)| {
+            let (_, path, method) = found.iter().find(|(found, ..)| *found == id)?;
+            Some(Operation {
+                path: path.clone(),
+                method: method.clone(),
+                to,
+            })
+        })
+        .collect()
 }
 
 /// Mounts `build(resource)` at `path` without and with a trailing slash, each with the JSON 404
@@ -136,12 +154,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     std::sync::LazyLock::force(&crate::openapi::DOCUMENT);
     // One resource per path, in the table's order, with each of its methods.
     let mut mounted: Vec<&str> = Vec::new();
-    for operation in API {
-        if mounted.contains(&operation.path) {
+    for operation in API.iter() {
+        if mounted.contains(&operation.path.as_str()) {
             continue;
         }
-        mounted.push(operation.path);
-        mount(cfg, operation.path, |resource| {
+        mounted.push(&operation.path);
+        mount(cfg, &operation.path, |resource| {
             API.iter()
                 .filter(|other| other.path == operation.path)
                 .fold(resource, |resource, other| {
@@ -175,8 +193,36 @@ mod tests {
     /// The operations of the route table, which `configure` mounts, as (path, METHOD).
     fn mounted() -> BTreeSet<(String, String)> {
         API.iter()
-            .map(|op| (op.path.to_owned(), op.method.as_str().to_owned()))
+            .map(|op| (op.path.clone(), op.method.as_str().to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn every_declared_handler_is_mounted_at_its_documented_operation() {
+        assert_eq!(
+            API.len(),
+            HANDLERS.len(),
+            "a declared handler has no operation in the document"
+        );
+        // The table keeps the declaration's order: the batch endpoint before the trace ids.
+        let position = |path: &str| {
+            API.iter()
+                .position(|op| op.path == path && op.method == Method::GET)
+                .unwrap()
+        };
+        assert!(position("/api/v1/traces/batch/") < position("/api/v1/traces/{trace_id}/"));
+    }
+
+    #[test]
+    fn a_handler_the_document_lacks_is_left_out() {
+        let document =
+            serde_json::json!({"paths": {"/healthz": {"get": {"operationId": "healthz"}}}});
+        let table = route_table(&document);
+        assert_eq!(table.len(), 1);
+        assert_eq!(
+            (table[0].path.as_str(), &table[0].method),
+            ("/healthz", &Method::GET)
+        );
     }
 
     #[test]

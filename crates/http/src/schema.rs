@@ -1,17 +1,19 @@
 //! The pieces of the OpenAPI document that the handlers and errors name in their annotations:
-//! the shared error responses (`(status = 401, response = crate::schema::Unauthorized)`) and the
+//! the shared error responses (`(status = 401, response = crate::schema::Unauthorized)`), sets
+//! of them that operations of one kind share (`crate::schema::KeyErrors`), and the
 //! schemas of types that live in crates which know nothing of OpenAPI. [`crate::openapi`]
 //! assembles the document; this module depends on nothing else of the crate, so that every
 //! module may use it.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use agentvista_keys::Scope;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{
     Array, ArrayBuilder, ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Schema, Type,
 };
-use utoipa::{PartialSchema, ToResponse, ToSchema};
+use utoipa::{IntoResponses, PartialSchema, ToResponse, ToSchema};
 
 /// A scope's name, as the API writes it: the schema of [`Scope`], which lives in the pure
 /// `agentvista-keys` crate and so knows nothing of OpenAPI. Built from [`Scope::ALL`], so a
@@ -362,4 +364,52 @@ responses! {
     );
     /// 500 on OTLP.
     OtlpInternal => otlp_error("A fault of the server or its operator: code 13.", []);
+}
+
+/// Declares sets of the shared answers above, for an operation's `responses(…)` to name at
+/// once: `responses((status = 200, …), KeyErrors, BodyErrors)`. A tuple written after a set
+/// replaces the set's answer of the same status (a batch's 429 is the quota's).
+macro_rules! answer_sets {
+    ($($(#[$doc:meta])* $name:ident => [$($status:literal => $answer:ident),* $(,)?];)*) => {$(
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([$((
+                    $status.to_owned(),
+                    RefOr::Ref(Ref::from_response_name(<$answer as ToResponse>::response().0)),
+                )),*])
+            }
+        }
+    )*};
+}
+
+answer_sets! {
+    /// What an operation that reads the database may answer: 500, 503.
+    DatabaseErrors => ["500" => Internal, "503" => Unavailable];
+    /// An operation for a dashboard session only: 400, 401, 403, 500, 503.
+    SessionErrors => [
+        "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden,
+        "500" => Internal, "503" => Unavailable,
+    ];
+    /// An operation a key may call: a session's answers and the key's own rate limit (429).
+    KeyErrors => [
+        "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden,
+        "429" => RateLimited, "500" => Internal, "503" => Unavailable,
+    ];
+    /// An operation that reads a JSON body: 413, 415.
+    BodyErrors => ["413" => PayloadTooLarge, "415" => UnsupportedMediaType];
+    /// An operation without credentials that reads a body and is throttled per client: 400,
+    /// 413, 415, 429 `too_many_attempts`, 500, 503.
+    ThrottledErrors => [
+        "400" => BadRequest, "413" => PayloadTooLarge, "415" => UnsupportedMediaType,
+        "429" => TooManyAttempts, "500" => Internal, "503" => Unavailable,
+    ];
+    /// An OTLP endpoint: every error as a `google.rpc.Status` in the request's content type.
+    OtlpErrors => [
+        "400" => OtlpBadRequest, "401" => OtlpUnauthorized, "403" => OtlpForbidden,
+        "413" => OtlpPayloadTooLarge, "415" => OtlpUnsupportedMediaType,
+        "429" => OtlpQuotaExceeded, "500" => OtlpInternal, "503" => OtlpUnavailable,
+    ];
 }

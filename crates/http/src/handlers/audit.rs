@@ -112,7 +112,6 @@ struct AuditList {
 #[utoipa::path(
     get,
     path = "/api/v1/me/audit-log/",
-    operation_id = "audit_log",
     tag = "keys",
     params(
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 100,
@@ -123,12 +122,7 @@ struct AuditList {
     security(("bearer_key" = ["admin"]), ("session" = [])),
     responses(
         (status = 200, description = "A page of entries, newest first.", body = AuditList),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::KeyErrors,
     ),
 )]
 pub(crate) async fn audit_log(

@@ -10,7 +10,6 @@ use actix_web::{HttpResponse, web};
 #[utoipa::path(
     get,
     path = "/healthz",
-    operation_id = "healthz",
     tag = "health",
     responses((status = 200, description = "Always, while the process runs.", body = StatusOk)),
 )]
@@ -30,12 +29,10 @@ struct NotReady;
 #[utoipa::path(
     get,
     path = "/readyz",
-    operation_id = "readyz",
     tag = "health",
     responses(
         (status = 200, description = "The database answers and takes writes.", body = StatusOk),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::DatabaseErrors,
     ),
 )]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -126,23 +126,17 @@ enum BatchEventType {
 #[utoipa::path(
     post,
     path = "/api/v1/traces/batch/",
-    operation_id = "ingest_batch",
     tag = "ingestion",
     security(("bearer_key" = ["write"]), ("session" = [], "csrf_token" = [])),
     request_body(content = BatchRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Every event stored and counted, or a duplicate.", body = BatchAnswer),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 413, response = crate::schema::PayloadTooLarge),
-        (status = 415, response = crate::schema::UnsupportedMediaType),
+        crate::schema::KeyErrors,
+        crate::schema::BodyErrors,
         (status = 429, response = crate::schema::QuotaExceeded),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
-pub(crate) async fn batch(
+pub(crate) async fn ingest_batch(
     state: web::Data<AppState>,
     auth: Auth<Write>,
     body: Body,
@@ -170,7 +164,6 @@ macro_rules! otlp_endpoint {
         $summary:literal,
         $description:literal,
         $path:literal,
-        $id:literal,
         $example:tt
     ) => {
         #[doc = $summary]
@@ -183,7 +176,6 @@ macro_rules! otlp_endpoint {
         #[utoipa::path(
             post,
             path = $path,
-            operation_id = $id,
             tag = "ingestion",
             security(("bearer_key" = ["write"]), ("session" = [], "csrf_token" = [])),
             request_body(content(
@@ -196,14 +188,7 @@ macro_rules! otlp_endpoint {
                         (crate::schema::Protobuf = "application/x-protobuf"),
                         (crate::schema::AnyObject = "application/json"),
                     )),
-                (status = 400, response = crate::schema::OtlpBadRequest),
-                (status = 401, response = crate::schema::OtlpUnauthorized),
-                (status = 403, response = crate::schema::OtlpForbidden),
-                (status = 413, response = crate::schema::OtlpPayloadTooLarge),
-                (status = 415, response = crate::schema::OtlpUnsupportedMediaType),
-                (status = 429, response = crate::schema::OtlpQuotaExceeded),
-                (status = 500, response = crate::schema::OtlpInternal),
-                (status = 503, response = crate::schema::OtlpUnavailable),
+                crate::schema::OtlpErrors,
             ),
         )]
         pub(crate) async fn $name(
@@ -222,7 +207,6 @@ otlp_endpoint!(
     "OTLP/HTTP traces: one event per span.",
     "A span's event id is `<trace id>-<span id>`, so an exporter's retry is a duplicate.",
     "/otlp/v1/traces",
-    "otlp_traces",
     {"resourceSpans": [{"scopeSpans": [{"spans": [{
         "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
         "name": "llm call", "kind": 3,
@@ -235,7 +219,6 @@ otlp_endpoint!(
     "OTLP/HTTP logs: one event per log record.",
     "Log records have no id: a retry is counted again.",
     "/otlp/v1/logs",
-    "otlp_logs",
     {"resourceLogs": [{"scopeLogs": [{"logRecords": [{
         "timeUnixNano": "1764244800000000000", "severityText": "INFO",
         "body": {"stringValue": "tool call finished"}
@@ -247,7 +230,6 @@ otlp_endpoint!(
     "OTLP/HTTP metrics: one event per data point.",
     "Data points have no id: a retry is counted again.",
     "/otlp/v1/metrics",
-    "otlp_metrics",
     {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{
         "name": "llm.tokens", "unit": "1",
         "sum": {"aggregationTemporality": 2, "isMonotonic": true, "dataPoints": [

@@ -126,17 +126,11 @@ pub(crate) struct CreateKey {
 #[utoipa::path(
     get,
     path = "/api/v1/me/api-keys/ping/",
-    operation_id = "ping",
     tag = "keys",
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "The credentials are valid and have `read`.", body = StatusOk),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::KeyErrors,
     ),
 )]
 pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
@@ -148,7 +142,6 @@ pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
 #[utoipa::path(
     get,
     path = "/api/v1/me/api-keys/",
-    operation_id = "list_api_keys",
     tag = "keys",
     params(
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 100,
@@ -159,15 +152,10 @@ pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
     security(("bearer_key" = ["admin"]), ("session" = [])),
     responses(
         (status = 200, description = "A page of the account's keys; never a key or its hash.", body = KeyList),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::KeyErrors,
     ),
 )]
-pub(crate) async fn list(
+pub(crate) async fn list_api_keys(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
     req: HttpRequest,
@@ -190,7 +178,6 @@ pub(crate) async fn list(
 #[utoipa::path(
     post,
     path = "/api/v1/me/api-keys/",
-    operation_id = "create_api_key",
     tag = "keys",
     security(("bearer_key" = ["admin"]), ("session" = [], "csrf_token" = [])),
     request_body(content = CreateKey, content_type = "application/json"),
@@ -198,18 +185,12 @@ pub(crate) async fn list(
         (status = 201, description = "The key object plus `key`, the full key, shown this once.",
             body = CreatedKey,
             headers(("Cache-Control" = String, description = "`no-store`."))),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
+        crate::schema::KeyErrors,
+        crate::schema::BodyErrors,
         (status = 409, response = crate::schema::TooManyKeys),
-        (status = 413, response = crate::schema::PayloadTooLarge),
-        (status = 415, response = crate::schema::UnsupportedMediaType),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
-pub(crate) async fn create(
+pub(crate) async fn create_api_key(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
     req: HttpRequest,
@@ -303,7 +284,6 @@ pub(crate) struct RolledKey {
 #[utoipa::path(
     post,
     path = "/api/v1/me/api-keys/{key_id}/roll/",
-    operation_id = "roll_api_key",
     tag = "keys",
     params(("key_id" = i64, Path, description = "The old key's `id`.")),
     security(("bearer_key" = ["admin"]), ("session" = [], "csrf_token" = [])),
@@ -312,19 +292,13 @@ pub(crate) struct RolledKey {
         (status = 201, description = "The new key object plus `key`, the full key, shown this once, and `rolled`, the old key with its new expiry.",
             body = RolledKey,
             headers(("Cache-Control" = String, description = "`no-store`."))),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
+        crate::schema::KeyErrors,
+        crate::schema::BodyErrors,
         (status = 404, response = crate::schema::NotFound),
         (status = 409, response = crate::schema::RollConflict),
-        (status = 413, response = crate::schema::PayloadTooLarge),
-        (status = 415, response = crate::schema::UnsupportedMediaType),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
-pub(crate) async fn roll(
+pub(crate) async fn roll_api_key(
     state: web::Data<AppState>,
     auth: Auth<Admin>,
     req: HttpRequest,
@@ -391,22 +365,16 @@ pub(crate) async fn roll(
 #[utoipa::path(
     delete,
     path = "/api/v1/me/api-keys/{key_id}/",
-    operation_id = "revoke_api_key",
     tag = "keys",
     params(("key_id" = i64, Path, description = "The key's `id`.")),
     security(("bearer_key" = []), ("session" = [], "csrf_token" = [])),
     responses(
         (status = 204, description = "The key is revoked, on every replica."),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
+        crate::schema::KeyErrors,
         (status = 404, response = crate::schema::NotFound),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
-pub(crate) async fn revoke(
+pub(crate) async fn revoke_api_key(
     state: web::Data<AppState>,
     auth: Auth<Authenticated>,
     req: HttpRequest,

@@ -56,20 +56,14 @@ pub(crate) struct ReportReceived {
 #[utoipa::path(
     post,
     path = "/api/v1/keys/report-leak/",
-    operation_id = "report_leaked_keys",
     tag = "keys",
     request_body(content = LeakReport, content_type = "application/json"),
     responses(
         (status = 202, description = "Received; every key among the strings is revoked on every replica.", body = ReportReceived),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 413, response = crate::schema::PayloadTooLarge),
-        (status = 415, response = crate::schema::UnsupportedMediaType),
-        (status = 429, response = crate::schema::TooManyAttempts),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::ThrottledErrors,
     ),
 )]
-pub(crate) async fn report_leak(
+pub(crate) async fn report_leaked_keys(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: Body,

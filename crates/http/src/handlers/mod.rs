@@ -5,6 +5,7 @@ pub(crate) mod health;
 pub(crate) mod ingest;
 pub(crate) mod keys;
 pub(crate) mod leaks;
+pub(crate) mod meta;
 mod paging;
 pub(crate) mod password;
 pub(crate) mod session;

@@ -33,21 +33,15 @@ const WRONG_CURRENT: &str = "current_password: the password is wrong";
 #[utoipa::path(
     put,
     path = "/api/v1/me/password/",
-    operation_id = "change_password",
     tag = "sessions",
     security(("session" = [], "csrf_token" = [])),
     request_body(content = ChangePassword, content_type = "application/json"),
     responses(
         (status = 204, description = "Changed; every other session of the person has ended.",
             headers(("Cache-Control" = String, description = "`no-store`."))),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 413, response = crate::schema::PayloadTooLarge),
-        (status = 415, response = crate::schema::UnsupportedMediaType),
+        crate::schema::SessionErrors,
+        crate::schema::BodyErrors,
         (status = 429, response = crate::schema::TooManyAttempts),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn change_password(

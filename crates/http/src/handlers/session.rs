@@ -65,7 +65,6 @@ impl<'a> SessionAnswer<'a> {
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login/",
-    operation_id = "login",
     tag = "sessions",
     request_body(content = Login, content_type = "application/json"),
     responses(
@@ -74,13 +73,8 @@ impl<'a> SessionAnswer<'a> {
                 ("Set-Cookie" = String, description = "`av_session=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=…` (and `Secure` unless `server.insecure_cookies`)."),
                 ("Cache-Control" = String, description = "`no-store`."),
             )),
-        (status = 400, response = crate::schema::BadRequest),
+        crate::schema::ThrottledErrors,
         (status = 401, response = crate::schema::InvalidCredentials),
-        (status = 413, response = crate::schema::PayloadTooLarge),
-        (status = 415, response = crate::schema::UnsupportedMediaType),
-        (status = 429, response = crate::schema::TooManyAttempts),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn login(
@@ -177,7 +171,6 @@ pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpR
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout/",
-    operation_id = "logout",
     tag = "sessions",
     security(("session" = [], "csrf_token" = [])),
     responses(
@@ -186,11 +179,7 @@ pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpR
                 ("Set-Cookie" = String, description = "`av_session=` with `Max-Age=0`."),
                 ("Cache-Control" = String, description = "`no-store`."),
             )),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::SessionErrors,
     ),
 )]
 pub(crate) async fn logout(
@@ -210,20 +199,15 @@ pub(crate) async fn logout(
 #[utoipa::path(
     get,
     path = "/api/v1/auth/session/",
-    operation_id = "current_session",
     tag = "sessions",
     security(("session" = [])),
     responses(
         (status = 200, description = "The session's user and CSRF token.", body = SessionAnswer,
             headers(("Cache-Control" = String, description = "`no-store`."))),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::SessionErrors,
     ),
 )]
-pub(crate) async fn current(session: SessionOnly) -> HttpResponse {
+pub(crate) async fn current_session(session: SessionOnly) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(no_store())
         .json(SessionAnswer::new(&session.user, &session.csrf_token))

@@ -34,7 +34,6 @@ pub(crate) struct Setup {
 #[utoipa::path(
     post,
     path = "/api/v1/setup/",
-    operation_id = "setup",
     tag = "sessions",
     request_body(content = Setup, content_type = "application/json"),
     responses(
@@ -44,14 +43,9 @@ pub(crate) struct Setup {
                 ("Set-Cookie" = String, description = "The `av_session` cookie, as the login sets it."),
                 ("Cache-Control" = String, description = "`no-store`."),
             )),
-        (status = 400, response = crate::schema::BadRequest),
         (status = 404, description = "`not_found`: the installation already has a user.",
             body = crate::ErrorBody),
-        (status = 413, response = crate::schema::PayloadTooLarge),
-        (status = 415, response = crate::schema::UnsupportedMediaType),
-        (status = 429, response = crate::schema::TooManyAttempts),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::ThrottledErrors,
     ),
 )]
 pub(crate) async fn setup(

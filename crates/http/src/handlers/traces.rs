@@ -95,7 +95,6 @@ struct EventItem<'a> {
 #[utoipa::path(
     get,
     path = "/api/v1/traces/",
-    operation_id = "list_traces",
     tag = "traces",
     params(
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 100,
@@ -106,15 +105,10 @@ struct EventItem<'a> {
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "A page of traces.", body = TraceList),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::KeyErrors,
     ),
 )]
-pub(crate) async fn list(
+pub(crate) async fn list_traces(
     state: web::Data<AppState>,
     auth: Auth<Read>,
     req: HttpRequest,
@@ -144,7 +138,6 @@ const MAX_EVENTS_LIMIT: u64 = 1000;
 #[utoipa::path(
     get,
     path = "/api/v1/traces/{trace_id}/",
-    operation_id = "get_trace",
     tag = "traces",
     params(
         ("trace_id" = String, Path, min_length = 1, description = "The trace's id."),
@@ -156,16 +149,11 @@ const MAX_EVENTS_LIMIT: u64 = 1000;
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "A page of the trace's events.", body = TraceEvents),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
+        crate::schema::KeyErrors,
         (status = 404, response = crate::schema::NotFound),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
-pub(crate) async fn events(
+pub(crate) async fn get_trace(
     state: web::Data<AppState>,
     auth: Auth<Read>,
     req: HttpRequest,
@@ -181,7 +169,6 @@ pub(crate) async fn events(
 #[utoipa::path(
     get,
     path = "/api/v1/traces/batch/",
-    operation_id = "get_trace_batch",
     tag = "traces",
     params(
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
@@ -192,16 +179,11 @@ pub(crate) async fn events(
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "A page of the trace's events.", body = TraceEvents),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
+        crate::schema::KeyErrors,
         (status = 404, response = crate::schema::NotFound),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
-pub(crate) async fn batch_trace(
+pub(crate) async fn get_trace_batch(
     state: web::Data<AppState>,
     auth: Auth<Read>,
     req: HttpRequest,

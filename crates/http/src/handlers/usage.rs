@@ -51,20 +51,14 @@ impl<'a> From<&'a UsageSummary> for Usage<'a> {
 #[utoipa::path(
     get,
     path = "/api/v1/me/usage/daily/",
-    operation_id = "get_daily_usage",
     tag = "usage",
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "Events per day of the month and per key.", body = DailyUsage),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::KeyErrors,
     ),
 )]
-pub(crate) async fn daily(
+pub(crate) async fn get_daily_usage(
     state: web::Data<AppState>,
     auth: Auth<Read>,
 ) -> Result<HttpResponse, ApiError> {
@@ -93,20 +87,14 @@ pub(crate) struct SpendCap {
 #[utoipa::path(
     get,
     path = "/api/v1/me/usage/",
-    operation_id = "get_usage",
     tag = "usage",
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
         (status = 200, description = "The usage object.", body = Usage),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::KeyErrors,
     ),
 )]
-pub(crate) async fn usage(
+pub(crate) async fn get_usage(
     state: web::Data<AppState>,
     auth: Auth<Read>,
 ) -> Result<HttpResponse, ApiError> {
@@ -126,20 +114,13 @@ pub(crate) async fn usage(
 #[utoipa::path(
     put,
     path = "/api/v1/me/billing/spend-cap/",
-    operation_id = "set_spend_cap",
     tag = "usage",
     security(("bearer_key" = ["admin"]), ("session" = [], "csrf_token" = [])),
     request_body(content = SpendCap, content_type = "application/json"),
     responses(
         (status = 200, description = "The usage object, with the new cap.", body = Usage),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
-        (status = 413, response = crate::schema::PayloadTooLarge),
-        (status = 415, response = crate::schema::UnsupportedMediaType),
-        (status = 429, response = crate::schema::RateLimited),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
+        crate::schema::KeyErrors,
+        crate::schema::BodyErrors,
     ),
 )]
 pub(crate) async fn set_spend_cap(
@@ -183,20 +164,14 @@ pub(crate) struct ChoosePlan {
 #[utoipa::path(
     put,
     path = "/api/v1/me/billing/plan/",
-    operation_id = "set_plan",
     tag = "usage",
     security(("session" = [], "csrf_token" = [])),
     request_body(content = ChoosePlan, content_type = "application/json"),
     responses(
         (status = 200, description = "The usage object, on the new plan.", body = Usage),
-        (status = 400, response = crate::schema::BadRequest),
-        (status = 401, response = crate::schema::Unauthorized),
-        (status = 403, response = crate::schema::Forbidden),
+        crate::schema::SessionErrors,
+        crate::schema::BodyErrors,
         (status = 404, response = crate::schema::NotFound),
-        (status = 413, response = crate::schema::PayloadTooLarge),
-        (status = 415, response = crate::schema::UnsupportedMediaType),
-        (status = 500, response = crate::schema::Internal),
-        (status = 503, response = crate::schema::Unavailable),
     ),
 )]
 pub(crate) async fn set_plan(
