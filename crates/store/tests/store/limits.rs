@@ -6,7 +6,7 @@ use serde_json::value::to_raw_value;
 
 use super::*;
 
-pub(super) async fn concurrent_creates_never_pass_max_active_keys(db: &TestDb) {
+async fn concurrent_creates_never_pass_max_active_keys(db: &TestDb) {
     let store = Store::connect_with(
         &db.url,
         StoreOptions {
@@ -50,8 +50,9 @@ pub(super) async fn concurrent_creates_never_pass_max_active_keys(db: &TestDb) {
     assert!(first[0].id.0 > first[1].id.0 && first[1].id.0 > second[0].id.0);
     store.close().await.unwrap();
 }
+on_both!(concurrent_creates_never_pass_max_active_keys);
 
-pub(super) async fn a_trace_page_is_planned_from_sizes_and_reads_each_context_once(db: &TestDb) {
+async fn a_trace_page_is_planned_from_sizes_and_reads_each_context_once(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     let big = "r".repeat(10_000);
     let batch = EventBatch {
@@ -123,3 +124,4 @@ pub(super) async fn a_trace_page_is_planned_from_sizes_and_reads_each_context_on
     assert_eq!(end.events.len(), 6);
     assert!(end.next_cursor.is_none());
 }
+on_both!(a_trace_page_is_planned_from_sizes_and_reads_each_context_once);

@@ -18,7 +18,7 @@ fn entry(account: AccountId, origin: &Origin) -> NewAuditEntry<'_> {
     }
 }
 
-pub(super) async fn a_password_change_keeps_the_asking_session_and_applies_once(db: &TestDb) {
+async fn a_password_change_keeps_the_asking_session_and_applies_once(db: &TestDb) {
     let store = &db.store;
     let acme = account(store, "acme").await;
     let email = Email::parse("ada@example.com").unwrap();
@@ -94,3 +94,4 @@ pub(super) async fn a_password_change_keeps_the_asking_session_and_applies_once(
         .count();
     assert_eq!(changes, 1, "{:?}", log.entries);
 }
+on_both!(a_password_change_keeps_the_asking_session_and_applies_once);

@@ -95,7 +95,7 @@ async fn body_of(store: &Store, account: AccountId, trace: &str) -> serde_json::
     page.events[0].body.clone().unwrap()
 }
 
-pub(super) async fn unreferenced_contexts_go_in_two_phases_children_first(db: &TestDb) {
+async fn unreferenced_contexts_go_in_two_phases_children_first(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     let old = noon() - TimeDelta::days(40);
     record_in(&db.store, acme, "checkout", "gone", old).await;
@@ -146,8 +146,9 @@ pub(super) async fn unreferenced_contexts_go_in_two_phases_children_first(db: &T
         json!({"n": 1, "resource": {"service.name": "checkout"}, "scope": {"name": "sdk"}})
     );
 }
+on_both!(unreferenced_contexts_go_in_two_phases_children_first);
 
-pub(super) async fn a_marked_context_an_ingestion_reuses_is_kept(db: &TestDb) {
+async fn a_marked_context_an_ingestion_reuses_is_kept(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     let old = noon() - TimeDelta::days(40);
     record_in(&db.store, acme, "checkout", "gone", old).await;
@@ -183,8 +184,9 @@ pub(super) async fn a_marked_context_an_ingestion_reuses_is_kept(db: &TestDb) {
         );
     }
 }
+on_both!(a_marked_context_an_ingestion_reuses_is_kept);
 
-pub(super) async fn audit_entries_are_kept_for_their_own_retention(db: &TestDb) {
+async fn audit_entries_are_kept_for_their_own_retention(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     let origin = Origin::default();
     for days in [500, 401, 399, 10, 0] {
@@ -223,8 +225,9 @@ pub(super) async fn audit_entries_are_kept_for_their_own_retention(db: &TestDb) 
     assert_eq!(swept.audit_deleted, 2, "{swept:?}");
     assert_eq!(kept(db).await, ["0 days", "10 days", "399 days"]);
 }
+on_both!(audit_entries_are_kept_for_their_own_retention);
 
-pub(super) async fn one_replica_sweeps_at_a_time(db: &TestDb) {
+async fn one_replica_sweeps_at_a_time(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     record_in(
         &db.store,
@@ -274,3 +277,182 @@ pub(super) async fn one_replica_sweeps_at_a_time(db: &TestDb) {
     );
     conn.close().await.unwrap();
 }
+on_both!(one_replica_sweeps_at_a_time);
+
+async fn events_past_retention_are_deleted_in_batches_and_their_traces_follow(db: &TestDb) {
+    let plans = Plans::from_iter([
+        (
+            "free".to_owned(),
+            Plan {
+                retention_days: 30,
+                ..Plan::FREE
+            },
+        ),
+        (
+            "pro".to_owned(),
+            Plan {
+                retention_days: 90,
+                ..Plan::PRO
+            },
+        ),
+    ]);
+    let acme = account(&db.store, "acme").await;
+    let globex = db
+        .store
+        .accounts()
+        .create(&AccountName::parse("globex").unwrap(), "pro", noon())
+        .await
+        .unwrap()
+        .id;
+    // A plan the configuration no longer has: its events are kept.
+    let legacy = db
+        .store
+        .accounts()
+        .create(&AccountName::parse("legacy").unwrap(), "legacy", noon())
+        .await
+        .unwrap()
+        .id;
+    let days_ago = |days: i64| noon() - TimeDelta::days(days);
+    let mut recorded_in = Vec::new();
+    let mut store = |account, received: DateTime<Utc>, events: Vec<NewEvent>| {
+        let period = Period::containing(received);
+        recorded_in.push((account, period));
+        // Room for every account's events, whatever its plan.
+        let plans = Plans::from_iter(["free", "pro", "legacy"].map(|name| {
+            (
+                name.to_owned(),
+                Plan {
+                    monthly_events: 100_000,
+                    ..Plan::FREE
+                },
+            )
+        }));
+        let batch = EventBatch {
+            api_key_id: None,
+            received_at: received,
+            contexts: Vec::new(),
+            events,
+        };
+        let store = db.store.clone();
+        async move { store.record(account, period, &plans, batch).await.unwrap() }
+    };
+    // Stored in the order they were received, as a server stores them (the sweep walks ids).
+    // A plan the configuration no longer has keeps its events; globex (90 days) loses its
+    // 100-day-old event and keeps the 40-day-old one; acme (30 days) loses trace "old" whole,
+    // and trace "mixed" keeps its recent half, whose earliest named event then names it.
+    store(
+        legacy,
+        days_ago(400),
+        vec![event(Some("l0"), Some("ancient"), days_ago(400))],
+    )
+    .await;
+    store(
+        globex,
+        days_ago(100),
+        vec![event(Some("g0"), Some("gone"), days_ago(100))],
+    )
+    .await;
+    store(
+        acme,
+        days_ago(40),
+        vec![
+            event(Some("o1"), Some("old"), days_ago(40)),
+            event(Some("o2"), Some("old"), days_ago(40)),
+            event(Some("m1"), Some("mixed"), days_ago(41)),
+            event(None, None, days_ago(40)),
+        ],
+    )
+    .await;
+    store(
+        globex,
+        days_ago(40),
+        vec![event(Some("g1"), Some("kept"), days_ago(40))],
+    )
+    .await;
+    store(
+        acme,
+        days_ago(1),
+        vec![
+            event(None, Some("mixed"), days_ago(2)),
+            event(Some("m2"), Some("mixed"), days_ago(1)),
+            event(Some("m3"), Some("mixed"), noon()),
+        ],
+    )
+    .await;
+    let counted: Vec<u64> = {
+        let mut counted = Vec::new();
+        for (account, period) in &recorded_in {
+            counted.push(db.store.used(*account, *period).await.unwrap());
+        }
+        counted
+    };
+
+    // Two events a batch: several transactions.
+    let swept = db
+        .store
+        .sweep_retention(&plans, noon(), &sweep(2))
+        .await
+        .unwrap();
+    assert_eq!(swept.deleted, 5, "{swept:?}");
+    assert!(swept.batches >= 3, "{swept:?}");
+
+    let listed = |account| {
+        let store = db.store.clone();
+        async move {
+            store
+                .events()
+                .traces(account, None, 50)
+                .await
+                .unwrap()
+                .traces
+                .into_iter()
+                .map(|t| (t.trace_id, t.event_count, t.name, t.started_at))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(acme).await,
+        [(
+            "mixed".to_owned(),
+            3,
+            Some("name of m2".to_owned()),
+            days_ago(2)
+        )],
+        "the old trace is gone; the mixed one is summarised from what is left"
+    );
+    assert!(
+        db.store
+            .events()
+            .of_trace(acme, "old", None, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(db.store.events().count(acme).await.unwrap(), 3);
+    let kept: Vec<String> = listed(globex).await.into_iter().map(|t| t.0).collect();
+    assert_eq!(kept, ["kept"]);
+    assert_eq!(db.store.events().count(legacy).await.unwrap(), 1);
+    // Counts are never touched.
+    for ((account, period), before) in recorded_in.iter().zip(counted) {
+        assert_eq!(db.store.used(*account, *period).await.unwrap(), before);
+    }
+    // Nothing left to do; a later sweep takes the rest as it ages.
+    let again = db
+        .store
+        .sweep_retention(&plans, noon(), &sweep(2))
+        .await
+        .unwrap();
+    assert_eq!(again.deleted, 0);
+    let later = db
+        .store
+        .sweep_retention(&plans, noon() + TimeDelta::days(60), &sweep(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        later.deleted, 4,
+        "acme's recent three and globex's 40-day-old one"
+    );
+    assert!(listed(acme).await.is_empty());
+}
+on_both!(events_past_retention_are_deleted_in_batches_and_their_traces_follow);

@@ -74,7 +74,7 @@ async fn one_key(store: &Store, account: AccountId) -> (ApiKey, agentvista_keys:
 /// A report of a key its owner revoked returns only once the barrier has been waited for
 /// that revocation's change, as a repeated revocation does: a lagging replica may hold it
 /// until then.
-pub(super) async fn a_report_of_a_revoked_key_waits_for_the_barrier(db: &TestDb) {
+async fn a_report_of_a_revoked_key_waits_for_the_barrier(db: &TestDb) {
     let store = leased(db).await;
     let acme = account(&store, "acme").await;
     let (key, record) = one_key(&store, acme).await;
@@ -112,6 +112,7 @@ pub(super) async fn a_report_of_a_revoked_key_waits_for_the_barrier(db: &TestDb)
     assert_eq!(log[1].actor, "cli");
     store.close().await.unwrap();
 }
+on_both!(a_report_of_a_revoked_key_waits_for_the_barrier);
 
 async fn record_revoked_at(store: &Store, key: &ApiKey) -> Option<DateTime<Utc>> {
     let record = store.keys().find_by_hash(&key.hash()).await.unwrap();
@@ -120,7 +121,7 @@ async fn record_revoked_at(store: &Store, key: &ApiKey) -> Option<DateTime<Utc>>
 
 /// A report of a hundred live keys revokes them in one transaction and waits one barrier,
 /// not one per key (which would take a hundred leases with a silent replica).
-pub(super) async fn a_report_of_many_keys_waits_for_one_barrier(db: &TestDb) {
+async fn a_report_of_many_keys_waits_for_one_barrier(db: &TestDb) {
     let store = leased(db).await;
     let acme = account(&store, "acme").await;
     let globex = account(&store, "globex").await;
@@ -164,6 +165,7 @@ pub(super) async fn a_report_of_many_keys_waits_for_one_barrier(db: &TestDb) {
     }
     store.close().await.unwrap();
 }
+on_both!(a_report_of_many_keys_waits_for_one_barrier);
 
 /// `n` events with new ids, sent with `key`.
 fn batch_of(key: Option<KeyId>, tag: &str, n: usize) -> EventBatch {
@@ -187,7 +189,7 @@ async fn record(store: &Store, account: AccountId, batch: EventBatch) -> Result<
 
 /// A batch whose key was revoked, or expired, before it is counted stores nothing and is
 /// refused — small batches (one trip to SQLite) and large ones, new events and repeats alike.
-pub(super) async fn a_batch_of_a_key_that_stopped_working_stores_nothing(db: &TestDb) {
+async fn a_batch_of_a_key_that_stopped_working_stores_nothing(db: &TestDb) {
     let store = &db.store;
     let acme = account(store, "acme").await;
     let created = |name: &'static str| async move {
@@ -241,11 +243,12 @@ pub(super) async fn a_batch_of_a_key_that_stopped_working_stores_nothing(db: &Te
         Ok(2)
     );
 }
+on_both!(a_batch_of_a_key_that_stopped_working_stores_nothing);
 
 /// A batch counted while a revocation of its key is under way (its transaction holds the
 /// key's row, uncommitted) waits for it, then is refused: the events commit before the
 /// revocation does, or not at all.
-pub(super) async fn a_batch_racing_its_keys_revocation_waits_and_is_refused(db: &TestDb) {
+async fn a_batch_racing_its_keys_revocation_waits_and_is_refused(db: &TestDb) {
     let store = db.store.clone();
     let acme = account(&store, "acme").await;
     let (_, key) = store
@@ -279,10 +282,11 @@ pub(super) async fn a_batch_racing_its_keys_revocation_waits_and_is_refused(db: 
     assert_eq!(count_rows(db, "SELECT COUNT(*) AS n FROM events").await, 0);
     conn.close().await.unwrap();
 }
+on_both!(a_batch_racing_its_keys_revocation_waits_and_is_refused);
 
 /// No key row goes without a change in the key change log: an account that holds keys cannot
 /// be deleted (every key, revoked ones included, stays as a record); one without keys can.
-pub(super) async fn an_account_with_keys_cannot_be_deleted(db: &TestDb) {
+async fn an_account_with_keys_cannot_be_deleted(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
     let empty = account(&db.store, "empty").await;
     let (key, record) = one_key(&db.store, acme).await;
@@ -312,11 +316,12 @@ pub(super) async fn an_account_with_keys_cannot_be_deleted(db: &TestDb) {
     assert_eq!(done.rows_affected(), 1);
     conn.close().await.unwrap();
 }
+on_both!(an_account_with_keys_cannot_be_deleted);
 
 /// A lease outside 100 to 60,000 ms is refused when the store opens; a replica's row holding
 /// an absurd one (written by hand, or by an older process) is read within those bounds, so a
 /// revocation neither panics nor waits on it once it is dead.
-pub(super) async fn lease_settings_cannot_break_the_barrier(db: &TestDb) {
+async fn lease_settings_cannot_break_the_barrier(db: &TestDb) {
     for lease in [
         Duration::ZERO,
         Duration::from_millis(99),
@@ -360,3 +365,4 @@ pub(super) async fn lease_settings_cannot_break_the_barrier(db: &TestDb) {
     );
     store.close().await.unwrap();
 }
+on_both!(lease_settings_cannot_break_the_barrier);
