@@ -113,3 +113,288 @@ async fn an_account_holds_at_most_max_active_keys_and_a_revoked_one_makes_room()
         StatusCode::CONFLICT
     );
 }
+
+#[actix_web::test]
+async fn the_full_key_is_returned_once_and_never_listed() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let create = bearer(test::TestRequest::post().uri(KEYS), &admin).set_json(
+        json!({"name": "production", "scopes": ["write"], "expires_at": "2099-01-01T00:00:00Z"}),
+    );
+    let (status, _, created) = send(&app, create).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let full = created["key"].as_str().unwrap();
+    assert!(ApiKey::parse(full).is_ok());
+    assert_eq!(created["prefix"], full[..11]);
+    assert_eq!(created["scopes"], json!(["write"]));
+    assert_eq!(created["expires_at"], "2099-01-01T00:00:00Z");
+
+    let (_, _, listed) = send(&app, bearer(get(KEYS), &admin)).await;
+    let first = &listed["data"][0];
+    let mut fields: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "created_at",
+            "expires_at",
+            "id",
+            "last_used_at",
+            "name",
+            "prefix",
+            "rate_limit",
+            "revoked_at",
+            "scopes"
+        ]
+    );
+    assert_eq!(first["rate_limit"], Value::Null);
+    assert_eq!(first["id"], created["id"], "newest first");
+    assert!(!listed.to_string().contains(&full[12..]));
+    let hash = ApiKey::parse(full).unwrap().hash().to_hex();
+    assert!(!listed.to_string().contains(&hash) && !created.to_string().contains(&hash));
+}
+
+#[actix_web::test]
+async fn bad_create_bodies_get_a_400_naming_the_field() {
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let post = |body: Value| bearer(test::TestRequest::post().uri(KEYS), &admin).set_json(body);
+    for (body, field) in [
+        (
+            json!({"name": "x", "scopes": ["write", "owner"]}),
+            "scopes[1]",
+        ),
+        (json!({"name": "x", "scopes": []}), "scopes"),
+        (json!({"name": "x"}), "missing field `scopes`"),
+        (json!({"name": "", "scopes": ["read"]}), "name"),
+        (
+            json!({"name": "x", "scopes": ["read"], "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "x", "scopes": ["read"], "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
+    ] {
+        let (status, _, answer) = send(&app, post(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer["error"], "bad_request");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{answer} lacks {field}"
+        );
+    }
+    let malformed = bearer(test::TestRequest::post().uri(KEYS), &admin)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .set_payload("{\"name\":");
+    assert_eq!(send(&app, malformed).await.0, StatusCode::BAD_REQUEST);
+    let form = bearer(test::TestRequest::post().uri(KEYS), &admin)
+        .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+        .set_payload("name=x");
+    let (status, _, answer) = send(&app, form).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    let huge = bearer(test::TestRequest::post().uri(KEYS), &admin)
+        .set_json(json!({"name": "x".repeat(5000), "scopes": ["read"]}));
+    let (status, _, answer) = send(&app, huge).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+}
+
+#[actix_web::test]
+async fn revocation_rules_and_tenant_isolation() {
+    let f = fixture().await;
+    let globex = f
+        .store
+        .accounts()
+        .create(&"globex".parse().unwrap(), "free", Utc::now())
+        .await
+        .unwrap()
+        .id;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let (writer, writer_record) = key(&f.store, f.account, "write").await;
+    let (_, other_record) = key(&f.store, f.account, "read").await;
+    let (_, theirs) = key(&f.store, globex, "read").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let delete = |id: KeyId, key: &str| {
+        bearer(
+            test::TestRequest::delete().uri(&format!("{KEYS}{}/", id.0)),
+            key,
+        )
+    };
+
+    let (status, _, body) = send(&app, delete(theirs.id, &admin)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _, body) = send(&app, delete(other_record.id, &writer)).await;
+    assert_eq!(
+        (status, body["required_scope"].as_str()),
+        (StatusCode::FORBIDDEN, Some("admin"))
+    );
+    let garbage = bearer(
+        test::TestRequest::delete().uri(&format!("{KEYS}abc/")),
+        &admin,
+    );
+    assert_eq!(send(&app, garbage).await.0, StatusCode::NOT_FOUND);
+
+    assert_eq!(
+        send(&app, delete(other_record.id, &admin)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&app, delete(other_record.id, &admin)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    // A key may revoke itself, and fails on the very next request.
+    let own = bearer(
+        test::TestRequest::delete().uri(&format!("/api/v1/me/api-keys/{}", writer_record.id.0)),
+        &writer,
+    );
+    assert_eq!(send(&app, own).await.0, StatusCode::NO_CONTENT);
+    let (status, _, body) = send(&app, bearer(get(PING), &writer)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
+    );
+}
+
+#[actix_web::test]
+async fn a_keys_rate_limit_is_set_at_creation_shown_enforced_and_changed_by_a_roll() {
+    use actix_web::middleware::from_fn;
+    let f = fixture().await;
+    let (admin, _) = key(&f.store, f.account, "admin").await;
+    let state = web::Data::new(AppState::new(f.store, plans(1_000)).unwrap());
+    // As the server mounts it: `request_log` adds the headers to the answers that pass.
+    let app = test::init_service(
+        App::new()
+            .wrap(from_fn(agentvista_http::request_log))
+            .configure(move |cfg| configure(cfg, state)),
+    )
+    .await;
+    let create = |body: Value| bearer(test::TestRequest::post().uri(KEYS), &admin).set_json(body);
+
+    // Out of bounds, or an unknown field: a 400 naming it.
+    for (body, field) in [
+        (
+            json!({"per_second": 0, "burst": 1}),
+            "rate_limit.per_second",
+        ),
+        (
+            json!({"per_second": 1, "burst": 1_000_001}),
+            "rate_limit.burst",
+        ),
+        (json!({"per_second": 1, "bust": 1}), "bust"),
+    ] {
+        let (status, _, answer) = send(
+            &app,
+            create(json!({"name": "x", "scopes": ["read"], "rate_limit": body})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{answer}"
+        );
+    }
+
+    // One a second, three at once: the fourth ping in a row is refused.
+    let (status, _, created) = send(
+        &app,
+        create(json!({"name": "slow", "scopes": ["read", "write"], "rate_limit": {"per_second": 1, "burst": 3}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["rate_limit"], json!({"per_second": 1, "burst": 3}));
+    let (_, _, listed) = send(&app, bearer(get(KEYS), &admin)).await;
+    assert_eq!(
+        listed["data"][0]["rate_limit"],
+        json!({"per_second": 1, "burst": 3})
+    );
+    let slow = created["key"].as_str().unwrap();
+    let ping = || bearer(get("/api/v1/me/api-keys/ping/"), slow);
+    for remaining in ["2", "1", "0"] {
+        let (status, headers, _) = send(&app, ping()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers.get("ratelimit-limit").unwrap(), "3");
+        assert_eq!(headers.get("ratelimit-remaining").unwrap(), remaining);
+    }
+    let (status, headers, body) = send(&app, ping()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"], "rate_limited");
+    assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
+    assert_eq!(headers.get("ratelimit-remaining").unwrap(), "0");
+    let reset: u64 = headers
+        .get("ratelimit-reset")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&reset), "RateLimit-Reset {reset}");
+    // Distinct from the month's limit: no `limit`, `used`, `resets_at`.
+    assert!(body.get("used").is_none());
+    // OTLP answers it as the specification's retryable 429: code 8, Retry-After.
+    let (status, headers, answer) = raw(
+        &app,
+        otlp("/otlp/v1/traces", slow, "application/json", b"{}".to_vec()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert!(headers.contains_key("ratelimit-limit"));
+    let rpc: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(rpc["code"], 8);
+    assert_eq!(rpc["details"][0]["reason"], "rate_limited");
+
+    // Keys without a limit are not limited, and answer without the headers.
+    let (status, headers, _) = send(&app, bearer(get(KEYS), &admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!headers.contains_key("ratelimit-limit"));
+
+    // A roll keeps the limit unless told otherwise; `null` removes it.
+    let id = created["id"].as_i64().unwrap();
+    let roll = |id: i64, body: Value| {
+        bearer(
+            test::TestRequest::post().uri(&format!("{KEYS}{id}/roll/")),
+            &admin,
+        )
+        .set_json(body)
+    };
+    let (status, _, kept) = send(&app, roll(id, json!({"grace_seconds": 60}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{kept}");
+    assert_eq!(kept["rate_limit"], json!({"per_second": 1, "burst": 3}));
+    let (_, _, changed) = send(
+        &app,
+        roll(
+            kept["id"].as_i64().unwrap(),
+            json!({"grace_seconds": 60, "rate_limit": {"per_second": 7}}),
+        ),
+    )
+    .await;
+    assert_eq!(changed["rate_limit"], json!({"per_second": 7, "burst": 7}));
+    let (_, _, removed) = send(
+        &app,
+        roll(
+            changed["id"].as_i64().unwrap(),
+            json!({"grace_seconds": 60, "rate_limit": null}),
+        ),
+    )
+    .await;
+    assert_eq!(removed["rate_limit"], Value::Null);
+}

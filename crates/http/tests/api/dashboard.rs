@@ -1,0 +1,243 @@
+//! The dashboard pages as HTML: setup until the first user, words for bad names, strangers sent to the login, the billing page past the limit.
+
+use super::*;
+
+#[actix_web::test]
+async fn setup_exists_only_until_the_first_user() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let app = app(AppState::new(store, config()).unwrap()).await;
+    let res = test::call_service(&app, get("/").to_request()).await;
+    assert_eq!(
+        (
+            res.status(),
+            res.headers()
+                .get(header::LOCATION)
+                .unwrap()
+                .to_str()
+                .unwrap()
+        ),
+        (StatusCode::SEE_OTHER, "/setup")
+    );
+    let res = test::call_service(&app, get("/setup").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers().get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
+    assert!(
+        res.headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(
+        html.contains("<label for=\"setup-email\">"),
+        "form controls are labelled"
+    );
+
+    let setup = |password: &str| {
+        test::TestRequest::post()
+            .uri("/api/v1/setup/")
+            .set_json(json!({"account": "Acme", "email": "ada@example.com", "password": password}))
+    };
+    let (status, _, body) = send(&app, setup("short")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let res = test::call_service(&app, setup(PASSWORD).to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.response().cookies().any(|c| c.name() == "av_session"));
+
+    let (status, _, _) = send(&app, setup(PASSWORD)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "setup cannot be replayed");
+    assert_eq!(
+        test::call_service(&app, get("/setup").to_request())
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// The 400s of the name and e-mail rules, word for word, and which field a body wrong in
+/// several is refused for: the shape of the body first, then the fields in the handler's order.
+#[actix_web::test]
+async fn names_and_emails_are_refused_with_the_same_messages_as_ever() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let app = app(AppState::new(store, config()).unwrap()).await;
+    let html = String::from_utf8(
+        test::read_body(test::call_service(&app, get("/setup").to_request()).await)
+            .await
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        html.contains(r#"name="account" type="text" required maxlength="100""#),
+        "{html}"
+    );
+    let long = "a".repeat(101);
+    for (account, email, message) in [
+        (
+            "  ",
+            "ada@example.com",
+            "account: needs 1 to 100 characters.",
+        ),
+        (
+            long.as_str(),
+            "ada@example.com",
+            "account: needs 1 to 100 characters.",
+        ),
+        ("Acme", "ada", "email: not an e-mail address."),
+        ("Acme", "ada@localhost", "email: not an e-mail address."),
+        ("", "ada", "account: needs 1 to 100 characters."),
+    ] {
+        let setup = test::TestRequest::post()
+            .uri("/api/v1/setup/")
+            .set_json(json!({"account": account, "email": email, "password": PASSWORD}));
+        let (status, _, body) = send(&app, setup).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{account:?} {email:?}");
+        assert_eq!(body["message"], message, "{account:?} {email:?}");
+    }
+    // Trimmed and lower-cased on the way in: the first user logs in in any case.
+    let setup = test::TestRequest::post().uri("/api/v1/setup/").set_json(
+        json!({"account": "  Acme ", "email": " Ada@Example.COM ", "password": PASSWORD}),
+    );
+    let (status, _, body) = send(&app, setup).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["email"], "ada@example.com");
+    let (cookie, csrf) = login(&app).await;
+
+    let create = |body: Value| {
+        test::TestRequest::post()
+            .uri(KEYS)
+            .insert_header((header::COOKIE, cookie.clone()))
+            .insert_header(("X-CSRF-Token", csrf.clone()))
+            .set_json(body)
+    };
+    let html = String::from_utf8(
+        test::read_body(
+            test::call_service(
+                &app,
+                get("/settings/api-keys")
+                    .insert_header((header::COOKIE, cookie.clone()))
+                    .to_request(),
+            )
+            .await,
+        )
+        .await
+        .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        html.contains(r#"name="name" type="text" required maxlength="100""#),
+        "{html}"
+    );
+    let long = "n".repeat(101);
+    for (body, message) in [
+        (
+            json!({"name": "", "scopes": ["read"]}),
+            "name: needs 1 to 100 characters.",
+        ),
+        (
+            json!({"name": " \t ", "scopes": ["read"]}),
+            "name: needs 1 to 100 characters.",
+        ),
+        (
+            json!({"name": long, "scopes": ["read"]}),
+            "name: needs 1 to 100 characters.",
+        ),
+        (
+            json!({"name": "", "scopes": ["read"], "expires_at": "2001-01-01T00:00:00Z"}),
+            "name: needs 1 to 100 characters.",
+        ),
+        (
+            json!({"name": "", "scopes": []}),
+            "scopes: a key needs at least one scope: read, write or admin.",
+        ),
+    ] {
+        let (status, _, answer) = send(&app, create(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer["message"], message, "{body}");
+    }
+    let longest = "n".repeat(100);
+    for (name, kept) in [
+        (longest.as_str(), longest.as_str()),
+        ("  padded  ", "padded"),
+    ] {
+        let (status, _, answer) =
+            send(&app, create(json!({"name": name, "scopes": ["read"]}))).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["name"], kept);
+    }
+}
+
+#[actix_web::test]
+async fn pages_send_strangers_to_the_login_and_never_show_a_key() {
+    let f = fixture().await;
+    let (full, _) = key(&f.store, f.account, "write").await;
+    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    for page in ["/settings/api-keys", "/settings/billing", "/traces"] {
+        let res = test::call_service(&app, get(page).to_request()).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(res.headers().get(header::LOCATION).unwrap(), "/login");
+    }
+    let (cookie, csrf) = login(&app).await;
+    let res = test::call_service(
+        &app,
+        get("/settings/api-keys")
+            .insert_header((header::COOKIE, cookie))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(html.contains(&full[..11]) && !html.contains(&full[12..]));
+    assert!(html.contains(&format!("<meta name=\"csrf-token\" content=\"{csrf}\">")));
+    let res = test::call_service(&app, get("/assets/app.js").to_request()).await;
+    assert_eq!(
+        res.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/javascript; charset=utf-8"
+    );
+}
+
+#[actix_web::test]
+async fn the_billing_page_names_both_ways_out_once_the_limit_is_reached() {
+    let f = fixture().await;
+    let (writer, _) = key(&f.store, f.account, "write").await;
+    let app = app(AppState::new(f.store.clone(), plans(1)).unwrap()).await;
+    let (cookie, _) = login(&app).await;
+    let billing = || get("/settings/billing").insert_header((header::COOKIE, cookie.clone()));
+    let page = |res: ServiceResponse<_>| async {
+        String::from_utf8(test::read_body(res).await.to_vec()).unwrap()
+    };
+    let before = page(test::call_service(&app, billing().to_request()).await).await;
+    assert!(!before.contains("over-limit"), "a banner before the limit");
+    let event =
+        json!({"batch": [{"type": "event", "trace_id": "t", "timestamp": "2026-11-27T12:00:00Z"}]});
+    let req = bearer(
+        test::TestRequest::post().uri("/api/v1/traces/batch/"),
+        &writer,
+    )
+    .set_json(&event);
+    let (status, _, _) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let req = bearer(
+        test::TestRequest::post().uri("/api/v1/traces/batch/"),
+        &writer,
+    )
+    .set_json(&event);
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger plan or raise the spend cap"),
+        "{body}"
+    );
+    let after = page(test::call_service(&app, billing().to_request()).await).await;
+    assert!(after.contains("id=\"over-limit\""), "{after}");
+    assert!(after.contains("move to a larger plan"), "{after}");
+}
