@@ -20,52 +20,33 @@ use agentvista_store::{AccountId, EventBatch, NewContext, NewEvent, Store, Sweep
 use chrono::{TimeDelta, Utc};
 use sea_orm::ConnectionTrait;
 
-/// A scratch database: a file's directory, or a PostgreSQL database to drop.
+/// A migrated store on a scratch database.
 struct Scratch {
     store: Store,
-    postgres: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
+    db: testing::ScratchDb,
 }
 
-async fn scratch(postgres: Option<&str>) -> Scratch {
-    let (url, postgres, dir) = match postgres {
-        Some(admin) => {
-            let (url, name) = testing::create_database(admin, "agentvista_bench")
-                .await
-                .unwrap();
-            (url, Some((admin.to_owned(), name)), None)
-        }
-        None => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("bench.db").display()
-            );
-            (url, None, Some(dir))
-        }
+async fn scratch(postgres: bool) -> Option<Scratch> {
+    let engine = if postgres {
+        testing::Engine::Postgres
+    } else {
+        testing::Engine::Sqlite
     };
-    let store = Store::connect(&url).await.unwrap();
+    let db = testing::ScratchDb::new(engine, "sweep benchmark").await?;
+    let store = Store::connect(db.url()).await.unwrap();
     store.migrate().await.unwrap();
-    Scratch {
-        store,
-        postgres,
-        _dir: dir,
-    }
+    Some(Scratch { store, db })
 }
 
 impl Scratch {
     async fn finish(self) {
         self.store.close().await.unwrap();
-        if let Some((admin, name)) = self.postgres {
-            testing::drop_database(&admin, &name).await.unwrap();
-        }
     }
 
     fn label(&self) -> &'static str {
-        if self.postgres.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
+        match self.db.engine() {
+            testing::Engine::Postgres => "postgres",
+            testing::Engine::Sqlite => "sqlite",
         }
     }
 
@@ -136,10 +117,11 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-async fn index_cost(postgres: Option<&str>) {
+async fn index_cost(postgres: bool) {
     const ROUNDS: usize = 1000;
-    let with = scratch(postgres).await;
-    let without = scratch(postgres).await;
+    let (Some(with), Some(without)) = (scratch(postgres).await, scratch(postgres).await) else {
+        return;
+    };
     with.execute("CREATE INDEX idx_events_account_context ON events (account_id, context_id)")
         .await;
     let (a, b) = (
@@ -179,7 +161,7 @@ async fn expired(db: &Scratch, events: u64) {
     let account = account(&db.store, "old").await.0;
     let base = (Utc::now() - TimeDelta::days(40)).timestamp();
     let traces = events / 10;
-    if db.postgres.is_some() {
+    if db.db.engine() == testing::Engine::Postgres {
         let at = |s: &str| format!("to_timestamp({base} + {s})");
         db.execute(&format!(
             "INSERT INTO event_contexts (account_id, hash, body, last_seen) \
@@ -246,8 +228,10 @@ async fn expired(db: &Scratch, events: u64) {
     }
 }
 
-async fn sweep_under_load(postgres: Option<&str>, events: u64) {
-    let db = scratch(postgres).await;
+async fn sweep_under_load(postgres: bool, events: u64) {
+    let Some(db) = scratch(postgres).await else {
+        return;
+    };
     let started = Instant::now();
     expired(&db, events).await;
     // Statistics, as autovacuum gathers them for tables this size.
@@ -321,17 +305,12 @@ async fn sweep_under_load(postgres: Option<&str>, events: u64) {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let postgres = std::env::var("AGENTVISTA_TEST_POSTGRES_URL").ok();
-    if postgres.is_none() {
-        eprintln!("postgres benchmarks skipped: AGENTVISTA_TEST_POSTGRES_URL is not set");
-    }
     let events = std::env::var("SWEEP_EVENTS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
-    let mut targets = vec![None];
-    targets.extend(postgres.as_deref().map(Some));
-    for target in targets {
+    // PostgreSQL when AGENTVISTA_TEST_POSTGRES_URL is set (else `scratch` says it skips).
+    for target in [false, true] {
         rt.block_on(index_cost(target));
         rt.block_on(sweep_under_load(target, events));
     }

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use agentvista_quota::{Period, RecordError, Recorded};
-use agentvista_store::{AccountId, EventBatch, NewEvent, Store, StoreError, StoreOptions, testing};
+use agentvista_store::testing::{Engine, ScratchDb};
+use agentvista_store::{AccountId, EventBatch, NewEvent, Store, StoreError, StoreOptions};
 use chrono::Utc;
 use sea_orm::{
     ConnectionTrait, Database, DatabaseConnection, SqliteTransactionMode, TransactionOptions,
@@ -135,46 +136,26 @@ async fn sqlite_in_memory_is_ready() {
 // ---------------------------------------------------------------- PostgreSQL
 
 /// A scratch PostgreSQL database, dropped at the end even when the test fails.
-struct Scratch {
-    admin_url: String,
-    url: String,
-    name: String,
-}
+struct Scratch(ScratchDb);
 
 impl Scratch {
     async fn new() -> Option<Scratch> {
-        let admin_url = testing::postgres_admin_url("fault suite")?;
-        let (url, name) = testing::create_database(&admin_url, "agentvista_faults")
+        ScratchDb::new(Engine::Postgres, "fault suite")
             .await
-            .unwrap();
-        Some(Scratch {
-            admin_url,
-            url,
-            name,
-        })
+            .map(Scratch)
     }
 
     async fn store(&self) -> Store {
-        Store::connect(&self.url).await.unwrap()
+        Store::connect(self.0.url()).await.unwrap()
     }
 
     async fn admin(&self) -> DatabaseConnection {
-        Database::connect(&self.admin_url).await.unwrap()
+        let (admin_url, _) = self.0.postgres_names().unwrap();
+        Database::connect(admin_url).await.unwrap()
     }
-}
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(testing::drop_database(&admin_url, &name))
-                .unwrap();
-        })
-        .join();
+    fn name(&self) -> &str {
+        self.0.postgres_names().unwrap().1
     }
 }
 
@@ -223,7 +204,7 @@ async fn postgres_backends_terminated_mid_request_are_unavailable_then_recover()
 
     // Hold the events table so that an ingestion is in flight, waiting, when its connection
     // is cut.
-    let locker = Database::connect(&db.url).await.unwrap();
+    let locker = Database::connect(db.0.url()).await.unwrap();
     let lock = locker.begin().await.unwrap();
     lock.execute_unprepared("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
         .await
@@ -243,12 +224,12 @@ async fn postgres_backends_terminated_mid_request_are_unavailable_then_recover()
         tokio::spawn(async move { record(&store, account, batch(&["a", "b"])).await })
     };
     let admin = db.admin().await;
-    until_a_backend_waits_for_a_lock(&admin, &db.name).await;
+    until_a_backend_waits_for_a_lock(&admin, db.name()).await;
     admin
         .execute_unprepared(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = '{}' AND pid <> {locker_pid} AND pid <> pg_backend_pid()",
-            db.name
+            db.name()
         ))
         .await
         .unwrap();
@@ -267,7 +248,7 @@ async fn postgres_backends_terminated_mid_request_are_unavailable_then_recover()
         .execute_unprepared(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = '{}' AND pid <> pg_backend_pid()",
-            db.name
+            db.name()
         ))
         .await
         .unwrap();
@@ -293,7 +274,7 @@ async fn postgres_read_only_is_not_ready_and_its_writes_are_unavailable() {
     let set = |value: &str| {
         format!(
             "ALTER DATABASE \"{}\" SET default_transaction_read_only = {value}",
-            db.name
+            db.name()
         )
     };
     admin.execute_unprepared(&set("on")).await.unwrap();

@@ -16,9 +16,10 @@ use agentvista_keys::{
 };
 use agentvista_migrations::{Migrator, MigratorTrait};
 use agentvista_quota::{Period, Plan, Plans, RecordError};
+use agentvista_store::testing::{Engine, Rng, ScratchDb};
 use agentvista_store::{
     AccountId, EventBatch, EventCursor, FirstUser, KeyId, NewContext, NewEvent, NewKey, Store,
-    StoreError, TraceCursor, testing,
+    StoreError, TraceCursor, on_both,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
@@ -30,95 +31,33 @@ use serde_json::json;
 
 // ---------------------------------------------------------------- harness
 
+/// A test's store on a database of its own, migrated.
 struct TestDb {
     store: Store,
     url: String,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
+    /// Dropped with the fixture: the database goes with it.
+    _scratch: ScratchDb,
 }
 
-async fn sqlite_db() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    TestDb {
-        store,
-        url,
-        _dir: Some(dir),
-        postgres: None,
-    }
-}
-
-async fn postgres_db() -> Option<TestDb> {
-    let admin_url = testing::postgres_admin_url("store suite")?;
-    let (url, name) = testing::create_database(&admin_url, "agentvista_test")
-        .await
-        .unwrap();
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    Some(TestDb {
-        store,
-        url,
-        _dir: None,
-        postgres: Some((admin_url, name)),
-    })
-}
-
-impl TestDb {
-    async fn finish(mut self) {
-        self.store.clone().close().await.unwrap();
-        if let Some((admin_url, name)) = self.postgres.take() {
-            drop_database(&admin_url, &name).await;
-        }
-    }
-}
-
-impl Drop for TestDb {
-    /// A failed test never reaches `finish`: drop its database all the same, from a thread of
-    /// its own because the test's runtime is unwinding.
-    fn drop(&mut self) {
-        if let Some((admin_url, name)) = self.postgres.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(drop_database(&admin_url, &name));
-            })
-            .join();
-        }
-    }
-}
-
-async fn drop_database(admin_url: &str, name: &str) {
-    testing::drop_database(admin_url, name).await.unwrap();
-}
-
-/// Registers `$test(&TestDb)`, written just above, as `$test::sqlite` and `$test::postgres`.
-macro_rules! on_both {
-    ($test:ident) => {
-        mod $test {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                let db = crate::sqlite_db().await;
-                super::$test(&db).await;
-                db.finish().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                let Some(db) = crate::postgres_db().await else {
-                    return;
-                };
-                super::$test(&db).await;
-                db.finish().await;
-            }
-        }
+/// The suite's runner for [`on_both!`]: `test` on a migrated store of `engine`.
+async fn run(test: impl AsyncFnOnce(&TestDb), engine: Engine) {
+    let Some(scratch) = ScratchDb::new(engine, "store suite").await else {
+        return;
     };
+    let url = scratch.url().to_owned();
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let db = TestDb {
+        store,
+        url,
+        _scratch: scratch,
+    };
+    test(&db).await;
+    db.store.clone().close().await.unwrap();
 }
 
-// The suite, by feature; each test is registered with `on_both!` right below it.
+// The suite, by feature; each test is registered with `on_both!` right below it, which runs it
+// through `run` on SQLite and PostgreSQL.
 #[path = "store/accounting.rs"]
 mod accounting;
 #[path = "store/accounts.rs"]
@@ -236,23 +175,6 @@ fn grace(grace: std::time::Duration) -> agentvista_store::RollTerms {
     agentvista_store::RollTerms {
         grace,
         ..Default::default()
-    }
-}
-
-/// A small xorshift generator: reproducible from the printed seed, no extra dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Self {
-        let seed = getrandom::u64().unwrap() | 1;
-        eprintln!("rng seed {seed:#x}");
-        Rng(seed)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 

@@ -95,7 +95,7 @@ pub(crate) async fn run_api_examples(db: Db) {
     ))
     .unwrap();
     let server = Server::start(&db).await;
-    let jar = db.dir.path().join("cookies.txt");
+    let jar = db.dir().join("cookies.txt");
     let mut csrf = String::new();
 
     for example in &examples {

@@ -1,13 +1,14 @@
 //! Starting the real binary, running its CLI, and the databases they share.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use agentvista_store::testing;
+use agentvista_store::testing::{Engine, ScratchDb};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
@@ -102,46 +103,42 @@ impl Secrets {
     }
 }
 
-/// A database of the test's own: a SQLite file in a temporary directory, or a fresh
-/// PostgreSQL database dropped afterwards.
+/// A database of the test's own (a SQLite file in a temporary directory, or a fresh
+/// PostgreSQL database dropped afterwards), migrated by the real CLI, with the secrets the
+/// servers on it must never log.
 pub(crate) struct Db {
     pub(crate) url: String,
-    pub(crate) dir: tempfile::TempDir,
-    postgres: Option<(String, String)>,
+    scratch: ScratchDb,
     /// What the servers on this database must never log.
     pub(crate) secrets: Secrets,
 }
 
 impl Db {
     pub(crate) fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("agentvista.db").display()
-        );
+        Db::of(ScratchDb::sqlite())
+    }
+
+    pub(crate) async fn postgres() -> Option<Db> {
+        Db::new(Engine::Postgres).await
+    }
+
+    /// A database on `engine`; `None` where PostgreSQL is not configured.
+    pub(crate) async fn new(engine: Engine) -> Option<Db> {
+        ScratchDb::new(engine, "end-to-end suite").await.map(Db::of)
+    }
+
+    fn of(scratch: ScratchDb) -> Db {
         Db {
-            url,
-            dir,
-            postgres: None,
+            url: scratch.url().to_owned(),
+            scratch,
             secrets: Secrets::default(),
         }
         .migrated()
     }
 
-    pub(crate) async fn postgres() -> Option<Db> {
-        let admin_url = testing::postgres_admin_url("end-to-end suite")?;
-        let (url, name) = testing::create_database(&admin_url, "agentvista_e2e")
-            .await
-            .unwrap();
-        Some(
-            Db {
-                url,
-                dir: tempfile::tempdir().unwrap(),
-                postgres: Some((admin_url, name)),
-                secrets: Secrets::default(),
-            }
-            .migrated(),
-        )
+    /// The temporary directory that goes with the database: the CLI and servers run there.
+    pub(crate) fn dir(&self) -> &Path {
+        self.scratch.dir()
     }
 
     /// The database created and brought up to date by `agentvista migrate`, as an operator
@@ -153,9 +150,7 @@ impl Db {
 
     /// The admin URL and database name, on PostgreSQL.
     pub(crate) fn postgres_names(&self) -> Option<(&str, &str)> {
-        self.postgres
-            .as_ref()
-            .map(|(admin, name)| (admin.as_str(), name.as_str()))
+        self.scratch.postgres_names()
     }
 
     /// The binary, in the test's directory, on the test's database, with no stray settings.
@@ -165,7 +160,7 @@ impl Db {
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_agentvista").into());
         let mut command = Command::new(bin);
         command
-            .current_dir(self.dir.path())
+            .current_dir(self.dir())
             .env("AGENTVISTA__DATABASE__URL", &self.url)
             .env_remove("AGENTVISTA_PASSWORD")
             .env_remove("RUST_LOG");
@@ -263,22 +258,6 @@ impl Db {
     }
 }
 
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some((admin_url, name)) = self.postgres.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(testing::drop_database(&admin_url, &name))
-                    .unwrap();
-            })
-            .join();
-        }
-    }
-}
-
 /// Where Debian installs libfaketime.
 const FAKETIME_LIBRARIES: [&str; 2] = [
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
@@ -327,7 +306,7 @@ impl Server {
             .arg(r#"ulimit -v "$0" && exec "$@""#)
             .arg((address_space_bytes / 1024).to_string())
             .arg(plain.get_program())
-            .current_dir(db.dir.path());
+            .current_dir(db.dir());
         for (name, value) in plain.get_envs() {
             match value {
                 Some(value) => command.env(name, value),

@@ -89,15 +89,10 @@ pub(crate) async fn the_opentelemetry_sdk_exports_spans_that_are_stored_and_coun
     server.stop_and_check_logs(&[&writer, &reader]).await;
 }
 
-/// A tiny deterministic generator for batch sizes.
+/// Batch sizes of 1 to 5 events, from the seeded random source.
 fn sizes(seed: u64) -> impl Iterator<Item = usize> {
-    let mut state = seed | 1;
-    std::iter::from_fn(move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        Some(1 + usize::try_from(state % 5).unwrap())
-    })
+    let mut rng = agentvista_store::testing::Rng::from_seed(seed);
+    std::iter::from_fn(move || Some(1 + usize::try_from(rng.below(5)).unwrap()))
 }
 
 pub(crate) async fn the_monthly_limit_holds_under_concurrent_clients(db: Db) {

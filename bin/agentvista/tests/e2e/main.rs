@@ -18,27 +18,18 @@ mod revocations;
 mod telemetry;
 mod wire;
 
+use agentvista_store::on_both;
+use agentvista_store::testing::Engine;
 use chrono::{TimeDelta, Utc};
 use harness::{Db, PASSWORD, Server, bearer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// Runs `$test(Db)` as `$test::sqlite` and `$test::postgres`.
-macro_rules! on_both {
-    ($($test:ident),* $(,)?) => {$(
-        mod $test {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$test(super::Db::sqlite()).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let Some(db) = super::Db::postgres().await else { return };
-                super::$test(db).await;
-            }
-        }
-    )*};
+/// The runner of `on_both!`: `test` on a migrated database of `engine`.
+async fn run(test: impl AsyncFnOnce(Db), engine: Engine) {
+    if let Some(db) = Db::new(engine).await {
+        test(db).await;
+    }
 }
 
 on_both!(
@@ -450,7 +441,7 @@ async fn first_run_says_how_to_create_a_user() {
     let log = server.log();
     assert!(log.contains("agentvista users create --email"), "{log}");
     // Where the data lives, by its absolute path, and the setup page's address.
-    let file = db.dir.path().join("agentvista.db");
+    let file = db.dir().join("agentvista.db");
     assert!(
         log.contains(&format!("{} (SQLite)", file.display())),
         "{log}"
@@ -599,7 +590,7 @@ fn command_line_failures_are_one_line_and_non_zero() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(expected), "{stderr} lacks {expected}");
     }
-    let elsewhere = db.dir.path().join("elsewhere.db");
+    let elsewhere = db.dir().join("elsewhere.db");
     assert!(!elsewhere.exists(), "a command created a database");
     // A PostgreSQL server without the database the URL names.
     if let Some(admin) = agentvista_store::testing::postgres_admin_url("a missing database") {

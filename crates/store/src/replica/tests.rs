@@ -15,7 +15,8 @@ use tokio::sync::Notify;
 
 use super::cache::VerifiedKeys;
 use super::{Replica, ReplicaOptions};
-use crate::{NewKey, Store, StoreOptions, testing};
+use crate::testing::{Engine, ScratchDb};
+use crate::{NewKey, Store, StoreOptions};
 
 /// Holds a miss between its database read and its insert, for the fill-race test.
 pub(crate) struct Pause {
@@ -48,45 +49,25 @@ fn options() -> StoreOptions {
 /// A database of the test's own; dropped (PostgreSQL) when the guard goes.
 struct Db {
     url: String,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
+    _scratch: ScratchDb,
 }
 
 impl Db {
-    fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("replica.db").display()
-        );
-        Db {
-            url,
-            _dir: Some(dir),
-            postgres: None,
-        }
-    }
-
-    async fn postgres() -> Option<Db> {
-        let admin = testing::postgres_admin_url("replica tests")?;
-        let (url, name) = testing::create_database(&admin, "agentvista_replica")
-            .await
-            .unwrap();
-        Some(Db {
-            url,
-            _dir: None,
-            postgres: Some((admin, name)),
-        })
-    }
-
     async fn store(&self) -> Store {
         Store::connect_with(&self.url, options()).await.unwrap()
     }
+}
 
-    async fn drop_postgres(self) {
-        if let Some((admin, name)) = &self.postgres {
-            testing::drop_database(admin, name).await.unwrap();
-        }
-    }
+/// The runner of [`crate::on_both!`] for these tests.
+async fn run(test: impl AsyncFnOnce(&Db), engine: Engine) {
+    let Some(scratch) = ScratchDb::new(engine, "replica tests").await else {
+        return;
+    };
+    let db = Db {
+        url: scratch.url().to_owned(),
+        _scratch: scratch,
+    };
+    test(&db).await;
 }
 
 /// An account with one key; the key and its record.
@@ -356,26 +337,7 @@ async fn the_expiry_clock_is_the_databases(db: &Db) {
     a.shutdown().await;
 }
 
-macro_rules! on_both {
-    ($($test:ident),* $(,)?) => {$(
-        mod $test {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = super::Db::sqlite();
-                super::$test(&db).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = super::Db::postgres().await else { return };
-                super::$test(&db).await;
-                db.drop_postgres().await;
-            }
-        }
-    )*};
-}
-
-on_both!(
+crate::on_both!(
     a_fill_concurrent_with_a_revocation_is_not_kept,
     a_verified_key_is_answered_from_memory,
     a_revocation_on_one_replica_holds_on_the_other_at_once,

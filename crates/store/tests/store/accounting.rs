@@ -186,7 +186,7 @@ async fn concurrent_recording_never_passes_the_allowance(db: &TestDb) {
     let handles: Vec<_> = (0..TASKS)
         .map(|_| {
             let store = db.store.clone();
-            let mut rng = Rng(seeds.below(u64::MAX) | 1);
+            let mut rng = Rng::from_seed(seeds.below(u64::MAX));
             tokio::spawn(async move {
                 let (mut accepted, mut refused) = (0u64, 0u64);
                 for _ in 0..CALLS {
@@ -242,7 +242,7 @@ async fn concurrent_duplicates_are_stored_and_counted_once(db: &TestDb) {
     let handles: Vec<_> = (0..TASKS)
         .map(|_| {
             let store = Arc::clone(&store);
-            let mut rng = Rng(seeds.below(u64::MAX) | 1);
+            let mut rng = Rng::from_seed(seeds.below(u64::MAX));
             tokio::spawn(async move {
                 // Every task sends every id once, in its own random order and batch sizes.
                 let mut ids: Vec<usize> = (0..IDS).collect();
@@ -383,7 +383,7 @@ async fn lowering_the_spend_cap_binds_accounting_in_flight(db: &TestDb) {
         .map(|t| {
             let store = db.store.clone();
             let lowered = Arc::clone(&lowered);
-            let mut rng = Rng(seeds.below(u64::MAX) | 1);
+            let mut rng = Rng::from_seed(seeds.below(u64::MAX));
             tokio::spawn(async move {
                 let plans = pro_and_small();
                 let mut used_after_success = Vec::new();
