@@ -82,6 +82,61 @@ async fn fixture() -> Fixture {
     Fixture { store, account }
 }
 
+/// A handler test's world: the store with the account "acme" and its user (`PASSWORD`), and
+/// the whole API mounted over it. Keys ([`TestApp::key`]) and a logged-in session
+/// ([`TestApp::session`]) on demand.
+struct TestApp<S> {
+    app: S,
+    store: Store,
+    account: AccountId,
+}
+
+/// [`TestApp`] with the suite's `config()`.
+async fn test_app() -> TestApp<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
+    test_app_with(config()).await
+}
+
+/// [`TestApp`] with `config`.
+async fn test_app_with(
+    config: HttpConfig,
+) -> TestApp<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
+    let f = fixture().await;
+    let app = app(AppState::new(f.store.clone(), config).unwrap()).await;
+    TestApp {
+        app,
+        store: f.store,
+        account: f.account,
+    }
+}
+
+impl<S, B> TestApp<S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    /// A new key of `scopes` in the account: the full key.
+    async fn key(&self, scopes: &str) -> String {
+        key(&self.store, self.account, scopes).await.0
+    }
+
+    /// A logged-in session of the account's user: its cookie and CSRF token.
+    async fn session(&self) -> (String, String) {
+        login(&self.app).await
+    }
+}
+
 fn config() -> HttpConfig {
     HttpConfig {
         insecure_cookies: true,

@@ -4,8 +4,7 @@ use super::*;
 
 #[actix_web::test]
 async fn health_and_readiness_answer_without_credentials() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let TestApp { app, .. } = test_app().await;
     for path in ["/healthz", "/healthz/", "/readyz", "/readyz/"] {
         let (status, _, body) = send(&app, get(path)).await;
         assert_eq!(
@@ -18,9 +17,9 @@ async fn health_and_readiness_answer_without_credentials() {
 
 #[actix_web::test]
 async fn a_read_key_pings_with_or_without_trailing_slash_and_any_scheme_case() {
-    let f = fixture().await;
-    let (read, _) = key(&f.store, f.account, "read").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let read = t.key("read").await;
+    let TestApp { app, .. } = t;
     for (path, scheme) in [
         (PING, "Bearer"),
         ("/api/v1/me/api-keys/ping", "bearer"),
@@ -38,8 +37,7 @@ async fn a_read_key_pings_with_or_without_trailing_slash_and_any_scheme_case() {
 
 #[actix_web::test]
 async fn no_credentials_is_missing_api_key_with_a_bearer_challenge() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let TestApp { app, .. } = test_app().await;
     let (status, headers, body) = send(&app, get(PING)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "missing_api_key");
@@ -103,9 +101,9 @@ async fn every_kind_of_bad_key_gets_one_and_the_same_answer() {
 
 #[actix_web::test]
 async fn a_key_without_the_scope_gets_insufficient_scope() {
-    let f = fixture().await;
-    let (write, _) = key(&f.store, f.account, "write,admin").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let write = t.key("write,admin").await;
+    let TestApp { app, .. } = t;
     let (status, headers, body) = send(&app, bearer(get(PING), &write)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "insufficient_scope");
@@ -138,9 +136,9 @@ async fn an_unreachable_key_store_is_503_not_401() {
 
 #[actix_web::test]
 async fn two_authorization_headers_are_a_400_never_the_first_ones_200() {
-    let f = fixture().await;
-    let (read, _) = key(&f.store, f.account, "read").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let read = t.key("read").await;
+    let TestApp { app, .. } = t;
     let req = get(PING)
         .append_header((header::AUTHORIZATION, format!("Bearer {read}")))
         .append_header((header::AUTHORIZATION, "Bearer av_garbage"));

@@ -60,11 +60,14 @@ async fn only_listed_plans_are_offered_and_an_unlisted_account_stays_with_its_op
 
 #[actix_web::test]
 async fn the_spend_cap_moves_the_limit_only_on_plans_with_overage() {
-    let f = fixture().await;
-    let (admin, _) = key(&f.store, f.account, "read,admin").await;
-    let (writer, _) = key(&f.store, f.account, "read,write").await;
-    let store = f.store.clone();
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let admin = t.key("read,admin").await;
+    let writer = t.key("read,write").await;
+    let TestApp {
+        app,
+        store,
+        account,
+    } = t;
     let put = |cap: Value, key: &str| {
         bearer(
             test::TestRequest::put().uri("/api/v1/me/billing/spend-cap/"),
@@ -81,7 +84,7 @@ async fn the_spend_cap_moves_the_limit_only_on_plans_with_overage() {
     );
     assert_eq!(usage["spend_cap_cents"], 100);
 
-    store.accounts().set_plan(f.account, "pro").await.unwrap();
+    store.accounts().set_plan(account, "pro").await.unwrap();
     let (_, _, usage) = send(&app, bearer(get("/api/v1/me/usage"), &writer)).await;
     assert_eq!(usage["events_limit"], 1_000_000 + 100 * 1000 / 50);
     let (_, _, usage) = send(&app, put(json!(99), &admin)).await;
@@ -120,9 +123,9 @@ async fn the_spend_cap_moves_the_limit_only_on_plans_with_overage() {
 
 #[actix_web::test]
 async fn an_empty_spend_cap_body_is_a_400_and_null_removes_the_cap() {
-    let f = fixture().await;
-    let (admin, _) = key(&f.store, f.account, "admin,read").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let admin = t.key("admin,read").await;
+    let TestApp { app, .. } = t;
     let put = |body: Value| {
         bearer(test::TestRequest::put(), &admin)
             .uri("/api/v1/me/billing/spend-cap/")

@@ -175,9 +175,9 @@ async fn names_and_emails_are_refused_with_the_same_messages_as_ever() {
 
 #[actix_web::test]
 async fn pages_send_strangers_to_the_login_and_never_show_a_key() {
-    let f = fixture().await;
-    let (full, _) = key(&f.store, f.account, "write").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let full = t.key("write").await;
+    let TestApp { app, .. } = t;
     for page in ["/settings/api-keys", "/settings/billing", "/traces"] {
         let res = test::call_service(&app, get(page).to_request()).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{page}");

@@ -204,9 +204,9 @@ async fn past_the_monthly_limit_nothing_is_stored_and_429_says_when_to_retry() {
 
 #[actix_web::test]
 async fn json_endpoints_take_only_json_in_an_encoding_they_know() {
-    let f = fixture().await;
-    let (admin, _) = key(&f.store, f.account, "admin").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let admin = t.key("admin").await;
+    let TestApp { app, .. } = t;
     let body = json!({"name": "k", "scopes": ["read"]}).to_string();
     let post = || bearer(test::TestRequest::post().uri(KEYS), &admin);
 
@@ -245,9 +245,9 @@ async fn json_endpoints_take_only_json_in_an_encoding_they_know() {
 
 #[actix_web::test]
 async fn a_nul_character_in_any_json_string_is_a_400() {
-    let f = fixture().await;
-    let (admin, _) = key(&f.store, f.account, "admin,write").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let admin = t.key("admin,write").await;
+    let TestApp { app, .. } = t;
     let cases = [
         (KEYS, r#"{"name":"a\u0000b","scopes":["read"]}"#),
         (

@@ -116,9 +116,9 @@ async fn an_account_holds_at_most_max_active_keys_and_a_revoked_one_makes_room()
 
 #[actix_web::test]
 async fn the_full_key_is_returned_once_and_never_listed() {
-    let f = fixture().await;
-    let (admin, _) = key(&f.store, f.account, "admin").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let admin = t.key("admin").await;
+    let TestApp { app, .. } = t;
     let create = bearer(test::TestRequest::post().uri(KEYS), &admin).set_json(
         json!({"name": "production", "scopes": ["write"], "expires_at": "2099-01-01T00:00:00Z"}),
     );
@@ -162,9 +162,9 @@ async fn the_full_key_is_returned_once_and_never_listed() {
 
 #[actix_web::test]
 async fn bad_create_bodies_get_a_400_naming_the_field() {
-    let f = fixture().await;
-    let (admin, _) = key(&f.store, f.account, "admin").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let admin = t.key("admin").await;
+    let TestApp { app, .. } = t;
     let post = |body: Value| bearer(test::TestRequest::post().uri(KEYS), &admin).set_json(body);
     for (body, field) in [
         (

@@ -8,10 +8,13 @@ async fn otlp_json_and_protobuf_are_answered_in_kind_and_retries_cost_nothing() 
         ExportTraceServiceRequest, ExportTraceServiceResponse,
     };
     use prost::Message;
-    let f = fixture().await;
-    let (key, _) = key(&f.store, f.account, "read,write").await;
-    let store = f.store.clone();
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let key = t.key("read,write").await;
+    let TestApp {
+        app,
+        store,
+        account,
+    } = t;
 
     let (status, headers, body) = raw(
         &app,
@@ -50,7 +53,7 @@ async fn otlp_json_and_protobuf_are_answered_in_kind_and_retries_cost_nothing() 
         ExportTraceServiceResponse::default()
     );
     assert_eq!(
-        store.events().count(f.account).await.unwrap(),
+        store.events().count(account).await.unwrap(),
         1,
         "the retry is a duplicate"
     );

@@ -37,9 +37,11 @@ where
 
 #[actix_web::test]
 async fn a_change_keeps_this_session_and_ends_every_other_one() {
-    let f = fixture().await;
-    let store = f.store.clone();
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let TestApp {
+        app,
+        store,
+        account,
+    } = test_app().await;
     let (here, csrf) = login(&app).await;
     let (elsewhere, _) = login(&app).await;
 
@@ -57,7 +59,7 @@ async fn a_change_keeps_this_session_and_ends_every_other_one() {
     assert_eq!(log_in_with(&app, PASSWORD).await, StatusCode::UNAUTHORIZED);
     assert_eq!(log_in_with(&app, NEW_PASSWORD).await, StatusCode::OK);
 
-    let page = store.audit().page(f.account, None, 10).await.unwrap();
+    let page = store.audit().page(account, None, 10).await.unwrap();
     let changed: Vec<_> = page
         .entries
         .iter()
@@ -72,10 +74,10 @@ async fn a_change_keeps_this_session_and_ends_every_other_one() {
 
 #[actix_web::test]
 async fn a_wrong_current_password_is_a_400_naming_it_and_changes_nothing() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
-    let (here, csrf) = login(&app).await;
-    let (elsewhere, _) = login(&app).await;
+    let t = test_app().await;
+    let (here, csrf) = t.session().await;
+    let (elsewhere, _) = t.session().await;
+    let TestApp { app, .. } = t;
 
     let (status, _, body) =
         send(&app, change(&here, &csrf, "not the password", NEW_PASSWORD)).await;
@@ -129,10 +131,10 @@ async fn a_new_password_that_is_too_short_or_unchanged_is_a_400_naming_it() {
 
 #[actix_web::test]
 async fn only_a_session_with_its_csrf_token_changes_a_password() {
-    let f = fixture().await;
-    let (admin, _) = key(&f.store, f.account, "read,write,admin").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
-    let (cookie, _) = login(&app).await;
+    let t = test_app().await;
+    let admin = t.key("read,write,admin").await;
+    let (cookie, _) = t.session().await;
+    let TestApp { app, .. } = t;
     let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
 
     let req = bearer(test::TestRequest::put().uri(PASSWORD_PATH), &admin).set_json(&body);

@@ -4,8 +4,7 @@ use super::*;
 
 #[actix_web::test]
 async fn unknown_routes_and_methods_are_json_404s() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let TestApp { app, .. } = test_app().await;
     for req in [
         get("/nope"),
         get("/api/v1/me/api-keys/1/"),
@@ -62,8 +61,7 @@ async fn every_documented_operation_reaches_its_handler_and_nothing_else_does() 
 
 #[actix_web::test]
 async fn the_openapi_document_is_served_as_json_without_credentials() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let TestApp { app, .. } = test_app().await;
     let expected = agentvista_http::openapi().unwrap();
     for path in ["/api/v1/openapi.json", "/api/v1/openapi.json/"] {
         let (status, headers, body) = send(&app, get(path)).await;
@@ -84,10 +82,13 @@ async fn the_openapi_document_is_served_as_json_without_credentials() {
 /// object (the OpenAPI document says so); an array is a 400 and changes nothing.
 #[actix_web::test]
 async fn a_json_array_is_no_request_body_even_in_the_order_of_the_fields() {
-    let f = fixture().await;
-    let (admin, _) = key(&f.store, f.account, "read,write,admin").await;
-    let store = f.store.clone();
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let admin = t.key("read,write,admin").await;
+    let TestApp {
+        app,
+        store,
+        account,
+    } = t;
     let json_post = |method: Method, path: &str, body: &str| {
         bearer(
             test::TestRequest::default()
@@ -130,7 +131,7 @@ async fn a_json_array_is_no_request_body_even_in_the_order_of_the_fields() {
         (StatusCode::BAD_REQUEST, Some(3))
     );
     // Nothing changed: one key (the caller's), no cap, no event.
-    assert_eq!(store.keys().list(f.account).await.unwrap().len(), 1);
+    assert_eq!(store.keys().list(account).await.unwrap().len(), 1);
     let (_, _, usage) = send(&app, bearer(get("/api/v1/me/usage/"), &admin)).await;
     assert_eq!(
         (
@@ -145,9 +146,9 @@ async fn a_json_array_is_no_request_body_even_in_the_order_of_the_fields() {
 /// each one, sent as documented with a key of every scope, is accepted.
 #[actix_web::test]
 async fn every_request_example_in_the_openapi_document_is_accepted() {
-    let f = fixture().await;
-    let (all, _) = key(&f.store, f.account, "read,write,admin").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let all = t.key("read,write,admin").await;
+    let TestApp { app, .. } = t;
     let document = agentvista_http::openapi().unwrap();
     let mut sent = 0;
     for (path, method) in documented_operations() {

@@ -4,8 +4,7 @@ use super::*;
 
 #[actix_web::test]
 async fn wrong_email_and_wrong_password_are_indistinguishable() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let TestApp { app, .. } = test_app().await;
     let mut answers = Vec::new();
     for (email, password) in [
         ("ada@example.com", "wrong password"),
@@ -70,9 +69,9 @@ async fn a_session_needs_the_csrf_token_for_unsafe_methods() {
 
 #[actix_web::test]
 async fn an_authorization_header_wins_over_the_cookie() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
-    let (cookie, _) = login(&app).await;
+    let t = test_app().await;
+    let (cookie, _) = t.session().await;
+    let TestApp { app, .. } = t;
     let req = get(KEYS)
         .insert_header((header::COOKIE, cookie))
         .insert_header((header::AUTHORIZATION, "Bearer nonsense"));
@@ -85,9 +84,9 @@ async fn an_authorization_header_wins_over_the_cookie() {
 
 #[actix_web::test]
 async fn session_endpoints_refuse_api_keys() {
-    let f = fixture().await;
-    let (admin, _) = key(&f.store, f.account, "read,write,admin").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let admin = t.key("read,write,admin").await;
+    let TestApp { app, .. } = t;
     let (status, _, body) = send(&app, bearer(get("/api/v1/auth/session"), &admin)).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -99,8 +98,7 @@ async fn session_endpoints_refuse_api_keys() {
 
 #[actix_web::test]
 async fn logins_past_the_accounts_throttle_are_429_even_with_the_right_password() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let TestApp { app, .. } = test_app().await;
     let login = |password: &str| {
         test::TestRequest::post()
             .uri("/api/v1/auth/login/")
@@ -129,8 +127,7 @@ async fn logins_past_the_accounts_throttle_are_429_even_with_the_right_password(
 
 #[actix_web::test]
 async fn logins_with_a_string_that_is_no_email_fail_alike_and_count_for_no_account() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let TestApp { app, .. } = test_app().await;
     let burst = agentvista_http::ThrottleConfig::default()
         .per_account_and_address
         .burst
@@ -151,8 +148,7 @@ async fn logins_with_a_string_that_is_no_email_fail_alike_and_count_for_no_accou
 
 #[actix_web::test]
 async fn answers_carrying_secrets_are_never_cached() {
-    let f = fixture().await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let TestApp { app, .. } = test_app().await;
     let no_store = |headers: &header::HeaderMap| {
         headers
             .get(header::CACHE_CONTROL)

@@ -4,9 +4,9 @@ use super::*;
 
 #[actix_web::test]
 async fn a_trace_named_batch_is_readable_and_a_traces_events_come_in_pages() {
-    let f = fixture().await;
-    let (key, _) = key(&f.store, f.account, "read,write").await;
-    let app = app(AppState::new(f.store, config()).unwrap()).await;
+    let t = test_app().await;
+    let key = t.key("read,write").await;
+    let TestApp { app, .. } = t;
     let items: Vec<Value> = (0..5)
         .map(|i| item(Some(&format!("e{i}")), "batch"))
         .collect();
