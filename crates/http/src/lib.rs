@@ -9,6 +9,7 @@ mod error;
 mod handlers;
 mod log;
 mod openapi;
+mod operations;
 mod proxies;
 mod rate_limit;
 mod routes;

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document of the JSON API, generated from the code: the handlers'
 //! `#[utoipa::path]` annotations, the types they answer with (`ToSchema`), and the shared
-//! responses of [`crate::schema`]. The operations are the ones [`crate::routes`] declares (the
+//! responses of [`crate::schema`]. The operations are the ones [`crate::operations`] declares (the
 //! same list mounts them); `handlers::meta` serves the document at `GET /api/v1/openapi.json`.
 
 use std::sync::LazyLock;
@@ -49,7 +49,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
 * Left out: the dashboard's HTML pages and their assets (`/`, `/login`, `/setup`, \
   `/settings/…`, `/traces/…`, `/assets/…`), which are not part of the JSON API.";
 
-/// The document's derive, over the operations [`crate::routes::operations`] declares.
+/// The document's derive, over the operations [`crate::operations`] declares.
 macro_rules! api_doc {
     ($($module:ident :: $handler:ident),* $(,)?) => {
         /// The whole document, assembled by utoipa from the annotated handlers.
@@ -104,7 +104,7 @@ macro_rules! api_doc {
         struct ApiDoc;
     };
 }
-crate::routes::operations!(api_doc);
+crate::operations::operations!(api_doc);
 
 /// The security schemes the operations refer to by name.
 struct SecuritySchemes;

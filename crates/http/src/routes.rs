@@ -1,5 +1,5 @@
-//! The route table: [`operations`] declares every operation of the JSON API once, by its
-//! handler, whose `#[utoipa::path]` annotation holds the method, the path, the credentials it
+//! The route table: [`crate::operations`] declares every operation of the JSON API once, by
+//! its handler, whose `#[utoipa::path]` annotation holds the method, the path, the credentials it
 //! takes and its answers. [`configure`] mounts the operations with the dashboard, in the
 //! declared order, at the method and path the OpenAPI document ([`crate::openapi`], generated
 //! from the same list) gives each; the tests below hold the two together.
@@ -15,55 +15,14 @@ use crate::handlers::{
 };
 use crate::{AppState, dashboard, handlers};
 
-/// Every operation of the JSON API, in the order actix matches them, as `module::handler`
-/// (the handler's name is its `operationId`); hands the list to `$then!`. Adding an endpoint
-/// is a line here and its annotated handler: the route table and the OpenAPI document both
-/// come from this list. Mounting a handler anywhere else would escape the document; the
-/// dashboard's HTML pages are the only routes outside it.
-macro_rules! operations {
-    ($then:ident) => {
-        $then! {
-            health::healthz,
-            health::readyz,
-            meta::openapi,
-            setup::setup,
-            session::login,
-            session::logout,
-            session::current_session,
-            password::change_password,
-            keys::ping,
-            keys::list_api_keys,
-            keys::create_api_key,
-            keys::revoke_api_key,
-            keys::roll_api_key,
-            leaks::report_leaked_keys,
-            audit::audit_log,
-            // Before "/api/v1/traces/{trace_id}/", which would otherwise take "batch" for an
-            // id; a GET there still reads the trace whose id is "batch".
-            ingest::ingest_batch,
-            traces::get_trace_batch,
-            ingest::otlp_traces,
-            ingest::otlp_logs,
-            ingest::otlp_metrics,
-            traces::list_traces,
-            traces::get_trace,
-            usage::get_usage,
-            usage::get_daily_usage,
-            usage::set_spend_cap,
-            usage::set_plan,
-        }
-    };
-}
-pub(crate) use operations;
-
-/// The handlers of [`operations`], by operation id, in order.
+/// The handlers of [`crate::operations`], by operation id, in order.
 macro_rules! handler_table {
     ($($module:ident :: $handler:ident),* $(,)?) => {
         const HANDLERS: &[(&str, fn(Route) -> Route)] =
             &[$((stringify!($handler), |route| route.to($module::$handler))),*];
     };
 }
-operations!(handler_table);
+crate::operations::operations!(handler_table);
 
 /// One operation of the JSON API: `method` on `path`, answered by the handler `to` attaches.
 pub(crate) struct Operation {
@@ -75,7 +34,7 @@ pub(crate) struct Operation {
     to: fn(Route) -> Route,
 }
 
-/// The operations in [`operations`]' order, with the method and path the document gives each.
+/// The operations in [`crate::operations`]' order, with the method and path the document gives each.
 pub(crate) static API: LazyLock<Vec<Operation>> = LazyLock::new(|| match crate::openapi() {
     Ok(document) => route_table(&document),
     Err(err) => {
@@ -151,7 +110,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .app_data(state);
     // The document is serialised here, when the app is set up, rather than by the first
     // request that asks for it.
-    std::sync::LazyLock::force(&crate::openapi::DOCUMENT);
+    cfg.app_data(web::Data::new(meta::Document(&crate::openapi::DOCUMENT)));
     // One resource per path, in the table's order, with each of its methods.
     let mut mounted: Vec<&str> = Vec::new();
     for operation in API.iter() {

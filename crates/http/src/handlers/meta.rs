@@ -2,8 +2,13 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
+use actix_web::web::{Bytes, Data};
 
 use crate::ApiError;
+
+/// The document as served, serialised once: `configure` registers it as app data (the
+/// document lists this handler, so the handler takes the document rather than building it).
+pub(crate) struct Document(pub(crate) &'static Result<Bytes, String>);
 
 /// The document could not be serialised (it always can; the error is answered, not assumed
 /// away).
@@ -20,8 +25,9 @@ struct Unserialisable(String);
     tag = "meta",
     responses((status = 200, description = "This document.", body = crate::schema::AnyObject)),
 )]
-pub(crate) async fn openapi() -> Result<HttpResponse, ApiError> {
-    let document = crate::openapi::DOCUMENT
+pub(crate) async fn openapi(document: Data<Document>) -> Result<HttpResponse, ApiError> {
+    let document = document
+        .0
         .as_ref()
         .map_err(|err| ApiError::internal(Unserialisable(err.clone())))?;
     Ok(HttpResponse::Ok()
