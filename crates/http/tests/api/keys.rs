@@ -274,22 +274,48 @@ async fn revocation_rules_and_tenant_isolation() {
     );
 }
 
-#[actix_web::test]
-async fn a_keys_rate_limit_is_set_at_creation_shown_enforced_and_changed_by_a_roll() {
+/// The app as the server mounts it (with `request_log`, which adds the `RateLimit-*` headers
+/// to the answers that pass), and an admin key.
+async fn app_with_request_log() -> (
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+    String,
+) {
     use actix_web::middleware::from_fn;
     let f = fixture().await;
     let (admin, _) = key(&f.store, f.account, "admin").await;
     let state = web::Data::new(AppState::new(f.store, plans(1_000)).unwrap());
-    // As the server mounts it: `request_log` adds the headers to the answers that pass.
     let app = test::init_service(
         App::new()
             .wrap(from_fn(agentvista_http::request_log))
             .configure(move |cfg| configure(cfg, state)),
     )
     .await;
-    let create = |body: Value| bearer(test::TestRequest::post().uri(KEYS), &admin).set_json(body);
+    (app, admin)
+}
 
-    // Out of bounds, or an unknown field: a 400 naming it.
+fn create_key(admin: &str, body: Value) -> test::TestRequest {
+    bearer(test::TestRequest::post().uri(KEYS), admin).set_json(body)
+}
+
+/// A `read,write` key of one request a second, three at once: the creation's answer.
+async fn slow_key<S, B>(app: &S, admin: &str) -> Value
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let body = json!({"name": "slow", "scopes": ["read", "write"], "rate_limit": {"per_second": 1, "burst": 3}});
+    let (status, _, created) = send(app, create_key(admin, body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+#[actix_web::test]
+async fn a_rate_limit_out_of_bounds_or_misspelt_is_a_400_naming_it() {
+    let (app, admin) = app_with_request_log().await;
     for (body, field) in [
         (
             json!({"per_second": 0, "burst": 1}),
@@ -301,33 +327,29 @@ async fn a_keys_rate_limit_is_set_at_creation_shown_enforced_and_changed_by_a_ro
         ),
         (json!({"per_second": 1, "bust": 1}), "bust"),
     ] {
-        let (status, _, answer) = send(
-            &app,
-            create(json!({"name": "x", "scopes": ["read"], "rate_limit": body})),
-        )
-        .await;
+        let body = json!({"name": "x", "scopes": ["read"], "rate_limit": body});
+        let (status, _, answer) = send(&app, create_key(&admin, body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert!(
             answer["message"].as_str().unwrap().contains(field),
             "{answer}"
         );
     }
+}
 
-    // One a second, three at once: the fourth ping in a row is refused.
-    let (status, _, created) = send(
-        &app,
-        create(json!({"name": "slow", "scopes": ["read", "write"], "rate_limit": {"per_second": 1, "burst": 3}})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+#[actix_web::test]
+async fn a_keys_rate_limit_is_shown_and_past_it_the_key_gets_429_with_its_headers() {
+    let (app, admin) = app_with_request_log().await;
+    let created = slow_key(&app, &admin).await;
     assert_eq!(created["rate_limit"], json!({"per_second": 1, "burst": 3}));
     let (_, _, listed) = send(&app, bearer(get(KEYS), &admin)).await;
     assert_eq!(
         listed["data"][0]["rate_limit"],
         json!({"per_second": 1, "burst": 3})
     );
+    // Three at once: the fourth ping in a row is refused.
     let slow = created["key"].as_str().unwrap();
-    let ping = || bearer(get("/api/v1/me/api-keys/ping/"), slow);
+    let ping = || bearer(get(PING), slow);
     for remaining in ["2", "1", "0"] {
         let (status, headers, _) = send(&app, ping()).await;
         assert_eq!(status, StatusCode::OK);
@@ -361,28 +383,33 @@ async fn a_keys_rate_limit_is_set_at_creation_shown_enforced_and_changed_by_a_ro
     let rpc: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(rpc["code"], 8);
     assert_eq!(rpc["details"][0]["reason"], "rate_limited");
+}
 
-    // Keys without a limit are not limited, and answer without the headers.
+#[actix_web::test]
+async fn a_key_without_a_rate_limit_answers_without_its_headers() {
+    let (app, admin) = app_with_request_log().await;
+    slow_key(&app, &admin).await;
     let (status, headers, _) = send(&app, bearer(get(KEYS), &admin)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!headers.contains_key("ratelimit-limit"));
+}
 
-    // A roll keeps the limit unless told otherwise; `null` removes it.
-    let id = created["id"].as_i64().unwrap();
-    let roll = |id: i64, body: Value| {
-        bearer(
-            test::TestRequest::post().uri(&format!("{KEYS}{id}/roll/")),
-            &admin,
-        )
-        .set_json(body)
-    };
-    let (status, _, kept) = send(&app, roll(id, json!({"grace_seconds": 60}))).await;
+#[actix_web::test]
+async fn a_roll_keeps_the_rate_limit_changes_it_or_with_null_removes_it() {
+    let (app, admin) = app_with_request_log().await;
+    let created = slow_key(&app, &admin).await;
+    let roll_with = |id: &Value, body: Value| roll(id.as_i64().unwrap(), &admin, body);
+    let (status, _, kept) = send(
+        &app,
+        roll_with(&created["id"], json!({"grace_seconds": 60})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{kept}");
     assert_eq!(kept["rate_limit"], json!({"per_second": 1, "burst": 3}));
     let (_, _, changed) = send(
         &app,
-        roll(
-            kept["id"].as_i64().unwrap(),
+        roll_with(
+            &kept["id"],
             json!({"grace_seconds": 60, "rate_limit": {"per_second": 7}}),
         ),
     )
@@ -390,8 +417,8 @@ async fn a_keys_rate_limit_is_set_at_creation_shown_enforced_and_changed_by_a_ro
     assert_eq!(changed["rate_limit"], json!({"per_second": 7, "burst": 7}));
     let (_, _, removed) = send(
         &app,
-        roll(
-            changed["id"].as_i64().unwrap(),
+        roll_with(
+            &changed["id"],
             json!({"grace_seconds": 60, "rate_limit": null}),
         ),
     )
