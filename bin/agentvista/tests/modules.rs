@@ -51,9 +51,15 @@ fn ident_at(text: &str) -> &str {
 
 /// The names a file reaches through `crate::`: `crate::a::…`, `crate::Item`, `crate::{a, b::c}`.
 fn crate_paths(code: &str) -> Vec<String> {
+    paths_after(code, "crate::")
+}
+
+/// The first names of the paths that follow `prefix` in `code`: `<prefix>a::…`,
+/// `<prefix>Item`, `<prefix>{a, b::c}`.
+fn paths_after(code: &str, prefix: &str) -> Vec<String> {
     let mut names = Vec::new();
-    for (at, _) in code.match_indices("crate::") {
-        let rest = &code[at + "crate::".len()..];
+    for (at, _) in code.match_indices(prefix) {
+        let rest = &code[at + prefix.len()..];
         if let Some(group) = rest.strip_prefix('{') {
             let inner = &group[..group.find('}').unwrap_or(group.len())];
             for item in inner.split(',') {
@@ -167,20 +173,9 @@ fn nested_graphs(src: &Path) -> Vec<(String, BTreeMap<String, BTreeSet<String>>)
                 let code = code(&fs::read_to_string(path).unwrap());
                 // `super::` means the folder only in the module's own file.
                 let own_file = path.parent() == Some(dir) || path.ends_with("mod.rs");
-                let mut names = Vec::new();
-                for prefix in [through_crate.as_str(), "super::"] {
-                    if prefix == "super::" && !own_file {
-                        continue;
-                    }
-                    for (at, _) in code.match_indices(prefix) {
-                        let rest = &code[at + prefix.len()..];
-                        if let Some(group) = rest.strip_prefix('{') {
-                            let inner = &group[..group.find('}').unwrap_or(group.len())];
-                            names.extend(inner.split(',').map(|i| ident_at(i.trim()).to_owned()));
-                        } else {
-                            names.push(ident_at(rest).to_owned());
-                        }
-                    }
+                let mut names = paths_after(&code, &through_crate);
+                if own_file {
+                    names.extend(paths_after(&code, "super::"));
                 }
                 for name in names {
                     let target = if children.contains_key(&name) {

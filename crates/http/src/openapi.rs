@@ -182,13 +182,19 @@ fn require_headers(value: &mut Value) {
     }
 }
 
+/// The document as served, built once: the route table reads its operations from it and
+/// [`DOCUMENT`] is its serialisation.
+pub(crate) static VALUE: LazyLock<Result<Value, String>> =
+    LazyLock::new(|| openapi().map_err(|err| err.to_string()));
+
 /// The served document, serialised once: it is the same for every request and every worker.
 /// [`crate::configure`] builds it when the app is set up.
 pub(crate) static DOCUMENT: LazyLock<Result<Bytes, String>> = LazyLock::new(|| {
-    openapi()
-        .and_then(|document| serde_json::to_vec(&document))
-        .map(Bytes::from)
-        .map_err(|err| err.to_string())
+    VALUE.as_ref().map_err(Clone::clone).and_then(|document| {
+        serde_json::to_vec(document)
+            .map(Bytes::from)
+            .map_err(|err| err.to_string())
+    })
 });
 
 #[cfg(test)]

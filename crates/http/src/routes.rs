@@ -35,13 +35,14 @@ pub(crate) struct Operation {
 }
 
 /// The operations in [`crate::operations`]' order, with the method and path the document gives each.
-pub(crate) static API: LazyLock<Vec<Operation>> = LazyLock::new(|| match crate::openapi() {
-    Ok(document) => route_table(&document),
-    Err(err) => {
-        tracing::error!(error = %err, "the OpenAPI document could not be built: no API routes");
-        Vec::new()
-    }
-});
+pub(crate) static API: LazyLock<Vec<Operation>> =
+    LazyLock::new(|| match crate::openapi::VALUE.as_ref() {
+        Ok(document) => route_table(document),
+        Err(err) => {
+            tracing::error!(error = %err, "the OpenAPI document could not be built: no API routes");
+            Vec::new()
+        }
+    });
 
 /// Matches each handler to its operation in `document` by `operationId`. A handler the
 /// document lacks is left out (the tests below make sure there is none).

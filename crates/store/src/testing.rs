@@ -8,6 +8,13 @@ use sea_orm::{ConnectionTrait, Database};
 
 use crate::{Store, StoreError};
 
+/// SQL for the database's own clock in milliseconds since the epoch (the clock leases are
+/// kept in), for tests that compare with a lease as the database holds it.
+#[must_use]
+pub fn now_ms_sql(backend: sea_orm::DbBackend) -> &'static str {
+    crate::sql::now_ms_sql(backend)
+}
+
 /// The environment variable naming a PostgreSQL server the suites may create databases on.
 pub const POSTGRES_URL_VAR: &str = "AGENTVISTA_TEST_POSTGRES_URL";
 

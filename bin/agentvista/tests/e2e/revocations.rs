@@ -142,12 +142,7 @@ impl World {
     /// of a lease, later under load, so this is less than a whole lease.)
     async fn b_lease_left(&self) -> Duration {
         let backend = self.conn.get_database_backend();
-        let now_ms = match backend {
-            sea_orm::DbBackend::Postgres => {
-                "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-            }
-            _ => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
-        };
+        let now_ms = agentvista_store::testing::now_ms_sql(backend);
         let row = self
             .conn
             .query_one_raw(Statement::from_sql_and_values(

@@ -26,8 +26,7 @@ async fn capped(max: u32) -> Fixture {
 }
 
 fn create(key: &str, name: &str) -> test::TestRequest {
-    bearer(test::TestRequest::post().uri(KEYS), key)
-        .set_json(json!({"name": name, "scopes": ["read"]}))
+    create_key(key, json!({"name": name, "scopes": ["read"]}))
 }
 
 #[actix_web::test]
