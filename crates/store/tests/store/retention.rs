@@ -1,6 +1,7 @@
-//! What the retention sweep leaves: contexts removed in two phases and never under an
-//! ingestion that reuses them, audit entries kept for their own retention, one sweeper at a
-//! time.
+//! What the retention sweep leaves: events kept for their plan's days and traces summarised from
+//! what is left, in batches that never touch counts; contexts removed in two phases and never
+//! under an ingestion that reuses them; audit entries kept for their own retention; one
+//! sweeper at a time.
 
 use std::time::Duration;
 
@@ -279,8 +280,9 @@ async fn one_replica_sweeps_at_a_time(db: &TestDb) {
 }
 on_both!(one_replica_sweeps_at_a_time);
 
-async fn events_past_retention_are_deleted_in_batches_and_their_traces_follow(db: &TestDb) {
-    let plans = Plans::from_iter([
+/// Plans that keep events 30 days ("free") and 90 days ("pro").
+fn retention_plans() -> Plans {
+    Plans::from_iter([
         (
             "free".to_owned(),
             Plan {
@@ -295,164 +297,224 @@ async fn events_past_retention_are_deleted_in_batches_and_their_traces_follow(db
                 ..Plan::PRO
             },
         ),
-    ]);
+    ])
+}
+
+/// Three accounts with events of several ages, stored in the order they were received, as a
+/// server stores them (the sweep walks ids):
+/// - `legacy`, on a plan the configuration no longer has: one 400-day-old event;
+/// - `globex` (90 days): trace "gone" 100 days old, trace "kept" 40 days old;
+/// - `acme` (30 days): trace "old" wholly 40 days old, an event without a trace, and trace
+///   "mixed" with one event 41 days old and three of the last two days.
+struct Aged {
+    acme: AccountId,
+    globex: AccountId,
+    legacy: AccountId,
+    /// Every `(account, period)` an event was counted in, and the count there after storing.
+    counted: Vec<(AccountId, Period, u64)>,
+}
+
+fn days_ago(days: i64) -> DateTime<Utc> {
+    noon() - TimeDelta::days(days)
+}
+
+async fn aged_events(db: &TestDb) -> Aged {
     let acme = account(&db.store, "acme").await;
-    let globex = db
-        .store
-        .accounts()
-        .create(&AccountName::parse("globex").unwrap(), "pro", noon())
-        .await
-        .unwrap()
-        .id;
-    // A plan the configuration no longer has: its events are kept.
-    let legacy = db
-        .store
-        .accounts()
-        .create(&AccountName::parse("legacy").unwrap(), "legacy", noon())
-        .await
-        .unwrap()
-        .id;
-    let days_ago = |days: i64| noon() - TimeDelta::days(days);
-    let mut recorded_in = Vec::new();
-    let mut store = |account, received: DateTime<Utc>, events: Vec<NewEvent>| {
+    let create = |name: &'static str, plan: &'static str| async move {
+        db.store
+            .accounts()
+            .create(&AccountName::parse(name).unwrap(), plan, noon())
+            .await
+            .unwrap()
+            .id
+    };
+    let globex = create("globex", "pro").await;
+    let legacy = create("legacy", "legacy").await;
+    // Room for every account's events, whatever its plan.
+    let roomy = Plans::from_iter(["free", "pro", "legacy"].map(|name| {
+        (
+            name.to_owned(),
+            Plan {
+                monthly_events: 100_000,
+                ..Plan::FREE
+            },
+        )
+    }));
+    let batches = [
+        (
+            legacy,
+            days_ago(400),
+            vec![event(Some("l0"), Some("ancient"), days_ago(400))],
+        ),
+        (
+            globex,
+            days_ago(100),
+            vec![event(Some("g0"), Some("gone"), days_ago(100))],
+        ),
+        (
+            acme,
+            days_ago(40),
+            vec![
+                event(Some("o1"), Some("old"), days_ago(40)),
+                event(Some("o2"), Some("old"), days_ago(40)),
+                event(Some("m1"), Some("mixed"), days_ago(41)),
+                event(None, None, days_ago(40)),
+            ],
+        ),
+        (
+            globex,
+            days_ago(40),
+            vec![event(Some("g1"), Some("kept"), days_ago(40))],
+        ),
+        (
+            acme,
+            days_ago(1),
+            vec![
+                event(None, Some("mixed"), days_ago(2)),
+                event(Some("m2"), Some("mixed"), days_ago(1)),
+                event(Some("m3"), Some("mixed"), noon()),
+            ],
+        ),
+    ];
+    let mut periods = Vec::new();
+    for (account, received, events) in batches {
         let period = Period::containing(received);
-        recorded_in.push((account, period));
-        // Room for every account's events, whatever its plan.
-        let plans = Plans::from_iter(["free", "pro", "legacy"].map(|name| {
-            (
-                name.to_owned(),
-                Plan {
-                    monthly_events: 100_000,
-                    ..Plan::FREE
-                },
-            )
-        }));
         let batch = EventBatch {
             api_key_id: None,
             received_at: received,
             contexts: Vec::new(),
             events,
         };
-        let store = db.store.clone();
-        async move { store.record(account, period, &plans, batch).await.unwrap() }
-    };
-    // Stored in the order they were received, as a server stores them (the sweep walks ids).
-    // A plan the configuration no longer has keeps its events; globex (90 days) loses its
-    // 100-day-old event and keeps the 40-day-old one; acme (30 days) loses trace "old" whole,
-    // and trace "mixed" keeps its recent half, whose earliest named event then names it.
-    store(
+        db.store
+            .record(account, period, &roomy, batch)
+            .await
+            .unwrap();
+        periods.push((account, period));
+    }
+    let mut counted = Vec::new();
+    for (account, period) in periods {
+        counted.push((
+            account,
+            period,
+            db.store.used(account, period).await.unwrap(),
+        ));
+    }
+    Aged {
+        acme,
+        globex,
         legacy,
-        days_ago(400),
-        vec![event(Some("l0"), Some("ancient"), days_ago(400))],
-    )
-    .await;
-    store(
-        globex,
-        days_ago(100),
-        vec![event(Some("g0"), Some("gone"), days_ago(100))],
-    )
-    .await;
-    store(
-        acme,
-        days_ago(40),
-        vec![
-            event(Some("o1"), Some("old"), days_ago(40)),
-            event(Some("o2"), Some("old"), days_ago(40)),
-            event(Some("m1"), Some("mixed"), days_ago(41)),
-            event(None, None, days_ago(40)),
-        ],
-    )
-    .await;
-    store(
-        globex,
-        days_ago(40),
-        vec![event(Some("g1"), Some("kept"), days_ago(40))],
-    )
-    .await;
-    store(
-        acme,
-        days_ago(1),
-        vec![
-            event(None, Some("mixed"), days_ago(2)),
-            event(Some("m2"), Some("mixed"), days_ago(1)),
-            event(Some("m3"), Some("mixed"), noon()),
-        ],
-    )
-    .await;
-    let counted: Vec<u64> = {
-        let mut counted = Vec::new();
-        for (account, period) in &recorded_in {
-            counted.push(db.store.used(*account, *period).await.unwrap());
-        }
-        counted
-    };
+        counted,
+    }
+}
 
-    // Two events a batch: several transactions.
+/// `(trace id, event count, name, start)` of every trace of `account`, newest first.
+async fn listed(
+    db: &TestDb,
+    account: AccountId,
+) -> Vec<(String, u64, Option<String>, DateTime<Utc>)> {
+    db.store
+        .events()
+        .traces(account, None, 50)
+        .await
+        .unwrap()
+        .traces
+        .into_iter()
+        .map(|t| (t.trace_id, t.event_count, t.name, t.started_at))
+        .collect()
+}
+
+async fn each_plan_keeps_events_for_its_own_number_of_days(db: &TestDb) {
+    let aged = aged_events(db).await;
     let swept = db
         .store
-        .sweep_retention(&plans, noon(), &sweep(2))
+        .sweep_retention(&retention_plans(), noon(), &sweep(100))
         .await
         .unwrap();
     assert_eq!(swept.deleted, 5, "{swept:?}");
-    assert!(swept.batches >= 3, "{swept:?}");
-
-    let listed = |account| {
-        let store = db.store.clone();
-        async move {
-            store
-                .events()
-                .traces(account, None, 50)
-                .await
-                .unwrap()
-                .traces
-                .into_iter()
-                .map(|t| (t.trace_id, t.event_count, t.name, t.started_at))
-                .collect::<Vec<_>>()
-        }
-    };
+    let kept: Vec<String> = listed(db, aged.globex)
+        .await
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
+    assert_eq!(kept, ["kept"], "90 days keep 40, not 100");
+    assert_eq!(db.store.events().count(aged.acme).await.unwrap(), 3);
     assert_eq!(
-        listed(acme).await,
+        db.store.events().count(aged.legacy).await.unwrap(),
+        1,
+        "a plan the configuration no longer has keeps its events"
+    );
+}
+on_both!(each_plan_keeps_events_for_its_own_number_of_days);
+
+async fn a_trace_past_retention_goes_whole_and_a_mixed_one_is_summarised_again(db: &TestDb) {
+    let aged = aged_events(db).await;
+    db.store
+        .sweep_retention(&retention_plans(), noon(), &sweep(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(db, aged.acme).await,
         [(
             "mixed".to_owned(),
             3,
             Some("name of m2".to_owned()),
             days_ago(2)
         )],
-        "the old trace is gone; the mixed one is summarised from what is left"
+        "the old trace is gone; the mixed one is summarised from what is left, its earliest \
+         named event naming it"
     );
-    assert!(
-        db.store
-            .events()
-            .of_trace(acme, "old", None, 10)
-            .await
-            .unwrap()
-            .events
-            .is_empty()
-    );
-    assert_eq!(db.store.events().count(acme).await.unwrap(), 3);
-    let kept: Vec<String> = listed(globex).await.into_iter().map(|t| t.0).collect();
-    assert_eq!(kept, ["kept"]);
-    assert_eq!(db.store.events().count(legacy).await.unwrap(), 1);
-    // Counts are never touched.
-    for ((account, period), before) in recorded_in.iter().zip(counted) {
-        assert_eq!(db.store.used(*account, *period).await.unwrap(), before);
-    }
-    // Nothing left to do; a later sweep takes the rest as it ages.
-    let again = db
+    let old = db
         .store
-        .sweep_retention(&plans, noon(), &sweep(2))
+        .events()
+        .of_trace(aged.acme, "old", None, 10)
         .await
         .unwrap();
-    assert_eq!(again.deleted, 0);
+    assert!(old.events.is_empty());
+}
+on_both!(a_trace_past_retention_goes_whole_and_a_mixed_one_is_summarised_again);
+
+async fn the_sweep_deletes_in_batches_and_never_touches_counts(db: &TestDb) {
+    let aged = aged_events(db).await;
+    // Two events a batch: several transactions.
+    let swept = db
+        .store
+        .sweep_retention(&retention_plans(), noon(), &sweep(2))
+        .await
+        .unwrap();
+    assert_eq!(swept.deleted, 5, "{swept:?}");
+    assert!(swept.batches >= 3, "{swept:?}");
+    for (account, period, before) in aged.counted {
+        assert_eq!(db.store.used(account, period).await.unwrap(), before);
+    }
+    let again = db
+        .store
+        .sweep_retention(&retention_plans(), noon(), &sweep(2))
+        .await
+        .unwrap();
+    assert_eq!(again.deleted, 0, "nothing left to do");
+}
+on_both!(the_sweep_deletes_in_batches_and_never_touches_counts);
+
+async fn a_later_sweep_takes_what_has_aged_since(db: &TestDb) {
+    let aged = aged_events(db).await;
+    db.store
+        .sweep_retention(&retention_plans(), noon(), &sweep(100))
+        .await
+        .unwrap();
     let later = db
         .store
-        .sweep_retention(&plans, noon() + TimeDelta::days(60), &sweep(100))
+        .sweep_retention(
+            &retention_plans(),
+            noon() + TimeDelta::days(60),
+            &sweep(100),
+        )
         .await
         .unwrap();
     assert_eq!(
         later.deleted, 4,
         "acme's recent three and globex's 40-day-old one"
     );
-    assert!(listed(acme).await.is_empty());
+    assert!(listed(db, aged.acme).await.is_empty());
+    assert_eq!(db.store.events().count(aged.legacy).await.unwrap(), 1);
 }
-on_both!(events_past_retention_are_deleted_in_batches_and_their_traces_follow);
+on_both!(a_later_sweep_takes_what_has_aged_since);

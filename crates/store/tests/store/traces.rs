@@ -78,90 +78,137 @@ async fn traces_page_newest_first_with_a_cursor(db: &TestDb) {
 }
 on_both!(traces_page_newest_first_with_a_cursor);
 
-async fn contexts_are_stored_once_per_account_and_merged_on_read(db: &TestDb) {
+/// The fields of a service "shop" whose resource is large, and its scope.
+fn shop() -> serde_json::Value {
+    json!({"resource": {"service.name": "shop", "pad": "x".repeat(1_000)},
+           "scope": {"name": "sdk"}})
+}
+
+/// The fields of a service "billing" and its scope.
+fn billing() -> serde_json::Value {
+    json!({"resource": {"service.name": "billing"}, "scope": {"name": "sdk"}})
+}
+
+/// One request's contexts: 0 is `resource`, 1 a unit context under it, and 2 the same as 0
+/// within one request (so one row all the same).
+fn contexts_of_request(resource: &serde_json::Value) -> Vec<NewContext> {
+    vec![
+        NewContext {
+            parent: None,
+            fields: fields(resource.clone()),
+        },
+        NewContext {
+            parent: Some(0),
+            fields: fields(json!({"unit": "ms", "description": "latency"})),
+        },
+        NewContext {
+            parent: None,
+            fields: fields(resource.clone()),
+        },
+    ]
+}
+
+/// Records `events` of `account` in one request whose contexts are those of `resource`.
+async fn record_from(
+    db: &TestDb,
+    account: AccountId,
+    resource: &serde_json::Value,
+    events: Vec<NewEvent>,
+) {
+    let batch = EventBatch {
+        contexts: contexts_of_request(resource),
+        ..batch(events)
+    };
+    db.store
+        .record(account, Period::containing(noon()), &unlimited(), batch)
+        .await
+        .unwrap();
+}
+
+async fn context_rows(db: &TestDb) -> i64 {
+    count_rows(db, "SELECT COUNT(*) AS n FROM event_contexts").await
+}
+
+async fn a_context_repeated_within_and_across_requests_is_one_row(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let first = vec![
+        in_context("e1", "t", Some(0), json!({})),
+        in_context("e2", "t", Some(2), json!({})),
+    ];
+    record_from(db, acme, &shop(), first).await;
+    assert_eq!(context_rows(db).await, 2);
+    let second = vec![in_context("e3", "t", Some(1), json!({}))];
+    record_from(db, acme, &shop(), second).await;
+    assert_eq!(
+        context_rows(db).await,
+        2,
+        "another request reuses both rows"
+    );
+}
+on_both!(a_context_repeated_within_and_across_requests_is_one_row);
+
+async fn another_service_or_account_has_context_rows_of_its_own(db: &TestDb) {
     let (acme, globex) = (
         account(&db.store, "acme").await,
         account(&db.store, "globex").await,
     );
-    let period = Period::containing(noon());
-    let resource = json!({"resource": {"service.name": "shop", "pad": "x".repeat(1_000)},
-                          "scope": {"name": "sdk"}});
-    let contexts = |resource: &serde_json::Value| {
-        vec![
-            NewContext {
-                parent: None,
-                fields: fields(resource.clone()),
-            },
-            NewContext {
-                parent: Some(0),
-                fields: fields(json!({"unit": "ms", "description": "latency"})),
-            },
-            // The same as the first, within one request: one row all the same.
-            NewContext {
-                parent: None,
-                fields: fields(resource.clone()),
-            },
-        ]
-    };
-    let first = EventBatch {
-        contexts: contexts(&resource),
-        ..batch(vec![
-            in_context("e1", "t", Some(0), json!({"span_id": "a"})),
-            in_context("e2", "t", Some(1), json!({"value": 3, "scope": "own"})),
-            in_context("e3", "t", None, json!({"plain": true})),
-            in_context("e4", "t", Some(2), json!({})),
-        ])
-    };
-    db.store
-        .record(acme, period, &unlimited(), first)
-        .await
-        .unwrap();
-    // Another request from the same service reuses both rows.
-    let second = EventBatch {
-        contexts: contexts(&resource),
-        ..batch(vec![in_context("e5", "t", Some(1), json!({"value": 4}))])
-    };
-    db.store
-        .record(acme, period, &unlimited(), second)
-        .await
-        .unwrap();
-    assert_eq!(
-        count_rows(db, "SELECT COUNT(*) AS n FROM event_contexts").await,
-        2
-    );
-    // Another service: a new resource, and so a new unit context under it (same fields,
-    // other parent). Another account: rows of its own.
-    let other = json!({"resource": {"service.name": "billing"}, "scope": {"name": "sdk"}});
-    let third = EventBatch {
-        contexts: contexts(&other),
-        ..batch(vec![in_context("e6", "t", Some(1), json!({"value": 5}))])
-    };
-    db.store
-        .record(acme, period, &unlimited(), third)
-        .await
-        .unwrap();
-    let theirs = EventBatch {
-        contexts: contexts(&resource),
-        ..batch(vec![in_context("e1", "t", Some(1), json!({"value": 6}))])
-    };
-    db.store
-        .record(globex, period, &unlimited(), theirs)
-        .await
-        .unwrap();
-    assert_eq!(
-        count_rows(db, "SELECT COUNT(*) AS n FROM event_contexts").await,
-        6
-    );
-    // The events table holds no copy of a context.
+    record_from(
+        db,
+        acme,
+        &shop(),
+        vec![in_context("e1", "t", Some(1), json!({}))],
+    )
+    .await;
+    // A new resource, and so a new unit context under it (same fields, other parent).
+    record_from(
+        db,
+        acme,
+        &billing(),
+        vec![in_context("e2", "t", Some(1), json!({}))],
+    )
+    .await;
+    assert_eq!(context_rows(db).await, 4);
+    record_from(
+        db,
+        globex,
+        &shop(),
+        vec![in_context("e1", "t", Some(1), json!({}))],
+    )
+    .await;
+    assert_eq!(context_rows(db).await, 6);
+}
+on_both!(another_service_or_account_has_context_rows_of_its_own);
+
+async fn events_hold_no_copy_of_their_context(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let events = (0..3)
+        .map(|i| in_context(&format!("e{i}"), "t", Some(i), json!({"n": i})))
+        .collect();
+    record_from(db, acme, &shop(), events).await;
     let pad = "x".repeat(1_000);
-    assert_eq!(
-        count_rows(
-            db,
-            &format!("SELECT COUNT(*) AS n FROM events WHERE CAST(body AS TEXT) LIKE '%{pad}%'")
-        )
-        .await,
-        0
-    );
+    let copies =
+        format!("SELECT COUNT(*) AS n FROM events WHERE CAST(body AS TEXT) LIKE '%{pad}%'");
+    assert_eq!(count_rows(db, "SELECT COUNT(*) AS n FROM events").await, 3);
+    assert_eq!(count_rows(db, &copies).await, 0);
+}
+on_both!(events_hold_no_copy_of_their_context);
+
+async fn an_event_reads_back_merged_with_its_contexts_its_own_fields_winning(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let first = vec![
+        in_context("e1", "t", Some(0), json!({"span_id": "a"})),
+        in_context("e2", "t", Some(1), json!({"value": 3, "scope": "own"})),
+        in_context("e3", "t", None, json!({"plain": true})),
+        in_context("e4", "t", Some(2), json!({})),
+    ];
+    record_from(db, acme, &shop(), first).await;
+    record_from(
+        db,
+        acme,
+        &billing(),
+        vec![in_context("e5", "t", Some(1), json!({"value": 5}))],
+    )
+    .await;
 
     let page = db
         .store
@@ -179,36 +226,30 @@ async fn contexts_are_stored_once_per_account_and_merged_on_read(db: &TestDb) {
             )
         })
         .collect();
-    let service = resource["resource"].clone();
-    let billing = other["resource"].clone();
+    let (shop, billing) = (shop()["resource"].clone(), billing()["resource"].clone());
     assert_eq!(
         bodies,
         [
             (
                 "e1",
-                json!({"span_id": "a", "resource": service, "scope": {"name": "sdk"}})
+                json!({"span_id": "a", "resource": shop, "scope": {"name": "sdk"}})
             ),
             (
                 "e2",
                 json!({"value": 3, "scope": "own", "unit": "ms", "description": "latency",
-                       "resource": service})
+                       "resource": shop})
             ),
             ("e3", json!({"plain": true})),
-            ("e4", json!({"resource": service, "scope": {"name": "sdk"}})),
+            ("e4", json!({"resource": shop, "scope": {"name": "sdk"}})),
             (
                 "e5",
-                json!({"value": 4, "unit": "ms", "description": "latency",
-                       "resource": service, "scope": {"name": "sdk"}})
-            ),
-            (
-                "e6",
                 json!({"value": 5, "unit": "ms", "description": "latency",
                        "resource": billing, "scope": {"name": "sdk"}})
             ),
         ]
     );
 }
-on_both!(contexts_are_stored_once_per_account_and_merged_on_read);
+on_both!(an_event_reads_back_merged_with_its_contexts_its_own_fields_winning);
 
 async fn a_batch_pointing_past_its_contexts_is_refused(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
