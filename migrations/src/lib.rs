@@ -14,6 +14,7 @@ mod m20261128_000008_add_key_rate_limits;
 mod m20261128_000009_create_usage_daily;
 mod m20261206_000010_sweeps_and_orphaned_contexts;
 mod m20261206_000011_key_successors_and_kept_keys;
+mod m20261206_000012_memberships;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000009_create_usage_daily::Migration),
             Box::new(m20261206_000010_sweeps_and_orphaned_contexts::Migration),
             Box::new(m20261206_000011_key_successors_and_kept_keys::Migration),
+            Box::new(m20261206_000012_memberships::Migration),
         ]
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agentvista_keys::{AccountName, Email, KeyName, KeyPrefix, Scopes};
+use agentvista_keys::{AccountName, Email, KeyName, KeyPrefix, Role, Scopes};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
@@ -66,6 +66,43 @@ pub(crate) enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Manage the members of an account and their roles (an account keeps an owner).
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MembersCommand {
+    /// List the members of an account: e-mail, role, joined.
+    List {
+        /// The account's name.
+        #[arg(long, value_name = "NAME")]
+        account: AccountName,
+        /// Print JSON (the API's member objects) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a member's role.
+    SetRole {
+        /// The account's name.
+        #[arg(long, value_name = "NAME")]
+        account: AccountName,
+        /// The member's e-mail address.
+        #[arg(long)]
+        email: Email,
+        /// The new role: owner, admin, member or viewer.
+        #[arg(long)]
+        role: Role,
+    },
+    /// Remove a member: their sessions in the account end at once; their keys stay.
+    Remove {
+        /// The account's name.
+        #[arg(long, value_name = "NAME")]
+        account: AccountName,
+        /// The member's e-mail address.
+        #[arg(long)]
+        email: Email,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,11 +112,16 @@ pub(crate) enum UsersCommand {
         /// The user's e-mail address (the login).
         #[arg(long)]
         email: Email,
-        /// Account to join (created if new); default: a new account named after the e-mail.
+        /// The account: without --role, a new one the person owns (default: named after the
+        /// e-mail); with --role, an existing one the person joins.
         #[arg(long, value_name = "NAME")]
         account: Option<AccountName>,
+        /// The person's role in an existing account: owner, admin, member or viewer. A person
+        /// who exists already joins it without a new password.
+        #[arg(long, requires = "account")]
+        role: Option<Role>,
     },
-    /// List every user: e-mail, account, created.
+    /// List every user: e-mail, accounts and roles, created.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -268,7 +310,7 @@ mod tests {
             " Acme ",
         ])
         .unwrap();
-        let Some(Command::Users(UsersCommand::Create { email, account })) = cli.command else {
+        let Some(Command::Users(UsersCommand::Create { email, account, .. })) = cli.command else {
             panic!("not users create");
         };
         assert_eq!(email.as_str(), "ada@example.com");

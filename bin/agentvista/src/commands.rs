@@ -5,8 +5,8 @@ use std::io::{BufRead, IsTerminal};
 use agentvista_http::{CreatedKey, KeyObject};
 use agentvista_keys::password::{Password, PasswordHash, hash_password};
 use agentvista_keys::{
-    AccountId, AccountName, Actor, Asked, Email, Expiry, KeyLookup, KeyName, KeyPrefix, KeyStatus,
-    LookupError, RateLimit, Scopes,
+    AccountId, AccountName, Actor, Asked, Email, Expiry, KeyLookup, KeyName, KeyPrefix, KeyRecord,
+    KeyStatus, LookupError, RateLimit, Role, Scopes, UserId,
 };
 use agentvista_store::{
     Account, AuditAction, NewAuditEntry, NewKey, Origin, RollError, RollTerms, Store, StoreError,
@@ -29,12 +29,12 @@ pub(crate) enum CommandError {
     Io(#[from] std::io::Error),
 }
 
-fn usage(message: impl Into<String>) -> CommandError {
+pub(crate) fn usage(message: impl Into<String>) -> CommandError {
     CommandError::Usage(message.into())
 }
 
 /// Records what the operator did in the account's audit log (actor `cli`, no address).
-async fn audit(
+pub(crate) async fn audit(
     store: &Store,
     account: AccountId,
     action: AuditAction,
@@ -56,7 +56,7 @@ async fn audit(
     Ok(())
 }
 
-async fn user_by_email(store: &Store, email: &Email) -> Result<User, CommandError> {
+pub(crate) async fn user_by_email(store: &Store, email: &Email) -> Result<User, CommandError> {
     store
         .users()
         .find_by_email(email)
@@ -91,8 +91,16 @@ async fn new_password_hash() -> Result<PasswordHash, CommandError> {
         .map_err(|e| usage(e.to_string()))
 }
 
+/// The people who created `keys`, to name them in key objects.
+async fn creators(store: &Store, keys: &[&KeyRecord]) -> Result<Vec<User>, CommandError> {
+    let mut ids: Vec<UserId> = keys.iter().filter_map(|key| key.created_by).collect();
+    ids.sort_unstable_by_key(|id| id.0);
+    ids.dedup();
+    Ok(store.users().by_ids(&ids).await?)
+}
+
 /// Prints `value` as indented JSON on standard output.
-fn print_json(value: &impl serde::Serialize) -> Result<(), CommandError> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CommandError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| usage(e.to_string()))?;
     println!("{text}");
     Ok(())
@@ -103,9 +111,17 @@ pub(crate) async fn create_user(
     settings: &Settings,
     email: &Email,
     account_name: Option<&AccountName>,
+    role: Option<Role>,
 ) -> Result<(), CommandError> {
-    if store.users().find_by_email(email).await?.is_some() {
-        return Err(usage(format!("a user with e-mail {email} exists already")));
+    let existing = store.users().find_by_email(email).await?;
+    if let (Some(role), Some(name)) = (role, account_name) {
+        return join_account(store, email, name, role, existing.map(|c| c.user)).await;
+    }
+    if existing.is_some() {
+        return Err(usage(format!(
+            "a user with e-mail {email} exists already; add them to an account with --account \
+             and --role"
+        )));
     }
     let name = match account_name {
         Some(name) => name.clone(),
@@ -116,28 +132,98 @@ pub(crate) async fn create_user(
             ))
         })?,
     };
+    if store.accounts().find_by_name(&name).await?.is_some() {
+        return Err(usage(format!(
+            "an account named {name} exists already; to add {email} to it, pass --role"
+        )));
+    }
     let hash = new_password_hash().await?;
     let now = Utc::now();
-    let account: Account = match store.accounts().find_by_name(&name).await? {
-        Some(account) if account_name.is_some() => account,
-        Some(_) => {
-            return Err(usage(format!(
-                "an account named {name} exists already; pass --account"
-            )));
-        }
-        None => {
-            store
-                .accounts()
-                .create(&name, &settings.default_plan, now)
-                .await?
-        }
-    };
-    let user = store.users().create(account.id, email, &hash, now).await?;
+    let account = store
+        .accounts()
+        .create(&name, &settings.default_plan, now)
+        .await?;
+    let user = store
+        .users()
+        .create(account.id, Role::Owner, email, &hash, now)
+        .await?;
     println!(
-        "created user {} (id {}) in account {} (id {}, plan {})",
+        "created user {} (id {}), owner of account {} (id {}, plan {})",
         user.email, user.id, account.name, account.id.0, account.plan
     );
     Ok(())
+}
+
+/// Adds `email` to the existing account `name` with `role`: the person `existing`, or a new
+/// one (whose password is read as for a new user).
+async fn join_account(
+    store: &Store,
+    email: &Email,
+    name: &AccountName,
+    role: Role,
+    existing: Option<User>,
+) -> Result<(), CommandError> {
+    let account = account_named(store, name).await?;
+    let now = Utc::now();
+    let user = match existing {
+        Some(user) => {
+            store
+                .memberships()
+                .add(account.id, user.id, role, now)
+                .await
+                .map_err(|e| match e {
+                    StoreError::AlreadyMember => {
+                        usage(format!("{email} is a member of {name} already"))
+                    }
+                    other => other.into(),
+                })?;
+            user
+        }
+        None => {
+            let hash = new_password_hash().await?;
+            store
+                .users()
+                .create(account.id, role, email, &hash, now)
+                .await?
+        }
+    };
+    audit(
+        store,
+        account.id,
+        AuditAction::MemberAdded,
+        Some(user.email.clone()),
+        Some(serde_json::json!({"role": role})),
+    )
+    .await?;
+    println!(
+        "{} (id {}) is now {role} of account {} (id {})",
+        user.email, user.id, account.name, account.id.0
+    );
+    Ok(())
+}
+
+/// The account named `name`.
+pub(crate) async fn account_named(
+    store: &Store,
+    name: &AccountName,
+) -> Result<Account, CommandError> {
+    store
+        .accounts()
+        .find_by_name(name)
+        .await?
+        .ok_or_else(|| usage(format!("no account named {name}")))
+}
+
+/// The person with `email` and the account their commands act on: the one their login starts
+/// in.
+async fn user_and_account(store: &Store, email: &Email) -> Result<(User, AccountId), CommandError> {
+    let user = user_by_email(store, email).await?;
+    let account = store
+        .memberships()
+        .starting_account(user.id)
+        .await?
+        .ok_or_else(|| usage(format!("{email} belongs to no account")))?;
+    Ok((user, account.account_id))
 }
 
 pub(crate) async fn create_key(
@@ -162,18 +248,19 @@ pub(crate) async fn create_key(
                     .replace("rate_limit.burst", "--burst"),
             )
         })?;
-    let user = user_by_email(store, email).await?;
+    let (_, account) = user_and_account(store, email).await?;
     let new = NewKey {
         name,
         scopes,
         expiry,
-        created_by: Some(user.id),
+        // The operator made it, not a member.
+        created_by: None,
         rate_limit,
     };
-    let (key, record) = store.keys().create(user.account_id, new, now).await?;
+    let (key, record) = store.keys().create(account, new, now).await?;
     audit(
         store,
-        user.account_id,
+        account,
         AuditAction::KeyCreated,
         Some(record.prefix.to_string()),
         Some(serde_json::json!({"name": record.name, "scopes": record.scopes.to_string()})),
@@ -181,7 +268,7 @@ pub(crate) async fn create_key(
     .await?;
     if json {
         let created = CreatedKey {
-            object: KeyObject::from(record),
+            object: KeyObject::new(record, &[]),
             key: key.expose_secret().to_owned(),
         };
         print_json(&created)?;
@@ -200,15 +287,15 @@ pub(crate) async fn revoke_key(
     email: &Email,
     prefix: &KeyPrefix,
 ) -> Result<(), CommandError> {
-    let user = user_by_email(store, email).await?;
+    let (_, account) = user_and_account(store, email).await?;
     let no_key = || usage(format!("the account of {email} has no key {prefix}"));
-    let record = match store.keys().find_by_prefix(user.account_id, prefix).await {
+    let record = match store.keys().find_by_prefix(account, prefix).await {
         Err(StoreError::NotFound) => return Err(no_key()),
         other => other?,
     };
     // Through the lookup port, as the API revokes: the one door to revoking a key. The store
     // writes the audit entry in the revocation's own transaction.
-    KeyLookup::revoke(store, user.account_id, record.id, Actor::Cli, Utc::now())
+    KeyLookup::revoke(store, account, record.id, Actor::Cli, Utc::now())
         .await?
         .ok_or_else(no_key)?;
     println!("revoked key {prefix}");
@@ -222,9 +309,9 @@ pub(crate) async fn roll_key(
     grace_seconds: u64,
     json: bool,
 ) -> Result<(), CommandError> {
-    let user = user_by_email(store, email).await?;
+    let (_, account) = user_and_account(store, email).await?;
     let no_key = || usage(format!("the account of {email} has no key {prefix}"));
-    let record = match store.keys().find_by_prefix(user.account_id, prefix).await {
+    let record = match store.keys().find_by_prefix(account, prefix).await {
         Err(StoreError::NotFound) => return Err(no_key()),
         other => other?,
     };
@@ -239,7 +326,7 @@ pub(crate) async fn roll_key(
         origin: &origin,
     };
     // Through the lookup port, as the API rolls: the old key's end waits for the barrier.
-    let rolled = match KeyLookup::roll(store, user.account_id, record.id, terms, asked).await {
+    let rolled = match KeyLookup::roll(store, account, record.id, terms, asked).await {
         Ok(rolled) => rolled,
         Err(RollError::NotFound) => return Err(no_key()),
         Err(RollError::Lookup(e)) => return Err(e.into()),
@@ -252,7 +339,7 @@ pub(crate) async fn roll_key(
         .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339());
     if json {
         let created = CreatedKey {
-            object: KeyObject::from(rolled.record),
+            object: KeyObject::new(rolled.record, &creators(store, &[&rolled.old]).await?),
             key: rolled.key.expose_secret().to_owned(),
         };
         print_json(&created)?;
@@ -280,8 +367,8 @@ pub(crate) async fn set_plan(
             known.join(", ")
         )));
     }
-    let user = user_by_email(store, email).await?;
-    let account = store.accounts().set_plan(user.account_id, plan).await?;
+    let (_, account) = user_and_account(store, email).await?;
+    let account = store.accounts().set_plan(account, plan).await?;
     audit(
         store,
         account.id,
@@ -303,13 +390,14 @@ pub(crate) async fn list_keys(
     email: &Email,
     json: bool,
 ) -> Result<(), CommandError> {
-    let user = user_by_email(store, email).await?;
-    let (keys, more) = store
-        .keys()
-        .page(user.account_id, None, LISTED_KEYS)
-        .await?;
+    let (_, account) = user_and_account(store, email).await?;
+    let (keys, more) = store.keys().page(account, None, LISTED_KEYS).await?;
     if json {
-        let objects: Vec<KeyObject> = keys.into_iter().map(KeyObject::from).collect();
+        let people = creators(store, &keys.iter().collect::<Vec<_>>()).await?;
+        let objects: Vec<KeyObject> = keys
+            .iter()
+            .map(|key| KeyObject::new(key.clone(), &people))
+            .collect();
         print_json(&objects)?;
     } else {
         let now = Utc::now();
@@ -357,23 +445,29 @@ pub(crate) async fn list_keys(
 
 pub(crate) async fn list_users(store: &Store, json: bool) -> Result<(), CommandError> {
     let users = store.users().list().await?;
-    let mut accounts = std::collections::HashMap::new();
+    let mut memberships = Vec::with_capacity(users.len());
     for user in &users {
-        if let std::collections::hash_map::Entry::Vacant(slot) = accounts.entry(user.account_id) {
-            let account = store.accounts().get(user.account_id).await?;
-            slot.insert(account.name.to_string());
-        }
+        memberships.push(store.memberships().of_user(user.id).await?);
     }
-    let account_of = |user: &User| accounts.get(&user.account_id).cloned().unwrap_or_default();
     if json {
         let objects: Vec<serde_json::Value> = users
             .iter()
-            .map(|user| {
+            .zip(&memberships)
+            .map(|(user, accounts)| {
+                let accounts: Vec<serde_json::Value> = accounts
+                    .iter()
+                    .map(|m| {
+                        serde_json::json!({
+                            "id": m.account_id.0,
+                            "name": m.account_name,
+                            "role": m.role,
+                        })
+                    })
+                    .collect();
                 serde_json::json!({
                     "id": user.id.0,
                     "email": user.email,
-                    "account": account_of(user),
-                    "account_id": user.account_id.0,
+                    "accounts": accounts,
                     "created_at": user.created_at,
                 })
             })
@@ -383,15 +477,20 @@ pub(crate) async fn list_users(store: &Store, json: bool) -> Result<(), CommandE
     }
     let rows: Vec<[String; 3]> = users
         .iter()
-        .map(|user| {
+        .zip(&memberships)
+        .map(|(user, accounts)| {
+            let accounts: Vec<String> = accounts
+                .iter()
+                .map(|m| format!("{} ({})", m.account_name, m.role))
+                .collect();
             [
                 user.email.clone(),
-                account_of(user),
+                accounts.join(", "),
                 user.created_at.format("%Y-%m-%d %H:%M").to_string(),
             ]
         })
         .collect();
-    print_table(&["EMAIL", "ACCOUNT", "CREATED"], &rows);
+    print_table(&["EMAIL", "ACCOUNTS", "CREATED"], &rows);
     Ok(())
 }
 
@@ -404,7 +503,7 @@ pub(crate) async fn set_password(store: &Store, email: &Email) -> Result<(), Com
 }
 
 /// Prints `rows` under `header` in columns as wide as their widest cell.
-fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

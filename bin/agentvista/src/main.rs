@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod database;
+mod members;
 mod metrics;
 mod server;
 mod settings;
@@ -14,7 +15,7 @@ use agentvista_http::error_chain as error_line;
 use agentvista_store::Store;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{AccountsCommand, Cli, Command, KeysCommand, UsersCommand};
+use crate::cli::{AccountsCommand, Cli, Command, KeysCommand, MembersCommand, UsersCommand};
 use crate::settings::{LogFormat, Settings};
 
 #[actix_web::main]
@@ -108,9 +109,11 @@ async fn run(settings: &Settings, command: Command) -> Result<(), String> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Users(UsersCommand::Create { email, account }) => {
-            commands::create_user(&store, settings, &email, account.as_ref()).await
-        }
+        Command::Users(UsersCommand::Create {
+            email,
+            account,
+            role,
+        }) => commands::create_user(&store, settings, &email, account.as_ref(), role).await,
         Command::Users(UsersCommand::List { json }) => commands::list_users(&store, json).await,
         Command::Users(UsersCommand::SetPassword { email }) => {
             commands::set_password(&store, &email).await
@@ -142,6 +145,17 @@ async fn run(settings: &Settings, command: Command) -> Result<(), String> {
         }) => commands::roll_key(&store, &email, &prefix, grace_seconds, json).await,
         Command::Accounts(AccountsCommand::SetPlan { email, plan }) => {
             commands::set_plan(&store, settings, &email, &plan).await
+        }
+        Command::Members(MembersCommand::List { account, json }) => {
+            members::list(&store, &account, json).await
+        }
+        Command::Members(MembersCommand::SetRole {
+            account,
+            email,
+            role,
+        }) => members::change(&store, &account, &email, Some(role)).await,
+        Command::Members(MembersCommand::Remove { account, email }) => {
+            members::change(&store, &account, &email, None).await
         }
     };
     done.map_err(|e| error_line(&e))

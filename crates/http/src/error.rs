@@ -7,7 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use agentvista_ingest::IngestError;
 use agentvista_keys::LookupError;
-use agentvista_keys::Scope;
+use agentvista_keys::{Role, Scope};
 use agentvista_quota::QuotaExceeded;
 use agentvista_store::StoreError;
 use serde::Serialize;
@@ -48,6 +48,10 @@ pub enum ApiError {
     /// 403 `insufficient_scope`: a valid key without the scope the endpoint needs.
     #[error("The API key lacks the \"{0}\" scope this endpoint needs")]
     InsufficientScope(Scope),
+    /// 403 `insufficient_role`, with `required_role`: a session (or an `admin` key, which acts
+    /// as an admin) whose role in the account does not allow the operation.
+    #[error("Your role in this account does not allow this: it needs {0} or above")]
+    InsufficientRole(Role),
     /// 403 `csrf_failed`: a cookie-authenticated unsafe request without the session's token.
     #[error("The X-CSRF-Token header is missing or does not match the session")]
     CsrfFailed,
@@ -66,6 +70,9 @@ pub enum ApiError {
     /// 409 `already_rolled`: the key has a successor already; it rolls once.
     #[error("This key was rolled already: roll its successor, or create a key")]
     AlreadyRolled,
+    /// 409 `last_owner`: the change would leave the account without an owner.
+    #[error("An account keeps at least one owner: make someone else an owner first")]
+    LastOwner,
     /// 413 `payload_too_large`: a body over the configured limit (after decompression too).
     #[error("The request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -143,6 +150,8 @@ pub enum ErrorCode {
     SessionRequired,
     /// 403: a valid key without the scope the endpoint needs.
     InsufficientScope,
+    /// 403: a session whose role in the account does not allow the operation.
+    InsufficientRole,
     /// 403: a cookie-authenticated write without the session's CSRF token.
     CsrfFailed,
     /// 404: unknown route, unknown id, or another account's id.
@@ -151,6 +160,8 @@ pub enum ErrorCode {
     TooManyKeys,
     /// 409: a roll of a key that has a successor already.
     AlreadyRolled,
+    /// 409: removing, demoting or letting leave the account's last owner.
+    LastOwner,
     /// 413: a body over the limit.
     PayloadTooLarge,
     /// 415: a `Content-Type` or `Content-Encoding` the endpoint does not take.
@@ -181,10 +192,12 @@ impl ErrorCode {
             ErrorCode::InvalidCredentials => "invalid_credentials",
             ErrorCode::SessionRequired => "session_required",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::InsufficientRole => "insufficient_role",
             ErrorCode::CsrfFailed => "csrf_failed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::TooManyKeys => "too_many_keys",
             ErrorCode::AlreadyRolled => "already_rolled",
+            ErrorCode::LastOwner => "last_owner",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::TooManyAttempts => "too_many_attempts",
@@ -211,6 +224,10 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = crate::schema::ScopeName, nullable = false)]
     pub required_scope: Option<Scope>,
+    /// With `insufficient_role`: the least role the operation needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = crate::schema::RoleName, nullable = false)]
+    pub required_role: Option<Role>,
     /// With `monthly_event_limit_exceeded`: the events this month allows; with
     /// `too_many_keys`: the most active keys an account may hold.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -245,10 +262,12 @@ impl ApiError {
             ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
             ApiError::SessionRequired => ErrorCode::SessionRequired,
             ApiError::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            ApiError::InsufficientRole(_) => ErrorCode::InsufficientRole,
             ApiError::CsrfFailed => ErrorCode::CsrfFailed,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::TooManyKeys { .. } => ErrorCode::TooManyKeys,
             ApiError::AlreadyRolled => ErrorCode::AlreadyRolled,
+            ApiError::LastOwner => ErrorCode::LastOwner,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
@@ -277,12 +296,14 @@ impl ApiError {
             error: self.error_code(),
             message: self.message(),
             required_scope: None,
+            required_role: None,
             limit: None,
             used: None,
             resets_at: None,
         };
         match self {
             ApiError::InsufficientScope(scope) => body.required_scope = Some(*scope),
+            ApiError::InsufficientRole(role) => body.required_role = Some(*role),
             ApiError::TooManyKeys { limit } => body.limit = Some(u64::from(*limit)),
             ApiError::QuotaExceeded { exceeded, .. } => {
                 body.limit = Some(exceeded.limit);
@@ -385,11 +406,14 @@ impl ResponseError for ApiError {
             | ApiError::InvalidApiKey
             | ApiError::InvalidSession
             | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::SessionRequired | ApiError::InsufficientScope(_) | ApiError::CsrfFailed => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::SessionRequired
+            | ApiError::InsufficientScope(_)
+            | ApiError::InsufficientRole(_)
+            | ApiError::CsrfFailed => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::TooManyKeys { .. } | ApiError::AlreadyRolled => StatusCode::CONFLICT,
+            ApiError::TooManyKeys { .. } | ApiError::AlreadyRolled | ApiError::LastOwner => {
+                StatusCode::CONFLICT
+            }
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::QuotaExceeded { .. }
@@ -453,6 +477,11 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound | StoreError::AlreadySetUp => ApiError::NotFound,
             StoreError::TooManyKeys { limit } => ApiError::TooManyKeys { limit },
+            StoreError::LastOwner => ApiError::LastOwner,
+            StoreError::InsufficientRole(role) => ApiError::InsufficientRole(role),
+            StoreError::AlreadyMember => {
+                ApiError::BadRequest("email: this person is a member of the account already".into())
+            }
             // The edge refuses NUL characters first; this is the database's own refusal.
             StoreError::InvalidInput(_) => ApiError::BadRequest(
                 "body: a string holds a character the database cannot store (NUL)".into(),

@@ -12,14 +12,15 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::{CSRF_HEADER, SESSION_COOKIE};
 use crate::handlers::{
-    audit, health, ingest, keys, leaks, meta, password, session, setup, traces, usage,
+    audit, health, ingest, keys, leaks, members, meta, own_sessions, password, session, setup,
+    traces, usage,
 };
 use crate::schema::{
-    BadRequest, Forbidden, Internal, InvalidCredentials, NotFound, OtlpBadRequest, OtlpForbidden,
-    OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized, OtlpUnavailable,
-    OtlpUnsupportedMediaType, PayloadTooLarge, QuotaExceeded, RateLimitSchema, RateLimited,
-    RollConflict, ScopeName, TooManyAttempts, TooManyKeys, Unauthorized, Unavailable,
-    UnsupportedMediaType,
+    BadRequest, Forbidden, Internal, InvalidCredentials, LastOwner, NotFound, OtlpBadRequest,
+    OtlpForbidden, OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized,
+    OtlpUnavailable, OtlpUnsupportedMediaType, PayloadTooLarge, QuotaExceeded, RateLimitSchema,
+    RateLimited, RoleName, RollConflict, ScopeName, TooManyAttempts, TooManyKeys, Unauthorized,
+    Unavailable, UnsupportedMediaType,
 };
 
 /// What the document says of itself: what it covers and what it leaves out.
@@ -51,7 +52,7 @@ Generated from the server's code; the contract it implements is `docs/api.md`.
 
 /// The document's derive, over the operations [`crate::operations`] declares.
 macro_rules! api_doc {
-    ($($module:ident :: $handler:ident),* $(,)?) => {
+    ($($module:ident :: $handler:ident => $access:ident),* $(,)?) => {
         /// The whole document, assembled by utoipa from the annotated handlers.
         #[derive(OpenApi)]
         #[openapi(
@@ -62,6 +63,7 @@ macro_rules! api_doc {
                     crate::error::ErrorBody,
                     crate::error::ErrorCode,
                     ScopeName,
+                    RoleName,
                     RateLimitSchema,
                     ingest::RpcStatusJson,
                 ),
@@ -73,6 +75,7 @@ macro_rules! api_doc {
                     NotFound,
                     TooManyKeys,
                     RollConflict,
+                    LastOwner,
                     PayloadTooLarge,
                     UnsupportedMediaType,
                     TooManyAttempts,
@@ -95,6 +98,7 @@ macro_rules! api_doc {
                 (name = "health", description = "Liveness and readiness probes; no authentication."),
                 (name = "sessions", description = "Dashboard log-in, log-out, first run."),
                 (name = "keys", description = "API keys of the caller's account."),
+                (name = "members", description = "The people of the caller's account, their roles, and the accounts and sessions of the person calling."),
                 (name = "ingestion", description = "Events in: the batch endpoint and OTLP/HTTP."),
                 (name = "traces", description = "Events out: traces and their events."),
                 (name = "usage", description = "The month's usage and the spend cap."),
@@ -266,25 +270,27 @@ mod tests {
         }
     }
 
-    /// Authenticated operations name their credentials; a session's writes add the CSRF
-    /// header; the few public ones name none.
+    /// Each operation's document says what its declared access enforces: public ones name no
+    /// credential; the others a session (with the CSRF header on writes) and, unless they are
+    /// session-only, a key with the declared scope.
     #[test]
-    fn security_requirements_follow_the_contract() {
+    fn security_requirements_follow_the_declared_access() {
+        use crate::auth::Access;
         let document = document();
-        let public = [
-            "/healthz",
-            "/readyz",
-            "/api/v1/openapi.json",
-            "/api/v1/setup/",
-            "/api/v1/auth/login/",
-            "/api/v1/keys/report-leak/",
-        ];
-        for (path, method, op) in operations(&document) {
+        let declared = crate::routes::declared_operations();
+        assert!(declared.len() > 30, "{}", declared.len());
+        for operation in declared {
+            let (path, method) = (&operation.path, operation.method.as_str().to_lowercase());
+            let op = &document["paths"][path][&method];
             let security = op.get("security").and_then(Value::as_array);
-            if public.contains(&path) {
-                assert!(security.is_none(), "{method} {path}: {security:?}");
-                continue;
-            }
+            let (scope, keys) = match operation.access {
+                Access::Public => {
+                    assert!(security.is_none(), "{method} {path}: {security:?}");
+                    continue;
+                }
+                Access::KeyOrSession { scope, .. } => (scope, true),
+                Access::Session { .. } => (None, false),
+            };
             let security = security.unwrap_or_else(|| panic!("{method} {path} has no security"));
             let with_session: Vec<&Value> = security
                 .iter()
@@ -293,13 +299,15 @@ mod tests {
             assert_eq!(with_session.len(), 1, "{method} {path}");
             let csrf = with_session[0].get("csrf_token").is_some();
             assert_eq!(csrf, method != "get", "{method} {path}: {security:?}");
-            // Every operation but the session-only ones takes a key: the session's own, the
-            // plan switch (keys never change plans) and the password change.
-            let session_only = path.starts_with("/api/v1/auth/")
-                || path == "/api/v1/me/billing/plan/"
-                || path == "/api/v1/me/password/";
-            let keys = security.iter().any(|r| r.get("bearer_key").is_some());
-            assert_eq!(keys, !session_only, "{method} {path}");
+            let key = security.iter().find_map(|r| r.get("bearer_key"));
+            assert_eq!(key.is_some(), keys, "{method} {path}: {security:?}");
+            if let Some(scope) = scope {
+                assert_eq!(
+                    key,
+                    Some(&serde_json::json!([scope.as_str()])),
+                    "{method} {path}"
+                );
+            }
             // A 401 is documented wherever credentials are needed.
             assert!(op["responses"].get("401").is_some(), "{method} {path}");
         }

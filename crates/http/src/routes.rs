@@ -10,16 +10,21 @@ use actix_web::http::Method;
 use actix_web::{Resource, Route, web};
 use serde_json::Value;
 
+use crate::auth::{Access, MountedAccess};
 use crate::handlers::{
-    audit, health, ingest, keys, leaks, meta, password, session, setup, traces, usage,
+    audit, health, ingest, keys, leaks, members, meta, own_sessions, password, session, setup,
+    traces, usage,
 };
 use crate::{AppState, dashboard, handlers};
 
 /// The handlers of [`crate::operations`], by operation id, in order.
 macro_rules! handler_table {
-    ($($module:ident :: $handler:ident),* $(,)?) => {
-        const HANDLERS: &[(&str, fn(Route) -> Route)] =
-            &[$((stringify!($handler), |route| route.to($module::$handler))),*];
+    ($($module:ident :: $handler:ident => $access:ident),* $(,)?) => {
+        const HANDLERS: &[(&str, Access, fn(Route) -> Route)] = &[$((
+            stringify!($handler),
+            crate::operations::$access,
+            |route| route.to($module::$handler),
+        )),*];
     };
 }
 crate::operations::operations!(handler_table);
@@ -30,6 +35,10 @@ pub(crate) struct Operation {
     /// with and without its trailing slash.
     pub(crate) path: String,
     pub(crate) method: Method,
+    /// Who may call it.
+    pub(crate) access: Access,
+    /// The handler's name, its `operationId`.
+    pub(crate) id: &'static str,
     /// Attaches the handler: `|route| route.to(handler)`.
     to: fn(Route) -> Route,
 }
@@ -61,13 +70,41 @@ fn route_table(document: &Value) -> Vec<Operation> {
     }
     HANDLERS
         .iter()
-        .filter_map(|&(id, to)| {
+        .filter_map(|&(id, access, to)| {
             let (_, path, method) = found.iter().find(|(found, ..)| *found == id)?;
             Some(Operation {
                 path: path.clone(),
                 method: method.clone(),
+                access,
+                id,
                 to,
             })
+        })
+        .collect()
+}
+
+/// One operation of the JSON API as declared: for tests and tools that walk the route table.
+#[derive(Clone, Debug)]
+pub struct DeclaredOperation {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path as the OpenAPI document writes it (`{name}` for a parameter).
+    pub path: String,
+    /// The handler's name, its `operationId`.
+    pub operation_id: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// Every operation [`configure`] mounts, in order, with who may call it.
+#[must_use]
+pub fn declared_operations() -> Vec<DeclaredOperation> {
+    API.iter()
+        .map(|op| DeclaredOperation {
+            method: op.method.clone(),
+            path: op.path.clone(),
+            operation_id: op.id,
+            access: op.access,
         })
         .collect()
 }
@@ -120,11 +157,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         }
         mounted.push(&operation.path);
         mount(cfg, &operation.path, |resource| {
-            API.iter()
-                .filter(|other| other.path == operation.path)
-                .fold(resource, |resource, other| {
-                    resource.route((other.to)(web::method(other.method.clone())))
-                })
+            let on_path = || API.iter().filter(|other| other.path == operation.path);
+            // What the extractors enforce: each method's declared access.
+            let access = MountedAccess(
+                on_path()
+                    .map(|other| (other.method.clone(), other.access))
+                    .collect(),
+            );
+            on_path().fold(resource.app_data(access), |resource, other| {
+                resource.route((other.to)(web::method(other.method.clone())))
+            })
         });
     }
     cfg.configure(dashboard::routes)

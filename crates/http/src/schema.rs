@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use agentvista_keys::Scope;
+use agentvista_keys::{Role, Scope};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{
     Array, ArrayBuilder, ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Schema, Type,
@@ -35,6 +35,30 @@ impl PartialSchema for ScopeName {
 impl ToSchema for ScopeName {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("Scope")
+    }
+}
+
+/// A role's name, as the API writes it: the schema of [`Role`], built from [`Role::ALL`].
+pub(crate) struct RoleName;
+
+impl PartialSchema for RoleName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Role::ALL.map(Role::as_str)))
+            .description(Some(
+                "A member's role in an account, lowest first: `viewer` reads; `member` also \
+                 sends events and makes `read`/`write` keys; `admin` also runs every key, the \
+                 spend cap, the audit log and the members who are not owners; `owner` also the \
+                 plan, the owners and the account's deletion.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for RoleName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Role")
     }
 }
 
@@ -249,8 +273,10 @@ responses! {
     Forbidden => json_error(
         "`insufficient_scope` (a key without the scope the operation needs; the body's \
          `required_scope` and `WWW-Authenticate: Bearer error=\"insufficient_scope\", \
-         scope=\"…\"` name it), `csrf_failed` (a session's write without its `X-CSRF-Token`), \
-         or `session_required` (a session-only operation called with an API key).",
+         scope=\"…\"` name it), `insufficient_role` (a session whose role in the account does \
+         not allow the operation; the body's `required_role` names the least role that does), \
+         `csrf_failed` (a session's write without its `X-CSRF-Token`), or `session_required` (a \
+         session-only operation called with an API key).",
         [],
     );
     /// 404 `not_found`.
@@ -313,6 +339,12 @@ responses! {
         "`already_rolled`: the key has a successor already (a key rolls once; two rolls at \
          once: one succeeds, the other gets this). Or `too_many_keys`: the account holds \
          `limits.max_active_keys` active keys already (`limit` says how many).",
+        [],
+    );
+    /// 409 `last_owner`.
+    LastOwner => json_error(
+        "`last_owner`: the change would leave the account without an owner; make someone \
+         else an owner first.",
         [],
     );
     /// 500 `internal`.

@@ -13,7 +13,7 @@ use agentvista_http::auth::{KeyLookup, LookupFuture};
 use agentvista_http::{AppState, BodyLimits, HttpConfig, configure};
 use agentvista_keys::password::{Password, hash_password};
 use agentvista_keys::{
-    AccountId, Actor, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, LookupError, Revoked,
+    AccountId, Actor, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, LookupError, Revoked, Role,
 };
 use agentvista_quota::{Plan, Plans};
 use agentvista_store::{NewKey, Store};
@@ -35,12 +35,16 @@ mod ingest;
 mod keys;
 #[path = "api/leaks.rs"]
 mod leaks;
+#[path = "api/members.rs"]
+mod members;
 #[path = "api/memory.rs"]
 mod memory;
 #[path = "api/otlp.rs"]
 mod otlp;
 #[path = "api/password.rs"]
 mod password;
+#[path = "api/roles.rs"]
+mod roles;
 #[path = "api/rolls.rs"]
 mod rolls;
 #[path = "api/routing.rs"]
@@ -68,11 +72,12 @@ async fn fixture() -> Fixture {
         .await
         .unwrap()
         .id;
-    let hash = hash_password(&Password::new(PASSWORD.to_owned())).unwrap();
+    let hash = password_hash();
     store
         .users()
         .create(
             account,
+            Role::Owner,
             &"ada@example.com".parse().unwrap(),
             &hash,
             Utc::now(),
@@ -135,6 +140,39 @@ where
     async fn session(&self) -> (String, String) {
         login(&self.app).await
     }
+
+    /// A new person `name@example.com` in the account with `role` (password [`PASSWORD`]),
+    /// logged in: their id, and their session's cookie and CSRF token.
+    async fn member(&self, name: &str, role: Role) -> (agentvista_store::UserId, String, String) {
+        let email = format!("{name}@example.com");
+        let user = self
+            .store
+            .users()
+            .create(
+                self.account,
+                role,
+                &email.parse().unwrap(),
+                &password_hash(),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let (cookie, csrf) = login_as(&self.app, &email).await;
+        (user.id, cookie, csrf)
+    }
+}
+
+/// [`PASSWORD`]'s hash, made once for the whole suite (hashing is slow by design).
+fn password_hash() -> agentvista_keys::password::PasswordHash {
+    static HASH: std::sync::LazyLock<agentvista_keys::password::PasswordHash> =
+        std::sync::LazyLock::new(|| hash_password(&Password::new(PASSWORD.to_owned())).unwrap());
+    HASH.clone()
+}
+
+/// `req` with a session's cookie and CSRF token.
+fn with_session(req: test::TestRequest, (cookie, csrf): (&str, &str)) -> test::TestRequest {
+    req.insert_header((header::COOKIE, cookie.to_owned()))
+        .insert_header(("X-CSRF-Token", csrf.to_owned()))
 }
 
 fn config() -> HttpConfig {
@@ -209,15 +247,25 @@ fn bearer(req: test::TestRequest, key: &str) -> test::TestRequest {
 const PING: &str = "/api/v1/me/api-keys/ping/";
 const KEYS: &str = "/api/v1/me/api-keys/";
 
-/// Logs in; returns the cookie header value and the CSRF token.
+/// Logs in as the account's first user; returns the cookie header value and the CSRF token.
 async fn login<S, B>(app: &S) -> (String, String)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    login_as(app, "ADA@example.com").await
+}
+
+/// Logs in as `email` (password [`PASSWORD`]); returns the cookie header value and the CSRF
+/// token.
+async fn login_as<S, B>(app: &S, email: &str) -> (String, String)
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
     let req = test::TestRequest::post()
         .uri("/api/v1/auth/login/")
-        .set_json(json!({"email": "ADA@example.com", "password": PASSWORD}));
+        .set_json(json!({"email": email, "password": PASSWORD}));
     let res = test::call_service(app, req.to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
     let cookie = res.response().cookies().next().unwrap().into_owned();
@@ -228,7 +276,7 @@ where
         Some(actix_web::cookie::SameSite::Strict)
     );
     let body: Value = test::read_body_json(res).await;
-    assert_eq!(body["user"]["email"], "ada@example.com");
+    assert_eq!(body["user"]["email"], email.to_lowercase());
     (
         format!("av_session={}", cookie.value()),
         body["csrf_token"].as_str().unwrap().to_owned(),

@@ -16,6 +16,7 @@ mod prefix;
 mod rate_limit;
 mod record;
 mod redact;
+mod role;
 mod roll;
 mod scope;
 
@@ -33,6 +34,7 @@ pub use prefix::{KeyPrefix, PrefixError};
 pub use rate_limit::{RateLimit, RateLimitError};
 pub use record::{Actor, KeyRecord, LAST_USED_GRANULARITY, Revoked};
 pub use redact::redact_keys;
+pub use role::{Role, RoleError};
 pub use roll::{MAX_ROLL_GRACE, RateLimitChange, RollError, RollTerms, Rolled};
 pub use scope::{Scope, ScopeError, Scopes};
 

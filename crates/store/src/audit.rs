@@ -37,6 +37,18 @@ pub enum AuditAction {
     PlanChanged,
     /// A person changed their own password (their other sessions ended).
     UserPasswordChanged,
+    /// A person joined the account.
+    MemberAdded,
+    /// A member's role changed.
+    MemberRoleChanged,
+    /// A member was removed.
+    MemberRemoved,
+    /// A member left.
+    MemberLeft,
+    /// A person ended one of their sessions.
+    SessionEnded,
+    /// A person ended every session of theirs but the one asking.
+    SessionsEndedOthers,
 }
 
 impl AuditAction {
@@ -54,6 +66,12 @@ impl AuditAction {
             AuditAction::SpendCapChanged => "billing.spend_cap_changed",
             AuditAction::PlanChanged => "billing.plan_changed",
             AuditAction::UserPasswordChanged => "user.password_changed",
+            AuditAction::MemberAdded => "member.added",
+            AuditAction::MemberRoleChanged => "member.role_changed",
+            AuditAction::MemberRemoved => "member.removed",
+            AuditAction::MemberLeft => "member.left",
+            AuditAction::SessionEnded => "session.ended",
+            AuditAction::SessionsEndedOthers => "sessions.ended_others",
         }
     }
 }
@@ -85,7 +103,9 @@ pub struct AuditEntry {
     /// When.
     pub at: DateTime<Utc>,
     /// `key.created`, `key.rolled`, `key.revoked`, `login.succeeded`, `login.failed`, `setup`,
-    /// `billing.spend_cap_changed`, `billing.plan_changed`, `user.password_changed`.
+    /// `billing.spend_cap_changed`, `billing.plan_changed`, `user.password_changed`,
+    /// `member.added`, `member.role_changed`, `member.removed`, `member.left`, `session.ended`,
+    /// `sessions.ended_others`.
     pub action: String,
     /// Who did it.
     pub actor: String,

@@ -60,6 +60,16 @@ pub enum StoreError {
     /// A user with this e-mail address exists already.
     #[error("a user with this e-mail address exists already")]
     EmailTaken,
+    /// The person belongs to the account already.
+    #[error("this person is a member of the account already")]
+    AlreadyMember,
+    /// The change would leave the account without an owner (HTTP 409 `last_owner`).
+    #[error("an account keeps at least one owner: make someone else an owner first")]
+    LastOwner,
+    /// The member asking may not make this change; it needs the role carried (HTTP 403
+    /// `insufficient_role`).
+    #[error("this change needs the {0} role")]
+    InsufficientRole(agentvista_keys::Role),
     /// First-run setup after a user exists (HTTP 404: the setup is gone).
     #[error("this installation is set up already")]
     AlreadySetUp,

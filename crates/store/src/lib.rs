@@ -16,6 +16,7 @@ mod ids;
 mod keys;
 mod ledger;
 mod lookup;
+mod memberships;
 mod replica;
 mod revoke;
 mod roll;
@@ -45,8 +46,11 @@ pub use events::{
 pub use ids::{AccountId, KeyId, UserId};
 pub use keys::{Keys, NewKey};
 pub use ledger::{EventBatch, NewContext, NewEvent};
+pub use memberships::{ChangedBy, Member, MemberChange, Membership, Memberships};
 pub use replica::{Replica, ReplicaOptions};
-pub use sessions::{Session, Sessions};
+pub use sessions::{
+    CurrentAccount, LAST_SEEN_GRANULARITY, NewSession, Session, SessionInfo, Sessions,
+};
 pub use setup::FirstUser;
 pub use store::Store;
 pub use sweep::{Sweep, Swept};

@@ -5,7 +5,7 @@
 //! its new end. With no grace the old key is revoked, exactly as a revocation revokes it.
 
 use agentvista_keys::{
-    Actor, ApiKey, Asked, Expiry, MAX_ROLL_GRACE, RateLimitChange, RollError, RollTerms, Rolled,
+    ApiKey, Asked, Expiry, MAX_ROLL_GRACE, RateLimitChange, RollError, RollTerms, Rolled,
 };
 use chrono::TimeDelta;
 use sea_orm::sea_query::LockType;
@@ -18,7 +18,7 @@ use crate::db::{begin_immediate, db_now, db_time};
 use crate::entities::api_keys;
 use crate::keys::{Grant, ensure_room_for_a_key, insert_new_key, record, stored_hash};
 use crate::sql::statement;
-use crate::{AccountId, KeyId, Store, StoreError};
+use crate::{AccountId, KeyId, Store, StoreError, UserId};
 
 impl From<StoreError> for RollError {
     fn from(err: StoreError) -> Self {
@@ -141,10 +141,8 @@ impl Store {
         // The new key: the old one's grant, a new secret.
         let grant = Grant {
             account,
-            created_by: match asked.by {
-                Actor::User(user) => Some(user),
-                Actor::Key(_) | Actor::Cli | Actor::LeakReport => None,
-            },
+            // The successor is the same key to the account: whoever made it made this one.
+            created_by: old.created_by.map(UserId),
             name: &old.name,
             scopes: old.scopes.clone(),
             expires_at: old.expires_at,

@@ -2,7 +2,7 @@
 //! several requests race for it.
 
 use agentvista_keys::password::PasswordHash;
-use agentvista_keys::{AccountName, Email};
+use agentvista_keys::{AccountName, Email, Role};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
@@ -11,8 +11,8 @@ use sea_orm::{
 use crate::accounts::account;
 use crate::db::begin_immediate;
 use crate::entities::{accounts, users};
-use crate::users::user;
-use crate::{Account, Store, StoreError, User, db::db_time};
+use crate::users::create_in;
+use crate::{Account, AccountId, Store, StoreError, User, db::db_time};
 
 /// What the first run needs.
 pub struct FirstUser<'a> {
@@ -59,16 +59,16 @@ impl Store {
         }
         .insert(&txn)
         .await?;
-        let person = users::ActiveModel {
-            account_id: Set(created.id),
-            email: Set(first.email.as_str().to_owned()),
-            password_hash: Set(first.password_hash.as_str().to_owned()),
-            created_at: Set(db_time(now)),
-            ..Default::default()
-        }
-        .insert(&txn)
+        let person = create_in(
+            &txn,
+            AccountId(created.id),
+            Role::Owner,
+            first.email,
+            first.password_hash,
+            now,
+        )
         .await?;
         txn.commit().await?;
-        Ok((account(created)?, user(person)))
+        Ok((account(created)?, person))
     }
 }

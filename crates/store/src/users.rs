@@ -1,10 +1,11 @@
-//! Users: people who log in to the dashboard, each in one account.
+//! Users: people who log in to the dashboard. Which accounts a person belongs to, and with
+//! which role, is in their memberships.
 
-use agentvista_keys::Email;
 use agentvista_keys::password::PasswordHash;
 use agentvista_keys::session::SessionTokenHash;
+use agentvista_keys::{Email, Role};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
@@ -13,6 +14,7 @@ use sea_orm::{
 use crate::audit::{NewAuditEntry, append_in};
 use crate::db::is_unique_violation;
 use crate::entities::{sessions, users};
+use crate::memberships::add_in;
 use crate::{AccountId, Store, StoreError, UserId, db::db_time};
 
 /// A dashboard user (never with the password hash; see [`UserCredentials`]).
@@ -20,8 +22,6 @@ use crate::{AccountId, Store, StoreError, UserId, db::db_time};
 pub struct User {
     /// Row id.
     pub id: UserId,
-    /// The account the user acts for.
-    pub account_id: AccountId,
     /// E-mail address as stored: normalised by [`Email`] (trimmed and lower-cased).
     pub email: String,
     /// Creation time.
@@ -53,34 +53,23 @@ impl Store {
 }
 
 impl Users<'_> {
-    /// Creates a user in `account` with an already-hashed password.
+    /// Creates a user with an already-hashed password, a member of `account` with `role`,
+    /// in one transaction.
     ///
     /// # Errors
     /// [`StoreError::EmailTaken`], or a database error.
     pub async fn create(
         &self,
         account: AccountId,
+        role: Role,
         email: &Email,
         password_hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
-        let row = users::ActiveModel {
-            account_id: Set(account.0),
-            email: Set(email.as_str().to_owned()),
-            password_hash: Set(password_hash.as_str().to_owned()),
-            created_at: Set(db_time(now)),
-            ..Default::default()
-        }
-        .insert(&self.store.write)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::EmailTaken
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(user(row))
+        let txn = self.store.write.begin().await?;
+        let user = create_in(&txn, account, role, email, password_hash, now).await?;
+        txn.commit().await?;
+        Ok(user)
     }
 
     /// The user with this e-mail address (any case: [`Email`] is normalised), with the
@@ -114,8 +103,8 @@ impl Users<'_> {
             .ok_or(StoreError::NotFound)
     }
 
-    /// The users of `account` among `ids` (the people an audit page names), oldest first;
-    /// ids of other accounts or of no one are left out.
+    /// The members of `account` among `ids` (the people an audit page names), oldest first;
+    /// ids of others or of no one are left out.
     ///
     /// # Errors
     /// [`StoreError`] from the database.
@@ -128,7 +117,33 @@ impl Users<'_> {
             return Ok(Vec::new());
         }
         Ok(users::Entity::find()
-            .filter(users::Column::AccountId.eq(account.0))
+            .filter(users::Column::Id.is_in(ids.iter().map(|id| id.0)))
+            .filter(
+                users::Column::Id.in_subquery(
+                    Query::select()
+                        .column(Alias::new("user_id"))
+                        .from(Alias::new("memberships"))
+                        .and_where(Expr::col(Alias::new("account_id")).eq(account.0))
+                        .to_owned(),
+                ),
+            )
+            .order_by_asc(users::Column::Id)
+            .all(self.store.reader())
+            .await?
+            .into_iter()
+            .map(user)
+            .collect())
+    }
+
+    /// The users among `ids`, oldest first; ids of no one are left out.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn by_ids(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(users::Entity::find()
             .filter(users::Column::Id.is_in(ids.iter().map(|id| id.0)))
             .order_by_asc(users::Column::Id)
             .all(self.store.reader())
@@ -200,12 +215,14 @@ impl Users<'_> {
         &self,
         id: UserId,
         change: PasswordChange<'_>,
-        audit: NewAuditEntry<'_>,
+        audit: Option<NewAuditEntry<'_>>,
     ) -> Result<u64, StoreError> {
         let txn = self.store.write.begin().await?;
         let ended =
             replace_password(&txn, id, Some(change.old), change.new, Some(change.keep)).await?;
-        append_in(&txn, audit).await?;
+        if let Some(audit) = audit {
+            append_in(&txn, audit).await?;
+        }
         txn.commit().await?;
         Ok(ended)
     }
@@ -258,10 +275,39 @@ async fn replace_password(
     Ok(sessions.exec(txn).await?.rows_affected)
 }
 
+/// Inserts a user and their membership of `account` on `txn`.
+pub(crate) async fn create_in(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    role: Role,
+    email: &Email,
+    password_hash: &PasswordHash,
+    now: DateTime<Utc>,
+) -> Result<User, StoreError> {
+    let row = users::ActiveModel {
+        // Where the person's first login starts.
+        account_id: Set(account.0),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(password_hash.as_str().to_owned()),
+        created_at: Set(db_time(now)),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::EmailTaken
+        } else {
+            e.into()
+        }
+    })?;
+    add_in(txn, account, UserId(row.id), role, now).await?;
+    Ok(user(row))
+}
+
 pub(crate) fn user(row: users::Model) -> User {
     User {
         id: UserId(row.id),
-        account_id: AccountId(row.account_id),
         email: row.email,
         created_at: row.created_at,
     }

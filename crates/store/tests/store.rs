@@ -11,7 +11,7 @@ use std::sync::Arc;
 use agentvista_keys::password::PasswordHash;
 use agentvista_keys::session::{CsrfToken, SessionToken};
 use agentvista_keys::{
-    AccountName, Actor, ApiKey, Email, Expiry, KeyLookup, KeyName, KeyStatus, Revoked, Scope,
+    AccountName, Actor, ApiKey, Email, Expiry, KeyLookup, KeyName, KeyStatus, Revoked, Role, Scope,
     Scopes,
 };
 use agentvista_migrations::{Migrator, MigratorTrait};
@@ -68,6 +68,8 @@ mod audit;
 mod keys;
 #[path = "store/limits.rs"]
 mod limits;
+#[path = "store/members.rs"]
+mod members;
 #[path = "store/passwords.rs"]
 mod passwords;
 #[path = "store/retention.rs"]
@@ -163,6 +165,31 @@ fn write_key(name: &KeyName) -> NewKey<'_> {
 }
 
 /// A sweep of `batch` rows a transaction, without pauses.
+/// A session of `user` in the account their login starts in, opened at noon.
+async fn open_session(
+    store: &Store,
+    user: &agentvista_store::User,
+    token_hash: &agentvista_keys::session::SessionTokenHash,
+    csrf_token: &CsrfToken,
+    expires_at: DateTime<Utc>,
+) -> agentvista_store::Session {
+    let account = store
+        .memberships()
+        .starting_account(user.id)
+        .await
+        .unwrap()
+        .map(|m| m.account_id);
+    let new = agentvista_store::NewSession {
+        token_hash,
+        csrf_token,
+        account,
+        origin: &agentvista_keys::Origin::default(),
+        now: noon(),
+        expires_at,
+    };
+    store.sessions().create(user, new).await.unwrap()
+}
+
 fn sweep(batch: u64) -> agentvista_store::Sweep {
     agentvista_store::Sweep {
         batch,

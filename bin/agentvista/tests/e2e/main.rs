@@ -15,6 +15,7 @@ mod ingest;
 mod memory;
 mod replicas;
 mod revocations;
+mod teams;
 mod telemetry;
 mod wire;
 
@@ -53,7 +54,10 @@ on_both!(
     no_path_that_ends_a_key_leaves_it_working_on_any_replica,
     keys_and_users_are_listed_and_a_password_is_reset,
     a_database_behind_on_migrations_asks_for_migrate,
+    a_removed_member_is_refused_at_once_on_every_replica,
 );
+
+use teams::a_removed_member_is_refused_at_once_on_every_replica;
 
 use cli::{
     a_database_behind_on_migrations_asks_for_migrate,

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use actix_web::HttpRequest;
 use agentvista_keys::{
     AccountId, Actor, ApiKey, Asked, KeyHash, KeyId, KeyLookup, KeyStatus, LAST_USED_GRANULARITY,
-    LeakReport, LookupError, Origin, ReportedKey, Revoked, RollError, RollTerms, Rolled,
+    LeakReport, LookupError, Origin, ReportedKey, Revoked, Role, RollError, RollTerms, Rolled,
+    Scope,
 };
 use chrono::{DateTime, Utc};
 
@@ -163,6 +164,11 @@ impl KeyAuth {
         let principal = Principal {
             account_id: record.account_id,
             scopes: record.scopes,
+            role: if record.scopes.contains(Scope::Admin) {
+                Role::Admin
+            } else {
+                Role::Viewer
+            },
             credential: Credential::Key {
                 id: record.id,
                 prefix: record.prefix,

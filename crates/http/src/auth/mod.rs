@@ -1,6 +1,9 @@
-//! Authentication: an API key (`Authorization: Bearer`) or a session cookie, and the scope a
-//! handler requires — visible in its signature as `Auth<Write>`, `Auth<Read>`, `Auth<Admin>`.
+//! Authentication: an API key (`Authorization: Bearer`) or a session cookie, and what the caller
+//! must hold. An embedding service names the scope in the handler's signature (`Auth<Write>`,
+//! `Auth<Read>`, `Auth<Admin>`); the server's own handlers take `Auth<Declared>`, whose
+//! [`Access`] — key scope, session, least role — is declared once per operation.
 
+mod access;
 mod keys;
 mod rate_limits;
 mod refusals;
@@ -13,11 +16,13 @@ use std::pin::Pin;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use agentvista_keys::session::{CsrfToken, SessionToken, SessionTokenHash};
-use agentvista_keys::{AccountId, Actor, KeyId, KeyPrefix, Scope, Scopes};
-use agentvista_store::{Store, User};
+use agentvista_keys::{AccountId, Actor, KeyId, KeyPrefix, Role, Scope, Scopes};
+use agentvista_store::{CurrentAccount, Store, User};
 use chrono::Utc;
 
 pub use crate::rate_limit::RateLimitStatus;
+pub(crate) use access::MountedAccess;
+pub use access::{Access, Declared};
 pub use agentvista_keys::{KeyLookup, LookupFuture};
 pub use keys::KeyAuth;
 pub(crate) use session::session_cookie;
@@ -33,6 +38,9 @@ pub struct Principal {
     pub account_id: AccountId,
     /// What the credential grants: the key's scopes, or every scope for a session.
     pub scopes: Scopes,
+    /// The role it acts with: a session's role in the account, read on this request; an
+    /// `admin` key acts as an admin, any other key as a viewer (its scopes say the rest).
+    pub role: Role,
     /// How the request authenticated.
     pub credential: Credential,
 }
@@ -50,6 +58,8 @@ pub enum Credential {
     },
     /// A dashboard session.
     Session {
+        /// The session's row id.
+        id: i64,
         /// The logged-in user.
         user: User,
         /// The session's CSRF token.
@@ -88,10 +98,25 @@ impl Principal {
     }
 }
 
-/// The scope an [`Auth`] extractor demands.
+/// What an [`Auth`] extractor demands.
 pub trait Requirement {
-    /// `None`: any authenticated principal.
+    /// The scope a key needs; `None`: any valid key.
     const SCOPE: Option<Scope>;
+
+    /// The access the request must have: by default a key with [`Self::SCOPE`], or a session
+    /// whose role grants what that scope does (`read` a viewer, `write` a member, `admin` an
+    /// admin). `None`: the operation declared none, and is refused.
+    fn access(_req: &HttpRequest) -> Option<Access> {
+        let role = match Self::SCOPE {
+            None | Some(Scope::Read) => Role::Viewer,
+            Some(Scope::Write) => Role::Member,
+            Some(Scope::Admin) => Role::Admin,
+        };
+        Some(Access::KeyOrSession {
+            scope: Self::SCOPE,
+            role,
+        })
+    }
 }
 
 /// Requires the `read` scope (sessions have it).
@@ -129,11 +154,17 @@ pub struct Auth<R> {
     requirement: PhantomData<R>,
 }
 
-/// Extracts a dashboard session and refuses API keys (403 `session_required`).
+/// Extracts a dashboard session and refuses API keys (403 `session_required`). When the
+/// operation declares a least role, the session's account must grant it.
 #[derive(Debug)]
 pub struct SessionOnly {
+    /// The session's row id.
+    pub id: i64,
     /// The session's user.
     pub user: User,
+    /// The account it acts in, with the person's role there as of this request; `None` for
+    /// a person who belongs to no account.
+    pub account: Option<CurrentAccount>,
     /// The session's CSRF token.
     pub csrf_token: CsrfToken,
     /// SHA-256 of the cookie value.
@@ -164,42 +195,89 @@ impl FromRequest for SessionOnly {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            match authenticate(&req).await?.credential {
-                Credential::Session {
-                    user,
-                    csrf_token,
-                    token_hash,
-                } => Ok(SessionOnly {
-                    user,
-                    csrf_token,
-                    token_hash,
-                }),
-                Credential::Key { .. } => Err(ApiError::SessionRequired),
+            let session = match authenticate(&req).await? {
+                Caller::Session(session) => session,
+                Caller::Key(_) => return Err(ApiError::SessionRequired),
+            };
+            let least = match MountedAccess::of(&req) {
+                Some(Access::Session { role }) => role,
+                Some(Access::KeyOrSession { role, .. }) => Some(role),
+                Some(Access::Public) | None => None,
+            };
+            if let Some(least) = least {
+                session_role(&session, least)?;
             }
+            Ok(session)
         })
     }
 }
 
-/// Authenticates the request and checks `R`'s scope: what [`Auth<R>`] does, for handlers
-/// that must render its errors themselves (OTLP answers in `google.rpc.Status`).
+/// Authenticates the request and checks it against `R`'s access: what [`Auth<R>`] does, for
+/// handlers that must render its errors themselves (OTLP answers in `google.rpc.Status`).
 ///
 /// # Errors
-/// 401, 403 or 503 as [`ApiError`]s.
+/// 401, 403, 500 (an operation mounted without a declared access) or 503 as [`ApiError`]s.
 pub async fn authorize<R: Requirement>(req: &HttpRequest) -> Result<Principal, ApiError> {
-    let principal = authenticate(req).await?;
-    if let Some(scope) = R::SCOPE
-        && !principal.scopes.contains(scope)
-    {
-        refusals::count(Refusal::Scope);
-        return Err(ApiError::InsufficientScope(scope));
+    let access = R::access(req).ok_or_else(|| {
+        ApiError::Internal("an operation was mounted without its declared access".into())
+    })?;
+    admit(authenticate(req).await?, access)
+}
+
+/// Who presented credentials: a key's principal, or a session.
+enum Caller {
+    Key(Principal),
+    Session(SessionOnly),
+}
+
+/// Whether `caller` has `access`; the principal it acts as when it does.
+fn admit(caller: Caller, access: Access) -> Result<Principal, ApiError> {
+    let session = match (caller, access) {
+        (Caller::Key(_), Access::Session { .. }) => return Err(ApiError::SessionRequired),
+        (Caller::Key(principal), Access::KeyOrSession { scope, .. }) => {
+            if let Some(scope) = scope
+                && !principal.scopes.contains(scope)
+            {
+                refusals::count(Refusal::Scope);
+                return Err(ApiError::InsufficientScope(scope));
+            }
+            return Ok(principal);
+        }
+        (Caller::Key(principal), Access::Public) => return Ok(principal),
+        (Caller::Session(session), access) => (session, access),
+    };
+    let least = match session.1 {
+        Access::KeyOrSession { role, .. } | Access::Session { role: Some(role) } => role,
+        Access::Session { role: None } | Access::Public => Role::Viewer,
+    };
+    let session = session.0;
+    let account = session_role(&session, least)?;
+    Ok(Principal {
+        account_id: account.id,
+        scopes: Scopes::all(),
+        role: account.role,
+        credential: Credential::Session {
+            id: session.id,
+            user: session.user,
+            csrf_token: session.csrf_token,
+            token_hash: session.token_hash,
+        },
+    })
+}
+
+/// The session's account when its role there is at least `least`; else 403
+/// `insufficient_role` (a person with no account has no role).
+fn session_role(session: &SessionOnly, least: Role) -> Result<&CurrentAccount, ApiError> {
+    match &session.account {
+        Some(account) if account.role >= least => Ok(account),
+        _ => Err(ApiError::InsufficientRole(least)),
     }
-    Ok(principal)
 }
 
 /// A key when an `Authorization` header is present (cookies are then ignored), else a session
 /// cookie, else 401 `missing_api_key`. Two `Authorization` headers are a 400: which one a
 /// proxy or a server honours differs, so none is taken.
-async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let mut headers = req.headers().get_all(AUTHORIZATION);
     let first = headers.next();
     if headers.next().is_some() {
@@ -219,14 +297,16 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
                 extensions.insert(rate);
             }
         }
-        return Ok(principal);
+        return Ok(Caller::Key(principal));
     }
     // Sessions are the AgentVista server's (`configure` registers its store): a service that
     // registered only a [`KeyAuth`] takes keys alone, and a cookie is then no credential.
     if let Some(cookie) = req.cookie(SESSION_COOKIE)
         && let Some(store) = req.app_data::<web::Data<Store>>()
     {
-        return authenticate_session(store, req, cookie.value()).await;
+        return Ok(Caller::Session(
+            authenticate_session(store, req, cookie.value()).await?,
+        ));
     }
     refusals::count(Refusal::Missing);
     Err(ApiError::MissingApiKey)
@@ -248,7 +328,7 @@ async fn authenticate_session(
     store: &Store,
     req: &HttpRequest,
     token: &str,
-) -> Result<Principal, ApiError> {
+) -> Result<SessionOnly, ApiError> {
     let hash = SessionToken::presented(token).hash();
     // Judged on the clock keys' expiry is (the database's, on the store's replicas), so that
     // a server whose own clock is behind does not keep a session past its end.
@@ -263,14 +343,12 @@ async fn authenticate_session(
             return Err(ApiError::CsrfFailed);
         }
     }
-    Ok(Principal {
-        account_id: found.user.account_id,
-        scopes: Scopes::all(),
-        credential: Credential::Session {
-            user: found.user,
-            csrf_token,
-            token_hash: hash,
-        },
+    Ok(SessionOnly {
+        id: found.id,
+        user: found.user,
+        account: found.account,
+        csrf_token,
+        token_hash: hash,
     })
 }
 
@@ -286,21 +364,24 @@ mod tests {
         let csrf = CsrfToken::generate().unwrap();
         let user = User {
             id: UserId(7),
-            account_id: AccountId(3),
             email: "ada@example.com".to_owned(),
             created_at: Utc::now(),
         };
         let principal = Principal {
-            account_id: user.account_id,
+            account_id: AccountId(3),
             scopes: Scopes::all(),
+            role: Role::Owner,
             credential: Credential::Session {
+                id: 1,
                 user: user.clone(),
                 csrf_token: csrf.clone(),
                 token_hash: token.hash(),
             },
         };
         let session = SessionOnly {
+            id: 1,
             user,
+            account: None,
             csrf_token: csrf.clone(),
             token_hash: token.hash(),
         };

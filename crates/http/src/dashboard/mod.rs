@@ -12,7 +12,7 @@ use actix_web::http::header::{
 };
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::session::CsrfToken;
-use agentvista_store::User;
+use agentvista_store::{CurrentAccount, User};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::ApiError;
@@ -46,16 +46,34 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
 /// The logged-in user of a page, with the CSRF token its scripts must send.
 pub(crate) struct Viewer {
     pub(crate) user: User,
+    /// The account the session acts in, with the person's role there.
+    pub(crate) account: CurrentAccount,
     pub(crate) csrf_token: CsrfToken,
 }
 
-/// The page's session, or `None` (the page then redirects to the login).
+/// The page's session, or `None` (the page then redirects to the login): a page shows an
+/// account, so a session without one has nothing to see.
 pub(crate) async fn viewer(req: &HttpRequest) -> Result<Option<Viewer>, ApiError> {
     match authorize::<Authenticated>(req).await {
         Ok(principal) => match principal.credential {
             Credential::Session {
                 user, csrf_token, ..
-            } => Ok(Some(Viewer { user, csrf_token })),
+            } => {
+                let Some(store) = req.app_data::<actix_web::web::Data<agentvista_store::Store>>()
+                else {
+                    return Ok(None);
+                };
+                let name = store.accounts().get(principal.account_id).await?.name;
+                Ok(Some(Viewer {
+                    user,
+                    account: CurrentAccount {
+                        id: principal.account_id,
+                        name,
+                        role: principal.role,
+                    },
+                    csrf_token,
+                }))
+            }
             Credential::Key { .. } => Ok(None),
         },
         Err(ApiError::Unavailable(source)) => Err(ApiError::Unavailable(source)),
@@ -103,6 +121,9 @@ pub(crate) fn page(
                             a href="/settings/profile" aria-current=[(active == "profile").then_some("page")] { "Profile" }
                         }
                         div.who {
+                            span.account title="The account you act in, and your role in it" {
+                                (viewer.account.name) " · " (viewer.account.role)
+                            }
                             span { (viewer.user.email) }
                             button type="button" id="logout" { "Log out" }
                         }

@@ -3,12 +3,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::collections::HashMap;
 
-use agentvista_keys::{AccountName, KeyName, KeyStatus, Scope, UserId};
+use agentvista_keys::{AccountName, KeyName, KeyRecord, KeyStatus, Role, Scope, UserId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{Markup, html};
 
 use super::format::thousands;
-use super::{page, redirect, viewer};
+use super::{Viewer, page, redirect, viewer};
 use crate::{ApiError, AppState};
 
 fn when(t: &DateTime<Utc>) -> String {
@@ -154,12 +154,12 @@ pub(crate) async fn keys(
     let (keys, more) = state
         .store
         .keys()
-        .page(viewer.user.account_id, None, KEYS_SHOWN)
+        .page(viewer.account.id, None, KEYS_SHOWN)
         .await?;
     let now = Utc::now();
     let usage = crate::usage::daily_usage(
         &state,
-        viewer.user.account_id,
+        viewer.account.id,
         agentvista_quota::Period::containing(now),
     )
     .await?;
@@ -171,7 +171,10 @@ pub(crate) async fn keys(
         html! {
             div.heading {
                 h1 { "API Keys" }
-                button.primary type="button" id="open-create-key" { "Create Key" }
+                // Controls a role may not use are not shown (the server refuses them anyway).
+                @if viewer.account.role >= Role::Member {
+                    button.primary type="button" id="open-create-key" { "Create Key" }
+                }
             }
             p { "Keys authenticate SDKs and API calls. Each key is shown in full once, when it is created; afterwards only its prefix is shown." }
             div id="keys-list" {
@@ -209,7 +212,7 @@ pub(crate) async fn keys(
                                             @if let Some(at) = &key.revoked_at { br; span.hint { "since " (moment(at)) } }
                                         }
                                         td.actions-cell {
-                                            @if status == KeyStatus::Active {
+                                            @if status == KeyStatus::Active && may_manage(&viewer, key) {
                                                 button type="button" data-roll=(key.id) data-roll-prefix=(key.prefix) { "Roll" }
                                                 " "
                                                 button.danger type="button" data-revoke=(key.id) data-prefix=(key.prefix) { "Revoke" }
@@ -354,6 +357,12 @@ fn status_name(status: KeyStatus) -> &'static str {
 /// Entries per page of the audit log page.
 const AUDIT_PAGE: u64 = 50;
 
+/// Whether the viewer may revoke or roll `key`: admins and owners any key, members the keys
+/// they created.
+fn may_manage(viewer: &Viewer, key: &KeyRecord) -> bool {
+    viewer.account.role >= Role::Admin || key.created_by == Some(viewer.user.id)
+}
+
 pub(crate) async fn audit_log(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -361,6 +370,17 @@ pub(crate) async fn audit_log(
     let Some(viewer) = viewer(&req).await? else {
         return Ok(redirect("/login"));
     };
+    if viewer.account.role < Role::Admin {
+        return Ok(page(
+            "Audit log",
+            Some(&viewer),
+            "audit",
+            html! {
+                h1 { "Audit log" }
+                p { "The audit log is for the admins and owners of " (viewer.account.name) "." }
+            },
+        ));
+    }
     // `?before=<id>` from the "Older" link; anything else starts at the newest.
     let before =
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
@@ -369,7 +389,7 @@ pub(crate) async fn audit_log(
     let entries = state
         .store
         .audit()
-        .page(viewer.user.account_id, before, AUDIT_PAGE)
+        .page(viewer.account.id, before, AUDIT_PAGE)
         .await?;
     // The people the page names, by e-mail: one read for the page, whatever its length.
     let mut ids: Vec<UserId> = entries
@@ -382,7 +402,7 @@ pub(crate) async fn audit_log(
     let people: HashMap<UserId, String> = state
         .store
         .users()
-        .of_account(viewer.user.account_id, &ids)
+        .of_account(viewer.account.id, &ids)
         .await?
         .into_iter()
         .map(|user| (user.id, user.email))
@@ -460,7 +480,7 @@ pub(crate) async fn billing(
     let Some(viewer) = viewer(&req).await? else {
         return Ok(redirect("/login"));
     };
-    let account = state.store.accounts().get(viewer.user.account_id).await?;
+    let account = state.store.accounts().get(viewer.account.id).await?;
     let usage = crate::usage::summary(&state, &account).await?;
     let (plan, used, limit, period) = (usage.terms, usage.used, usage.limit, usage.period);
     let daily = crate::usage::daily_usage(&state, account.id, period).await?;
@@ -502,7 +522,9 @@ pub(crate) async fn billing(
             }
             section.card {
                 h2 { "Spend cap" }
-                @if has_overage {
+                @if viewer.account.role < Role::Admin {
+                    p { "Admins and owners of this account set the spend cap." }
+                } @else if has_overage {
                     p { "Cap what overage may cost each month. At the cap, ingestion answers 429 until the month resets." }
                     form id="spend-cap-form" novalidate {
                         label for="spend-cap" { "Spend cap in dollars " span.hint { "(empty for no cap)" } }
@@ -528,7 +550,7 @@ pub(crate) async fn billing(
                                     td { (beyond(offer)) }
                                     td.retention { (offer.retention_days) " days" }
                                     td {
-                                        @if name != account.plan && state.config.may_switch(&account.plan, name) {
+                                        @if name != account.plan && viewer.account.role == Role::Owner && state.config.may_switch(&account.plan, name) {
                                             button type="button" data-choose-plan=(name)
                                                 data-label=(plan_label(name))
                                                 data-events=(thousands(offer.monthly_events))
@@ -595,7 +617,7 @@ pub(crate) async fn traces(
     let page_of = state
         .store
         .events()
-        .traces(viewer.user.account_id, None, 50)
+        .traces(viewer.account.id, None, 50)
         .await?;
     Ok(page(
         "Traces",
@@ -642,7 +664,7 @@ pub(crate) async fn trace(
     let max_bytes = state.config.max_response_bytes / 4;
     let Some((page_of, grant)) = crate::trace_page::read(
         &state,
-        viewer.user.account_id,
+        viewer.account.id,
         &trace_id,
         crate::trace_page::Bounds {
             after: None,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{Admin, Auth};
+use crate::auth::{Auth, Declared};
 use crate::handlers::paging::page_query;
 use crate::{ApiError, AppState, error_chain};
 
@@ -127,7 +127,7 @@ struct AuditList {
 )]
 pub(crate) async fn audit_log(
     state: web::Data<AppState>,
-    auth: Auth<Admin>,
+    auth: Auth<Declared>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (before, limit) = page_query(&req, DEFAULT_PAGE, MAX_AUDIT_PAGE, |cursor| {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::auth::{Auth, Principal, Write, authorize};
+use crate::auth::{Auth, Declared, Principal, authorize};
 use crate::{ApiError, AppState, Body};
 
 /// Id-less events (log records, data points, batch items without `id`) from which a request is
@@ -138,7 +138,7 @@ enum BatchEventType {
 )]
 pub(crate) async fn ingest_batch(
     state: web::Data<AppState>,
-    auth: Auth<Write>,
+    auth: Auth<Declared>,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     // Held until the events are stored: the body, then what it decodes to.
@@ -252,7 +252,7 @@ async fn otlp(
         .and_then(|v| v.to_str().ok());
     let format = Format::from_content_type(content_type);
     let answer = async {
-        let principal = authorize::<Write>(&req).await?;
+        let principal = authorize::<Declared>(&req).await?;
         let format = format.clone()?;
         let mut grant = state.budget.grant(
             principal.account_id,

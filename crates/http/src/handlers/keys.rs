@@ -2,13 +2,13 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::{Asked, KeyId, KeyRecord};
-use agentvista_keys::{Expiry, KeyName, KeyPrefix, RateLimit, Scope, Scopes};
-use agentvista_store::{AuditAction, NewKey, RateLimitChange, RollError, RollTerms};
+use agentvista_keys::{Expiry, KeyName, KeyPrefix, RateLimit, Role, Scope, Scopes};
+use agentvista_store::{AuditAction, NewKey, RateLimitChange, RollError, RollTerms, User, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Admin, Auth, Authenticated, Credential, Read};
+use crate::auth::{Auth, Credential, Declared, Principal};
 use crate::handlers::{OK, StatusOk, audit, no_store};
 use crate::schema::ScopeName;
 use crate::{ApiError, AppState, Body};
@@ -44,11 +44,38 @@ pub struct KeyObject {
     /// The key's own rate limit; `null`: none beyond the plan's monthly events.
     #[schema(required, value_type = Option<crate::schema::RateLimitSchema>)]
     pub rate_limit: Option<RateLimit>,
+    /// The member who created it (a rolled key's successor keeps its creator); `null` for a
+    /// key made on the command line or with an `admin` key.
+    #[schema(required)]
+    pub created_by: Option<Creator>,
 }
 
-impl From<KeyRecord> for KeyObject {
-    fn from(record: KeyRecord) -> Self {
+/// Who created a key.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Creator {
+    /// The person's id.
+    #[schema(value_type = i64)]
+    pub user_id: UserId,
+    /// Their e-mail address.
+    pub email: String,
+}
+
+impl KeyObject {
+    /// The key as the API shows it, its creator found among `people` (the users its account's
+    /// keys name).
+    #[must_use]
+    pub fn new(record: KeyRecord, people: &[User]) -> Self {
+        let created_by = record.created_by.and_then(|id| {
+            people
+                .iter()
+                .find(|user| user.id == id)
+                .map(|user| Creator {
+                    user_id: user.id,
+                    email: user.email.clone(),
+                })
+        });
         KeyObject {
+            created_by,
             id: record.id,
             name: record.name,
             prefix: record.prefix,
@@ -133,7 +160,7 @@ pub(crate) struct CreateKey {
         crate::schema::KeyErrors,
     ),
 )]
-pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
+pub(crate) async fn ping(_: Auth<Declared>) -> HttpResponse {
     HttpResponse::Ok().json(OK)
 }
 
@@ -157,7 +184,7 @@ pub(crate) async fn ping(_: Auth<Read>) -> HttpResponse {
 )]
 pub(crate) async fn list_api_keys(
     state: web::Data<AppState>,
-    auth: Auth<Admin>,
+    auth: Auth<Declared>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (before, limit) =
@@ -167,7 +194,11 @@ pub(crate) async fn list_api_keys(
         .keys()
         .page(auth.principal.account_id, before, limit)
         .await?;
-    let data = keys.into_iter().map(KeyObject::from).collect();
+    let people = creators(&state, &keys).await?;
+    let data = keys
+        .into_iter()
+        .map(|record| KeyObject::new(record, &people))
+        .collect();
     Ok(HttpResponse::Ok().json(KeyList {
         data,
         next_cursor: next.map(encode_cursor),
@@ -192,7 +223,7 @@ pub(crate) async fn list_api_keys(
 )]
 pub(crate) async fn create_api_key(
     state: web::Data<AppState>,
-    auth: Auth<Admin>,
+    auth: Auth<Declared>,
     req: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
@@ -204,6 +235,9 @@ pub(crate) async fn create_api_key(
     let now = Utc::now();
     let expiry = Expiry::for_new_key(body.expires_at, now)
         .map_err(|_| ApiError::BadRequest("expires_at: must be in the future".into()))?;
+    if !auth.principal.role.may_mint(body.scopes) {
+        return Err(ApiError::InsufficientRole(Role::Admin));
+    }
     let created_by = auth.principal.user().map(|u| u.id);
     let (key, record) = state
         .store
@@ -234,7 +268,13 @@ pub(crate) async fn create_api_key(
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(CreatedKey {
-            object: record.into(),
+            object: KeyObject::new(
+                record,
+                auth.principal
+                    .user()
+                    .map(std::slice::from_ref)
+                    .unwrap_or_default(),
+            ),
             key: key.expose_secret().to_owned(),
         }))
 }
@@ -300,7 +340,7 @@ pub(crate) struct RolledKey {
 )]
 pub(crate) async fn roll_api_key(
     state: web::Data<AppState>,
-    auth: Auth<Admin>,
+    auth: Auth<Declared>,
     req: HttpRequest,
     path: web::Path<String>,
     body: Body,
@@ -318,6 +358,13 @@ pub(crate) async fn roll_api_key(
             .map_or(RateLimitChange::Keep, RateLimitChange::Set),
     };
     let principal = &auth.principal;
+    if principal.role < Role::Admin {
+        let record = state.store.keys().get(principal.account_id, id).await?;
+        may_manage(principal, &record)?;
+        if !principal.role.may_mint(record.scopes) {
+            return Err(ApiError::InsufficientRole(Role::Admin));
+        }
+    }
     let origin = audit::origin(&state, &req);
     let asked = Asked {
         by: principal.actor(),
@@ -347,14 +394,15 @@ pub(crate) async fn roll_api_key(
         grace_seconds = body.grace_seconds,
         "API key rolled"
     );
+    let people = creators(&state, std::slice::from_ref(&rolled.old)).await?;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(RolledKey {
             created: CreatedKey {
-                object: rolled.record.into(),
+                object: KeyObject::new(rolled.record, &people),
                 key: rolled.key.expose_secret().to_owned(),
             },
-            rolled: rolled.old.into(),
+            rolled: KeyObject::new(rolled.old, &people),
         }))
 }
 
@@ -376,7 +424,7 @@ pub(crate) async fn roll_api_key(
 )]
 pub(crate) async fn revoke_api_key(
     state: web::Data<AppState>,
-    auth: Auth<Authenticated>,
+    auth: Auth<Declared>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -385,15 +433,16 @@ pub(crate) async fn revoke_api_key(
         .map(KeyId)
         .map_err(|_| ApiError::NotFound)?;
     let principal = &auth.principal;
-    let allowed = match &principal.credential {
-        Credential::Session { .. } => true,
-        Credential::Key { id: own, .. } => *own == id || principal.scopes.contains(Scope::Admin),
-    };
     // Another account's key is a 404 whatever the caller's rights, so check it exists first.
     let keys = state.store.keys();
     let record = keys.get(principal.account_id, id).await?;
-    if !allowed {
-        return Err(ApiError::InsufficientScope(Scope::Admin));
+    match &principal.credential {
+        Credential::Session { .. } => may_manage(principal, &record)?,
+        Credential::Key { id: own, .. } => {
+            if *own != id && !principal.scopes.contains(Scope::Admin) {
+                return Err(ApiError::InsufficientScope(Scope::Admin));
+            }
+        }
     }
     // Through the lookup port, the one door to revoking: whatever verifies keys hears of it,
     // and the audit entry commits with the revocation.
@@ -416,6 +465,25 @@ pub(crate) async fn revoke_api_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The people who created `keys`, to name them.
+async fn creators(state: &AppState, keys: &[KeyRecord]) -> Result<Vec<User>, ApiError> {
+    let mut ids: Vec<UserId> = keys.iter().filter_map(|key| key.created_by).collect();
+    ids.sort_unstable_by_key(|id| id.0);
+    ids.dedup();
+    Ok(state.store.users().by_ids(&ids).await?)
+}
+
+/// Whether a session may revoke or roll `record`: an admin or owner any key of the account, a
+/// member only the keys they created (a rolled key's successor counts as theirs too).
+fn may_manage(principal: &Principal, record: &KeyRecord) -> Result<(), ApiError> {
+    let creator = principal.user().map(|user| user.id);
+    if principal.role >= Role::Admin || (creator.is_some() && record.created_by == creator) {
+        Ok(())
+    } else {
+        Err(ApiError::InsufficientRole(Role::Admin))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use agentvista_keys::AccountId;
@@ -431,19 +499,22 @@ mod tests {
                 + chrono::TimeDelta::microseconds(micros)
         };
         let key = ApiKey::generate().unwrap();
-        let object = KeyObject::from(KeyRecord {
-            id: KeyId(1),
-            account_id: AccountId(1),
-            created_by: None,
-            name: "production".to_owned(),
-            prefix: key.prefix(),
-            scopes: "read".parse().unwrap(),
-            created_at: at(0),
-            expiry: Expiry::for_new_key(Some(at(123_000)), at(0)).unwrap(),
-            last_used_at: Some(at(123_456)),
-            revoked_at: None,
-            rate_limit: None,
-        });
+        let object = KeyObject::new(
+            KeyRecord {
+                id: KeyId(1),
+                account_id: AccountId(1),
+                created_by: None,
+                name: "production".to_owned(),
+                prefix: key.prefix(),
+                scopes: "read".parse().unwrap(),
+                created_at: at(0),
+                expiry: Expiry::for_new_key(Some(at(123_000)), at(0)).unwrap(),
+                last_used_at: Some(at(123_456)),
+                revoked_at: None,
+                rate_limit: None,
+            },
+            &[],
+        );
         let json = serde_json::to_value(&object).unwrap();
         assert_eq!(json["created_at"], "2026-01-02T03:04:05Z");
         assert_eq!(json["expires_at"], "2026-01-02T03:04:05.123Z");

@@ -82,15 +82,16 @@ pub(crate) async fn change_password(
         new: &new,
         keep: &session.token_hash,
     };
-    let entry = NewAuditEntry {
-        account: user.account_id,
+    // Written to the log of the account the session acts in.
+    let entry = session.account.as_ref().map(|account| NewAuditEntry {
+        account: account.id,
         action: AuditAction::UserPasswordChanged,
         actor: Actor::User(user.id).to_string(),
         target: Some(user.email.clone()),
         origin: &origin,
         detail: None,
         at: Utc::now(),
-    };
+    });
     let ended = match state
         .store
         .users()

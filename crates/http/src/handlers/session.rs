@@ -3,9 +3,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use agentvista_keys::password::{Password, verify_password};
 use agentvista_keys::session::{CsrfToken, SessionToken};
-use agentvista_keys::{Actor, Email};
+use agentvista_keys::{AccountId, Actor, Email, Role};
 use agentvista_store::UserId;
-use agentvista_store::{AuditAction, User};
+use agentvista_store::{AuditAction, CurrentAccount, NewSession, User};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,14 +25,31 @@ pub(crate) struct Login {
     password: Password,
 }
 
-/// The answer of login, first-run setup and the session endpoint.
+/// The answer of login, first-run setup, the session endpoint, an account switch and an
+/// invitation's acceptance.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Session)]
 pub(crate) struct SessionAnswer<'a> {
     /// The logged-in user.
     user: UserAnswer<'a>,
+    /// The account the session acts in; null for a person who belongs to no account.
+    account: Option<AccountAnswer<'a>>,
+    /// The person's role in that account, read on this request; null without an account.
+    #[schema(value_type = Option<crate::schema::RoleName>)]
+    role: Option<Role>,
     /// The token that cookie-authenticated writes must send as `X-CSRF-Token`.
     csrf_token: &'a str,
+}
+
+/// An account as the session object names it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SessionAccount)]
+struct AccountAnswer<'a> {
+    /// The account's id.
+    #[schema(value_type = i64)]
+    id: AccountId,
+    /// Its name.
+    name: &'a str,
 }
 
 /// A user as the API shows it.
@@ -47,12 +64,21 @@ struct UserAnswer<'a> {
 }
 
 impl<'a> SessionAnswer<'a> {
-    fn new(user: &'a User, csrf_token: &'a CsrfToken) -> Self {
+    pub(crate) fn new(
+        user: &'a User,
+        account: Option<&'a CurrentAccount>,
+        csrf_token: &'a CsrfToken,
+    ) -> Self {
         SessionAnswer {
             user: UserAnswer {
                 id: user.id,
                 email: &user.email,
             },
+            account: account.map(|account| AccountAnswer {
+                id: account.id,
+                name: &account.name,
+            }),
+            role: account.map(|account| account.role),
             csrf_token: csrf_token.expose_secret(),
         }
     }
@@ -115,13 +141,15 @@ pub(crate) async fn login(
         (true, Some(user)) => user,
         (_, user) => {
             tracing::info!(cause = "wrong e-mail or password", "login refused");
-            // A wrong password for a known address is its account's business; an unknown address
-            // has no account to tell.
-            if let Some(user) = user {
+            // A wrong password for a known address is the business of the account its login
+            // would start in; an unknown address has no account to tell.
+            if let Some(user) = user
+                && let Some(account) = state.store.memberships().starting_account(user.id).await?
+            {
                 audit::record(
                     &state,
                     &req,
-                    user.account_id,
+                    account.account_id,
                     AuditAction::LoginFailed,
                     "anonymous".to_owned(),
                     Some(user.email.to_string()),
@@ -132,30 +160,52 @@ pub(crate) async fn login(
             return Err(ApiError::InvalidCredentials);
         }
     };
-    audit::record(
-        &state,
-        &req,
-        user.account_id,
-        AuditAction::LoginSucceeded,
-        Actor::User(user.id).to_string(),
-        Some(user.email.to_string()),
-        None,
-    )
-    .await;
-    start_session(&state, &user).await
+    // The account the person last switched to, else their oldest.
+    let account = state.store.memberships().starting_account(user.id).await?;
+    if let Some(account) = &account {
+        audit::record(
+            &state,
+            &req,
+            account.account_id,
+            AuditAction::LoginSucceeded,
+            Actor::User(user.id).to_string(),
+            Some(user.email.to_string()),
+            None,
+        )
+        .await;
+    }
+    start_session(&state, &req, &user, account.map(|a| a.account_id)).await
 }
 
-/// Opens a session for `user`: the cookie, and the CSRF token in the body.
-pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpResponse, ApiError> {
+/// Opens a session for `user` acting in `account`, which they must belong to: the cookie, and
+/// the session object with the CSRF token in the body.
+pub(crate) async fn start_session(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    account: Option<AccountId>,
+) -> Result<HttpResponse, ApiError> {
     let token = SessionToken::generate().map_err(ApiError::internal)?;
     let csrf_token = CsrfToken::generate().map_err(ApiError::internal)?;
     let now = Utc::now();
     let ttl = state.config.session_ttl;
     let sessions = state.store.sessions();
     sessions.delete_expired(now).await?;
-    sessions
-        .create(user, &token.hash(), &csrf_token, now, now + ttl)
+    let origin = audit::origin(state, req);
+    let session = sessions
+        .create(
+            user,
+            NewSession {
+                token_hash: &token.hash(),
+                csrf_token: &csrf_token,
+                account,
+                origin: &origin,
+                now,
+                expires_at: now + ttl,
+            },
+        )
         .await?;
+
     let cookie = session_cookie(
         token.expose_secret().to_owned(),
         ttl.num_seconds(),
@@ -164,7 +214,11 @@ pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<HttpR
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
         .cookie(cookie)
-        .json(SessionAnswer::new(user, &csrf_token)))
+        .json(SessionAnswer::new(
+            user,
+            session.account.as_ref(),
+            &csrf_token,
+        )))
 }
 
 /// Logs out: the session is deleted and its cookie cleared. Session only, with the CSRF token.
@@ -210,5 +264,117 @@ pub(crate) async fn logout(
 pub(crate) async fn current_session(session: SessionOnly) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(no_store())
-        .json(SessionAnswer::new(&session.user, &session.csrf_token))
+        .json(SessionAnswer::new(
+            &session.user,
+            session.account.as_ref(),
+            &session.csrf_token,
+        ))
+}
+
+/// One account of the person's, as their accounts list shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AccountEntry {
+    /// The account's id.
+    #[schema(value_type = i64)]
+    id: AccountId,
+    /// Its name.
+    name: String,
+    /// The person's role in it.
+    #[schema(value_type = crate::schema::RoleName)]
+    role: Role,
+    /// Whether the session acts in it.
+    current: bool,
+}
+
+/// The person's accounts.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AccountList {
+    /// Every account the person belongs to, the oldest membership first.
+    data: Vec<AccountEntry>,
+}
+
+/// The accounts the person belongs to, with their role in each and which one the session acts
+/// in. Session only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/accounts/",
+    tag = "members",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The person's accounts.", body = AccountList),
+        crate::schema::SessionErrors,
+    ),
+)]
+pub(crate) async fn list_accounts(
+    state: web::Data<AppState>,
+    session: SessionOnly,
+) -> Result<HttpResponse, ApiError> {
+    let current = session.account.as_ref().map(|account| account.id);
+    let data = state
+        .store
+        .memberships()
+        .of_user(session.user.id)
+        .await?
+        .into_iter()
+        .map(|membership| AccountEntry {
+            id: membership.account_id,
+            current: Some(membership.account_id) == current,
+            name: membership.account_name,
+            role: membership.role,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(AccountList { data }))
+}
+
+/// The body of an account switch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SwitchAccount {
+    /// The account to act in: one the person belongs to.
+    #[schema(value_type = i64)]
+    account_id: i64,
+}
+
+/// Moves the session to another account of the person's. Session only, with CSRF. The answer
+/// is the session object in that account with a new CSRF token (the old one stops working);
+/// the person's next login starts there too. An account they are not in is 404.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/switch-account/",
+    tag = "sessions",
+    security(("session" = [], "csrf_token" = [])),
+    request_body(content = SwitchAccount, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The session, now in that account.", body = SessionAnswer,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        crate::schema::SessionErrors,
+        crate::schema::BodyErrors,
+        (status = 404, response = crate::schema::NotFound),
+    ),
+)]
+pub(crate) async fn switch_account(
+    state: web::Data<AppState>,
+    session: SessionOnly,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let body: SwitchAccount = body.json().await?;
+    // A new token: a page of the old account left open cannot write to the new one.
+    let csrf_token = CsrfToken::generate().map_err(ApiError::internal)?;
+    let account = state
+        .store
+        .sessions()
+        .switch(
+            &session.token_hash,
+            &session.user,
+            AccountId(body.account_id),
+            &csrf_token,
+        )
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(no_store())
+        .json(SessionAnswer::new(
+            &session.user,
+            Some(&account),
+            &csrf_token,
+        )))
 }

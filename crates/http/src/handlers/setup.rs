@@ -99,5 +99,5 @@ pub(crate) async fn setup(
         Some(serde_json::json!({"account": account.name.to_string()})),
     )
     .await;
-    start_session(&state, &user).await
+    start_session(&state, &req, &user, Some(account.id)).await
 }

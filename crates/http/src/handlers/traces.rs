@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{Auth, Read};
+use crate::auth::{Auth, Declared};
 use crate::trace_page::{self, Granted};
 use crate::{ApiError, AppState};
 
@@ -110,7 +110,7 @@ struct EventItem<'a> {
 )]
 pub(crate) async fn list_traces(
     state: web::Data<AppState>,
-    auth: Auth<Read>,
+    auth: Auth<Declared>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) =
@@ -155,7 +155,7 @@ const MAX_EVENTS_LIMIT: u64 = 1000;
 )]
 pub(crate) async fn get_trace(
     state: web::Data<AppState>,
-    auth: Auth<Read>,
+    auth: Auth<Declared>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -185,7 +185,7 @@ pub(crate) async fn get_trace(
 )]
 pub(crate) async fn get_trace_batch(
     state: web::Data<AppState>,
-    auth: Auth<Read>,
+    auth: Auth<Declared>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     one_trace(&state, &auth, &req, "batch".to_owned()).await
@@ -194,7 +194,7 @@ pub(crate) async fn get_trace_batch(
 /// One page of a trace's events, oldest first; `next_cursor` while more follow.
 async fn one_trace(
     state: &AppState,
-    auth: &Auth<Read>,
+    auth: &Auth<Declared>,
     req: &HttpRequest,
     trace_id: String,
 ) -> Result<HttpResponse, ApiError> {

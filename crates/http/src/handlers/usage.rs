@@ -6,10 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use agentvista_keys::Actor;
 use agentvista_store::AuditAction;
 
-use crate::auth::{Admin, Auth, Read, SessionOnly};
+use crate::auth::{Auth, Declared};
 use crate::handlers::audit;
 use crate::usage::{DailyUsage, daily_usage, summary};
 use crate::{ApiError, AppState, Body};
@@ -60,7 +59,7 @@ impl<'a> From<&'a UsageSummary> for Usage<'a> {
 )]
 pub(crate) async fn get_daily_usage(
     state: web::Data<AppState>,
-    auth: Auth<Read>,
+    auth: Auth<Declared>,
 ) -> Result<HttpResponse, ApiError> {
     let period = Period::containing(Utc::now());
     Ok(HttpResponse::Ok().json(daily_usage(&state, auth.principal.account_id, period).await?))
@@ -96,7 +95,7 @@ pub(crate) struct SpendCap {
 )]
 pub(crate) async fn get_usage(
     state: web::Data<AppState>,
-    auth: Auth<Read>,
+    auth: Auth<Declared>,
 ) -> Result<HttpResponse, ApiError> {
     let account = state
         .store
@@ -125,7 +124,7 @@ pub(crate) async fn get_usage(
 )]
 pub(crate) async fn set_spend_cap(
     state: web::Data<AppState>,
-    auth: Auth<Admin>,
+    auth: Auth<Declared>,
     req: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
@@ -176,7 +175,7 @@ pub(crate) struct ChoosePlan {
 )]
 pub(crate) async fn set_plan(
     state: web::Data<AppState>,
-    session: SessionOnly,
+    auth: Auth<Declared>,
     req: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
@@ -191,7 +190,7 @@ pub(crate) async fn set_plan(
             state.config.self_serve_plans.join(", ")
         )));
     }
-    let account_id = session.user.account_id;
+    let account_id = auth.principal.account_id;
     let was = state.store.accounts().get(account_id).await?.plan;
     if !state.config.may_switch(&was, &body.plan) {
         return Err(ApiError::BadRequest(format!(
@@ -208,7 +207,7 @@ pub(crate) async fn set_plan(
         &req,
         account.id,
         AuditAction::PlanChanged,
-        Actor::User(session.user.id).to_string(),
+        auth.principal.actor().to_string(),
         None,
         Some(serde_json::json!({"plan": account.plan, "was": was})),
     )

@@ -142,6 +142,7 @@ async fn the_full_key_is_returned_once_and_never_listed() {
         fields,
         [
             "created_at",
+            "created_by",
             "expires_at",
             "id",
             "last_used_at",

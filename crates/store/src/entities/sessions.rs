@@ -11,6 +11,10 @@ pub(crate) struct Model {
     pub(crate) csrf_token: String,
     pub(crate) created_at: DateTimeUtc,
     pub(crate) expires_at: DateTimeUtc,
+    pub(crate) account_id: Option<i64>,
+    pub(crate) last_seen_at: Option<DateTimeUtc>,
+    pub(crate) client_address: Option<String>,
+    pub(crate) user_agent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

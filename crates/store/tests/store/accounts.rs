@@ -54,6 +54,7 @@ async fn user_emails_are_unique_whatever_their_case(db: &TestDb) {
     let ada = users
         .create(
             acme,
+            Role::Owner,
             &email("Ada@Example.com"),
             &phc("$argon2id$fake"),
             noon(),
@@ -63,7 +64,13 @@ async fn user_emails_are_unique_whatever_their_case(db: &TestDb) {
     assert_eq!(ada.email, "ada@example.com");
     assert!(matches!(
         users
-            .create(acme, &email(" ADA@example.COM"), &phc("x"), noon())
+            .create(
+                acme,
+                Role::Owner,
+                &email(" ADA@example.COM"),
+                &phc("x"),
+                noon(),
+            )
             .await,
         Err(StoreError::EmailTaken)
     ));
@@ -94,6 +101,7 @@ async fn sessions_end_at_expiry_and_logout(db: &TestDb) {
         .users()
         .create(
             acme,
+            Role::Owner,
             &Email::parse("ada@example.com").unwrap(),
             &phc("h"),
             noon(),
@@ -105,21 +113,16 @@ async fn sessions_end_at_expiry_and_logout(db: &TestDb) {
     let (token, other) = (hash("one"), hash("two"));
     let expires = noon() + TimeDelta::hours(12);
     let csrf = CsrfToken::from_stored("csrf-1".to_owned());
-    let created = sessions
-        .create(&ada, &token, &csrf, noon(), expires)
-        .await
-        .unwrap();
+    let created = open_session(&db.store, &ada, &token, &csrf, expires).await;
     assert!(!format!("{created:?}").contains("csrf-1"), "{created:?}");
-    sessions
-        .create(
-            &ada,
-            &other,
-            &CsrfToken::from_stored("csrf-2".to_owned()),
-            noon(),
-            noon() + TimeDelta::hours(1),
-        )
-        .await
-        .unwrap();
+    open_session(
+        &db.store,
+        &ada,
+        &other,
+        &CsrfToken::from_stored("csrf-2".to_owned()),
+        noon() + TimeDelta::hours(1),
+    )
+    .await;
 
     let found = sessions.find(&token, noon()).await.unwrap().unwrap();
     assert_eq!(

@@ -24,18 +24,14 @@ async fn a_password_change_keeps_the_asking_session_and_applies_once(db: &TestDb
     let email = Email::parse("ada@example.com").unwrap();
     let ada = store
         .users()
-        .create(acme, &email, &phc("old"), noon())
+        .create(acme, Role::Owner, &email, &phc("old"), noon())
         .await
         .unwrap();
     let hash = |token: &str| SessionToken::presented(token).hash();
     let later = noon() + TimeDelta::hours(12);
     for token in ["here", "phone", "laptop"] {
         let csrf = CsrfToken::from_stored(format!("csrf-{token}"));
-        store
-            .sessions()
-            .create(&ada, &hash(token), &csrf, noon(), later)
-            .await
-            .unwrap();
+        open_session(store, &ada, &hash(token), &csrf, later).await;
     }
     let origin = Origin::new(None, None);
     let keep = hash("here");
@@ -51,7 +47,7 @@ async fn a_password_change_keeps_the_asking_session_and_applies_once(db: &TestDb
                 new: &new,
                 keep: &keep,
             },
-            entry(acme, &origin),
+            Some(entry(acme, &origin)),
         )
         .await
         .unwrap();
@@ -79,7 +75,7 @@ async fn a_password_change_keeps_the_asking_session_and_applies_once(db: &TestDb
                 new: &newer,
                 keep: &keep,
             },
-            entry(acme, &origin),
+            Some(entry(acme, &origin)),
         )
         .await
         .unwrap_err();
