@@ -69,6 +69,43 @@ pub(crate) enum Command {
     /// Manage the members of an account and their roles (an account keeps an owner).
     #[command(subcommand)]
     Members(MembersCommand),
+    /// Invite people to an account, list and revoke pending invitations.
+    #[command(subcommand)]
+    Invitations(InvitationsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InvitationsCommand {
+    /// Invite an e-mail to an account with a role; prints the link once (it works for 7 days).
+    Create {
+        /// The account's name.
+        #[arg(long, value_name = "NAME")]
+        account: AccountName,
+        /// Who to invite.
+        #[arg(long)]
+        email: Email,
+        /// The role it grants: owner, admin, member or viewer.
+        #[arg(long)]
+        role: Role,
+    },
+    /// The account's pending invitations (never their links).
+    List {
+        /// The account's name.
+        #[arg(long, value_name = "NAME")]
+        account: AccountName,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a pending invitation: its link stops working.
+    Revoke {
+        /// The account's name.
+        #[arg(long, value_name = "NAME")]
+        account: AccountName,
+        /// The invitation's id (from `invitations list`).
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,7 +15,9 @@ use agentvista_http::error_chain as error_line;
 use agentvista_store::Store;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{AccountsCommand, Cli, Command, KeysCommand, MembersCommand, UsersCommand};
+use crate::cli::{
+    AccountsCommand, Cli, Command, InvitationsCommand, KeysCommand, MembersCommand, UsersCommand,
+};
 use crate::settings::{LogFormat, Settings};
 
 #[actix_web::main]
@@ -156,6 +158,17 @@ async fn run(settings: &Settings, command: Command) -> Result<(), String> {
         }) => members::change(&store, &account, &email, Some(role)).await,
         Command::Members(MembersCommand::Remove { account, email }) => {
             members::change(&store, &account, &email, None).await
+        }
+        Command::Invitations(InvitationsCommand::Create {
+            account,
+            email,
+            role,
+        }) => members::invite(&store, settings, &account, &email, role).await,
+        Command::Invitations(InvitationsCommand::List { account, json }) => {
+            members::invitations(&store, &account, json).await
+        }
+        Command::Invitations(InvitationsCommand::Revoke { account, id }) => {
+            members::revoke_invitation(&store, &account, id).await
         }
     };
     done.map_err(|e| error_line(&e))

@@ -1,11 +1,12 @@
-//! `agentvista members …`: an account's people by hand. The operator may do what an owner
-//! may; the rule that an account keeps an owner holds here too.
+//! `agentvista members …` and `agentvista invitations …`: an account's people by hand. The
+//! operator may do what an owner may; the rule that an account keeps an owner holds here too.
 
-use agentvista_keys::{AccountName, Actor, Email, Role};
-use agentvista_store::{ChangedBy, MemberChange, Origin, Store, StoreError};
+use agentvista_keys::{AccountName, Actor, Email, InvitationToken, Role};
+use agentvista_store::{ChangedBy, MemberChange, NewInvitation, Origin, Store, StoreError};
 use chrono::Utc;
 
 use crate::commands::{CommandError, account_named, print_json, print_table, usage, user_by_email};
+use crate::settings::Settings;
 
 pub(crate) async fn list(
     store: &Store,
@@ -82,4 +83,110 @@ pub(crate) async fn change(
         None => println!("{email} is no longer a member of {account}"),
     }
     Ok(())
+}
+
+/// How long an invitation works, as from the API.
+const INVITATION_DAYS: i64 = 7;
+
+pub(crate) async fn invite(
+    store: &Store,
+    settings: &Settings,
+    account: &AccountName,
+    email: &Email,
+    role: Role,
+) -> Result<(), CommandError> {
+    let named = account_named(store, account).await?;
+    let token = InvitationToken::generate().map_err(|e| usage(e.to_string()))?;
+    let now = Utc::now();
+    let actor = Actor::Cli.to_string();
+    let created = store
+        .invitations()
+        .create(NewInvitation {
+            account: named.id,
+            email,
+            role,
+            token_hash: &token.hash(),
+            invited_by: None,
+            actor: &actor,
+            origin: &Origin::default(),
+            now,
+            expires_at: now + chrono::TimeDelta::days(INVITATION_DAYS),
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::AlreadyMember => usage(format!("{email} is a member of {account} already")),
+            other => other.into(),
+        })?;
+    eprintln!(
+        "invited {email} to {account} as {role} (invitation {}, until {}); the link is shown \
+         once, hand it on now:",
+        created.id,
+        created.expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    println!(
+        "{}/invite/{}",
+        settings.server.public_url(),
+        token.expose_secret()
+    );
+    Ok(())
+}
+
+pub(crate) async fn invitations(
+    store: &Store,
+    account: &AccountName,
+    json: bool,
+) -> Result<(), CommandError> {
+    let named = account_named(store, account).await?;
+    let pending = store.invitations().pending(named.id, Utc::now()).await?;
+    if json {
+        let objects: Vec<serde_json::Value> = pending
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "id": i.id,
+                    "email": i.email,
+                    "role": i.role,
+                    "created_at": i.created_at,
+                    "expires_at": i.expires_at,
+                })
+            })
+            .collect();
+        return print_json(&objects);
+    }
+    let rows: Vec<[String; 4]> = pending
+        .iter()
+        .map(|i| {
+            [
+                i.id.to_string(),
+                i.email.clone(),
+                i.role.to_string(),
+                i.expires_at.format("%Y-%m-%d %H:%M").to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["ID", "EMAIL", "ROLE", "EXPIRES"], &rows);
+    Ok(())
+}
+
+pub(crate) async fn revoke_invitation(
+    store: &Store,
+    account: &AccountName,
+    id: i64,
+) -> Result<(), CommandError> {
+    let named = account_named(store, account).await?;
+    let actor = Actor::Cli.to_string();
+    match store
+        .invitations()
+        .revoke(named.id, id, &actor, &Origin::default(), Utc::now())
+        .await
+    {
+        Ok(()) => {
+            println!("revoked invitation {id}");
+            Ok(())
+        }
+        Err(StoreError::NotFound) => {
+            Err(usage(format!("{account} has no pending invitation {id}")))
+        }
+        Err(other) => Err(other.into()),
+    }
 }

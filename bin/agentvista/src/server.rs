@@ -45,7 +45,9 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
              (from a checkout: cargo run --release -- users create --email you@example.com)"
         );
     }
-    let http_config = settings.http_config();
+    let mut http_config = settings.http_config();
+    // Port 0 asked for any port: links name the one the server got.
+    http_config.public_url = settings.server.public_url_at(bound);
     let retention = (settings.retention.interval_secs > 0).then(|| {
         actix_web::rt::spawn(sweep_retention(
             store.clone(),

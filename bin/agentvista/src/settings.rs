@@ -95,9 +95,37 @@ pub(crate) struct ServerSettings {
     /// comma-separated addresses and networks (the environment variable's form).
     #[serde(default, deserialize_with = "trusted_proxies")]
     pub(crate) trusted_proxies: TrustedProxies,
+    /// The base of links the server hands out; empty: `http://` and `bind`.
+    #[serde(default)]
+    pub(crate) public_url: String,
 }
 
 impl ServerSettings {
+    /// The base of the links the server hands out (invitations), without a trailing slash:
+    /// `server.public_url`, else `http://` and `server.bind`, with 127.0.0.1 (or ::1) for an
+    /// unspecified address. Never a request's `Host`, which a client chooses.
+    pub(crate) fn public_url(&self) -> String {
+        self.public_url_at(self.bind)
+    }
+
+    /// [`Self::public_url`] for a server that listens on `bound` (the port it got when
+    /// `server.bind` asked for port 0).
+    pub(crate) fn public_url_at(&self, bound: SocketAddr) -> String {
+        let url = self.public_url.trim().trim_end_matches('/');
+        if !url.is_empty() {
+            return url.to_owned();
+        }
+        let mut bind = bound;
+        if bind.ip().is_unspecified() {
+            bind.set_ip(if bind.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("http://{bind}")
+    }
+
     /// Why browsers elsewhere cannot sign in to the dashboard, when that is so: the session
     /// cookie is `Secure`, which a browser keeps only over HTTPS or from `localhost`, and a
     /// server that listens beyond loopback with no TLS proxy in front is reached over plain
@@ -192,6 +220,7 @@ impl Settings {
             .set_default("server.bind", "127.0.0.1:8080")?
             .set_default("server.insecure_cookies", false)?
             .set_default("server.trusted_proxies", "")?
+            .set_default("server.public_url", "")?
             .set_default("database.url", "sqlite://agentvista.db?mode=rwc")?
             .set_default("database.sqlite_synchronous", "full")?
             .set_default("default_plan", "free")?
@@ -231,6 +260,13 @@ impl Settings {
             key,
             problem: problem.to_owned(),
         };
+        let public = self.server.public_url.trim();
+        if !(public.is_empty() || public.starts_with("http://") || public.starts_with("https://")) {
+            return Err(invalid(
+                "server.public_url",
+                "must start with http:// or https://, e.g. https://agentvista.example.com",
+            ));
+        }
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -351,6 +387,7 @@ impl Settings {
     pub(crate) fn http_config(&self) -> HttpConfig {
         HttpConfig {
             insecure_cookies: self.server.insecure_cookies,
+            public_url: self.server.public_url(),
             body: BodyLimits {
                 max_bytes: self.limits.max_body_bytes,
                 timeout: std::time::Duration::from_secs(self.limits.body_timeout_secs),
@@ -498,6 +535,7 @@ mod tests {
             bind: bind.parse().unwrap(),
             insecure_cookies: insecure,
             trusted_proxies: TrustedProxies::new([proxies]).unwrap(),
+            public_url: String::new(),
         };
         for bind in ["0.0.0.0:8080", "[::]:8080", "192.0.2.7:8080"] {
             let warning = server(bind, false, "").plain_http_warning();
@@ -522,6 +560,34 @@ mod tests {
             assert!(
                 server(bind, false, "").plain_http_warning().is_none(),
                 "{bind}"
+            );
+        }
+    }
+
+    #[test]
+    fn links_use_the_public_url_else_the_bind_address_reachable_from_this_host() {
+        let server = |bind: &str, public_url: &str| ServerSettings {
+            bind: bind.parse().unwrap(),
+            insecure_cookies: false,
+            trusted_proxies: TrustedProxies::default(),
+            public_url: public_url.to_owned(),
+        };
+        let cases = [
+            ("127.0.0.1:8080", "", "http://127.0.0.1:8080"),
+            ("0.0.0.0:9000", "", "http://127.0.0.1:9000"),
+            ("[::]:9000", "", "http://[::1]:9000"),
+            ("192.0.2.7:80", "", "http://192.0.2.7:80"),
+            (
+                "0.0.0.0:9000",
+                "https://av.example.com/",
+                "https://av.example.com",
+            ),
+        ];
+        for (bind, public_url, want) in cases {
+            assert_eq!(
+                server(bind, public_url).public_url(),
+                want,
+                "{bind} {public_url}"
             );
         }
     }

@@ -34,6 +34,9 @@ pub struct HttpConfig {
     /// The plans a dashboard session may move its account to, by name (none by default: the
     /// operator's CLI does it). An account on a plan outside the list cannot move by itself.
     pub self_serve_plans: Vec<String>,
+    /// The base of links the server hands out (invitations), without a trailing slash; never
+    /// taken from a request's `Host`.
+    pub public_url: String,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +56,7 @@ impl Default for HttpConfig {
             default_plan: "free".to_owned(),
             trusted_proxies: TrustedProxies::default(),
             self_serve_plans: Vec::new(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }

@@ -45,6 +45,10 @@ pub enum ApiError {
     /// 403 `session_required`: a session-only endpoint called with an API key.
     #[error("This endpoint needs a dashboard session, not an API key")]
     SessionRequired,
+    /// 403 `session_required`: an invitation for a person who has a user, accepted without
+    /// that person's session (it names the e-mail to sign in as).
+    #[error("Sign in as {0} to accept this invitation")]
+    SignInAs(String),
     /// 403 `insufficient_scope`: a valid key without the scope the endpoint needs.
     #[error("The API key lacks the \"{0}\" scope this endpoint needs")]
     InsufficientScope(Scope),
@@ -260,7 +264,7 @@ impl ApiError {
             ApiError::InvalidApiKey => ErrorCode::InvalidApiKey,
             ApiError::InvalidSession => ErrorCode::InvalidSession,
             ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
-            ApiError::SessionRequired => ErrorCode::SessionRequired,
+            ApiError::SessionRequired | ApiError::SignInAs(_) => ErrorCode::SessionRequired,
             ApiError::InsufficientScope(_) => ErrorCode::InsufficientScope,
             ApiError::InsufficientRole(_) => ErrorCode::InsufficientRole,
             ApiError::CsrfFailed => ErrorCode::CsrfFailed,
@@ -407,6 +411,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidSession
             | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::SessionRequired
+            | ApiError::SignInAs(_)
             | ApiError::InsufficientScope(_)
             | ApiError::InsufficientRole(_)
             | ApiError::CsrfFailed => StatusCode::FORBIDDEN,
@@ -479,6 +484,7 @@ impl From<StoreError> for ApiError {
             StoreError::TooManyKeys { limit } => ApiError::TooManyKeys { limit },
             StoreError::LastOwner => ApiError::LastOwner,
             StoreError::InsufficientRole(role) => ApiError::InsufficientRole(role),
+            StoreError::InvitedSomeoneElse(email) => ApiError::SignInAs(email),
             StoreError::AlreadyMember => {
                 ApiError::BadRequest("email: this person is a member of the account already".into())
             }

@@ -7,7 +7,8 @@ use agentvista_keys::{Role, Scope};
 
 use crate::auth::Access;
 
-/// No credential: health, the document, login, first-run setup, leak reports.
+/// No credential: health, the document, login, first-run setup, leak reports, accepting an
+/// invitation (which reads a session of its own accord).
 pub(crate) const PUBLIC: Access = Access::Public;
 /// A session, with or without an account: what a person does for themself.
 pub(crate) const SELF: Access = Access::any_session();
@@ -62,6 +63,10 @@ macro_rules! operations {
             members::list_members => LIST,
             members::set_member_role => ADMIN_SESSION,
             members::remove_member => MEMBER_SESSION,
+            invitations::create_invitation => ADMIN_SESSION,
+            invitations::list_invitations => ADMIN_SESSION,
+            invitations::revoke_invitation => ADMIN_SESSION,
+            invitations::accept_invitation => PUBLIC,
             password::change_password => SELF,
             keys::ping => READ,
             keys::list_api_keys => LIST,

@@ -31,6 +31,8 @@ mod billing;
 mod dashboard;
 #[path = "api/ingest.rs"]
 mod ingest;
+#[path = "api/invitations.rs"]
+mod invitations;
 #[path = "api/keys.rs"]
 mod keys;
 #[path = "api/leaks.rs"]

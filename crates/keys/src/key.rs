@@ -220,14 +220,14 @@ impl FromStr for ApiKey {
 const SAMPLER_BUF_LEN: usize = 64;
 
 /// Draws characters from an alphabet without modulo bias, refilling its buffer from `fill`.
-struct Sampler<F> {
+pub(crate) struct Sampler<F> {
     fill: F,
     buf: Zeroizing<[u8; SAMPLER_BUF_LEN]>,
     next: usize,
 }
 
 impl<E, F: FnMut(&mut [u8]) -> Result<(), E>> Sampler<F> {
-    fn new(fill: F) -> Self {
+    pub(crate) fn new(fill: F) -> Self {
         Sampler {
             fill,
             buf: Zeroizing::new([0; SAMPLER_BUF_LEN]),
@@ -236,7 +236,7 @@ impl<E, F: FnMut(&mut [u8]) -> Result<(), E>> Sampler<F> {
         }
     }
 
-    fn fill_from(&mut self, alphabet: &[u8], out: &mut [u8]) -> Result<(), E> {
+    pub(crate) fn fill_from(&mut self, alphabet: &[u8], out: &mut [u8]) -> Result<(), E> {
         let size = alphabet.len();
         // Bytes at or above the last whole multiple of `size` would make the first
         // `256 % size` characters more likely; they are skipped.

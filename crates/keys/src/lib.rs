@@ -8,6 +8,7 @@ mod email;
 mod expiry;
 mod hash;
 mod ids;
+mod invitation;
 mod key;
 mod lookup;
 mod names;
@@ -24,6 +25,7 @@ pub use email::{Email, EmailError};
 pub use expiry::{Expiry, ExpiryInPast, KeyStatus};
 pub use hash::{HashHexError, KeyHash};
 pub use ids::{AccountId, KeyId, UserId};
+pub use invitation::{INVITATION_MARKER, INVITATION_SECRET_LEN, InvitationHash, InvitationToken};
 pub use key::{ApiKey, GenerateError, ParseError};
 pub use lookup::{
     Asked, KeyLookup, LeakReport, LookupError, LookupFuture, ReportedKey, RollFuture,

@@ -1,5 +1,6 @@
-//! [`redact_keys`]: text with every key-shaped string in it cut to its prefix, for logs and
-//! stored text that a client wrote (a path, a report's source).
+//! [`redact_keys`]: text with every key-shaped string in it cut to its prefix, and every
+//! invitation token to its marker, for logs and stored text that a client wrote (a path, a
+//! report's source).
 
 use std::borrow::Cow;
 
@@ -7,7 +8,8 @@ use crate::format::{DISPLAY_PREFIX_LEN, KEY_LEN, MARKER, PREFIX_HEX_LEN, SEPARAT
 
 /// `text` with everything shaped like a key — `av_`, 8 lowercase hex digits, `_`, 38 letters or
 /// digits, valid checksum or not (a key with a typo is a secret too) — cut to its prefix:
-/// `av_0123abcd_[REDACTED]`. Text without one is returned as it is, without a copy.
+/// `av_0123abcd_[REDACTED]`; and every invitation token (`avinv_` and 32 letters or digits) to
+/// `avinv_[REDACTED]`. Text without either is returned as it is, without a copy.
 ///
 /// ```
 /// use agentvista_keys::{ApiKey, redact_keys};
@@ -16,25 +18,33 @@ use crate::format::{DISPLAY_PREFIX_LEN, KEY_LEN, MARKER, PREFIX_HEX_LEN, SEPARAT
 /// let line = format!("GET /api/v1/traces/{}/", key.expose_secret());
 /// assert_eq!(redact_keys(&line), format!("GET /api/v1/traces/{}_[REDACTED]/", key.prefix()));
 /// assert_eq!(redact_keys("av_not_a_key"), "av_not_a_key");
+/// let invite = format!("/invite/avinv_{}", "a".repeat(32));
+/// assert_eq!(redact_keys(&invite), "/invite/avinv_[REDACTED]");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
 pub fn redact_keys(text: &str) -> Cow<'_, str> {
-    if !text.contains(MARKER) {
+    // What both markers start with.
+    const START: &str = "av";
+    if !text.contains(START) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find(MARKER) {
+    while let Some(at) = rest.find(START) {
         out.push_str(&rest[..at]);
         let tail = &rest[at..];
-        if tail.get(..KEY_LEN).is_some_and(key_shaped) {
+        if crate::invitation::token_shaped(tail.as_bytes()) {
+            out.push_str(crate::INVITATION_MARKER);
+            out.push_str("[REDACTED]");
+            rest = &tail[crate::INVITATION_MARKER.len() + crate::INVITATION_SECRET_LEN..];
+        } else if tail.starts_with(MARKER) && tail.get(..KEY_LEN).is_some_and(key_shaped) {
             out.push_str(&tail[..DISPLAY_PREFIX_LEN]);
             out.push_str("_[REDACTED]");
             rest = &tail[KEY_LEN..];
         } else {
-            out.push_str(MARKER);
-            rest = &tail[MARKER.len()..];
+            out.push_str(START);
+            rest = &tail[START.len()..];
         }
     }
     out.push_str(rest);

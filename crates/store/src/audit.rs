@@ -45,6 +45,12 @@ pub enum AuditAction {
     MemberRemoved,
     /// A member left.
     MemberLeft,
+    /// An invitation was made.
+    InvitationCreated,
+    /// A pending invitation was revoked.
+    InvitationRevoked,
+    /// An invitation was accepted: its person joined.
+    InvitationAccepted,
     /// A person ended one of their sessions.
     SessionEnded,
     /// A person ended every session of theirs but the one asking.
@@ -70,6 +76,9 @@ impl AuditAction {
             AuditAction::MemberRoleChanged => "member.role_changed",
             AuditAction::MemberRemoved => "member.removed",
             AuditAction::MemberLeft => "member.left",
+            AuditAction::InvitationCreated => "invitation.created",
+            AuditAction::InvitationRevoked => "invitation.revoked",
+            AuditAction::InvitationAccepted => "invitation.accepted",
             AuditAction::SessionEnded => "session.ended",
             AuditAction::SessionsEndedOthers => "sessions.ended_others",
         }
@@ -104,7 +113,8 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// `key.created`, `key.rolled`, `key.revoked`, `login.succeeded`, `login.failed`, `setup`,
     /// `billing.spend_cap_changed`, `billing.plan_changed`, `user.password_changed`,
-    /// `member.added`, `member.role_changed`, `member.removed`, `member.left`, `session.ended`,
+    /// `member.added`, `member.role_changed`, `member.removed`, `member.left`,
+    /// `invitation.created`, `invitation.revoked`, `invitation.accepted`, `session.ended`,
     /// `sessions.ended_others`.
     pub action: String,
     /// Who did it.

@@ -63,6 +63,9 @@ pub enum StoreError {
     /// The person belongs to the account already.
     #[error("this person is a member of the account already")]
     AlreadyMember,
+    /// The person signed in is not the one the invitation is for (it names the e-mail).
+    #[error("this invitation is for someone else")]
+    InvitedSomeoneElse(String),
     /// The change would leave the account without an owner (HTTP 409 `last_owner`).
     #[error("an account keeps at least one owner: make someone else an owner first")]
     LastOwner,

@@ -13,6 +13,7 @@ mod group;
 #[cfg(test)]
 mod group_tests;
 mod ids;
+mod invitations;
 mod keys;
 mod ledger;
 mod lookup;
@@ -44,6 +45,7 @@ pub use events::{
     CursorError, EventCursor, EventPage, Events, StoredEvent, TraceCursor, TracePage, TraceSummary,
 };
 pub use ids::{AccountId, KeyId, UserId};
+pub use invitations::{Acceptance, Invitation, Invitations, NewInvitation, PendingInvitation};
 pub use keys::{Keys, NewKey};
 pub use ledger::{EventBatch, NewContext, NewEvent};
 pub use memberships::{ChangedBy, Member, MemberChange, Membership, Memberships};

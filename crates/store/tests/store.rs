@@ -64,6 +64,8 @@ mod accounting;
 mod accounts;
 #[path = "store/audit.rs"]
 mod audit;
+#[path = "store/invitations.rs"]
+mod invitations;
 #[path = "store/keys.rs"]
 mod keys;
 #[path = "store/limits.rs"]

@@ -424,6 +424,11 @@ async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
 }
 
 #[tokio::test]
+async fn a_team_is_built_and_run_from_the_dashboard() {
+    teams::a_team_is_built_and_run_from_the_dashboard().await;
+}
+
+#[tokio::test]
 async fn a_new_user_goes_from_setup_to_a_new_password_on_any_screen() {
     first_hour::a_new_user_goes_from_setup_to_a_new_password_on_any_screen().await;
 }

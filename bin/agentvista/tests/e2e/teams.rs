@@ -141,3 +141,163 @@ pub(crate) async fn a_removed_member_is_refused_at_once_on_every_replica(db: Db)
     a.stop_and_check_logs(&[&key]).await;
     b.stop_and_check_logs(&[&key]).await;
 }
+
+/// Runs `script` in the page and returns its value.
+async fn js(client: &fantoccini::Client, script: &str) -> Value {
+    client.execute(script, vec![]).await.unwrap()
+}
+
+/// Waits until the page's address ends with `path`.
+async fn wait_path(client: &fantoccini::Client, path: &str) {
+    for _ in 0..150 {
+        if client.current_url().await.unwrap().path() == path {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the page never reached {path}");
+}
+
+/// In Chromium: the owner invites a viewer from Settings → Members; the viewer accepts the
+/// link with a new password, lands on a keys page without a Create Key button; the owner, in
+/// two accounts, switches between them from the header, and ends another session of theirs
+/// from Settings → Sessions. The browser logs no error.
+pub(crate) async fn a_team_is_built_and_run_from_the_dashboard() {
+    use crate::browser::{
+        Driver, browser_with, chromium_or_skip, click, fill, severe_logs, shot, wait_css,
+    };
+    if !chromium_or_skip() {
+        return;
+    }
+    let db = Db::sqlite();
+    db.cli_ok(
+        &["users", "create", "--email", OWNER, "--account", "Acme"],
+        Some(PASSWORD),
+    );
+    db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--email",
+            "bob@example.com",
+            "--account",
+            "Globex",
+        ],
+        Some(PASSWORD),
+    );
+    db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--email",
+            OWNER,
+            "--account",
+            "Globex",
+            "--role",
+            "member",
+        ],
+        None,
+    );
+    let server = crate::browser::dashboard_server(&db).await;
+    let driver = Driver::start();
+    let owner = browser_with(&driver, &[]).await;
+
+    owner.goto(&server.url("/login")).await.unwrap();
+    fill(&owner, "#login-form input[name=email]", OWNER).await;
+    fill(&owner, "#login-form input[name=password]", PASSWORD).await;
+    click(&owner, "#login-form button[type=submit]").await;
+    wait_path(&owner, "/settings/api-keys").await;
+    owner.goto(&server.url("/settings/members")).await.unwrap();
+    fill(&owner, "#invite-email", "vic@example.com").await;
+    js(
+        &owner,
+        "document.getElementById('invite-role').value = 'viewer'",
+    )
+    .await;
+    click(&owner, "#invite-form button[type=submit]").await;
+    wait_css(&owner, "#invite-link:not([hidden])").await;
+    let url = js(
+        &owner,
+        "return document.getElementById('invite-link-url').textContent",
+    )
+    .await;
+    let url = url.as_str().unwrap().to_owned();
+    server.secret(url.rsplit('/').next().unwrap());
+    shot(&owner, "teams-01-invited").await;
+
+    let vic = browser_with(&driver, &[]).await;
+    vic.goto(&url).await.unwrap();
+    fill(&vic, "#accept-password", PASSWORD).await;
+    click(&vic, "#accept-form button[type=submit]").await;
+    wait_path(&vic, "/settings/api-keys").await;
+    let header = wait_css(&vic, ".who .account").await.text().await.unwrap();
+    assert_eq!(header, "Acme · viewer");
+    let create = js(
+        &vic,
+        "return document.getElementById('open-create-key') === null",
+    )
+    .await;
+    assert_eq!(create, json!(true), "a viewer sees no Create Key button");
+    shot(&vic, "teams-02-viewer-keys").await;
+
+    // The owner is in two accounts: the header switches between them.
+    owner.goto(&server.url("/settings/api-keys")).await.unwrap();
+    wait_css(&owner, "#account-switch").await;
+    js(
+        &owner,
+        "const s = document.getElementById('account-switch'); \
+         s.value = [...s.options].find(o => o.text.startsWith('Globex')).value; \
+         s.dispatchEvent(new Event('change'));",
+    )
+    .await;
+    let mut switched = String::new();
+    for _ in 0..150 {
+        let shown = js(
+            &owner,
+            "const s = document.getElementById('account-switch'); \
+             return s ? s.options[s.selectedIndex].text : ''",
+        )
+        .await;
+        switched = shown.as_str().unwrap_or_default().to_owned();
+        if switched.starts_with("Globex") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(switched, "Globex · member");
+    let create = js(
+        &owner,
+        "return document.getElementById('open-create-key') !== null",
+    )
+    .await;
+    assert_eq!(create, json!(true), "a member may create keys");
+
+    // Another session of the owner's, ended from Settings → Sessions.
+    let http = harness::client();
+    let other = server.login(&http, OWNER, PASSWORD).await;
+    owner.goto(&server.url("/settings/sessions")).await.unwrap();
+    click(&owner, "button[data-end-session]").await;
+    let mut refused = StatusCode::OK;
+    for _ in 0..150 {
+        refused = http
+            .get(server.url("/api/v1/me/sessions/"))
+            .header("Cookie", &other.cookie)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if refused == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(refused, StatusCode::UNAUTHORIZED);
+    shot(&owner, "teams-03-sessions").await;
+    for client in [&owner, &vic] {
+        let severe = severe_logs(&driver, client).await;
+        assert!(severe.is_empty(), "{severe:?}");
+    }
+    owner.close().await.unwrap();
+    vic.close().await.unwrap();
+    server.stop_and_check_logs(&[]).await;
+}

@@ -312,6 +312,27 @@ async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     Err(ApiError::MissingApiKey)
 }
 
+/// The request's session when it carries a session cookie and no `Authorization` header (and,
+/// on an unsafe method, the CSRF token); `None` without a cookie. For a public operation that
+/// does more for a signed-in person (accepting an invitation).
+///
+/// # Errors
+/// 401 `invalid_session`, 403 `csrf_failed`, 503, as [`ApiError`]s.
+pub(crate) async fn optional_session(req: &HttpRequest) -> Result<Option<SessionOnly>, ApiError> {
+    if req.headers().contains_key(AUTHORIZATION) {
+        return Ok(None);
+    }
+    match (
+        req.cookie(SESSION_COOKIE),
+        req.app_data::<web::Data<Store>>(),
+    ) {
+        (Some(cookie), Some(store)) => authenticate_session(store, req, cookie.value())
+            .await
+            .map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// The key authentication registered with the app: by [`crate::configure`], or by an
 /// embedding service itself.
 fn key_auth(req: &HttpRequest) -> Result<&KeyAuth, ApiError> {

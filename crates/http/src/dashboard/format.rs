@@ -1,4 +1,7 @@
-//! Numbers as the pages write them.
+//! Numbers and times as the pages write them.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use maud::{Markup, html};
 
 /// 1234567 → "1,234,567".
 pub(super) fn thousands(n: u64) -> String {
@@ -11,6 +14,19 @@ pub(super) fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// A time in words for a tooltip: `2026-11-27 14:00 UTC`.
+pub(super) fn when(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A time as a table shows it: in UTC in the markup and its tooltip; the page's script
+/// rewrites the text in the browser's own time zone (the tooltip keeps UTC).
+pub(super) fn moment(t: &DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(t.to_rfc3339_opts(SecondsFormat::Secs, true)) title=(when(t)) { (when(t)) }
+    }
 }
 
 #[cfg(test)]

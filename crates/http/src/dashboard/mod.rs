@@ -5,6 +5,7 @@
 mod chart;
 mod format;
 mod pages;
+mod team;
 
 use actix_web::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
@@ -48,7 +49,11 @@ pub(crate) struct Viewer {
     pub(crate) user: User,
     /// The account the session acts in, with the person's role there.
     pub(crate) account: CurrentAccount,
+    /// Every account the person belongs to, for the switcher.
+    pub(crate) accounts: Vec<agentvista_store::Membership>,
     pub(crate) csrf_token: CsrfToken,
+    /// The session's cookie hash, to tell it from the person's other sessions.
+    pub(crate) token_hash: agentvista_keys::session::SessionTokenHash,
 }
 
 /// The page's session, or `None` (the page then redirects to the login): a page shows an
@@ -57,14 +62,26 @@ pub(crate) async fn viewer(req: &HttpRequest) -> Result<Option<Viewer>, ApiError
     match authorize::<Authenticated>(req).await {
         Ok(principal) => match principal.credential {
             Credential::Session {
-                user, csrf_token, ..
+                user,
+                csrf_token,
+                token_hash,
+                ..
             } => {
                 let Some(store) = req.app_data::<actix_web::web::Data<agentvista_store::Store>>()
                 else {
                     return Ok(None);
                 };
-                let name = store.accounts().get(principal.account_id).await?.name;
+                let accounts = store.memberships().of_user(user.id).await?;
+                let Some(name) = accounts
+                    .iter()
+                    .find(|m| m.account_id == principal.account_id)
+                    .map(|m| m.account_name.clone())
+                else {
+                    return Ok(None);
+                };
                 Ok(Some(Viewer {
+                    accounts,
+                    token_hash,
                     user,
                     account: CurrentAccount {
                         id: principal.account_id,
@@ -118,11 +135,24 @@ pub(crate) fn page(
                             a href="/settings/api-keys" aria-current=[(active == "keys").then_some("page")] { "API Keys" }
                             a href="/settings/billing" aria-current=[(active == "billing").then_some("page")] { "Billing" }
                             a href="/settings/audit-log" aria-current=[(active == "audit").then_some("page")] { "Audit log" }
+                            a href="/settings/members" aria-current=[(active == "members").then_some("page")] { "Members" }
+                            a href="/settings/sessions" aria-current=[(active == "sessions").then_some("page")] { "Sessions" }
                             a href="/settings/profile" aria-current=[(active == "profile").then_some("page")] { "Profile" }
                         }
                         div.who {
-                            span.account title="The account you act in, and your role in it" {
-                                (viewer.account.name) " · " (viewer.account.role)
+                            @if viewer.accounts.len() > 1 {
+                                label.visually-hidden for="account-switch" { "Account" }
+                                select id="account-switch" title="The account you act in, and your role in it" {
+                                    @for membership in &viewer.accounts {
+                                        option value=(membership.account_id.0) selected[membership.account_id == viewer.account.id] {
+                                            (membership.account_name) " · " (membership.role)
+                                        }
+                                    }
+                                }
+                            } @else {
+                                span.account title="The account you act in, and your role in it" {
+                                    (viewer.account.name) " · " (viewer.account.role)
+                                }
                             }
                             span { (viewer.user.email) }
                             button type="button" id="logout" { "Log out" }
@@ -156,6 +186,9 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings/billing", web::get().to(billing))
         .route("/settings/audit-log", web::get().to(audit_log))
         .route("/settings/profile", web::get().to(profile))
+        .route("/settings/members", web::get().to(team::members))
+        .route("/settings/sessions", web::get().to(team::sessions))
+        .route("/invite/{token}", web::get().to(team::invitation))
         .route("/traces", web::get().to(traces))
         .route("/traces/{trace_id}", web::get().to(trace))
         .route("/assets/app.css", web::get().to(css))

@@ -7,21 +7,9 @@ use agentvista_keys::{AccountName, KeyName, KeyRecord, KeyStatus, Role, Scope, U
 use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{Markup, html};
 
-use super::format::thousands;
+use super::format::{moment, thousands};
 use super::{Viewer, page, redirect, viewer};
 use crate::{ApiError, AppState};
-
-fn when(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
-/// A time as a table shows it: in UTC in the markup and its tooltip; the page's script
-/// rewrites the text in the browser's own time zone (the tooltip keeps UTC).
-fn moment(t: &DateTime<Utc>) -> Markup {
-    html! {
-        time datetime=(t.to_rfc3339_opts(SecondsFormat::Secs, true)) title=(when(t)) { (when(t)) }
-    }
-}
 
 /// [`moment`] to the second, for the audit log.
 fn moment_to_the_second(t: &DateTime<Utc>) -> Markup {

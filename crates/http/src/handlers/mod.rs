@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod health;
 pub(crate) mod ingest;
+pub(crate) mod invitations;
 pub(crate) mod keys;
 pub(crate) mod leaks;
 pub(crate) mod members;

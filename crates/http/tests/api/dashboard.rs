@@ -241,3 +241,96 @@ async fn the_billing_page_names_both_ways_out_once_the_limit_is_reached() {
     assert!(after.contains("id=\"over-limit\""), "{after}");
     assert!(after.contains("move to a larger plan"), "{after}");
 }
+
+/// A page's status and HTML, read with a session's cookie (or none).
+async fn html_of<S, B>(
+    app: &S,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, header::HeaderMap, String)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut req = get(path);
+    if let Some(cookie) = cookie {
+        req = req.insert_header((header::COOKIE, cookie.to_owned()));
+    }
+    let res = test::call_service(app, req.to_request()).await;
+    let (status, headers) = (res.status(), res.headers().clone());
+    let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    (status, headers, html)
+}
+
+#[actix_web::test]
+async fn pages_show_a_role_only_the_controls_it_may_use() {
+    let t = test_app().await;
+    let (_, viewer, _) = t.member("vic", Role::Viewer).await;
+    let (_, member, _) = t.member("mia", Role::Member).await;
+    let (owner, _) = t.session().await;
+    let cases = [
+        (
+            "/settings/api-keys",
+            "id=\"open-create-key\"",
+            [false, true, true],
+        ),
+        (
+            "/settings/members",
+            "id=\"invite-form\"",
+            [false, false, true],
+        ),
+        (
+            "/settings/billing",
+            "Admins and owners of this account set the spend cap",
+            [true, true, false],
+        ),
+        (
+            "/settings/audit-log",
+            "id=\"audit-log\"",
+            [false, false, true],
+        ),
+    ];
+    for (path, control, shown) in cases {
+        for (cookie, shown) in [&viewer, &member, &owner].into_iter().zip(shown) {
+            let (status, _, html) = html_of(&t.app, path, Some(cookie)).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert_eq!(
+                html.contains(control),
+                shown,
+                "{path} {control} for {cookie}"
+            );
+        }
+    }
+    // The header names the account and the role.
+    let (_, _, html) = html_of(&t.app, "/settings/sessions", Some(&viewer)).await;
+    assert!(html.contains("acme · viewer"), "{html}");
+}
+
+#[actix_web::test]
+async fn an_invitation_page_names_the_account_and_sends_no_referrer() {
+    let t = test_app().await;
+    let (cookie, csrf) = t.session().await;
+    let req = with_session(
+        test::TestRequest::post().uri("/api/v1/me/invitations/"),
+        (&cookie, &csrf),
+    )
+    .set_json(json!({"email": "new@example.com", "role": "viewer"}));
+    let (_, _, created) = send(&t.app, req).await;
+    let url = created["url"].as_str().unwrap();
+    let path = &url[url.find("/invite/").unwrap()..];
+    let (status, headers, html) = html_of(&t.app, path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get(header::REFERRER_POLICY).unwrap(), "no-referrer");
+    assert!(
+        html.contains("Join acme") && html.contains("new@example.com"),
+        "{html}"
+    );
+    assert!(
+        html.contains("autocomplete=\"new-password\""),
+        "a new person chooses a password"
+    );
+    let (status, headers, html) = html_of(&t.app, "/invite/avinv_unknown", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers.get(header::REFERRER_POLICY).unwrap(), "no-referrer");
+    assert!(html.contains("cannot be used"), "{html}");
+}

@@ -25,7 +25,8 @@ fn rule(operation_id: &str) -> Option<(Option<Role>, KeyRule)> {
     use KeyRule::{Any, Needs, Refused};
     use Role::{Admin, Member, Owner, Viewer};
     Some(match operation_id {
-        "healthz" | "readyz" | "openapi" | "setup" | "login" | "report_leaked_keys" => {
+        "healthz" | "readyz" | "openapi" | "setup" | "login" | "report_leaked_keys"
+        | "accept_invitation" => {
             return None;
         }
         "logout" | "current_session" | "change_password" | "list_accounts" | "switch_account"
@@ -39,7 +40,9 @@ fn rule(operation_id: &str) -> Option<(Option<Role>, KeyRule)> {
             (Some(Member), Needs(Scope::Write))
         }
         "audit_log" | "set_spend_cap" => (Some(Admin), Needs(Scope::Admin)),
-        "set_member_role" => (Some(Admin), Refused),
+        "set_member_role" | "create_invitation" | "list_invitations" | "revoke_invitation" => {
+            (Some(Admin), Refused)
+        }
         // Leaving needs no role; removing someone else is judged with the target in hand.
         "remove_member" => (Some(Viewer), Refused),
         "set_plan" => (Some(Owner), Refused),
@@ -82,6 +85,7 @@ async fn every_operation_admits_exactly_the_roles_and_scopes_of_the_teams_table(
             .replace("{key_id}", "999999")
             .replace("{user_id}", "999999")
             .replace("{session_id}", "999999")
+            .replace("{invitation_id}", "999999")
             .replace("{trace_id}", "t");
         for caller in &callers {
             let mut req = test::TestRequest::default()

@@ -337,4 +337,112 @@ document.addEventListener("DOMContentLoaded", () => {
     if (result.ok) location.reload();
     else showError(error, result);
   });
+  // The header's account switcher: the session moves, with a new CSRF token, and the page is
+  // read again in the other account.
+  document.getElementById("account-switch")?.addEventListener("change", async (event) => {
+    const result = await api("POST", "/api/v1/auth/switch-account/", { account_id: Number(event.target.value) });
+    if (result.ok) location.reload();
+    else alert(result.data?.message ?? `Switching failed (HTTP ${result.status}).`);
+  });
+
+  // Settings → Members
+  const membersError = document.getElementById("members-error");
+  for (const select of document.querySelectorAll("select[data-set-role]")) {
+    select.addEventListener("change", async () => {
+      const result = await api("PATCH", `/api/v1/me/members/${select.dataset.setRole}/`, { role: select.value });
+      if (result.ok) location.reload();
+      else showError(membersError, result);
+    });
+  }
+  for (const button of document.querySelectorAll("button[data-remove-member]")) {
+    button.addEventListener("click", async () => {
+      const leaving = button.hasAttribute("data-leave");
+      const question = leaving
+        ? "Leave this account? You lose access to it at once."
+        : `Remove ${button.dataset.email}? Their sessions in this account end at once; the keys they made stay the account's.`;
+      if (!confirm(question)) return;
+      const result = await api("DELETE", `/api/v1/me/members/${button.dataset.removeMember}/`);
+      if (result.ok) location.assign(leaving ? "/" : location.pathname);
+      else showError(membersError, result);
+    });
+  }
+  onSubmit("invite-form", async (form) => {
+    const error = document.getElementById("invite-error");
+    error.hidden = true;
+    const result = await api("POST", "/api/v1/me/invitations/", { email: form.email.value, role: form.role.value });
+    if (!result.ok) { showError(error, result); return; }
+    document.getElementById("invite-link-email").textContent = result.data.email;
+    document.getElementById("invite-link-url").textContent = result.data.url;
+    document.getElementById("invite-link").hidden = false;
+    form.reset();
+  });
+  document.getElementById("copy-invite-link")?.addEventListener("click", async (event) => {
+    if (await copyText(document.getElementById("invite-link-url").textContent, document.getElementById("invite-link-url"))) {
+      event.target.textContent = "Copied";
+    }
+  });
+  for (const button of document.querySelectorAll("button[data-revoke-invitation]")) {
+    button.addEventListener("click", async () => {
+      const result = await api("DELETE", `/api/v1/me/invitations/${button.dataset.revokeInvitation}/`);
+      if (result.ok) location.reload();
+      else showError(membersError, result);
+    });
+  }
+
+  // Settings → Sessions
+  const sessionsError = document.getElementById("sessions-error");
+  for (const button of document.querySelectorAll("button[data-end-session]")) {
+    button.addEventListener("click", async () => {
+      const result = await api("DELETE", `/api/v1/me/sessions/${button.dataset.endSession}/`);
+      if (result.ok) location.reload();
+      else showError(sessionsError, result);
+    });
+  }
+  document.getElementById("end-other-sessions")?.addEventListener("click", async () => {
+    const result = await api("POST", "/api/v1/me/sessions/end-others/");
+    if (result.ok) location.reload();
+    else showError(sessionsError, result);
+  });
+
+  // The invitation page. A SameSite=Strict cookie is not sent on the navigation from a mail
+  // or chat link, but it is on this same-origin call: a person already signed in as the
+  // invited e-mail accepts with one click.
+  const invitation = document.getElementById("invitation");
+  if (invitation) {
+    const token = location.pathname.split("/").pop();
+    const email = invitation.dataset.email;
+    const existing = invitation.hasAttribute("data-existing");
+    let csrf = "";
+    (async () => {
+      if (!existing) return;
+      const session = await api("GET", "/api/v1/auth/session/");
+      if (session.ok && session.data.user.email === email) {
+        csrf = session.data.csrf_token;
+        document.getElementById("accept-password-field").hidden = true;
+        document.getElementById("invite-sign-in").textContent = `Signed in as ${email}.`;
+      }
+    })();
+    onSubmit("accept-form", async (form) => {
+      const error = document.getElementById("accept-error");
+      error.hidden = true;
+      const send = (body, token) => fetch("/api/v1/invitations/accept/", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({ ok: r.ok, status: r.status, data: await r.json().catch(() => null) }));
+      let result;
+      if (existing) {
+        if (!csrf) {
+          const login = await api("POST", "/api/v1/auth/login/", { email, password: form.password.value });
+          if (!login.ok) { showError(error, login); return; }
+          csrf = login.data.csrf_token;
+        }
+        result = await send({ token }, csrf);
+      } else {
+        result = await send({ token, password: form.password.value }, "");
+      }
+      if (result.ok) location.assign("/settings/api-keys");
+      else showError(error, result);
+    });
+  }
 });
