@@ -15,7 +15,7 @@ mod m20261128_000009_create_usage_daily;
 mod m20261206_000010_sweeps_and_orphaned_contexts;
 mod m20261206_000011_key_successors_and_kept_keys;
 mod m20261206_000012_memberships;
-mod m20261206_000013_invitations;
+mod m20261206_000013_invitations_and_closed_accounts;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -36,7 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_sweeps_and_orphaned_contexts::Migration),
             Box::new(m20261206_000011_key_successors_and_kept_keys::Migration),
             Box::new(m20261206_000012_memberships::Migration),
-            Box::new(m20261206_000013_invitations::Migration),
+            Box::new(m20261206_000013_invitations_and_closed_accounts::Migration),
         ]
     }
 }

@@ -247,6 +247,17 @@ pub(crate) enum AccountsCommand {
         #[arg(long)]
         plan: String,
     },
+    /// Delete an account: every key revoked (exits once no running server accepts one), its
+    /// sessions and memberships ended; its data is removed by the next retention sweep. The
+    /// people in it keep their logins.
+    Delete {
+        /// The account's name.
+        #[arg(long, value_name = "NAME")]
+        account: AccountName,
+        /// The account's name again, to confirm.
+        #[arg(long, value_name = "NAME")]
+        confirm: String,
+    },
 }
 
 #[cfg(test)]

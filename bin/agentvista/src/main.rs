@@ -148,6 +148,9 @@ async fn run(settings: &Settings, command: Command) -> Result<(), String> {
         Command::Accounts(AccountsCommand::SetPlan { email, plan }) => {
             commands::set_plan(&store, settings, &email, &plan).await
         }
+        Command::Accounts(AccountsCommand::Delete { account, confirm }) => {
+            members::delete_account(&store, &account, &confirm).await
+        }
         Command::Members(MembersCommand::List { account, json }) => {
             members::list(&store, &account, json).await
         }

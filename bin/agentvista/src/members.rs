@@ -1,4 +1,5 @@
-//! `agentvista members …` and `agentvista invitations …`: an account's people by hand. The
+//! `agentvista members …`, `agentvista invitations …` and `agentvista accounts delete`: an
+//! account's people by hand, and its end. The
 //! operator may do what an owner may; the rule that an account keeps an owner holds here too.
 
 use agentvista_keys::{AccountName, Actor, Email, InvitationToken, Role};
@@ -189,4 +190,35 @@ pub(crate) async fn revoke_invitation(
         }
         Err(other) => Err(other.into()),
     }
+}
+
+pub(crate) async fn delete_account(
+    store: &Store,
+    account: &AccountName,
+    confirm: &str,
+) -> Result<(), CommandError> {
+    if confirm != account.as_str() {
+        return Err(usage(format!(
+            "--confirm: type the account's name, {account}, to delete it"
+        )));
+    }
+    let named = account_named(store, account).await?;
+    let origin = Origin::default();
+    let closing = agentvista_keys::AccountClosing {
+        account: named.id,
+        by: Actor::Cli,
+        email: None,
+        at: Utc::now(),
+        origin: &origin,
+    };
+    // Through the lookup port, as every change that can stop a key: this returns once no
+    // running server accepts any key of the account.
+    let revoked = agentvista_keys::KeyLookup::close_account(store, closing)
+        .await?
+        .ok_or_else(|| usage(format!("no account named {account}")))?;
+    println!(
+        "deleted account {account}: {revoked} key(s) revoked; its data goes with the next \
+         retention sweep"
+    );
+    Ok(())
 }

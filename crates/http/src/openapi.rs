@@ -12,8 +12,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::{CSRF_HEADER, SESSION_COOKIE};
 use crate::handlers::{
-    audit, health, ingest, invitations, keys, leaks, members, meta, own_sessions, password,
-    session, setup, traces, usage,
+    account, audit, health, ingest, invitations, keys, leaks, members, meta, own_sessions,
+    password, session, setup, traces, usage,
 };
 use crate::schema::{
     BadRequest, Forbidden, Internal, InvalidCredentials, LastOwner, NotFound, OtlpBadRequest,

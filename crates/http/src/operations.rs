@@ -88,6 +88,7 @@ macro_rules! operations {
             usage::get_daily_usage => READ,
             usage::set_spend_cap => ADMIN,
             usage::set_plan => OWNER,
+            account::delete_account => OWNER,
         }
     };
 }

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::auth::{Access, MountedAccess};
 use crate::handlers::{
-    audit, health, ingest, invitations, keys, leaks, members, meta, own_sessions, password,
-    session, setup, traces, usage,
+    account, audit, health, ingest, invitations, keys, leaks, members, meta, own_sessions,
+    password, session, setup, traces, usage,
 };
 use crate::{AppState, dashboard, handlers};
 

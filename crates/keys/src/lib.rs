@@ -28,7 +28,8 @@ pub use ids::{AccountId, KeyId, UserId};
 pub use invitation::{INVITATION_MARKER, INVITATION_SECRET_LEN, InvitationHash, InvitationToken};
 pub use key::{ApiKey, GenerateError, ParseError};
 pub use lookup::{
-    Asked, KeyLookup, LeakReport, LookupError, LookupFuture, ReportedKey, RollFuture,
+    AccountClosing, Asked, KeyLookup, LeakReport, LookupError, LookupFuture, ReportedKey,
+    RollFuture,
 };
 pub use names::{AccountName, AccountNameError, KeyName, KeyNameError};
 pub use origin::{MAX_USER_AGENT_CHARS, Origin};

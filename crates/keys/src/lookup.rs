@@ -66,6 +66,21 @@ pub struct ReportedKey {
     pub already_revoked: bool,
 }
 
+/// An account's deletion, for [`KeyLookup::close_account`].
+#[derive(Clone, Copy, Debug)]
+pub struct AccountClosing<'a> {
+    /// The account.
+    pub account: AccountId,
+    /// Who deletes it.
+    pub by: Actor,
+    /// Their e-mail address, kept on the account's tombstone (`None`: the operator).
+    pub email: Option<&'a str>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// From where.
+    pub origin: &'a Origin,
+}
+
 /// Where API keys are looked up, and through which every change that affects verification
 /// goes — revocation now — so that an implementation that answers from memory hears of every
 /// such change.
@@ -184,6 +199,22 @@ pub trait KeyLookup: Send + Sync + 'static {
     ) -> RollFuture<'a> {
         let _ = (account, id, terms, asked);
         Box::pin(async { Err(RollError::Unsupported) })
+    }
+
+    /// Deletes an account: revokes every key of it, ends its sessions and memberships and
+    /// hides it, in one transaction, and returns — with the number of keys revoked — once no
+    /// verification through this lookup accepts any of its keys, on any replica (one barrier
+    /// for all of them). Its data goes later. `None` when there is no such account (or it is
+    /// deleted already).
+    ///
+    /// The default refuses: only a lookup that owns the accounts can close one.
+    fn close_account<'a>(&'a self, closing: AccountClosing<'a>) -> LookupFuture<'a, Option<u64>> {
+        let _ = closing;
+        Box::pin(async {
+            Err(LookupError::Failed(
+                "this key lookup does not keep accounts, so it cannot delete one".into(),
+            ))
+        })
     }
 
     /// Revokes every key among `report.hashes`, whatever its status, on behalf of a leak

@@ -20,6 +20,9 @@ pub struct Account {
     pub spend_cap_cents: Option<u64>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// When it was deleted: its row stays as a tombstone, hidden from every endpoint, while
+    /// its data is removed in the background.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The accounts table.
@@ -71,13 +74,14 @@ impl Accounts<'_> {
         account(row)
     }
 
-    /// The account named `name`, if any.
+    /// The account named `name`, if any (a deleted account has lost its name).
     ///
     /// # Errors
     /// [`StoreError`] from the database.
     pub async fn find_by_name(&self, name: &AccountName) -> Result<Option<Account>, StoreError> {
         accounts::Entity::find()
             .filter(accounts::Column::Name.eq(name.as_str()))
+            .filter(accounts::Column::DeletedAt.is_null())
             .one(self.store.reader())
             .await?
             .map(account)
@@ -137,5 +141,6 @@ pub(crate) fn account(row: accounts::Model) -> Result<Account, StoreError> {
                 what: "accounts.spend_cap_cents",
             })?,
         created_at: row.created_at,
+        deleted_at: row.deleted_at,
     })
 }

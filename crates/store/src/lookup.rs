@@ -1,8 +1,8 @@
 //! The key-lookup port ([`agentvista_keys::KeyLookup`]) on the database.
 
 use agentvista_keys::{
-    AccountId, Actor, Asked, KeyHash, KeyId, KeyLookup, KeyRecord, LeakReport, LookupError,
-    LookupFuture, Origin, ReportedKey, Revoked, RollFuture, RollTerms,
+    AccountClosing, AccountId, Actor, Asked, KeyHash, KeyId, KeyLookup, KeyRecord, LeakReport,
+    LookupError, LookupFuture, Origin, ReportedKey, Revoked, RollFuture, RollTerms,
 };
 use chrono::{DateTime, Utc};
 
@@ -69,6 +69,11 @@ impl KeyLookup for Store {
         Box::pin(Store::roll(self, account, id, terms, asked))
     }
 
+    /// See [`KeyLookup::close_account`]: one transaction, one barrier.
+    fn close_account<'a>(&'a self, closing: AccountClosing<'a>) -> LookupFuture<'a, Option<u64>> {
+        Box::pin(self.close_account_evicting(closing, |_| ()))
+    }
+
     /// One transaction revokes every reported key and writes its audit entry; one barrier
     /// follows, for the highest change among them.
     fn revoke_leaked<'a>(&'a self, report: LeakReport<'a>) -> LookupFuture<'a, Vec<ReportedKey>> {
@@ -98,6 +103,41 @@ impl Store {
             .revoke_through_barrier(Target::Key(account, id), note, evict)
             .await?;
         Ok(keys.first().map(|(_, revoked)| *revoked))
+    }
+
+    /// Closes an account as [`Store::revoke_through_barrier`] revokes keys: its keys revoked, its
+    /// sessions, memberships and invitations ended and its row made a tombstone in one
+    /// transaction, one barrier for every key. `None` when there is no such open account.
+    pub(crate) async fn close_account_evicting(
+        &self,
+        closing: AccountClosing<'_>,
+        evict: impl FnOnce(&[KeyHash]),
+    ) -> Result<Option<u64>, LookupError> {
+        let note = Note {
+            by: closing.by,
+            at: closing.at,
+            origin: closing.origin,
+            reason: Reason::AccountClosed {
+                email: closing.email,
+            },
+        };
+        let done = match self
+            .revoke_keys(Target::Account(closing.account), note)
+            .await
+        {
+            Err(StoreError::NotFound) => return Ok(None),
+            other => other?,
+        };
+        evict(&done.hashes);
+        if let Some(seq) = done.seq {
+            self.await_barrier(seq, done.committed).await;
+        }
+        let revoked = done
+            .keys
+            .iter()
+            .filter(|(_, revoked)| *revoked == Revoked::Now)
+            .count();
+        Ok(Some(revoked as u64))
     }
 
     /// Revokes the keys of a leak report through [`Store::revoke_through_barrier`].

@@ -29,6 +29,8 @@ pub(crate) enum Target<'a> {
     Key(AccountId, KeyId),
     /// Every key among these hashes, whatever its account (a leak report).
     Hashes(&'a [KeyHash]),
+    /// Every key of an account being deleted.
+    Account(AccountId),
 }
 
 /// Why the keys are revoked, as their audit entries say.
@@ -40,6 +42,9 @@ pub(crate) enum Reason<'a> {
     /// A leak report, with where the keys were found: `key.reported_leaked`, written for
     /// every key found, `detail.already_revoked` telling a key revoked before.
     Leak { source: Option<&'a str> },
+    /// The account is being deleted, by the person with this e-mail (`None`: the operator):
+    /// no key entries (the log goes with the account); the same transaction closes it.
+    AccountClosed { email: Option<&'a str> },
 }
 
 /// Who revokes, when, from where, and why.
@@ -75,7 +80,11 @@ impl Store {
     ) -> Result<Revocation, StoreError> {
         let txn = begin_immediate(&self.write).await?;
         let rows = lock_keys(&txn, target).await?;
-        if rows.is_empty() {
+        let closing = match (target, note.reason) {
+            (Target::Account(account), Reason::AccountClosed { email }) => Some((account, email)),
+            _ => None,
+        };
+        if rows.is_empty() && closing.is_none() {
             txn.rollback().await?;
             return Ok(Revocation {
                 keys: Vec::new(),
@@ -138,6 +147,10 @@ impl Store {
         if !before.is_empty() {
             seq = seq.max(Some(last_change_of(&txn, &before).await?));
         }
+        // After the keys: the lock order puts the account row behind them.
+        if let Some((account, email)) = closing {
+            close(&txn, account, email, at).await?;
+        }
         txn.commit().await?;
         Ok(Revocation {
             keys,
@@ -162,6 +175,7 @@ async fn lock_keys(
         Target::Hashes(hashes) => {
             api_keys::Entity::find().filter(K::KeyHash.is_in(hashes.iter().map(KeyHash::to_hex)))
         }
+        Target::Account(account) => api_keys::Entity::find().filter(K::AccountId.eq(account.0)),
     };
     Ok(query
         .order_by_asc(K::Id)
@@ -202,6 +216,7 @@ async fn audit(
 ) -> Result<(), StoreError> {
     let (action, detail) = match note.reason {
         Reason::Owner if revoked == Revoked::Already => return Ok(()),
+        Reason::AccountClosed { .. } => return Ok(()),
         Reason::Owner => (AuditAction::KeyRevoked, None),
         Reason::Leak { source } => (
             AuditAction::KeyReportedLeaked,
@@ -224,4 +239,44 @@ async fn audit(
         },
     )
     .await
+}
+
+/// Closes `account` inside its keys' revocation: the row becomes a tombstone (renamed, so that
+/// the name is free again, and marked with who deleted it and when), and its sessions,
+/// memberships and pending invitations end. [`StoreError::NotFound`] when there is no such
+/// open account: the transaction is then rolled back.
+async fn close(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    email: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let backend = txn.get_database_backend();
+    let closed = txn
+        .execute_raw(statement(
+            backend,
+            // `||` concatenates on both databases; PostgreSQL casts the id to text itself.
+            "UPDATE accounts SET deleted_at = $1, deleted_by = $2, \
+             name = name || ' (deleted ' || id || ')' WHERE id = $3 AND deleted_at IS NULL",
+            [at.into(), email.map(str::to_owned).into(), account.0.into()],
+        ))
+        .await?;
+    if closed.rows_affected() != 1 {
+        return Err(StoreError::NotFound);
+    }
+    for sql in [
+        "DELETE FROM sessions WHERE account_id = $1",
+        "DELETE FROM memberships WHERE account_id = $1",
+    ] {
+        txn.execute_raw(statement(backend, sql, [account.0.into()]))
+            .await?;
+    }
+    txn.execute_raw(statement(
+        backend,
+        "UPDATE invitations SET revoked_at = $1 WHERE account_id = $2 \
+         AND accepted_at IS NULL AND revoked_at IS NULL",
+        [at.into(), account.0.into()],
+    ))
+    .await?;
+    Ok(())
 }

@@ -64,6 +64,8 @@ mod accounting;
 mod accounts;
 #[path = "store/audit.rs"]
 mod audit;
+#[path = "store/closing.rs"]
+mod closing;
 #[path = "store/invitations.rs"]
 mod invitations;
 #[path = "store/keys.rs"]

@@ -1,6 +1,8 @@
-//! Teams end to end: a second person added from the command line works within their role on
-//! one replica, is removed from the other, and is refused on their very next request; the
-//! keys they made stay the account's. The last owner stays, on the command line too.
+//! Teams end to end: people invited on one replica accept on the other — a new person with a
+//! password, an existing one only signed in as himself —, work within their role, are removed
+//! on one replica and refused on their very next request on the other; the keys they made stay
+//! the account's. The last owner stays, on the command line too. Then the
+//! owner deletes the account, and its keys fail at once on the other replica.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -9,6 +11,7 @@ use crate::harness::{self, Db, PASSWORD, Server, Session};
 
 const OWNER: &str = "ada@example.com";
 const MEMBER: &str = "mia@example.com";
+const BOB: &str = "bob@example.com";
 /// The account `users create` names after the owner's e-mail.
 const ACCOUNT: &str = OWNER;
 const KEYS: &str = "/api/v1/me/api-keys/";
@@ -30,6 +33,27 @@ async fn create_key(
     (res.status(), res.json().await.unwrap_or(Value::Null))
 }
 
+/// Invites `email` as `role` from `session` on `server`: the link.
+async fn invite(
+    http: &reqwest::Client,
+    server: &Server,
+    session: &Session,
+    email: &str,
+    role: &str,
+) -> String {
+    let res = http
+        .post(server.url("/api/v1/me/invitations/"))
+        .header("Cookie", &session.cookie)
+        .header("X-CSRF-Token", &session.csrf)
+        .json(&json!({"email": email, "role": role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: Value = res.json().await.unwrap();
+    created["url"].as_str().unwrap().to_owned()
+}
+
 async fn send_event(http: &reqwest::Client, server: &Server, key: &str) -> StatusCode {
     let event = json!({"type": "span", "trace_id": "t", "timestamp": "2026-11-27T12:00:00Z"});
     http.post(server.url("/api/v1/traces/batch/"))
@@ -43,17 +67,51 @@ async fn send_event(http: &reqwest::Client, server: &Server, key: &str) -> Statu
 
 pub(crate) async fn a_removed_member_is_refused_at_once_on_every_replica(db: Db) {
     db.create_user(OWNER);
-    let args = [
-        "users",
-        "create",
-        "--email",
-        MEMBER,
-        "--account",
-        ACCOUNT,
-        "--role",
-        "member",
-    ];
-    db.cli_ok(&args, Some(PASSWORD));
+    // Bob has a login already, in an account of his own.
+    db.cli_ok(
+        &["users", "create", "--email", BOB, "--account", "Globex"],
+        Some(PASSWORD),
+    );
+    let (a, b) = (Server::start(&db).await, Server::start(&db).await);
+    let http = harness::client();
+    let ada = b.login(&http, OWNER, PASSWORD).await;
+
+    // Mia is new: invited on one replica, she accepts on the other with a password of her own.
+    let mia_link = invite(&http, &b, &ada, MEMBER, "member").await;
+    let token = mia_link.rsplit('/').next().unwrap().to_owned();
+    a.secret(&token);
+    b.secret(&token);
+    assert!(mia_link.starts_with(b.base()), "{mia_link}");
+    let res = http
+        .post(a.url("/api/v1/invitations/accept/"))
+        .json(&json!({"token": token, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Bob accepts only signed in as himself; a password sent instead changes nothing.
+    let bob_link = invite(&http, &b, &ada, BOB, "viewer").await;
+    let bob_token = bob_link.rsplit('/').next().unwrap().to_owned();
+    a.secret(&bob_token);
+    b.secret(&bob_token);
+    let res = http
+        .post(a.url("/api/v1/invitations/accept/"))
+        .json(&json!({"token": bob_token, "password": "an inviter's guess at a password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let bob = a.login(&http, BOB, PASSWORD).await;
+    let res = http
+        .post(a.url("/api/v1/invitations/accept/"))
+        .header("Cookie", &bob.cookie)
+        .header("X-CSRF-Token", &bob.csrf)
+        .json(&json!({"token": bob_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
     let listed: Value = serde_json::from_str(
         &db.cli_ok(&["members", "list", "--account", ACCOUNT, "--json"], None),
     )
@@ -64,7 +122,10 @@ pub(crate) async fn a_removed_member_is_refused_at_once_on_every_replica(db: Db)
         .iter()
         .map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap()))
         .collect();
-    assert_eq!(roles, [(OWNER, "owner"), (MEMBER, "member")]);
+    assert_eq!(
+        roles,
+        [(OWNER, "owner"), (MEMBER, "member"), (BOB, "viewer")]
+    );
     // The command line keeps the last owner too: one line, non-zero.
     let out = db.cli(
         &[
@@ -87,8 +148,6 @@ pub(crate) async fn a_removed_member_is_refused_at_once_on_every_replica(db: Db)
         "{stderr}"
     );
 
-    let (a, b) = (Server::start(&db).await, Server::start(&db).await);
-    let http = harness::client();
     let mia = a.login(&http, MEMBER, PASSWORD).await;
     let (status, body) = create_key(&http, &a, &mia, json!(["admin"])).await;
     assert_eq!(
@@ -102,7 +161,6 @@ pub(crate) async fn a_removed_member_is_refused_at_once_on_every_replica(db: Db)
     assert_eq!(send_event(&http, &a, &key).await, StatusCode::OK);
 
     // The owner removes her on the other replica.
-    let ada = b.login(&http, OWNER, PASSWORD).await;
     let members: Value = http
         .get(b.url("/api/v1/me/members/"))
         .header("Cookie", &ada.cookie)
@@ -138,6 +196,32 @@ pub(crate) async fn a_removed_member_is_refused_at_once_on_every_replica(db: Db)
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // The key she made is the account's: it keeps working until someone revokes it.
     assert_eq!(send_event(&http, &a, &key).await, StatusCode::OK);
+
+    // The owner deletes the account on one replica: the key fails at once on the other.
+    let res = http
+        .delete(b.url("/api/v1/me/account/"))
+        .header("Cookie", &ada.cookie)
+        .header("X-CSRF-Token", &ada.csrf)
+        .json(&json!({"confirm": ACCOUNT}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(send_event(&http, &a, &key).await, StatusCode::UNAUTHORIZED);
+    // Her login outlives the account; the command line no longer finds it.
+    let again = a.login(&http, OWNER, PASSWORD).await;
+    let session: Value = http
+        .get(a.url("/api/v1/auth/session/"))
+        .header("Cookie", &again.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["account"], Value::Null);
+    let out = db.cli(&["members", "list", "--account", ACCOUNT], &[], None);
+    assert!(!out.status.success());
     a.stop_and_check_logs(&[&key]).await;
     b.stop_and_check_logs(&[&key]).await;
 }

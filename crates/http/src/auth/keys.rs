@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use actix_web::HttpRequest;
 use agentvista_keys::{
-    AccountId, Actor, ApiKey, Asked, KeyHash, KeyId, KeyLookup, KeyStatus, LAST_USED_GRANULARITY,
-    LeakReport, LookupError, Origin, ReportedKey, Revoked, Role, RollError, RollTerms, Rolled,
-    Scope,
+    AccountClosing, AccountId, Actor, ApiKey, Asked, KeyHash, KeyId, KeyLookup, KeyStatus,
+    LAST_USED_GRANULARITY, LeakReport, LookupError, Origin, ReportedKey, Revoked, Role, RollError,
+    RollTerms, Rolled, Scope,
 };
 use chrono::{DateTime, Utc};
 
@@ -195,6 +195,18 @@ impl KeyAuth {
         let revoked = self.lookup.revoke_from(account, id, by, at, origin).await?;
         self.forget_use(&[id]);
         Ok(revoked)
+    }
+
+    /// Deletes an account through the lookup port: every key of it revoked, on every
+    /// replica, before the answer; `None` when there is no such open account.
+    ///
+    /// # Errors
+    /// [`LookupError`] from the port.
+    pub async fn close_account(
+        &self,
+        closing: AccountClosing<'_>,
+    ) -> Result<Option<u64>, LookupError> {
+        self.lookup.close_account(closing).await
     }
 
     /// Rolls key `id` of `account` as `asked`, through the lookup port (so that whatever

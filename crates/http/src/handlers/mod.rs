@@ -1,5 +1,6 @@
 //! Request handlers: extract, call, answer.
 
+pub(crate) mod account;
 pub(crate) mod audit;
 pub(crate) mod health;
 pub(crate) mod ingest;

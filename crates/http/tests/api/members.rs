@@ -312,3 +312,58 @@ async fn a_person_sees_their_sessions_and_ends_one_or_all_others() {
         "{actions:?}"
     );
 }
+
+#[actix_web::test]
+async fn an_owner_deletes_the_account_by_its_name_and_everyone_is_out_at_once() {
+    let t = test_app().await;
+    let admin_key = t.key("admin").await;
+    let (_, admin_cookie, admin_csrf) = t.member("ann", Role::Admin).await;
+    let (cookie, csrf) = t.session().await;
+    let delete = |session: (&str, &str), confirm: &str| {
+        with_session(
+            test::TestRequest::delete().uri("/api/v1/me/account/"),
+            session,
+        )
+        .set_json(json!({"confirm": confirm}))
+    };
+    let (status, _, body) = send(&t.app, delete((&admin_cookie, &admin_csrf), "acme")).await;
+    assert_eq!(
+        (status, body["required_role"].as_str()),
+        (StatusCode::FORBIDDEN, Some("owner"))
+    );
+    let req = bearer(
+        test::TestRequest::delete().uri("/api/v1/me/account/"),
+        &admin_key,
+    )
+    .set_json(json!({"confirm": "acme"}));
+    assert_eq!(send(&t.app, req).await.2["error"], "session_required");
+    let (status, _, body) = send(&t.app, delete((&cookie, &csrf), "Acme")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("confirm:"),
+        "{body}"
+    );
+
+    let (status, _, _) = send(&t.app, delete((&cookie, &csrf), "acme")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Every key and every session of it, on the very next request.
+    assert_eq!(
+        send(&t.app, bearer(get(PING), &admin_key)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    for session in [(&cookie, &csrf), (&admin_cookie, &admin_csrf)] {
+        let (status, _, _) = send(&t.app, with_session(get(KEYS), (session.0, session.1))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Her login stays; she belongs to no account now.
+    let (again, _) = login_as(&t.app, "ada@example.com").await;
+    let (_, _, body) = send(
+        &t.app,
+        get("/api/v1/auth/session/").insert_header((header::COOKIE, again)),
+    )
+    .await;
+    assert_eq!(
+        (&body["account"], &body["role"]),
+        (&Value::Null, &Value::Null)
+    );
+}

@@ -9,6 +9,9 @@ pub(crate) struct Model {
     pub(crate) plan: String,
     pub(crate) spend_cap_cents: Option<i64>,
     pub(crate) created_at: DateTimeUtc,
+    pub(crate) deleted_at: Option<DateTimeUtc>,
+    pub(crate) deleted_by: Option<String>,
+    pub(crate) purged_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agentvista_keys::{
-    AccountId, Actor, Asked, KeyHash, KeyId, KeyLookup, KeyRecord, LeakReport, LookupFuture,
-    Origin, ReportedKey, Revoked, RollFuture, RollTerms,
+    AccountClosing, AccountId, Actor, Asked, KeyHash, KeyId, KeyLookup, KeyRecord, LeakReport,
+    LookupFuture, Origin, ReportedKey, Revoked, RollFuture, RollTerms,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{Database, DatabaseConnection};
@@ -256,6 +256,14 @@ impl KeyLookup for Replica {
                     keys.evict([hash], None);
                 }),
         )
+    }
+
+    /// As the store closes it (one transaction, one barrier), evicting its keys here at once.
+    fn close_account<'a>(&'a self, closing: AccountClosing<'a>) -> LookupFuture<'a, Option<u64>> {
+        let keys = &self.inner.keys;
+        Box::pin(self.inner.store.close_account_evicting(closing, |hashes| {
+            keys.evict(hashes, None);
+        }))
     }
 
     /// As the store revokes them (one transaction, one barrier), evicting them here at once.

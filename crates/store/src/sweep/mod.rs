@@ -13,12 +13,15 @@
 //! - **Contexts** that no event refers to any more (their `last_seen` day is past their plan's
 //!   retention), in two phases (see `contexts`).
 //! - **Audit entries** older than the audit log's retention.
+//! - **Deleted accounts**: all their data, table after table (see `closed`); the account row
+//!   stays as the deletion's tombstone.
 //!
 //! Only the replica holding the sweep's lease sweeps; the lease is renewed before each batch.
 //! Each batch is one short write transaction, and the sweep pauses between them, so that
 //! ingestion waits at most one batch (the longest is reported in [`Swept`]).
 
 mod audit;
+mod closed;
 mod contexts;
 mod events;
 mod lease;
@@ -76,6 +79,9 @@ pub struct Swept {
     pub contexts_deleted: u64,
     /// Audit entries deleted.
     pub audit_deleted: u64,
+    /// Rows of deleted accounts removed (events, traces, contexts, usage, audit entries,
+    /// invitations, keys).
+    pub closed_rows_deleted: u64,
     /// Write transactions it took.
     pub batches: u64,
     /// The longest of them, from `BEGIN` to commit: the longest ingestion waited on it.
@@ -123,11 +129,14 @@ impl Store {
         let released = lease.release().await;
         swept.completed = outcome?;
         released?;
-        if swept.deleted + swept.contexts_deleted + swept.audit_deleted > 0 {
+        if swept.deleted + swept.contexts_deleted + swept.audit_deleted + swept.closed_rows_deleted
+            > 0
+        {
             tracing::info!(
                 events = swept.deleted,
                 contexts = swept.contexts_deleted,
                 audit_entries = swept.audit_deleted,
+                deleted_accounts_rows = swept.closed_rows_deleted,
                 batches = swept.batches,
                 longest_transaction_ms = swept.longest_transaction.as_millis() as u64,
                 "retention: rows past their retention deleted"
@@ -230,6 +239,24 @@ impl Store {
                 swept.timed(started);
                 swept.audit_deleted += deleted;
                 if deleted < sweep.batch.max(1) {
+                    break;
+                }
+                self.pace(sweep.pause).await;
+            }
+        }
+        for account in closed::pending(self.reader()).await? {
+            loop {
+                if !lease.take().await? {
+                    return Ok(false);
+                }
+                let started = Instant::now();
+                let txn = self.sweep_transaction().await?;
+                let deleted = closed::purge_batch(&txn, account, limit(sweep.batch), now);
+                let deleted = deleted.await?;
+                txn.commit().await?;
+                swept.timed(started);
+                swept.closed_rows_deleted += deleted;
+                if deleted == 0 {
                     break;
                 }
                 self.pace(sweep.pause).await;

@@ -361,9 +361,20 @@ document.addEventListener("DOMContentLoaded", () => {
         ? "Leave this account? You lose access to it at once."
         : `Remove ${button.dataset.email}? Their sessions in this account end at once; the keys they made stay the account's.`;
       if (!confirm(question)) return;
-      const result = await api("DELETE", `/api/v1/me/members/${button.dataset.removeMember}/`);
-      if (result.ok) location.assign(leaving ? "/" : location.pathname);
-      else showError(membersError, result);
+      const id = Number(button.dataset.removeMember);
+      // Their keys stay the account's; offer to revoke the live ones they made.
+      const keys = leaving ? null : await api("GET", "/api/v1/me/api-keys/");
+      const theirs = (keys?.data?.data ?? []).filter(
+        (key) => key.created_by?.user_id === id && key.revoked_at === null);
+      const result = await api("DELETE", `/api/v1/me/members/${id}/`);
+      if (!result.ok) { showError(membersError, result); return; }
+      if (theirs.length > 0 && confirm(`Also revoke the ${theirs.length} key(s) they created (${theirs.map((k) => k.prefix).join(", ")})? Requests with them will fail at once.`)) {
+        for (const key of theirs) {
+          const revoked = await api("DELETE", `/api/v1/me/api-keys/${key.id}/`);
+          if (!revoked.ok) { showError(membersError, revoked); return; }
+        }
+      }
+      location.assign(leaving ? "/" : location.pathname);
     });
   }
   onSubmit("invite-form", async (form) => {
