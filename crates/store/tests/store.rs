@@ -169,6 +169,26 @@ fn write_key(name: &KeyName) -> NewKey<'_> {
 }
 
 /// A sweep of `batch` rows a transaction, without pauses.
+/// A person with `email`, a member of `account` with `role`.
+async fn person(
+    db: &TestDb,
+    account: AccountId,
+    email: &str,
+    role: Role,
+) -> agentvista_store::User {
+    db.store
+        .users()
+        .create(
+            account,
+            role,
+            &Email::parse(email).unwrap(),
+            &phc("h"),
+            noon(),
+        )
+        .await
+        .unwrap()
+}
+
 /// A session of `user` in the account their login starts in, opened at noon.
 async fn open_session(
     store: &Store,

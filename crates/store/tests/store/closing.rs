@@ -36,18 +36,7 @@ async fn deleting_an_account_ends_its_keys_and_people_but_not_their_logins(db: &
         account(&db.store, "acme").await,
         account(&db.store, "globex").await,
     );
-    let ada = db
-        .store
-        .users()
-        .create(
-            acme,
-            Role::Owner,
-            &Email::parse("ada@example.com").unwrap(),
-            &phc("h"),
-            noon(),
-        )
-        .await
-        .unwrap();
+    let ada = person(db, acme, "ada@example.com", Role::Owner).await;
     db.store
         .memberships()
         .add(globex, ada.id, Role::Viewer, noon())
@@ -111,18 +100,7 @@ async fn the_sweep_removes_a_deleted_accounts_data_in_batches(db: &TestDb) {
         account(&db.store, "acme").await,
         account(&db.store, "globex").await,
     );
-    let ada = db
-        .store
-        .users()
-        .create(
-            acme,
-            Role::Owner,
-            &Email::parse("ada@example.com").unwrap(),
-            &phc("h"),
-            noon(),
-        )
-        .await
-        .unwrap();
+    let ada = person(db, acme, "ada@example.com", Role::Owner).await;
     for account in [acme, globex] {
         let (_, record) = db
             .store

@@ -9,21 +9,6 @@ use agentvista_store::{ChangedBy, MemberChange, User};
 
 use super::*;
 
-/// A person with `email`, a member of `account` with `role`.
-async fn person(db: &TestDb, account: AccountId, email: &str, role: Role) -> User {
-    db.store
-        .users()
-        .create(
-            account,
-            role,
-            &Email::parse(email).unwrap(),
-            &phc("h"),
-            noon(),
-        )
-        .await
-        .unwrap()
-}
-
 /// `by` changes `target`'s role in `account` to `next` (`None`: removes them).
 async fn change(
     db: &TestDb,
