@@ -138,14 +138,9 @@ pub(crate) async fn create_user(
         )));
     }
     let hash = new_password_hash().await?;
-    let now = Utc::now();
-    let account = store
+    let (account, user) = store
         .accounts()
-        .create(&name, &settings.default_plan, now)
-        .await?;
-    let user = store
-        .users()
-        .create(account.id, Role::Owner, email, &hash, now)
+        .create_with_owner(&name, &settings.default_plan, (email, &hash), Utc::now())
         .await?;
     println!(
         "created user {} (id {}), owner of account {} (id {}, plan {})",

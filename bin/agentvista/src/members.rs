@@ -108,6 +108,7 @@ pub(crate) async fn invite(
             role,
             token_hash: &token.hash(),
             invited_by: None,
+            acting: Role::Owner,
             actor: &actor,
             origin: &Origin::default(),
             now,
@@ -178,7 +179,14 @@ pub(crate) async fn revoke_invitation(
     let actor = Actor::Cli.to_string();
     match store
         .invitations()
-        .revoke(named.id, id, &actor, &Origin::default(), Utc::now())
+        .revoke(
+            named.id,
+            id,
+            Role::Owner,
+            &actor,
+            &Origin::default(),
+            Utc::now(),
+        )
         .await
     {
         Ok(()) => {

@@ -1,11 +1,15 @@
 //! Accounts: the tenant that owns users, keys, events and usage.
 
-use agentvista_keys::AccountName;
+use agentvista_keys::password::PasswordHash;
+use agentvista_keys::{AccountName, Email, Role};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
 
 use crate::entities::accounts;
-use crate::{AccountId, Store, StoreError, db::db_time};
+use crate::users::create_in;
+use crate::{AccountId, Store, StoreError, User, db::db_time};
 
 /// An account, with its plan name and spend cap.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +64,35 @@ impl Accounts<'_> {
         .insert(&self.store.write)
         .await?;
         account(row)
+    }
+
+    /// Creates an account on `plan` and its first person, its owner, in one transaction: an
+    /// account never exists without an owner.
+    ///
+    /// # Errors
+    /// [`StoreError::EmailTaken`], `Database` with a unique violation for a taken name, or the
+    /// database's.
+    pub async fn create_with_owner(
+        &self,
+        name: &AccountName,
+        plan: &str,
+        owner: (&Email, &PasswordHash),
+        now: DateTime<Utc>,
+    ) -> Result<(Account, User), StoreError> {
+        let txn = self.store.write.begin().await?;
+        let row = accounts::ActiveModel {
+            name: Set(name.as_str().to_owned()),
+            plan: Set(plan.to_owned()),
+            spend_cap_cents: Set(None),
+            created_at: Set(db_time(now)),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let (email, hash) = owner;
+        let user = create_in(&txn, AccountId(row.id), Role::Owner, email, hash, now).await?;
+        txn.commit().await?;
+        Ok((account(row)?, user))
     }
 
     /// The account `id`.

@@ -53,6 +53,9 @@ pub struct NewInvitation<'a> {
     pub token_hash: &'a InvitationHash,
     /// The member who invites (`None`: the operator).
     pub invited_by: Option<UserId>,
+    /// Their role (the operator's: owner): a pending invitation this one replaces must be one
+    /// they could have made.
+    pub acting: Role,
     /// How the audit log names them.
     pub actor: &'a str,
     /// From where.
@@ -108,6 +111,17 @@ impl Invitations<'_> {
             .await?;
         if member.is_some() {
             return Err(StoreError::AlreadyMember);
+        }
+        let replaced = txn
+            .query_all_raw(statement(
+                backend,
+                "SELECT role FROM invitations WHERE account_id = $1 AND email = $2 \
+                 AND accepted_at IS NULL AND revoked_at IS NULL",
+                [new.account.0.into(), new.email.as_str().into()],
+            ))
+            .await?;
+        for row in &replaced {
+            may_withdraw(new.acting, row)?;
         }
         txn.execute_raw(statement(
             backend,
@@ -189,20 +203,34 @@ impl Invitations<'_> {
         rows.iter().map(invitation).collect()
     }
 
-    /// Revokes `account`'s pending invitation `id`, writing `invitation.revoked` with it.
+    /// Revokes `account`'s pending invitation `id` on behalf of someone of role `acting`,
+    /// writing `invitation.revoked` with it.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] when no such invitation is pending, or the database's.
+    /// [`StoreError::NotFound`] when no such invitation is pending;
+    /// [`StoreError::InsufficientRole`] for an owner's invitation withdrawn by an admin; or
+    /// the database's.
     pub async fn revoke(
         &self,
         account: AccountId,
         id: i64,
+        acting: Role,
         actor: &str,
         origin: &Origin,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let txn = begin_immediate(&self.store.write).await?;
         let backend = txn.get_database_backend();
+        let pending = txn
+            .query_one_raw(statement(
+                backend,
+                "SELECT role FROM invitations WHERE id = $1 AND account_id = $2 \
+                 AND accepted_at IS NULL AND revoked_at IS NULL",
+                [id.into(), account.0.into()],
+            ))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        may_withdraw(acting, &pending)?;
         let row = txn
             .query_one_raw(statement(
                 backend,
@@ -347,6 +375,18 @@ async fn accept_in(
     )
     .await?;
     Ok((user, account))
+}
+
+/// Whether someone of role `acting` may withdraw the invitation `row` (its `role`): only
+/// what they could have granted.
+fn may_withdraw(acting: Role, row: &QueryResult) -> Result<(), StoreError> {
+    let role: String = row.try_get("", "role")?;
+    let role: Role = role.parse().map_err(|_| StoreError::Corrupt {
+        what: "invitations.role",
+    })?;
+    acting
+        .may_change(Role::Viewer, Some(role))
+        .map_err(StoreError::InsufficientRole)
 }
 
 fn invitation(row: &QueryResult) -> Result<Invitation, StoreError> {

@@ -259,12 +259,14 @@ pub(crate) async fn insert_new_key(
     Err(StoreError::KeyGeneration(None))
 }
 
-/// Refuses one more active key for `account` when it holds `max` already. On PostgreSQL the
-/// account's row is locked first, so that two transactions adding keys to one account count
-/// one after the other; on SQLite the write transaction itself is exclusive.
+/// Refuses one more active key for `account` when it holds `max` already, or when the account
+/// is deleted. On PostgreSQL the account's row is locked first, so that two transactions adding
+/// keys to one account count one after the other, and a deletion waits for them; on SQLite the
+/// write transaction itself is exclusive.
 ///
 /// # Errors
-/// [`StoreError::TooManyKeys`], or the database's.
+/// [`StoreError::TooManyKeys`], [`StoreError::NotFound`] for a deleted account, or the
+/// database's.
 pub(crate) async fn ensure_room_for_a_key(
     txn: &DatabaseTransaction,
     account: AccountId,
@@ -272,13 +274,22 @@ pub(crate) async fn ensure_room_for_a_key(
     max: u32,
 ) -> Result<(), StoreError> {
     let backend = txn.get_database_backend();
-    if backend == sea_orm::DbBackend::Postgres {
-        txn.execute_raw(statement(
+    // A deleted account takes no new key: its deletion revoked every key it had, and takes
+    // this row's lock to do so.
+    let lock = if backend == sea_orm::DbBackend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let open = txn
+        .query_one_raw(statement(
             backend,
-            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+            &format!("SELECT id FROM accounts WHERE id = $1 AND deleted_at IS NULL{lock}"),
             [account.0.into()],
         ))
         .await?;
+    if open.is_none() {
+        return Err(StoreError::NotFound);
     }
     let row = txn
         .query_one_raw(statement(

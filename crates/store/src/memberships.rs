@@ -171,7 +171,8 @@ impl Memberships<'_> {
     /// Changes one member's role, or removes them, in one transaction that first locks the
     /// account's owner memberships in user order (on SQLite the write transaction is
     /// exclusive already): of two owners demoting each other at once, the second finds
-    /// itself the last owner. Removing a member ends their sessions in the account. The audit
+    /// itself the last owner. Removing a member ends their sessions in the account, and their
+    /// pending invitations when they are removed or fall below admin. The audit
     /// entry (`member.role_changed`, `member.removed`, or `member.left` when the member asks to
     /// be removed) commits with the change. Returns the member as they now are (`None` once
     /// removed).
@@ -315,6 +316,21 @@ async fn change_in(
             }
         }
     };
+    // Invitations stand for whoever made them: one who may no longer invite takes theirs back,
+    // or a removed admin could come back through an address of their own.
+    if change.next.is_none_or(|role| role < Role::Admin) {
+        txn.execute_raw(statement(
+            backend,
+            "UPDATE invitations SET revoked_at = $1 WHERE account_id = $2 AND invited_by = $3 \
+             AND accepted_at IS NULL AND revoked_at IS NULL",
+            [
+                crate::db::db_time(change.at).into(),
+                account.into(),
+                change.target.0.into(),
+            ],
+        ))
+        .await?;
+    }
     append_in(
         txn,
         NewAuditEntry {

@@ -93,52 +93,8 @@ impl Store {
                 committed: Instant::now(),
             });
         }
-        let backend = txn.get_database_backend();
-        let live: Vec<i64> = rows
-            .iter()
-            .filter(|row| row.revoked_at.is_none())
-            .map(|row| row.id)
-            .collect();
         let at = db_time(note.at);
-        if !live.is_empty() {
-            let mut values = vec![at.into()];
-            values.extend(live.iter().map(|&id| id.into()));
-            txn.execute_raw(statement(
-                backend,
-                &format!(
-                    "UPDATE api_keys SET revoked_at = $1 WHERE id IN ({})",
-                    placeholders(2, live.len())
-                ),
-                values,
-            ))
-            .await?;
-        }
-        let mut seq = None;
-        let mut keys = Vec::with_capacity(rows.len());
-        let mut hashes = Vec::with_capacity(rows.len());
-        for row in rows {
-            hashes.push(stored_hash(&row.key_hash)?);
-            let revoked = if row.revoked_at.is_none() {
-                let change = Change {
-                    key: KeyId(row.id),
-                    key_hash: &row.key_hash,
-                    account: AccountId(row.account_id),
-                    kind: ChangeKind::Revoked,
-                    actor: note.by,
-                    at,
-                };
-                seq = seq.max(Some(changes::append(&txn, change).await?));
-                Revoked::Now
-            } else {
-                Revoked::Already
-            };
-            let mut record = record(row)?;
-            if revoked == Revoked::Now {
-                record.revoked_at = Some(at);
-            }
-            audit(&txn, &record, revoked, note).await?;
-            keys.push((record, revoked));
-        }
+        let (mut keys, mut hashes, mut seq) = revoke_rows(&txn, rows, note).await?;
         let before: Vec<KeyId> = keys
             .iter()
             .filter(|(_, revoked)| *revoked == Revoked::Already)
@@ -150,6 +106,20 @@ impl Store {
         // After the keys: the lock order puts the account row behind them.
         if let Some((account, email)) = closing {
             close(&txn, account, email, at).await?;
+            // A key created while this transaction waited for the account row (PostgreSQL:
+            // a creation locks the row first, and now finds the account deleted) is revoked
+            // too; none can be created from here on.
+            let late: Vec<_> = lock_keys(&txn, target)
+                .await?
+                .into_iter()
+                .filter(|row| row.revoked_at.is_none())
+                .collect();
+            if !late.is_empty() {
+                let (more, more_hashes, more_seq) = revoke_rows(&txn, late, note).await?;
+                keys.extend(more);
+                hashes.extend(more_hashes);
+                seq = seq.max(more_seq);
+            }
         }
         txn.commit().await?;
         Ok(Revocation {
@@ -159,6 +129,63 @@ impl Store {
             committed: Instant::now(),
         })
     }
+}
+
+/// Revokes the live ones among `rows` (locked already): their `revoked_at`, their changes in
+/// the key change log, their audit entries. Answers each key with whether this call revoked
+/// it, their hashes, and the highest change appended.
+async fn revoke_rows(
+    txn: &DatabaseTransaction,
+    rows: Vec<api_keys::Model>,
+    note: Note<'_>,
+) -> Result<(Vec<(KeyRecord, Revoked)>, Vec<KeyHash>, Option<i64>), StoreError> {
+    let backend = txn.get_database_backend();
+    let live: Vec<i64> = rows
+        .iter()
+        .filter(|row| row.revoked_at.is_none())
+        .map(|row| row.id)
+        .collect();
+    let at = db_time(note.at);
+    if !live.is_empty() {
+        let mut values = vec![at.into()];
+        values.extend(live.iter().map(|&id| id.into()));
+        txn.execute_raw(statement(
+            backend,
+            &format!(
+                "UPDATE api_keys SET revoked_at = $1 WHERE id IN ({})",
+                placeholders(2, live.len())
+            ),
+            values,
+        ))
+        .await?;
+    }
+    let mut seq = None;
+    let mut keys = Vec::with_capacity(rows.len());
+    let mut hashes = Vec::with_capacity(rows.len());
+    for row in rows {
+        hashes.push(stored_hash(&row.key_hash)?);
+        let revoked = if row.revoked_at.is_none() {
+            let change = Change {
+                key: KeyId(row.id),
+                key_hash: &row.key_hash,
+                account: AccountId(row.account_id),
+                kind: ChangeKind::Revoked,
+                actor: note.by,
+                at,
+            };
+            seq = seq.max(Some(changes::append(txn, change).await?));
+            Revoked::Now
+        } else {
+            Revoked::Already
+        };
+        let mut record = record(row)?;
+        if revoked == Revoked::Now {
+            record.revoked_at = Some(at);
+        }
+        audit(txn, &record, revoked, note).await?;
+        keys.push((record, revoked));
+    }
+    Ok((keys, hashes, seq))
 }
 
 /// Locks `target`'s key rows, in ascending id, and reads them as the lock finds them (on
@@ -255,9 +282,11 @@ async fn close(
     let closed = txn
         .execute_raw(statement(
             backend,
-            // `||` concatenates on both databases; PostgreSQL casts the id to text itself.
+            // `||` concatenates on both databases; PostgreSQL casts the id to text itself. The
+            // trailing space makes a name no one can give (names are trimmed), so the rename
+            // never collides with a live account's.
             "UPDATE accounts SET deleted_at = $1, deleted_by = $2, \
-             name = name || ' (deleted ' || id || ')' WHERE id = $3 AND deleted_at IS NULL",
+             name = name || ' (deleted ' || id || ') ' WHERE id = $3 AND deleted_at IS NULL",
             [at.into(), email.map(str::to_owned).into(), account.0.into()],
         ))
         .await?;

@@ -108,7 +108,7 @@ struct AuditList {
 }
 
 /// The account's audit log, newest first: keys created, rolled and revoked, logins that
-/// succeeded or failed, the setup, spend-cap and plan changes. Session or `admin`.
+/// succeeded or failed, the setup, spend-cap and plan changes. An admin's session, or `admin`.
 #[utoipa::path(
     get,
     path = "/api/v1/me/audit-log/",

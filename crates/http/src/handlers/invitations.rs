@@ -120,6 +120,7 @@ pub(crate) async fn create_invitation(
             role: body.role,
             token_hash: &token.hash(),
             invited_by: principal.user().map(|u| u.id),
+            acting: principal.role,
             actor: &actor,
             origin: &origin,
             now,
@@ -197,6 +198,7 @@ pub(crate) async fn revoke_invitation(
         .revoke(
             auth.principal.account_id,
             id,
+            auth.principal.role,
             &auth.principal.actor().to_string(),
             &origin,
             Utc::now(),
@@ -205,8 +207,8 @@ pub(crate) async fn revoke_invitation(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The body of an acceptance.
-#[derive(Debug, Deserialize, ToSchema)]
+/// The body of an acceptance. No `Debug`: it holds the token.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Accept {
     /// The token of the link (`avinv_…`).

@@ -165,7 +165,7 @@ pub(crate) async fn ping(_: Auth<Declared>) -> HttpResponse {
 }
 
 /// The account's keys, newest first, revoked and expired ones included, a page at a time.
-/// Session or `admin`.
+/// Any member's session, or `admin`.
 #[utoipa::path(
     get,
     path = "/api/v1/me/api-keys/",
@@ -205,7 +205,8 @@ pub(crate) async fn list_api_keys(
     }))
 }
 
-/// Creates a key. Session or `admin`. The answer carries the full key, this once.
+/// Creates a key. A member's session (only `read`/`write` below admin), or `admin`. The
+/// answer carries the full key, this once.
 #[utoipa::path(
     post,
     path = "/api/v1/me/api-keys/",
@@ -316,7 +317,8 @@ pub(crate) struct RolledKey {
 }
 
 /// Rolls a key: a new key with the old one's name, scopes and expiry, and the old one expiring
-/// after `grace_seconds`. Session or `admin`. The answer carries the new key, this once.
+/// after `grace_seconds`. An admin's session (a member's for a key they created), or `admin`.
+/// The answer carries the new key, this once.
 ///
 /// With no grace the old key is revoked. Whatever the grace, the answer comes once no replica
 /// accepts the old key past its new end (the revocation barrier). A key rolls once (409
@@ -406,7 +408,8 @@ pub(crate) async fn roll_api_key(
         }))
 }
 
-/// Revokes a key: a session, an `admin` key of the same account, or the key itself.
+/// Revokes a key: an admin's session (a member's for a key they created), an `admin` key of
+/// the same account, or the key itself.
 ///
 /// 204 also when the key was revoked already. The 204 comes only once no server replica will
 /// accept the key any more, at most `auth.lease_ms` after the revocation committed.

@@ -105,7 +105,7 @@ pub(crate) async fn get_usage(
     Ok(HttpResponse::Ok().json(Usage::from(&summary(&state, &account).await?)))
 }
 
-/// Sets or removes the account's spend cap. Session or `admin`.
+/// Sets or removes the account's spend cap. An admin's session, or `admin`.
 ///
 /// On a plan with overage the month's allowance becomes `monthly_events +
 /// floor(spend_cap_cents × 1000 / overage_cents_per_1000_events)`; on a hard-limit plan the cap
@@ -156,7 +156,7 @@ pub(crate) struct ChoosePlan {
     plan: String,
 }
 
-/// Moves the account to another plan of `billing.self_serve_plans`. A dashboard session only,
+/// Moves the account to another plan of `billing.self_serve_plans`. An owner's session only,
 /// and only when the operator listed plans there (404 otherwise, as if the endpoint did not
 /// exist); an account on a plan outside the list, or a plan outside it, is a 400: an operator
 /// changes those. Keys never change plans.

@@ -90,6 +90,15 @@ async fn deleting_an_account_ends_its_keys_and_people_but_not_their_logins(db: &
             .unwrap()
             .is_none()
     );
+    let late = db
+        .store
+        .keys()
+        .create(acme, write_key(&key_name("late")), noon())
+        .await;
+    assert!(
+        matches!(late, Err(StoreError::NotFound)),
+        "no key for a deleted account"
+    );
     assert_eq!(close(db, acme).await, None, "deleted once");
     assert_eq!(close(db, AccountId(acme.0 + 1000)).await, None);
 }

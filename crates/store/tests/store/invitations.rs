@@ -7,6 +7,16 @@ use agentvista_store::{Acceptance, NewInvitation};
 use super::*;
 
 async fn invited(db: &TestDb, account: AccountId, email: &str) -> InvitationToken {
+    invited_by(db, account, email, None).await
+}
+
+/// An invitation of `email` as a member, made by `by` (`None`: the operator).
+async fn invited_by(
+    db: &TestDb,
+    account: AccountId,
+    email: &str,
+    by: Option<agentvista_store::UserId>,
+) -> InvitationToken {
     let token = InvitationToken::generate().unwrap();
     db.store
         .invitations()
@@ -15,7 +25,8 @@ async fn invited(db: &TestDb, account: AccountId, email: &str) -> InvitationToke
             email: &Email::parse(email).unwrap(),
             role: Role::Member,
             token_hash: &token.hash(),
-            invited_by: None,
+            invited_by: by,
+            acting: Role::Owner,
             actor: "cli",
             origin: &Origin::default(),
             now: noon(),
@@ -76,3 +87,40 @@ async fn racing_accepts_of_one_token_join_once(db: &TestDb) {
     assert_eq!(members[0].role, Role::Member);
 }
 on_both!(racing_accepts_of_one_token_join_once);
+
+async fn a_removed_admins_invitations_stop_working(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let owner = person(db, acme, "owner@example.com", Role::Owner).await;
+    let ann = person(db, acme, "ann@example.com", Role::Admin).await;
+    let hers = invited_by(db, acme, "friend@example.com", Some(ann.id)).await;
+    let theirs = invited_by(db, acme, "other@example.com", Some(owner.id)).await;
+    db.store
+        .memberships()
+        .change(agentvista_store::MemberChange {
+            account: acme,
+            target: ann.id,
+            next: None,
+            by: agentvista_store::ChangedBy::Member(owner.id),
+            actor: "user:1",
+            origin: &Origin::default(),
+            at: noon(),
+        })
+        .await
+        .unwrap();
+    let invitations = db.store.invitations();
+    assert!(
+        invitations
+            .find_pending(&hers.hash(), noon())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        invitations
+            .find_pending(&theirs.hash(), noon())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+on_both!(a_removed_admins_invitations_stop_working);

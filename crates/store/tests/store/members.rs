@@ -286,6 +286,25 @@ on_both!(a_sessions_role_is_read_afresh_on_every_find);
 /// with memberships in place, it keeps them owners.
 async fn the_membership_migration_makes_every_existing_user_an_owner(db: &TestDb) {
     let acme = account(&db.store, "acme").await;
+    // Rows of every table the later migrations made, so that their `down` runs over data.
+    let first = person(db, acme, "first@example.com", Role::Owner).await;
+    let token = agentvista_keys::InvitationToken::generate().unwrap();
+    db.store
+        .invitations()
+        .create(agentvista_store::NewInvitation {
+            account: acme,
+            email: &Email::parse("invited@example.com").unwrap(),
+            role: Role::Viewer,
+            token_hash: &token.hash(),
+            invited_by: Some(first.id),
+            acting: Role::Owner,
+            actor: "cli",
+            origin: &Origin::default(),
+            now: noon(),
+            expires_at: noon() + TimeDelta::days(7),
+        })
+        .await
+        .unwrap();
     let conn = Database::connect(&db.url).await.unwrap();
     // Back to just before the membership migration, whatever came after it.
     let names: Vec<String> = Migrator::migrations()
@@ -350,5 +369,6 @@ async fn the_membership_migration_makes_every_existing_user_an_owner(db: &TestDb
     Migrator::up(&conn, None).await.unwrap();
     conn.close().await.unwrap();
     assert_eq!(role_of(db, acme, &old).await, Some(Role::Owner));
+    assert_eq!(role_of(db, acme, &first).await, Some(Role::Owner));
 }
 on_both!(the_membership_migration_makes_every_existing_user_an_owner);
