@@ -148,6 +148,34 @@ def test_spans_of_nested_sync_and_async_steps_are_stored_with_their_parents(
     assert_no_secret(repr(agentvista._state), account)
 
 
+def test_a_generation_and_captured_arguments_reach_the_server_without_the_key(
+    server: Server, account: Account,
+) -> None:
+    write_key = account.key("sdk", "write")
+    read_key = account.key("dashboard", "read")
+    agentvista.init(api_key=write_key, host=server.base)
+    seen: dict[str, str] = {}
+
+    @agentvista.trace
+    def run_agent(task: str, api_key: str) -> str:
+        seen["trace_id"] = current_ids()["trace_id"]
+        messages = [{"role": "user", "content": task}]
+        with agentvista.generation("llm", model="gpt-4o", input=messages) as gen:
+            gen.set_output("done")
+            gen.set_usage(input_tokens=11, output_tokens=2)
+        return "ok"
+
+    assert run_agent("book a table", write_key) == "ok"
+    assert agentvista.flush()
+    events = {e["name"]: e for e in trace_events(server, read_key, seen["trace_id"])}
+    llm = str(events["llm"]["body"]["attributes"])
+    for expected in ("gen_ai.request.model", "gpt-4o", "gen_ai.usage.input_tokens", "table"):
+        assert expected in llm, llm
+    captured = str(events[run_agent.__qualname__]["body"]["attributes"])
+    assert "agentvista.input" in captured and "book a table" in captured, captured
+    assert_no_secret(captured + llm, account)
+
+
 def test_spans_ended_before_exit_are_flushed_by_atexit(server: Server, account: Account) -> None:
     write_key = account.key("sdk", "write")
     read_key = account.key("dashboard", "read")

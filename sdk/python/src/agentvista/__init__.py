@@ -37,6 +37,7 @@ from ._errors import (
     PermissionDenied,
     RateLimited,
 )
+from ._generation import Generation, generation
 from ._trace import trace
 from .version import __version__
 
@@ -46,11 +47,13 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ConnectionFailed",
+    "Generation",
     "InvalidApiKey",
     "PermissionDenied",
     "RateLimited",
     "__version__",
     "flush",
+    "generation",
     "init",
     "is_initialized",
     "ping",

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, overload
 from opentelemetry import trace as trace_api
 from opentelemetry.util import types as otel_types
 
+from . import _capture
 from .version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,11 +88,12 @@ _open: contextvars.ContextVar[tuple[tuple[int, Any], ...]] = contextvars.Context
 class _Trace:
     """What ``trace("name")`` returns: a decorator and a (sync or async) context manager."""
 
-    __slots__ = ("_attributes", "_name")
+    __slots__ = ("_attributes", "_capture_io", "_name")
 
-    def __init__(self, name: str | None, attributes: Attributes) -> None:
+    def __init__(self, name: str | None, attributes: Attributes, capture_io: bool = True) -> None:
         self._name = name
         self._attributes = dict(attributes) if attributes else None
+        self._capture_io = capture_io
 
     def __repr__(self) -> str:
         return f"agentvista.trace({self._name!r})"
@@ -102,7 +104,7 @@ class _Trace:
                 "agentvista.trace(...) decorates a function; to open a span use "
                 "`with agentvista.trace(...):`"
             )
-        return _wrap(func, self._name or _name_of(func), self._attributes)
+        return _wrap(func, self._name or _name_of(func), self._attributes, self._capture_io)
 
     def __enter__(self) -> trace_api.Span:
         manager = TRACER.start_as_current_span(
@@ -133,20 +135,48 @@ def _name_of(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
 
 
-def _wrap(func: F, name: str, attributes: Attributes) -> F:
+def _wrap(
+    func: F,
+    name: str,
+    attributes: Attributes,
+    capture_io: bool,
+    on_start: Callable[[trace_api.Span, Any], None] | None = None,
+    on_end: Callable[[trace_api.Span, Any], None] | None = None,
+) -> F:
+    """``func`` in a span named ``name``. With ``capture_io``, the call's arguments and its
+    return value are recorded (``_capture``), through ``on_start`` and ``on_end`` when given
+    (a generation records them under its own names)."""
+    start = on_start or (lambda span, value: _capture.record(span, _capture.INPUT, value))
+    end = on_end or (lambda span, value: _capture.record(span, _capture.OUTPUT, value))
+
+    def begin(span: trace_api.Span, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # Binding the arguments costs: only for a span that is recorded.
+        if capture_io and span.is_recording():
+            start(span, _capture.arguments(func, args, kwargs))
+
+    def finish(span: trace_api.Span, result: Any) -> None:
+        if capture_io and span.is_recording():
+            end(span, result)
+
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with TRACER.start_as_current_span(name, attributes=attributes):
-                return await func(*args, **kwargs)
+            with TRACER.start_as_current_span(name, attributes=attributes) as span:
+                begin(span, args, kwargs)
+                result = await func(*args, **kwargs)
+                finish(span, result)
+                return result
 
         return async_wrapper  # type: ignore[return-value]
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with TRACER.start_as_current_span(name, attributes=attributes):
-            return func(*args, **kwargs)
+        with TRACER.start_as_current_span(name, attributes=attributes) as span:
+            begin(span, args, kwargs)
+            result = func(*args, **kwargs)
+            finish(span, result)
+            return result
 
     return wrapper  # type: ignore[return-value]
 
@@ -154,9 +184,13 @@ def _wrap(func: F, name: str, attributes: Attributes) -> F:
 @overload
 def trace(func: F, /) -> F: ...
 @overload
-def trace(name: str | None = None, /, *, attributes: Attributes = None) -> _Trace: ...
+def trace(
+    name: str | None = None, /, *, attributes: Attributes = None, capture_io: bool = True
+) -> _Trace: ...
 @overload
-def trace(*, name: str | None = None, attributes: Attributes = None) -> _Trace: ...
+def trace(
+    *, name: str | None = None, attributes: Attributes = None, capture_io: bool = True
+) -> _Trace: ...
 
 
 def trace(
@@ -165,6 +199,7 @@ def trace(
     *,
     name: str | None = None,
     attributes: Attributes = None,
+    capture_io: bool = True,
 ) -> Any:
     """A span for an agent step.
 
@@ -185,14 +220,19 @@ def trace(
     their parents. An exception is recorded on the span and re-raised unchanged. Before
     ``init`` (or after ``shutdown``) spans are no-ops. A decorated generator function gets a
     span around the call that creates the generator only: use ``with`` inside it instead.
+
+    A decorated function's arguments (``self`` and ``cls`` left out) and return value are
+    recorded as ``agentvista.input`` and ``agentvista.output``: JSON (``repr`` otherwise), each
+    cut to 32 KiB (``agentvista.input.truncated`` then says so), and every string shaped like
+    an AgentVista key replaced by its prefix. ``capture_io=False`` records neither.
     """
     if callable(func_or_name) and not isinstance(func_or_name, str):
-        return _wrap(func_or_name, name or _name_of(func_or_name), attributes)
+        return _wrap(func_or_name, name or _name_of(func_or_name), attributes, capture_io)
     if func_or_name is not None and name is not None:
         raise TypeError("agentvista.trace: give the name once, positionally or as name=")
     if func_or_name is not None and not isinstance(func_or_name, str):
         raise TypeError(
             f"agentvista.trace: the name must be a string, not {type(func_or_name).__name__}"
         )
-    return _Trace(func_or_name if func_or_name is not None else name, attributes)
+    return _Trace(func_or_name if func_or_name is not None else name, attributes, capture_io)
 
