@@ -9,7 +9,7 @@ from typing import Any, overload
 from opentelemetry import trace as trace_api
 
 from . import _capture
-from ._trace import TRACER, Attributes, F, _name_of, _open, _wrap
+from ._trace import Attributes, F, _name_of, _SpanScope, _wrap
 
 #: The name of a generation opened by ``with agentvista.generation():`` without a name.
 DEFAULT_NAME = "generation"
@@ -94,7 +94,7 @@ def _start_attributes(model: str | None, attributes: Attributes) -> dict[str, An
     return start
 
 
-class _Generation:
+class _Generation(_SpanScope):
     """What ``generation("name")`` returns: a decorator and a (sync or async) context manager."""
 
     __slots__ = ("_attributes", "_capture_io", "_input", "_name")
@@ -124,30 +124,13 @@ class _Generation:
         return _decorate(func, self._name, self._attributes, self._capture_io)
 
     def __enter__(self) -> Generation:
-        manager = TRACER.start_as_current_span(
-            self._name or DEFAULT_NAME, attributes=self._attributes
-        )
-        span = manager.__enter__()
-        _open.set((*_open.get(), (id(self), manager)))
+        span = self._open_span(self._name or DEFAULT_NAME, self._attributes)
         if self._capture_io and self._input is not None:
             _capture.record(span, INPUT_MESSAGES, self._input)
         return Generation(span, self._capture_io)
 
-    def __exit__(self, *exc_info: object) -> bool | None:
-        stack = _open.get()
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i][0] == id(self):
-                manager = stack[i][1]
-                _open.set(stack[:i] + stack[i + 1:])
-                suppressed: bool | None = manager.__exit__(*exc_info)
-                return suppressed
-        return None
-
     async def __aenter__(self) -> Generation:
         return self.__enter__()
-
-    async def __aexit__(self, *exc_info: object) -> bool | None:
-        return self.__exit__(*exc_info)
 
 
 def _decorate(func: F, name: str | None, attributes: dict[str, Any], capture_io: bool) -> F:

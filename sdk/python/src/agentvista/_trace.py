@@ -85,7 +85,34 @@ _open: contextvars.ContextVar[tuple[tuple[int, Any], ...]] = contextvars.Context
 )
 
 
-class _Trace:
+class _SpanScope:
+    """A context manager that opens a span as the current one and closes it on exit — the
+    part ``trace`` and ``generation`` share. One object may be entered in several threads or
+    tasks: each entry is kept in its own context."""
+
+    __slots__ = ()
+
+    def _open_span(self, name: str, attributes: Attributes) -> trace_api.Span:
+        manager = TRACER.start_as_current_span(name, attributes=attributes)
+        span = manager.__enter__()
+        _open.set((*_open.get(), (id(self), manager)))
+        return span
+
+    def __exit__(self, *exc_info: object) -> bool | None:
+        stack = _open.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] == id(self):
+                manager = stack[i][1]
+                _open.set(stack[:i] + stack[i + 1:])
+                suppressed: bool | None = manager.__exit__(*exc_info)
+                return suppressed
+        return None
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        return self.__exit__(*exc_info)
+
+
+class _Trace(_SpanScope):
     """What ``trace("name")`` returns: a decorator and a (sync or async) context manager."""
 
     __slots__ = ("_attributes", "_capture_io", "_name")
@@ -107,28 +134,10 @@ class _Trace:
         return _wrap(func, self._name or _name_of(func), self._attributes, self._capture_io)
 
     def __enter__(self) -> trace_api.Span:
-        manager = TRACER.start_as_current_span(
-            self._name or DEFAULT_NAME, attributes=self._attributes
-        )
-        span = manager.__enter__()
-        _open.set((*_open.get(), (id(self), manager)))
-        return span
-
-    def __exit__(self, *exc_info: object) -> bool | None:
-        stack = _open.get()
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i][0] == id(self):
-                manager = stack[i][1]
-                _open.set(stack[:i] + stack[i + 1:])
-                suppressed: bool | None = manager.__exit__(*exc_info)
-                return suppressed
-        return None
+        return self._open_span(self._name or DEFAULT_NAME, self._attributes)
 
     async def __aenter__(self) -> trace_api.Span:
         return self.__enter__()
-
-    async def __aexit__(self, *exc_info: object) -> bool | None:
-        return self.__exit__(*exc_info)
 
 
 def _name_of(func: Callable[..., Any]) -> str:
