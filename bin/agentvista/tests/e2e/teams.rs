@@ -243,7 +243,8 @@ async fn wait_path(client: &fantoccini::Client, path: &str) {
 }
 
 /// In Chromium: the owner invites a viewer from Settings → Members; the viewer accepts the
-/// link with a new password, lands on a keys page without a Create Key button; the owner, in
+/// link with a new password, lands on a keys page without a Create Key button; made a member
+/// from the role select, she makes a key, which her removal's offer revokes; the owner, in
 /// two accounts, switches between them from the header, and ends another session of theirs
 /// from Settings → Sessions. The browser logs no error.
 pub(crate) async fn a_team_is_built_and_run_from_the_dashboard() {
@@ -324,6 +325,81 @@ pub(crate) async fn a_team_is_built_and_run_from_the_dashboard() {
     assert_eq!(create, json!(true), "a viewer sees no Create Key button");
     shot(&vic, "teams-02-viewer-keys").await;
 
+    // The owner makes Vic a member from the members page; on her next page she may make keys.
+    owner.goto(&server.url("/settings/members")).await.unwrap();
+    wait_css(&owner, "select[data-set-role]").await;
+    js(
+        &owner,
+        "const s = document.querySelector('select[data-set-role]'); \
+         s.value = 'member'; s.dispatchEvent(new Event('change'));",
+    )
+    .await;
+    let mut can_create = json!(false);
+    for _ in 0..150 {
+        vic.goto(&server.url("/settings/api-keys")).await.unwrap();
+        can_create = js(
+            &vic,
+            "return document.getElementById('open-create-key') !== null",
+        )
+        .await;
+        if can_create == json!(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        can_create,
+        json!(true),
+        "a member sees the Create Key button"
+    );
+    let made = vic
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch('/api/v1/me/api-keys/', {method: 'POST', credentials: 'same-origin', \
+               headers: {'Content-Type': 'application/json', \
+                 'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content}, \
+               body: JSON.stringify({name: 'vic', scopes: ['write']})}) \
+             .then((r) => r.json()).then((b) => done(b.key));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let vics_key = made.as_str().unwrap().to_owned();
+    server.secret(&vics_key);
+    let http = harness::client();
+    assert_eq!(send_event(&http, &server, &vics_key).await, StatusCode::OK);
+    // Removed, with the offer to revoke the key she made taken: the key fails at once.
+    owner.goto(&server.url("/settings/members")).await.unwrap();
+    click(
+        &owner,
+        "button[data-remove-member][data-email='vic@example.com']",
+    )
+    .await;
+    for _ in 0..2 {
+        let mut accepted = false;
+        for _ in 0..150 {
+            if owner.accept_alert().await.is_ok() {
+                accepted = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(accepted, "the page asked to confirm");
+    }
+    let mut status = StatusCode::OK;
+    for _ in 0..150 {
+        status = send_event(&http, &server, &vics_key).await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "her key was revoked with her removal"
+    );
+
     // The owner is in two accounts: the header switches between them.
     owner.goto(&server.url("/settings/api-keys")).await.unwrap();
     wait_css(&owner, "#account-switch").await;
@@ -357,7 +433,6 @@ pub(crate) async fn a_team_is_built_and_run_from_the_dashboard() {
     assert_eq!(create, json!(true), "a member may create keys");
 
     // Another session of the owner's, ended from Settings → Sessions.
-    let http = harness::client();
     let other = server.login(&http, OWNER, PASSWORD).await;
     owner.goto(&server.url("/settings/sessions")).await.unwrap();
     click(&owner, "button[data-end-session]").await;
