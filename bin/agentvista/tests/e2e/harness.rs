@@ -534,20 +534,23 @@ impl Server {
     }
 
     /// Stops the server and checks that no secret — these keys and every one registered —
-    /// reached its output.
-    pub(crate) async fn stop_and_check_logs(self, keys: &[&str]) {
+    /// reached its output. Returns the whole output: read once the process has ended, it holds
+    /// every line, which [`Server::log`] of a running server may not yet (a request's line is
+    /// written as its answer finishes, which can be after the client has it).
+    pub(crate) async fn stop_and_check_logs(self, keys: &[&str]) -> String {
         for key in keys {
             self.secrets.add(key);
         }
         let log = Arc::clone(&self.log);
         self.stop().await;
-        let log = log.lock().unwrap();
+        let log = log.lock().unwrap().clone();
         assert!(log.contains("request"), "no request was logged:\n{log}");
         // The scan means something only if debug output was there to scan.
         assert!(
             log.contains("DEBUG"),
             "the server did not log at debug level"
         );
+        log
     }
 }
 
