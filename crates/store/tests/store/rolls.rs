@@ -19,10 +19,23 @@ fn asked(origin: &Origin) -> Asked<'_> {
 }
 
 fn grace_of(seconds: u64) -> RollTerms {
-    RollTerms {
-        grace: Duration::from_secs(seconds),
-        ..RollTerms::default()
-    }
+    grace(Duration::from_secs(seconds))
+}
+
+/// Rolls key `id` of `account` on the command line's behalf, at noon.
+async fn roll_at_noon(
+    db: &TestDb,
+    account: AccountId,
+    id: KeyId,
+    terms: RollTerms,
+) -> Result<agentvista_keys::Rolled, RollError> {
+    let origin = Origin::default();
+    let asked = Asked {
+        by: Actor::Cli,
+        at: noon(),
+        origin: &origin,
+    };
+    db.store.roll(account, id, terms, asked).await
 }
 
 /// Rolls racing on one key: exactly one makes a successor, the others are told the key was
@@ -147,20 +160,7 @@ async fn rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old(db: &Tes
     };
     let (old_key, old) = keys.create(acme, new, noon()).await.unwrap();
     let hour = std::time::Duration::from_secs(3600);
-    let rolled = db
-        .store
-        .roll(
-            acme,
-            old.id,
-            grace(hour),
-            agentvista_keys::Asked {
-                by: Actor::Cli,
-                at: noon(),
-                origin: &agentvista_keys::Origin::default(),
-            },
-        )
-        .await
-        .unwrap();
+    let rolled = roll_at_noon(db, acme, old.id, grace(hour)).await.unwrap();
     // The same grant, a new secret.
     assert_ne!(rolled.record.prefix, old.prefix);
     assert_ne!(rolled.key.hash(), old_key.hash());
@@ -197,18 +197,7 @@ async fn rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old(db: &Tes
     );
 
     // Rolled again with no grace: the new key stops at once; an earlier expiry is kept.
-    let again = db
-        .store
-        .roll(
-            acme,
-            rolled.record.id,
-            grace(std::time::Duration::ZERO),
-            agentvista_keys::Asked {
-                by: Actor::Cli,
-                at: noon(),
-                origin: &agentvista_keys::Origin::default(),
-            },
-        )
+    let again = roll_at_noon(db, acme, rolled.record.id, grace(std::time::Duration::ZERO))
         .await
         .unwrap();
     assert!(!again.old.status(noon()).is_active());
@@ -232,7 +221,7 @@ on_both!(rolling_a_key_hands_its_grant_to_a_new_one_and_expires_the_old);
 
 async fn a_rate_limit_is_stored_kept_by_a_roll_and_changed_by_one(db: &TestDb) {
     use agentvista_keys::RateLimit;
-    use agentvista_store::{RateLimitChange, RollTerms};
+    use agentvista_store::RateLimitChange;
     let acme = account(&db.store, "acme").await;
     let keys = db.store.keys();
     let name = key_name("limited");
@@ -247,62 +236,34 @@ async fn a_rate_limit_is_stored_kept_by_a_roll_and_changed_by_one(db: &TestDb) {
     assert_eq!(found.rate_limit, Some(limit));
     assert_eq!(keys.list(acme).await.unwrap()[0].rate_limit, Some(limit));
 
-    let kept = db
-        .store
-        .roll(
-            acme,
-            created.id,
-            grace(std::time::Duration::from_secs(60)),
-            agentvista_keys::Asked {
-                by: Actor::Cli,
-                at: noon(),
-                origin: &agentvista_keys::Origin::default(),
-            },
-        )
-        .await
-        .unwrap();
+    let kept = roll_at_noon(
+        db,
+        acme,
+        created.id,
+        grace(std::time::Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         kept.record.rate_limit,
         Some(limit),
         "a roll keeps the limit"
     );
     let other = RateLimit::new(1, 1).unwrap();
-    let changed = db
-        .store
-        .roll(
-            acme,
-            kept.record.id,
-            RollTerms {
-                grace: std::time::Duration::from_secs(60),
-                rate_limit: RateLimitChange::Set(Some(other)),
-            },
-            agentvista_keys::Asked {
-                by: Actor::Cli,
-                at: noon(),
-                origin: &agentvista_keys::Origin::default(),
-            },
-        )
-        .await
-        .unwrap();
+    let terms = RollTerms {
+        grace: std::time::Duration::from_secs(60),
+        rate_limit: RateLimitChange::Set(Some(other)),
+    };
+    let changed = roll_at_noon(db, acme, kept.record.id, terms).await.unwrap();
     assert_eq!(
         keys.get(acme, changed.record.id).await.unwrap().rate_limit,
         Some(other)
     );
-    let removed = db
-        .store
-        .roll(
-            acme,
-            changed.record.id,
-            RollTerms {
-                grace: std::time::Duration::from_secs(60),
-                rate_limit: RateLimitChange::Set(None),
-            },
-            agentvista_keys::Asked {
-                by: Actor::Cli,
-                at: noon(),
-                origin: &agentvista_keys::Origin::default(),
-            },
-        )
+    let terms = RollTerms {
+        grace: std::time::Duration::from_secs(60),
+        rate_limit: RateLimitChange::Set(None),
+    };
+    let removed = roll_at_noon(db, acme, changed.record.id, terms)
         .await
         .unwrap();
     assert_eq!(
@@ -330,33 +291,17 @@ async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
         .unwrap();
     let minute = std::time::Duration::from_secs(60);
     assert!(matches!(
-        db.store
-            .roll(
-                globex,
-                record.id,
-                grace(minute),
-                agentvista_keys::Asked {
-                    by: Actor::Cli,
-                    at: noon(),
-                    origin: &agentvista_keys::Origin::default()
-                }
-            )
-            .await,
+        roll_at_noon(db, globex, record.id, grace(minute)).await,
         Err(agentvista_store::RollError::NotFound)
     ));
     assert!(matches!(
-        db.store
-            .roll(
-                acme,
-                record.id,
-                grace(agentvista_store::MAX_ROLL_GRACE * 2),
-                agentvista_keys::Asked {
-                    by: Actor::Cli,
-                    at: noon(),
-                    origin: &agentvista_keys::Origin::default()
-                }
-            )
-            .await,
+        roll_at_noon(
+            db,
+            acme,
+            record.id,
+            grace(agentvista_store::MAX_ROLL_GRACE * 2)
+        )
+        .await,
         Err(agentvista_store::RollError::GraceTooLong)
     ));
     let port: &dyn KeyLookup = &db.store;
@@ -364,18 +309,7 @@ async fn only_an_active_key_of_the_account_rolls(db: &TestDb) {
         .await
         .unwrap();
     assert!(matches!(
-        db.store
-            .roll(
-                acme,
-                record.id,
-                grace(minute),
-                agentvista_keys::Asked {
-                    by: Actor::Cli,
-                    at: noon(),
-                    origin: &agentvista_keys::Origin::default()
-                }
-            )
-            .await,
+        roll_at_noon(db, acme, record.id, grace(minute)).await,
         Err(agentvista_store::RollError::NotFound)
     ));
     // Nothing was created by the refused rolls.
