@@ -370,6 +370,7 @@ pub(crate) async fn a_team_is_built_and_run_from_the_dashboard() {
     assert_eq!(send_event(&http, &server, &vics_key).await, StatusCode::OK);
     // Removed, with the offer to revoke the key she made taken: the key fails at once.
     owner.goto(&server.url("/settings/members")).await.unwrap();
+    js(&owner, "window.beforeRemoval = true").await;
     click(
         &owner,
         "button[data-remove-member][data-email='vic@example.com']",
@@ -399,23 +400,42 @@ pub(crate) async fn a_team_is_built_and_run_from_the_dashboard() {
         StatusCode::UNAUTHORIZED,
         "her key was revoked with her removal"
     );
+    // The page reloads itself once the revocations are done: wait for it, or that navigation
+    // could land after the next one.
+    let mut reloaded = json!(false);
+    for _ in 0..150 {
+        reloaded = js(
+            &owner,
+            "return document.readyState === 'complete' && !window.beforeRemoval",
+        )
+        .await;
+        if reloaded == json!(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(reloaded, json!(true), "the members page reloaded");
 
     // The owner is in two accounts: the header switches between them.
     owner.goto(&server.url("/settings/api-keys")).await.unwrap();
     wait_css(&owner, "#account-switch").await;
     js(
         &owner,
-        "const s = document.getElementById('account-switch'); \
+        "window.beforeSwitch = true; \
+         const s = document.getElementById('account-switch'); \
          s.value = [...s.options].find(o => o.text.startsWith('Globex')).value; \
          s.dispatchEvent(new Event('change'));",
     )
     .await;
+    // Read from the page the switch reloads, not the one that asked (whose select shows the
+    // new choice already): a new document has no `beforeSwitch`.
     let mut switched = String::new();
     for _ in 0..150 {
         let shown = js(
             &owner,
             "const s = document.getElementById('account-switch'); \
-             return s ? s.options[s.selectedIndex].text : ''",
+             return document.readyState === 'complete' && !window.beforeSwitch && s \
+               ? s.options[s.selectedIndex].text : ''",
         )
         .await;
         switched = shown.as_str().unwrap_or_default().to_owned();
