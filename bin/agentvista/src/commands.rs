@@ -5,8 +5,8 @@ use std::io::{BufRead, IsTerminal};
 use agentvista_http::{CreatedKey, KeyObject};
 use agentvista_keys::password::{Password, PasswordHash, hash_password};
 use agentvista_keys::{
-    AccountId, AccountName, Actor, Asked, Email, Expiry, KeyLookup, KeyName, KeyPrefix, KeyRecord,
-    KeyStatus, LookupError, RateLimit, Role, Scopes, UserId,
+    AccountId, AccountName, Actor, Asked, Email, Expiry, KeyLookup, KeyName, KeyPrefix, KeyStatus,
+    LookupError, RateLimit, Role, Scopes,
 };
 use agentvista_store::{
     Account, AuditAction, NewAuditEntry, NewKey, Origin, RollError, RollTerms, Store, StoreError,
@@ -89,14 +89,6 @@ async fn new_password_hash() -> Result<PasswordHash, CommandError> {
         .await
         .map_err(|e| usage(e.to_string()))?
         .map_err(|e| usage(e.to_string()))
-}
-
-/// The people who created `keys`, to name them in key objects.
-async fn creators(store: &Store, keys: &[&KeyRecord]) -> Result<Vec<User>, CommandError> {
-    let mut ids: Vec<UserId> = keys.iter().filter_map(|key| key.created_by).collect();
-    ids.sort_unstable_by_key(|id| id.0);
-    ids.dedup();
-    Ok(store.users().by_ids(&ids).await?)
 }
 
 /// Prints `value` as indented JSON on standard output.
@@ -334,7 +326,13 @@ pub(crate) async fn roll_key(
         .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339());
     if json {
         let created = CreatedKey {
-            object: KeyObject::new(rolled.record, &creators(store, &[&rolled.old]).await?),
+            object: KeyObject::new(
+                rolled.record,
+                &store
+                    .users()
+                    .creators_of(std::slice::from_ref(&rolled.old))
+                    .await?,
+            ),
             key: rolled.key.expose_secret().to_owned(),
         };
         print_json(&created)?;
@@ -388,7 +386,7 @@ pub(crate) async fn list_keys(
     let (_, account) = user_and_account(store, email).await?;
     let (keys, more) = store.keys().page(account, None, LISTED_KEYS).await?;
     if json {
-        let people = creators(store, &keys.iter().collect::<Vec<_>>()).await?;
+        let people = store.users().creators_of(&keys).await?;
         let objects: Vec<KeyObject> = keys
             .iter()
             .map(|key| KeyObject::new(key.clone(), &people))

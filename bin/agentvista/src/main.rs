@@ -3,10 +3,10 @@
 mod cli;
 mod commands;
 mod database;
-mod members;
 mod metrics;
 mod server;
 mod settings;
+mod teams;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -149,29 +149,29 @@ async fn run(settings: &Settings, command: Command) -> Result<(), String> {
             commands::set_plan(&store, settings, &email, &plan).await
         }
         Command::Accounts(AccountsCommand::Delete { account, confirm }) => {
-            members::delete_account(&store, &account, &confirm).await
+            teams::delete_account(&store, &account, &confirm).await
         }
         Command::Members(MembersCommand::List { account, json }) => {
-            members::list(&store, &account, json).await
+            teams::list(&store, &account, json).await
         }
         Command::Members(MembersCommand::SetRole {
             account,
             email,
             role,
-        }) => members::change(&store, &account, &email, Some(role)).await,
+        }) => teams::change(&store, &account, &email, Some(role)).await,
         Command::Members(MembersCommand::Remove { account, email }) => {
-            members::change(&store, &account, &email, None).await
+            teams::change(&store, &account, &email, None).await
         }
         Command::Invitations(InvitationsCommand::Create {
             account,
             email,
             role,
-        }) => members::invite(&store, settings, &account, &email, role).await,
+        }) => teams::invite(&store, settings, &account, &email, role).await,
         Command::Invitations(InvitationsCommand::List { account, json }) => {
-            members::invitations(&store, &account, json).await
+            teams::invitations(&store, &account, json).await
         }
         Command::Invitations(InvitationsCommand::Revoke { account, id }) => {
-            members::revoke_invitation(&store, &account, id).await
+            teams::revoke_invitation(&store, &account, id).await
         }
     };
     done.map_err(|e| error_line(&e))

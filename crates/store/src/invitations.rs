@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 
 use crate::audit::{AuditAction, NewAuditEntry, append_in};
 use crate::db::{begin_immediate, db_time};
-use crate::memberships::add_in;
+use crate::memberships::{add_in, role_in};
 use crate::sql::statement;
 use crate::users::create_in;
 use crate::{AccountId, Store, StoreError, User, UserId};
@@ -380,24 +380,17 @@ async fn accept_in(
 /// Whether someone of role `acting` may withdraw the invitation `row` (its `role`): only
 /// what they could have granted.
 fn may_withdraw(acting: Role, row: &QueryResult) -> Result<(), StoreError> {
-    let role: String = row.try_get("", "role")?;
-    let role: Role = role.parse().map_err(|_| StoreError::Corrupt {
-        what: "invitations.role",
-    })?;
     acting
-        .may_change(Role::Viewer, Some(role))
+        .may_change(Role::Viewer, Some(role_in(row, "invitations.role")?))
         .map_err(StoreError::InsufficientRole)
 }
 
 fn invitation(row: &QueryResult) -> Result<Invitation, StoreError> {
-    let role: String = row.try_get("", "role")?;
     Ok(Invitation {
         id: row.try_get("", "id")?,
         account_id: AccountId(row.try_get("", "account_id")?),
         email: row.try_get("", "email")?,
-        role: role.parse().map_err(|_| StoreError::Corrupt {
-            what: "invitations.role",
-        })?,
+        role: role_in(row, "invitations.role")?,
         created_at: row.try_get("", "created_at")?,
         expires_at: row.try_get("", "expires_at")?,
     })

@@ -124,16 +124,7 @@ impl Memberships<'_> {
                 [account.0.into()],
             ))
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Member {
-                    user_id: UserId(row.try_get("", "user_id")?),
-                    email: row.try_get("", "email")?,
-                    role: role_of(row)?,
-                    joined_at: row.try_get("", "created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(member).collect()
     }
 
     /// The accounts `user` belongs to, the oldest membership first.
@@ -368,15 +359,7 @@ async fn member_in(
             [account.0.into(), user.0.into()],
         ))
         .await?;
-    row.map(|row| {
-        Ok(Member {
-            user_id: UserId(row.try_get("", "user_id")?),
-            email: row.try_get("", "email")?,
-            role: role_of(&row)?,
-            joined_at: row.try_get("", "created_at")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(member).transpose()
 }
 
 /// `select` with PostgreSQL's row lock (`FOR UPDATE OF m` when it joins, so the users row is
@@ -389,9 +372,23 @@ fn locked(backend: DbBackend, select: &str) -> String {
     }
 }
 
-fn role_of(row: &QueryResult) -> Result<Role, StoreError> {
+/// The `role` column of `row` (of the table `what` names, for the error of a value that is
+/// no role).
+pub(crate) fn role_in(row: &QueryResult, what: &'static str) -> Result<Role, StoreError> {
     let name: String = row.try_get("", "role")?;
-    name.parse().map_err(|_| StoreError::Corrupt {
-        what: "memberships.role",
+    name.parse().map_err(|_| StoreError::Corrupt { what })
+}
+
+fn role_of(row: &QueryResult) -> Result<Role, StoreError> {
+    role_in(row, "memberships.role")
+}
+
+/// A member from a row of `user_id`, `email`, `role` and `created_at`.
+fn member(row: &QueryResult) -> Result<Member, StoreError> {
+    Ok(Member {
+        user_id: UserId(row.try_get("", "user_id")?),
+        email: row.try_get("", "email")?,
+        role: role_of(row)?,
+        joined_at: row.try_get("", "created_at")?,
     })
 }

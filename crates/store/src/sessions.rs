@@ -14,6 +14,7 @@ use sea_orm::{
 use crate::audit::{NewAuditEntry, append_in};
 use crate::db::begin_immediate;
 use crate::entities::{sessions, users};
+use crate::memberships::role_in;
 use crate::sql::statement;
 use crate::users::user;
 use crate::{AccountId, Store, StoreError, User, UserId, db::db_time};
@@ -340,12 +341,9 @@ async fn current_account(
     let Some(row) = row else {
         return Ok(None);
     };
-    let role: String = row.try_get("", "role")?;
     Ok(Some(CurrentAccount {
         id: account,
         name: row.try_get("", "name")?,
-        role: role.parse().map_err(|_| StoreError::Corrupt {
-            what: "memberships.role",
-        })?,
+        role: role_in(&row, "memberships.role")?,
     }))
 }

@@ -3,7 +3,7 @@
 
 use agentvista_keys::password::PasswordHash;
 use agentvista_keys::session::SessionTokenHash;
-use agentvista_keys::{Email, Role};
+use agentvista_keys::{Email, KeyRecord, Role};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
@@ -135,7 +135,7 @@ impl Users<'_> {
             .collect())
     }
 
-    /// The users among `ids`, oldest first; ids of no one are left out.
+    /// The users among `ids` (repeats are fine), oldest first; ids of no one are left out.
     ///
     /// # Errors
     /// [`StoreError`] from the database.
@@ -151,6 +151,16 @@ impl Users<'_> {
             .into_iter()
             .map(user)
             .collect())
+    }
+
+    /// The people who created `keys` (a key made on the command line or with a key names
+    /// none), to name them beside the keys.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn creators_of(&self, keys: &[KeyRecord]) -> Result<Vec<User>, StoreError> {
+        let ids: Vec<UserId> = keys.iter().filter_map(|key| key.created_by).collect();
+        self.by_ids(&ids).await
     }
 
     /// Every user, oldest first.

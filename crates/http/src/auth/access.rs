@@ -56,6 +56,15 @@ impl Access {
     pub const fn any_session() -> Self {
         Access::Session { role: None }
     }
+
+    /// The least role a session needs in its account; `None`: it needs no account.
+    #[must_use]
+    pub const fn session_role(self) -> Option<Role> {
+        match self {
+            Access::KeyOrSession { role, .. } | Access::Session { role: Some(role) } => Some(role),
+            Access::Session { role: None } | Access::Public => None,
+        }
+    }
 }
 
 /// The access of each method mounted on one path, as route data: the extractors find the

@@ -199,12 +199,7 @@ impl FromRequest for SessionOnly {
                 Caller::Session(session) => session,
                 Caller::Key(_) => return Err(ApiError::SessionRequired),
             };
-            let least = match MountedAccess::of(&req) {
-                Some(Access::Session { role }) => role,
-                Some(Access::KeyOrSession { role, .. }) => Some(role),
-                Some(Access::Public) | None => None,
-            };
-            if let Some(least) = least {
+            if let Some(least) = MountedAccess::of(&req).and_then(Access::session_role) {
                 session_role(&session, least)?;
             }
             Ok(session)
@@ -246,10 +241,8 @@ fn admit(caller: Caller, access: Access) -> Result<Principal, ApiError> {
         (Caller::Key(principal), Access::Public) => return Ok(principal),
         (Caller::Session(session), access) => (session, access),
     };
-    let least = match session.1 {
-        Access::KeyOrSession { role, .. } | Access::Session { role: Some(role) } => role,
-        Access::Session { role: None } | Access::Public => Role::Viewer,
-    };
+    // The principal acts in an account: a session without a role to check still needs one.
+    let least = session.1.session_role().unwrap_or(Role::Viewer);
     let session = session.0;
     let account = session_role(&session, least)?;
     Ok(Principal {

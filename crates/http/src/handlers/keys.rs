@@ -194,7 +194,7 @@ pub(crate) async fn list_api_keys(
         .keys()
         .page(auth.principal.account_id, before, limit)
         .await?;
-    let people = creators(&state, &keys).await?;
+    let people = state.store.users().creators_of(&keys).await?;
     let data = keys
         .into_iter()
         .map(|record| KeyObject::new(record, &people))
@@ -396,7 +396,11 @@ pub(crate) async fn roll_api_key(
         grace_seconds = body.grace_seconds,
         "API key rolled"
     );
-    let people = creators(&state, std::slice::from_ref(&rolled.old)).await?;
+    let people = state
+        .store
+        .users()
+        .creators_of(std::slice::from_ref(&rolled.old))
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(RolledKey {
@@ -466,14 +470,6 @@ pub(crate) async fn revoke_api_key(
     }
     tracing::info!(prefix = %record.prefix, "API key revoked");
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// The people who created `keys`, to name them.
-async fn creators(state: &AppState, keys: &[KeyRecord]) -> Result<Vec<User>, ApiError> {
-    let mut ids: Vec<UserId> = keys.iter().filter_map(|key| key.created_by).collect();
-    ids.sort_unstable_by_key(|id| id.0);
-    ids.dedup();
-    Ok(state.store.users().by_ids(&ids).await?)
 }
 
 /// Whether a session may revoke or roll `record`: an admin or owner any key of the account, a
