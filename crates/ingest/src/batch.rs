@@ -8,7 +8,10 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::{Caps, Decoded, Event, EventKind, IngestError, MAX_DEPTH, MAX_ELEMENTS};
+use crate::{
+    Caps, Decoded, Event, EventKind, IngestError, MAX_DEPTH, MAX_ELEMENTS, SpanFields, Status,
+    Usage,
+};
 
 /// Most events one batch may carry.
 pub const MAX_BATCH_EVENTS: usize = 1000;
@@ -22,8 +25,10 @@ struct BatchBody<'a> {
     batch: Items<'a>,
 }
 
-/// Unknown fields in an item are ignored, so newer SDKs can send more than this server knows.
+/// A field this server does not know is refused, naming it and the fields it knows: a field
+/// silently dropped is data the sender believes was kept.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BatchItem<'a> {
     #[serde(default)]
     id: Option<String>,
@@ -36,6 +41,18 @@ struct BatchItem<'a> {
     /// Borrowed from the request, unparsed: it is checked before anything is built from it.
     #[serde(default, borrow)]
     body: Option<&'a RawValue>,
+    #[serde(default)]
+    parent_id: Option<String>,
+    #[serde(default)]
+    end_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(default)]
+    status_message: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<Usage>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +166,37 @@ pub fn decode_batch(body: &[u8], caps: &Caps) -> Result<Decoded, IngestError> {
         if let Some(name) = &item.name {
             text("name", name)?;
         }
+        if let Some(parent_id) = &item.parent_id {
+            text("parent_id", parent_id)?;
+        }
+        if item.end_time.is_some_and(|end| end < item.timestamp) {
+            return Err(invalid("end_time", "must not be before timestamp"));
+        }
+        if let Some(message) = &item.status_message {
+            if message.contains('\0') {
+                return Err(invalid("status_message", "must not contain NUL characters"));
+            }
+            if message.len() > caps.max_attribute_bytes {
+                let limit = caps.max_attribute_bytes;
+                return Err(invalid(
+                    "status_message",
+                    &format!("longer than the limit of {limit} bytes"),
+                ));
+            }
+        }
+        if !matches!(item.kind, BatchKind::Generation) {
+            for (field, present) in [
+                ("model", item.model.is_some()),
+                ("usage", item.usage.is_some()),
+            ] {
+                if present {
+                    return Err(invalid(field, "only a generation event may carry it"));
+                }
+            }
+        }
+        if let Some(model) = &item.model {
+            text("model", model)?;
+        }
         if let Some(raw) = item.body {
             check_body(raw, caps, &mut path)
                 .map_err(|(at, problem)| invalid(&format!("body{at}"), &problem))?;
@@ -173,6 +221,15 @@ pub fn decode_batch(body: &[u8], caps: &Caps) -> Result<Decoded, IngestError> {
                 timestamp: item.timestamp,
                 body,
                 context: None,
+                span: SpanFields {
+                    parent_id: item.parent_id,
+                    end_time: item.end_time,
+                    status: item.status,
+                    status_message: item.status_message,
+                    model: item.model,
+                    usage: item.usage,
+                }
+                .boxed(),
             }
         })
         .collect();
@@ -511,6 +568,72 @@ mod tests {
                 "{message} does not start with {expected}"
             );
         }
+    }
+
+    #[test]
+    fn the_tree_and_outcome_fields_decode() {
+        let generation = r#"{"type":"generation","trace_id":"t1","timestamp":"2026-11-27T12:00:00Z","id":"g","parent_id":"root","end_time":"2026-11-27T12:00:01.5Z","status":"error","status_message":"timeout","model":"gpt-4o","usage":{"input_tokens":12,"output_tokens":34}}"#;
+        let events = decode_batch(&batch(&[generation.to_owned(), item("")]), &Caps::default())
+            .unwrap()
+            .events;
+        let span = events[0].span.as_deref().unwrap();
+        assert_eq!(span.parent_id.as_deref(), Some("root"));
+        assert_eq!(
+            span.end_time.map(|t| t.to_rfc3339()),
+            Some("2026-11-27T12:00:01.500+00:00".to_owned())
+        );
+        assert_eq!(span.status, Some(Status::Error));
+        assert_eq!(span.status_message.as_deref(), Some("timeout"));
+        assert_eq!(span.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(
+            span.usage,
+            Some(Usage {
+                input_tokens: 12,
+                output_tokens: 34
+            })
+        );
+        assert_eq!(events[1].span, None);
+    }
+
+    #[test]
+    fn unknown_and_misplaced_fields_are_refused_by_name() {
+        let unknown = error(&batch(&[item(""), item(r#","parent":"x""#)]));
+        assert!(
+            unknown.starts_with(
+                "batch[1].parent: unknown field `parent`, expected one of `id`, `type`"
+            ),
+            "{unknown}"
+        );
+        assert!(
+            unknown.contains("`parent_id`") && unknown.contains("`usage`"),
+            "{unknown}"
+        );
+        assert_eq!(
+            error(&batch(&[item(r#","model":"m""#)])),
+            "batch[0].model: only a generation event may carry it"
+        );
+        assert_eq!(
+            error(&batch(&[item(
+                r#","usage":{"input_tokens":1,"output_tokens":2}"#
+            )])),
+            "batch[0].usage: only a generation event may carry it"
+        );
+        assert_eq!(
+            error(&batch(&[item(r#","end_time":"2026-11-27T11:59:59Z""#)])),
+            "batch[0].end_time: must not be before timestamp"
+        );
+        assert!(error(&batch(&[item(r#","status":"failed""#)])).starts_with("batch[0].status:"));
+        let negative = r#"{"type":"generation","trace_id":"t","timestamp":"2026-11-27T12:00:00Z","usage":{"input_tokens":-1,"output_tokens":0}}"#;
+        assert!(error(&batch(&[negative.to_owned()])).starts_with("batch[0].usage.input_tokens:"));
+        let extra = r#"{"type":"generation","trace_id":"t","timestamp":"2026-11-27T12:00:00Z","usage":{"input_tokens":1,"output_tokens":0,"cost":3}}"#;
+        assert!(
+            error(&batch(&[extra.to_owned()]))
+                .starts_with("batch[0].usage.cost: unknown field `cost`")
+        );
+        assert_eq!(
+            error(&batch(&[item(r#","parent_id":"" "#)])),
+            "batch[0].parent_id: must not be empty"
+        );
     }
 
     #[test]

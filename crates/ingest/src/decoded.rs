@@ -106,6 +106,7 @@ mod tests {
             timestamp: chrono::DateTime::UNIX_EPOCH,
             body,
             context,
+            span: None,
         }
     }
 

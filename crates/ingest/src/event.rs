@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::SpanFields;
+
 /// What an event is. The batch API sends the first five; OTLP produces `span`, `log` and
 /// `metric`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,6 +65,9 @@ pub struct Event {
     /// complete `body` (see [`Decoded::body_of`](crate::Decoded::body_of)); `None` for batch
     /// events.
     pub context: Option<usize>,
+    /// Its parent, end, status, model and usage; `None` when it has none of them (boxed: most
+    /// events of a large request are log records or data points, which never do).
+    pub span: Option<Box<SpanFields>>,
 }
 
 /// Bodies compare by their text: two decoders that write the same fields write the same text.
@@ -78,5 +83,6 @@ impl PartialEq for Event {
             && self.timestamp == other.timestamp
             && text(self) == text(other)
             && self.context == other.context
+            && self.span == other.span
     }
 }

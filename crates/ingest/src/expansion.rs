@@ -24,7 +24,7 @@ use crate::{
 
 /// The batch endpoint, per byte of body: the body, each event's body kept as the JSON text it
 /// came as (a copy), the events' other fields, and the request's own structures.
-pub const BATCH_JSON: usize = 5;
+pub const BATCH_JSON: usize = 6;
 
 /// OTLP, per request: what any request costs, however small (the decoded message's outer
 /// entries, the answer's vectors).

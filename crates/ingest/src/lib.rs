@@ -11,6 +11,7 @@ pub mod expansion;
 pub mod json;
 mod otlp;
 mod signal;
+mod span;
 mod tree;
 
 pub use batch::{MAX_BATCH_EVENTS, MAX_ID_CHARS, decode_batch};
@@ -22,3 +23,4 @@ pub use event::{Event, EventKind};
 pub use json::contains_nul;
 pub use otlp::{MAX_OTLP_EVENTS, decode_otlp, export_response};
 pub use signal::{Format, Signal};
+pub use span::{SpanFields, Status, Usage, stored_span_fields};

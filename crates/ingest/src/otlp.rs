@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use crate::count::Counts;
+use crate::span::{Attr, OtlpSpan};
 use crate::{
     Caps, Context, Decoded, Event, EventKind, Format, IngestError, MAX_ATTRIBUTE_VALUES, MAX_DEPTH,
     MAX_ELEMENTS, MAX_ID_CHARS, MAX_NESTED_ENTRIES, Signal,
@@ -300,10 +301,25 @@ fn spans(
                 let trace_id = hex::encode(&span.trace_id);
                 let span_id = hex::encode(&span.span_id);
                 let id = format!("{trace_id}-{span_id}");
+                let parent_span_id = hex::encode(&span.parent_span_id);
+                let status_message = match &span.status {
+                    Some(status) => text(status.message.clone(), || at("status.message"))?,
+                    None => String::new(),
+                };
+                let fields = OtlpSpan {
+                    trace_id: &trace_id,
+                    parent_span_id: &parent_span_id,
+                    start_unix_nano: span.start_time_unix_nano,
+                    end_unix_nano: span.end_time_unix_nano,
+                    status_code: span.status.as_ref().map_or(0, |s| s.code),
+                    status_message: &status_message,
+                    attribute: |key: &str| attribute(&span.attributes, key),
+                }
+                .fields();
                 let mut body = Fields::new();
                 body.insert("span_id", span_id);
                 if !span.parent_span_id.is_empty() {
-                    body.insert("parent_span_id", hex::encode(&span.parent_span_id));
+                    body.insert("parent_span_id", parent_span_id);
                 }
                 body.insert("kind", span.kind);
                 body.insert("start_time_unix_nano", span.start_time_unix_nano);
@@ -313,10 +329,12 @@ fn spans(
                     attributes_json(span.attributes, &|| at("attributes"), 1, caps)?,
                 );
                 if let Some(status) = span.status {
-                    let message = text(status.message, || at("status.message"))?;
                     body.insert(
                         "status",
-                        Json::object([("code", status.code.into()), ("message", message.into())]),
+                        Json::object([
+                            ("code", status.code.into()),
+                            ("message", status_message.into()),
+                        ]),
                     );
                 }
                 if !span.events.is_empty() {
@@ -344,11 +362,23 @@ fn spans(
                     timestamp: time(span.start_time_unix_nano, received_at),
                     body: Some(body.into_raw()?),
                     context: Some(context),
+                    span: fields.boxed(),
                 });
             }
         }
     }
     Ok(out)
+}
+
+/// The value of the attribute `key`, as the span fields' mapping reads it.
+fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<Attr<'a>> {
+    let value = attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?;
+    Some(match &value.value {
+        Some(any_value::Value::StringValue(s)) => Attr::Str(s),
+        Some(any_value::Value::IntValue(i)) => Attr::Int(*i),
+        Some(any_value::Value::DoubleValue(d)) => Attr::Double(*d),
+        _ => Attr::Other,
+    })
 }
 
 fn logs(
@@ -401,6 +431,7 @@ fn logs(
                     timestamp: time(when, received_at),
                     body: Some(body.into_raw()?),
                     context: Some(context),
+                    span: None,
                 });
             }
         }
@@ -564,6 +595,7 @@ fn metrics(
                         timestamp: time(point.time_unix_nano, received_at),
                         body: Some(body.into_raw()?),
                         context: Some(context),
+                        span: None,
                     });
                 }
             }
