@@ -16,6 +16,7 @@ mod m20261206_000010_sweeps_and_orphaned_contexts;
 mod m20261206_000011_key_successors_and_kept_keys;
 mod m20261206_000012_memberships;
 mod m20261206_000013_invitations_and_closed_accounts;
+mod m20261206_000014_span_fields;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_key_successors_and_kept_keys::Migration),
             Box::new(m20261206_000012_memberships::Migration),
             Box::new(m20261206_000013_invitations_and_closed_accounts::Migration),
+            Box::new(m20261206_000014_span_fields::Migration),
         ]
     }
 }

@@ -485,6 +485,7 @@ impl From<StoreError> for ApiError {
             StoreError::LastOwner => ApiError::LastOwner,
             StoreError::InsufficientRole(role) => ApiError::InsufficientRole(role),
             StoreError::InvitedSomeoneElse(email) => ApiError::SignInAs(email),
+            StoreError::CursorForOtherFilters => ApiError::BadRequest(err.to_string()),
             StoreError::AlreadyMember => {
                 ApiError::BadRequest("email: this person is a member of the account already".into())
             }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
-use agentvista_store::{EventCursor, PageEvent, TraceEventsPage};
+use agentvista_store::{EventCursor, PageEvent, SpanStatus, TraceEventsPage};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -81,6 +81,22 @@ struct EventOut<'a> {
     timestamp: DateTime<Utc>,
     received_at: DateTime<Utc>,
     body: Option<Merged<'a>>,
+    parent_id: Option<&'a str>,
+    end_time: Option<DateTime<Utc>>,
+    duration_ms: Option<f64>,
+    status: Option<&'static str>,
+    status_message: Option<&'a str>,
+    model: Option<&'a str>,
+    usage: Option<crate::handlers::traces::Usage>,
+}
+
+/// A duration in milliseconds, to the microsecond (three decimals).
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "exact below 2^53 microseconds: 285 years"
+)]
+pub(crate) fn millis(duration: chrono::TimeDelta) -> f64 {
+    duration.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
 }
 
 /// An event's body: as stored, or merged with its contexts' fields.
@@ -177,6 +193,16 @@ pub(crate) fn write(
             timestamp: event.timestamp,
             received_at: event.received_at,
             body: contexts.body(event),
+            parent_id: event.span.parent_id.as_deref(),
+            end_time: event.span.end_time,
+            duration_ms: event.span.duration_from(event.timestamp).map(millis),
+            status: event.span.status.map(SpanStatus::as_str),
+            status_message: event.span.status_message.as_deref(),
+            model: event.span.model.as_deref(),
+            usage: event.span.usage.map(|u| crate::handlers::traces::Usage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+            }),
         };
         serde_json::to_writer(&mut out, &item).map_err(ApiError::internal)?;
         if i > 0 && out.len() > max_bytes {
@@ -247,6 +273,7 @@ mod tests {
             received_at: chrono::DateTime::UNIX_EPOCH,
             body: body.map(raw),
             context,
+            span: agentvista_store::SpanFields::default(),
         }
     }
 
@@ -308,8 +335,8 @@ mod tests {
             contexts: HashMap::new(),
             next_cursor: None,
         };
-        let written = write("t", &page, 2500).unwrap();
-        assert!(written.len() <= 2500, "{}", written.len());
+        let written = write("t", &page, 2800).unwrap();
+        assert!(written.len() <= 2800, "{}", written.len());
         let parsed: serde_json::Value = serde_json::from_slice(&written).unwrap();
         assert_eq!(parsed["events"].as_array().unwrap().len(), 2);
         assert!(parsed["next_cursor"].is_string());

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use agentvista_quota::{Period, Plan, Plans};
-use agentvista_store::{AccountId, EventBatch, NewContext, NewEvent, Store, testing};
+use agentvista_store::{AccountId, EventBatch, NewContext, NewEvent, Store, TraceFilter, testing};
 use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait, Value};
@@ -95,6 +95,7 @@ fn events(next_id: &mut u64, n: u64) -> Vec<NewEvent> {
                     .unwrap(),
                 ),
                 context: Some(0),
+                span: None,
             }
         })
         .collect()
@@ -363,17 +364,20 @@ fn list_traces(c: &mut Criterion, rt: &tokio::runtime::Runtime, target: &Target)
         let middle = rt.block_on(async {
             let traces = events.count(account).await.unwrap() / 10;
             events
-                .traces(account, None, traces / 2)
+                .traces(account, &TraceFilter::default(), None, traces / 2)
                 .await
                 .unwrap()
                 .next_cursor
         });
         group.bench_function(BenchmarkId::new("first_page", size), |b| {
-            b.iter(|| rt.block_on(events.traces(account, None, PAGE)).unwrap());
+            b.iter(|| {
+                rt.block_on(events.traces(account, &TraceFilter::default(), None, PAGE))
+                    .unwrap()
+            });
         });
         group.bench_function(BenchmarkId::new("middle_page", size), |b| {
             b.iter(|| {
-                rt.block_on(events.traces(account, middle.as_ref(), PAGE))
+                rt.block_on(events.traces(account, &TraceFilter::default(), middle.as_ref(), PAGE))
                     .unwrap()
             });
         });

@@ -92,6 +92,7 @@ async fn record(store: &Store, account: AccountId, next: &mut u64, n: u64) -> Du
                 timestamp: now,
                 body: Some(serde_json::value::to_raw_value(&serde_json::json!({"t": 42})).unwrap()),
                 context: Some(0),
+                span: None,
             }
         })
         .collect();

@@ -73,6 +73,9 @@ pub enum StoreError {
     /// `insufficient_role`).
     #[error("this change needs the {0} role")]
     InsufficientRole(agentvista_keys::Role),
+    /// A page was asked for after a cursor made by a page under other filters (HTTP 400).
+    #[error("cursor: made by a page under other filters than these")]
+    CursorForOtherFilters,
     /// First-run setup after a user exists (HTTP 404: the setup is gone).
     #[error("this installation is set up already")]
     AlreadySetUp,

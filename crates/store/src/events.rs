@@ -5,12 +5,14 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Map, Value};
 
 use crate::db::db_time;
-use crate::entities::{OfAccount, event_contexts, events, traces};
-use crate::{AccountId, Store, StoreError};
+use crate::entities::{OfAccount, event_contexts, events};
+use crate::span::SpanColumns;
+use crate::sql::statement;
+use crate::{AccountId, SpanFields, SpanStatus, Store, StoreError, TokenUsage};
 
 /// An event as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +32,8 @@ pub struct StoredEvent {
     pub body: Option<serde_json::Value>,
     /// When the server received it.
     pub received_at: DateTime<Utc>,
+    /// Its parent, end, status, model and usage.
+    pub span: SpanFields,
 }
 
 /// One line of the trace list.
@@ -45,13 +49,81 @@ pub struct TraceSummary {
     pub last_at: DateTime<Utc>,
     /// Number of its events.
     pub event_count: u64,
+    /// The latest end time of its events; `None` when none has one.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `Error` if any event failed, else `Ok` if any has a status, else `None`.
+    pub status: Option<SpanStatus>,
+    /// Number of its events that failed.
+    pub error_count: u64,
+    /// The sums of its events' token usage; `None` when none has usage.
+    pub usage: Option<TokenUsage>,
 }
 
-/// Where the next page of traces starts: after this trace, in newest-first order.
+impl TraceSummary {
+    /// From its first start to its last end (or last event, if later); `None` when no event
+    /// has an end time.
+    #[must_use]
+    pub fn duration(&self) -> Option<chrono::TimeDelta> {
+        self.ended_at
+            .map(|ended| Ord::max(ended, self.last_at) - self.started_at)
+    }
+}
+
+/// Which traces a list shows: all of them by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceFilter {
+    /// Only traces whose name holds this, ASCII letters matched in either case.
+    pub name: Option<String>,
+    /// Only traces started at or after this.
+    pub from: Option<DateTime<Utc>>,
+    /// Only traces started before this.
+    pub to: Option<DateTime<Utc>>,
+    /// Only traces with a failed event.
+    pub errors_only: bool,
+}
+
+/// Most traces a name search reads for one page: past them, the page ends with what it found
+/// and a cursor to go on from.
+pub const NAME_SEARCH_WINDOW: u64 = 50_000;
+
+impl TraceFilter {
+    /// A digest of the filter, carried by its cursors so that a cursor is never read with
+    /// other filters than the ones that made it.
+    fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let micros = |at: Option<DateTime<Utc>>| at.map(|t| t.timestamp_micros().to_string());
+        let canonical = serde_json::json!([
+            self.name,
+            micros(self.from),
+            micros(self.to),
+            self.errors_only
+        ]);
+        hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..8])
+    }
+
+    /// The `LIKE` pattern of `name`: `%`, `_` and `\` match themselves, ASCII letters are
+    /// lowercase (the column is compared lowercased).
+    fn pattern(name: &str) -> String {
+        let mut pattern = String::with_capacity(name.len() + 2);
+        pattern.push('%');
+        for c in name.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c.to_ascii_lowercase());
+        }
+        pattern.push('%');
+        pattern
+    }
+}
+
+/// Where the next page of traces starts: after this trace, in newest-first order, under the
+/// filter that made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceCursor {
     started_at: DateTime<Utc>,
     trace_id: String,
+    filter: String,
 }
 
 /// A cursor string that was not produced by [`TraceCursor::encode`] or [`EventCursor::encode`].
@@ -63,7 +135,10 @@ impl TraceCursor {
     /// The opaque form handed to clients as `next_cursor`.
     #[must_use]
     pub fn encode(&self) -> String {
-        encode_cursor(self.started_at, &self.trace_id)
+        encode_cursor(
+            self.started_at,
+            format!("{}\n{}", self.filter, self.trace_id),
+        )
     }
 
     /// Reads a cursor back.
@@ -71,11 +146,19 @@ impl TraceCursor {
     /// # Errors
     /// [`CursorError`] for anything [`TraceCursor::encode`] did not produce.
     pub fn decode(text: &str) -> Result<Self, CursorError> {
-        let (started_at, trace_id) = decode_cursor(text)?;
+        let (started_at, rest) = decode_cursor(text)?;
+        let (filter, trace_id) = rest.split_once('\n').ok_or(CursorError)?;
         Ok(TraceCursor {
             started_at,
-            trace_id,
+            trace_id: trace_id.to_owned(),
+            filter: filter.to_owned(),
         })
+    }
+
+    /// Whether the cursor was made by a page under `filter`.
+    #[must_use]
+    pub fn made_for(&self, filter: &TraceFilter) -> bool {
+        self.filter == filter.fingerprint()
     }
 }
 
@@ -212,6 +295,15 @@ impl Events<'_> {
                     timestamp: row.timestamp,
                     body,
                     received_at: row.received_at,
+                    span: SpanFields::from_columns(SpanColumns {
+                        parent_id: row.parent_id,
+                        end_time: row.end_time,
+                        status: row.status,
+                        status_message: row.status_message,
+                        model: row.model,
+                        input_tokens: row.input_tokens,
+                        output_tokens: row.output_tokens,
+                    }),
                 }
             })
             .collect();
@@ -232,65 +324,209 @@ impl Events<'_> {
             .await?)
     }
 
-    /// Traces of `account`, newest first (by their earliest event, then by id descending),
-    /// `limit` at a time. Reads the per-trace summaries, so a page costs the same whatever the
-    /// number of events in the account.
+    /// Traces of `account` that pass `filter`, newest first (by their earliest event, then by
+    /// id descending), `limit` at a time. Reads the per-trace summaries, so a page costs the
+    /// same whatever the number of events in the account; "errors only" reads an index of the
+    /// traces with an error. A name search reads at most [`NAME_SEARCH_WINDOW`] traces per
+    /// page: when they hold fewer matches than `limit`, the page ends with those and a cursor
+    /// after the last trace read.
     ///
     /// # Errors
-    /// [`StoreError`] from the database.
+    /// [`StoreError`] from the database; [`StoreError::CursorForOtherFilters`] for a cursor
+    /// made under another filter.
     pub async fn traces(
         &self,
         account: AccountId,
+        filter: &TraceFilter,
         after: Option<&TraceCursor>,
         limit: u64,
     ) -> Result<TracePage, StoreError> {
-        use traces::Column as T;
-        let mut query = traces::Entity::of_account(account);
-        if let Some(cursor) = after {
-            // A row comparison, so that both databases seek the index to the cursor.
-            query = query.filter(
-                Expr::tuple([Expr::col(T::StartedAt), Expr::col(T::TraceId)]).lt(Expr::tuple([
-                    Expr::val(cursor.started_at),
-                    Expr::val(cursor.trace_id.as_str()),
-                ])),
-            );
+        if after.is_some_and(|c| !c.made_for(filter)) {
+            return Err(StoreError::CursorForOtherFilters);
         }
-        let rows = query
-            .order_by_desc(T::StartedAt)
-            .order_by_desc(T::TraceId)
-            .limit(limit.saturating_add(1))
-            .all(self.store.reader())
+        let db = self.store.reader();
+        let backend = db.get_database_backend();
+        let mut values: Vec<sea_orm::Value> = vec![account.0.into()];
+        let mut conditions = String::from("account_id = $1");
+        if filter.errors_only {
+            conditions.push_str(" AND error_count > 0");
+        }
+        let mut bind = |condition: &str, value: sea_orm::Value| {
+            values.push(value);
+            conditions.push_str(&condition.replace('?', &format!("${}", values.len())));
+        };
+        if let Some(from) = filter.from {
+            bind(" AND started_at >= ?", db_time(from).into());
+        }
+        if let Some(to) = filter.to {
+            bind(" AND started_at < ?", db_time(to).into());
+        }
+        if let Some(cursor) = after {
+            values.push(cursor.started_at.into());
+            values.push(cursor.trace_id.as_str().into());
+            let n = values.len();
+            // A row comparison, so that both databases seek the index to the cursor.
+            conditions.push_str(&format!(" AND (started_at, trace_id) < (${}, ${n})", n - 1));
+        }
+        let order = "ORDER BY started_at DESC, trace_id DESC";
+        let columns = SUMMARY_COLUMNS;
+        let page = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let sql = match &filter.name {
+            None => {
+                values.push(page.into());
+                format!(
+                    "SELECT {columns} FROM traces WHERE {conditions} {order} LIMIT ${}",
+                    values.len()
+                )
+            }
+            Some(name) => {
+                let window = i64::try_from(NAME_SEARCH_WINDOW).unwrap_or(i64::MAX);
+                values.push(window.into());
+                let window_at = values.len();
+                values.push(TraceFilter::pattern(name).into());
+                let pattern_at = values.len();
+                values.push(page.into());
+                // SQLite's LIKE ignores the case of ASCII letters only; PostgreSQL's does not
+                // ignore case, so the name is lowercased there, ASCII letters only.
+                let name = match backend {
+                    sea_orm::DbBackend::Postgres => {
+                        "translate(name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
+                         'abcdefghijklmnopqrstuvwxyz')"
+                    }
+                    _ => "name",
+                };
+                format!(
+                    "SELECT {columns} FROM (SELECT {columns} FROM traces WHERE {conditions} \
+                     {order} LIMIT ${window_at}) AS window_read \
+                     WHERE {name} LIKE ${pattern_at} ESCAPE '\\' {order} LIMIT ${}",
+                    values.len()
+                )
+            }
+        };
+        let rows = db
+            .query_all_raw(statement(backend, &sql, values.clone()))
             .await?;
         let mut traces = rows
-            .into_iter()
-            .map(|row| {
-                Ok(TraceSummary {
-                    trace_id: row.trace_id,
-                    name: row.name,
-                    started_at: row.started_at,
-                    last_at: row.last_at,
-                    event_count: u64::try_from(row.event_count).map_err(|_| {
-                        StoreError::Corrupt {
-                            what: "traces.event_count",
-                        }
-                    })?,
-                })
-            })
+            .iter()
+            .map(summary_of)
             .collect::<Result<Vec<_>, StoreError>>()?;
         let more = traces.len() as u64 > limit;
         traces.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = more
+        let fingerprint = filter.fingerprint();
+        let cursor_after = |started_at: DateTime<Utc>, trace_id: String| TraceCursor {
+            started_at: db_time(started_at),
+            trace_id,
+            filter: fingerprint.clone(),
+        };
+        let mut next_cursor = more
             .then(|| traces.last())
             .flatten()
-            .map(|last| TraceCursor {
-                started_at: db_time(last.started_at),
-                trace_id: last.trace_id.clone(),
-            });
+            .map(|last| cursor_after(last.started_at, last.trace_id.clone()));
+        if filter.name.is_some() && !more {
+            // The page is not full: either the window held fewer matches, and the search goes
+            // on after its last trace, or there are no more traces at all.
+            let last_read = self
+                .window_end(backend, &conditions, &values, order)
+                .await?;
+            next_cursor = last_read.map(|(at, id)| cursor_after(at, id));
+        }
         Ok(TracePage {
             traces,
             next_cursor,
         })
     }
+
+    /// The summary of one trace of `account`; `None` for a trace it does not have.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn summary(
+        &self,
+        account: AccountId,
+        trace_id: &str,
+    ) -> Result<Option<TraceSummary>, StoreError> {
+        let db = self.store.reader();
+        let row = db
+            .query_one_raw(statement(
+                db.get_database_backend(),
+                &format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM traces WHERE account_id = $1 AND trace_id = $2"
+                ),
+                [account.0.into(), trace_id.into()],
+            ))
+            .await?;
+        row.as_ref().map(summary_of).transpose()
+    }
+
+    /// The last trace of a full name-search window: the one the next window starts after;
+    /// `None` when the window was not full (the search has read every trace).
+    async fn window_end(
+        &self,
+        backend: sea_orm::DbBackend,
+        conditions: &str,
+        values: &[sea_orm::Value],
+        order: &str,
+    ) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
+        // The same conditions and values, without the window, pattern and page size bound last.
+        let mut values = values[..values.len().saturating_sub(3)].to_vec();
+        let window = values.len();
+        let offset = i64::try_from(NAME_SEARCH_WINDOW.saturating_sub(1)).unwrap_or(i64::MAX);
+        values.push(offset.into());
+        let row = self
+            .store
+            .reader()
+            .query_one_raw(statement(
+                backend,
+                &format!(
+                    "SELECT started_at, trace_id FROM traces WHERE {conditions} {order} \
+                     LIMIT 1 OFFSET ${}",
+                    window + 1
+                ),
+                values,
+            ))
+            .await?;
+        row.map(|row| Ok((row.try_get("", "started_at")?, row.try_get("", "trace_id")?)))
+            .transpose()
+    }
+}
+
+/// The columns [`summary_of`] reads.
+const SUMMARY_COLUMNS: &str = "trace_id, name, started_at, last_at, event_count, ended_at, \
+                               error_count, status_count, usage_count, input_tokens, output_tokens";
+
+/// One line of the trace list from its summary row.
+fn summary_of(row: &sea_orm::QueryResult) -> Result<TraceSummary, StoreError> {
+    let count = |column: &'static str| -> Result<u64, StoreError> {
+        let n: i64 = row.try_get("", column)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt { what: column })
+    };
+    let error_count = count("error_count")?;
+    let status = if error_count > 0 {
+        Some(SpanStatus::Error)
+    } else if count("status_count")? > 0 {
+        Some(SpanStatus::Ok)
+    } else {
+        None
+    };
+    let usage = if count("usage_count")? > 0 {
+        Some(TokenUsage {
+            input_tokens: count("input_tokens")?,
+            output_tokens: count("output_tokens")?,
+        })
+    } else {
+        None
+    };
+    Ok(TraceSummary {
+        trace_id: row.try_get("", "trace_id")?,
+        name: row.try_get("", "name")?,
+        started_at: row.try_get("", "started_at")?,
+        last_at: row.try_get("", "last_at")?,
+        event_count: count("event_count")?,
+        ended_at: row.try_get("", "ended_at")?,
+        status,
+        error_count,
+        usage,
+    })
 }
 
 /// A stored context: its parent and its fields.
@@ -370,6 +606,7 @@ mod tests {
         let cursor = TraceCursor {
             started_at: DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap(),
             trace_id: "abc\ndef".into(),
+            filter: TraceFilter::default().fingerprint(),
         };
         assert_eq!(TraceCursor::decode(&cursor.encode()).unwrap(), cursor);
         assert_eq!(TraceCursor::decode("zz"), Err(CursorError));

@@ -40,6 +40,7 @@ fn batch_of(ids: &[String]) -> EventBatch {
             timestamp: Utc::now(),
             body: None,
             context: None,
+            span: None,
         })
         .collect();
     EventBatch {

@@ -23,6 +23,7 @@ mod revoke;
 mod roll;
 mod sessions;
 mod setup;
+mod span;
 mod sql;
 mod store;
 mod sweep;
@@ -42,7 +43,8 @@ pub use daily::{DailyUsage, KeyUsage};
 pub use db::{DEFAULT_LEASE, MAX_LEASE, MIN_LEASE, SqliteSync, StoreOptions};
 pub use error::{ConnectFailure, StoreError};
 pub use events::{
-    CursorError, EventCursor, EventPage, Events, StoredEvent, TraceCursor, TracePage, TraceSummary,
+    CursorError, EventCursor, EventPage, Events, NAME_SEARCH_WINDOW, StoredEvent, TraceCursor,
+    TraceFilter, TracePage, TraceSummary,
 };
 pub use ids::{AccountId, KeyId, UserId};
 pub use invitations::{Acceptance, Invitation, Invitations, NewInvitation, PendingInvitation};
@@ -54,6 +56,7 @@ pub use sessions::{
     CurrentAccount, LAST_SEEN_GRANULARITY, NewSession, Session, SessionInfo, Sessions,
 };
 pub use setup::FirstUser;
+pub use span::{SpanFields, SpanStatus, TokenUsage};
 pub use store::Store;
 pub use sweep::{Sweep, Swept};
 pub use telemetry::describe_metrics;

@@ -10,8 +10,9 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
 use serde_json::value::RawValue;
 
 use crate::db::{db_time, placeholders};
+use crate::span::SpanColumns;
 use crate::sql::{int, statement};
-use crate::{AccountId, EventCursor, Store, StoreError};
+use crate::{AccountId, EventCursor, SpanFields, Store, StoreError};
 
 /// What an event costs a page beyond its body and its contexts: its other fields as JSON.
 const EVENT_OVERHEAD: usize = 256;
@@ -62,6 +63,8 @@ pub struct PageEvent {
     pub body: Option<Box<RawValue>>,
     /// The context whose fields (and whose parents' fields) complete `body`.
     pub context: Option<i64>,
+    /// Its parent, end, status, model and usage.
+    pub span: SpanFields,
 }
 
 impl PageEvent {
@@ -109,7 +112,7 @@ impl Store {
     ) -> Result<TraceEventsPlan, StoreError> {
         let db = self.reader();
         let backend = db.get_database_backend();
-        let size = size_sql(backend);
+        let size = event_size_sql(backend);
         let mut values: Vec<Value> = vec![account.0.into(), trace_id.into()];
         let seek = match after {
             Some(cursor) => {
@@ -198,8 +201,9 @@ impl Store {
                     backend,
                     &format!(
                         "SELECT id, client_event_id, event_type, name, timestamp, received_at, \
-                         context_id, CAST(body AS TEXT) AS body FROM events \
-                         WHERE account_id = $1 AND id IN ({list})"
+                         context_id, CAST(body AS TEXT) AS body, {} FROM events \
+                         WHERE account_id = $1 AND id IN ({list})",
+                        SpanColumns::SELECT
                     ),
                     values,
                 ))
@@ -214,6 +218,7 @@ impl Store {
                     received_at: row.try_get("", "received_at")?,
                     body: raw(row.try_get("", "body")?, "events.body")?,
                     context: row.try_get("", "context_id")?,
+                    span: SpanFields::from_columns(SpanColumns::read(row)?),
                 });
             }
         }
@@ -263,6 +268,24 @@ fn in_list(account: AccountId, ids: &[i64]) -> (String, Vec<Value>) {
         .chain(ids.iter().map(|id| (*id).into()))
         .collect();
     (list, values)
+}
+
+/// The byte length of an event's body and text columns as text, computed by the database: a
+/// status message may be as long as an attribute.
+fn event_size_sql(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => {
+            "CAST(COALESCE(octet_length(CAST(body AS TEXT)), 0) \
+             + COALESCE(octet_length(status_message), 0) + COALESCE(octet_length(parent_id), 0) \
+             + COALESCE(octet_length(model), 0) AS BIGINT)"
+        }
+        _ => {
+            "COALESCE(length(CAST(body AS BLOB)), 0) \
+             + COALESCE(length(CAST(status_message AS BLOB)), 0) \
+             + COALESCE(length(CAST(parent_id AS BLOB)), 0) \
+             + COALESCE(length(CAST(model AS BLOB)), 0)"
+        }
+    }
 }
 
 /// The byte length of a JSON column as text, computed by the database.

@@ -42,6 +42,7 @@ fn batch(ids: &[&str]) -> EventBatch {
                 timestamp: Utc::now(),
                 body: None,
                 context: None,
+                span: None,
             })
             .collect(),
     }

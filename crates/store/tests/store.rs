@@ -19,7 +19,7 @@ use agentvista_quota::{Period, Plan, Plans, RecordError};
 use agentvista_store::testing::{Engine, Rng, ScratchDb};
 use agentvista_store::{
     AccountId, EventBatch, EventCursor, FirstUser, KeyId, NewContext, NewEvent, NewKey, Store,
-    StoreError, TraceCursor, on_both,
+    StoreError, TraceCursor, TraceFilter, on_both,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
@@ -74,6 +74,8 @@ mod keys;
 mod limits;
 #[path = "store/members.rs"]
 mod members;
+#[path = "store/outcomes.rs"]
+mod outcomes;
 #[path = "store/passwords.rs"]
 mod passwords;
 #[path = "store/retention.rs"]
@@ -109,6 +111,7 @@ fn event(id: Option<&str>, trace: Option<&str>, at: DateTime<Utc>) -> NewEvent {
         timestamp: at,
         body: Some(fields(serde_json::json!({"input": "hello", "n": 1}))),
         context: None,
+        span: None,
     }
 }
 

@@ -29,9 +29,39 @@ pub(super) fn moment(t: &DateTime<Utc>) -> Markup {
     }
 }
 
+/// A duration as a person reads it: `0.42 ms`, `56 ms`, `1.25 s`, `2 min 5 s`.
+pub(super) fn duration(delta: chrono::TimeDelta) -> String {
+    let micros = delta.num_microseconds().unwrap_or(i64::MAX).max(0);
+    if micros < 10_000 {
+        let text = format!("{:.2}", micros as f64 / 1000.0);
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        format!("{text} ms")
+    } else if micros < 1_000_000 {
+        format!("{} ms", (micros + 500) / 1000)
+    } else if micros < 60_000_000 {
+        format!("{:.2} s", micros as f64 / 1_000_000.0)
+    } else {
+        let seconds = micros / 1_000_000;
+        format!("{} min {} s", seconds / 60, seconds % 60)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{duration, thousands};
+
+    #[test]
+    fn durations_read_in_the_unit_that_fits() {
+        let micros = chrono::TimeDelta::microseconds;
+        assert_eq!(duration(micros(0)), "0 ms");
+        assert_eq!(duration(micros(420)), "0.42 ms");
+        assert_eq!(duration(micros(7_000)), "7 ms");
+        assert_eq!(duration(micros(56_000)), "56 ms");
+        assert_eq!(duration(micros(56_600)), "57 ms");
+        assert_eq!(duration(micros(1_250_000)), "1.25 s");
+        assert_eq!(duration(micros(125_000_000)), "2 min 5 s");
+        assert_eq!(duration(micros(-5)), "0 ms");
+    }
 
     #[test]
     fn thousands_are_separated() {

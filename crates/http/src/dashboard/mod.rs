@@ -6,6 +6,8 @@ mod chart;
 mod format;
 mod pages;
 mod team;
+mod traces;
+mod tree;
 
 use actix_web::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
@@ -19,7 +21,8 @@ use maud::{DOCTYPE, Markup, html};
 use crate::ApiError;
 use crate::auth::{Authenticated, Credential, authorize};
 
-pub(crate) use pages::{audit_log, billing, index, keys, login, profile, setup, trace, traces};
+pub(crate) use pages::{audit_log, billing, index, keys, login, profile, setup};
+pub(crate) use traces::{trace, traces};
 
 const APP_CSS: &str = include_str!("assets/app.css");
 const APP_JS: &str = include_str!("assets/app.js");

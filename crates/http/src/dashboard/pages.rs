@@ -1,4 +1,4 @@
-//! The pages: setup, login, API keys, billing, traces.
+//! The pages: setup, login, API keys, billing, audit log, profile.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::collections::HashMap;
@@ -595,135 +595,6 @@ fn beyond(plan: &agentvista_quota::Plan) -> String {
     }
 }
 
-pub(crate) async fn traces(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let Some(viewer) = viewer(&req).await? else {
-        return Ok(redirect("/login"));
-    };
-    let page_of = state
-        .store
-        .events()
-        .traces(viewer.account.id, None, 50)
-        .await?;
-    Ok(page(
-        "Traces",
-        Some(&viewer),
-        "traces",
-        html! {
-            h1 { "Traces" }
-            @if page_of.traces.is_empty() {
-                p.empty { "No traces yet. Create a key with the write scope under " a href="/settings/api-keys" { "Settings → API Keys" } " and point your SDK at this server." }
-            } @else {
-                div.table-wrap { table id="traces" {
-                    thead { tr { th { "Trace" } th { "Name" } th { "Started" } th { "Events" } } }
-                    tbody {
-                        @for trace in &page_of.traces {
-                            tr {
-                                td { a href=(format!("/traces/{}", path_segment(&trace.trace_id))) { code { (trace.trace_id) } } }
-                                td { (trace.name.as_deref().unwrap_or("—")) }
-                                td.date { (moment(&trace.started_at)) }
-                                td { (trace.event_count) }
-                            }
-                        }
-                    }
-                } }
-                @if page_of.next_cursor.is_some() { p.hint { "Showing the 50 latest traces; the API pages through all of them." } }
-            }
-        },
-    ))
-}
-
-pub(crate) async fn trace(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let Some(viewer) = viewer(&req).await? else {
-        return Ok(redirect("/login"));
-    };
-    let trace_id = path.into_inner();
-    if trace_id.contains('\0') {
-        return Err(ApiError::NotFound);
-    }
-    // A quarter of an API page's bytes: escaped and pretty-printed in markup, the JSON it
-    // shows grows several times over.
-    let max_bytes = state.config.max_response_bytes / 4;
-    let Some((page_of, grant)) = crate::trace_page::read(
-        &state,
-        viewer.account.id,
-        &trace_id,
-        crate::trace_page::Bounds {
-            after: None,
-            limit: TRACE_PAGE_EVENTS,
-            max_bytes,
-            multiple: crate::trace_page::DASHBOARD_MULTIPLE,
-            shown: max_bytes,
-        },
-        "dashboard_trace",
-    )
-    .await?
-    else {
-        return Err(ApiError::NotFound);
-    };
-    let contexts = crate::trace_page::Contexts::of(&page_of)?;
-    let events = &page_of.events;
-    // Bodies are shown up to the page's bytes (what its budget paid for); a larger one is
-    // named with its size, for the API to read.
-    let mut room = max_bytes;
-    let shown: Vec<Result<Option<String>, usize>> = events
-        .iter()
-        .map(|event| {
-            let Some(body) = contexts.body(event) else {
-                return Ok(None);
-            };
-            let len = agentvista_ingest::json::written_len(&body);
-            if len > room {
-                return Err(len);
-            }
-            room -= len;
-            Ok(Some(
-                serde_json::to_string_pretty(&body).unwrap_or_default(),
-            ))
-        })
-        .collect();
-    let response = page(
-        "Trace",
-        Some(&viewer),
-        "traces",
-        html! {
-            p { a href="/traces" { "← Traces" } }
-            h1 { "Trace " code { (trace_id) } }
-            ol.events id="trace-events" {
-                @for (event, body) in events.iter().zip(&shown) {
-                    li {
-                        div.event-head {
-                            span.tag { (event.event_type) }
-                            strong { (event.name.as_deref().unwrap_or("(unnamed)")) }
-                            // To the millisecond: events of one trace are often seconds apart.
-                            span.hint { (event.timestamp.format("%Y-%m-%d %H:%M:%S%.3f UTC")) }
-                        }
-                        @match body {
-                            Ok(Some(body)) => { details { summary { "Details" } pre { code { (body) } } } }
-                            Ok(None) => {}
-                            Err(len) => { p.hint { "Details of " (thousands(*len as u64)) " bytes: too large to show here; the API returns them." } }
-                        }
-                    }
-                }
-            }
-            @if page_of.next_cursor.is_some() { p.hint { "Showing the first " (events.len()) " events; the API pages through all of them." } }
-        },
-    );
-    // The page holds its budget until it has been sent.
-    Ok(response
-        .map_body(|_, body| {
-            use actix_web::body::MessageBody;
-            crate::trace_page::Granted::new(body.try_into_bytes().unwrap_or_default(), grant)
-        })
-        .map_into_boxed_body())
-}
-
 /// What a snippet shows where no key is at hand.
 const PLACEHOLDER_KEY: &str = "av_a1b2c3d4...";
 
@@ -744,29 +615,13 @@ fn snippet(id: &str, text: &str, with_key: &str) -> Markup {
 /// Keys shown on the keys page; the API pages through the rest.
 const KEYS_SHOWN: u64 = 100;
 
-/// Events shown on a trace's page; the API pages through the rest.
-const TRACE_PAGE_EVENTS: u64 = 200;
-
-/// Everything but RFC 3986's unreserved characters, escaped: a trace id is the client's text
-/// and may hold `/`, `?`, `#` or `%`.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// `text` as one URL path segment.
-fn path_segment(text: &str) -> percent_encoding::PercentEncode<'_> {
-    percent_encoding::utf8_percent_encode(text, SEGMENT)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use agentvista_keys::UserId;
 
-    use super::{actor_name, path_segment};
+    use super::actor_name;
 
     #[test]
     fn audit_actors_are_named_as_people_read_them() {
@@ -779,15 +634,5 @@ mod tests {
         assert_eq!(name("leak_report"), "a leaked-key report");
         assert_eq!(name("anonymous"), "someone not signed in");
         assert_eq!(name("<b>"), "&lt;b&gt;");
-    }
-
-    #[test]
-    fn trace_ids_are_escaped_as_one_path_segment() {
-        assert_eq!(path_segment("abc-1.2_~").to_string(), "abc-1.2_~");
-        assert_eq!(
-            path_segment("a/b?c#d%e f").to_string(),
-            "a%2Fb%3Fc%23d%25e%20f"
-        );
-        assert_eq!(path_segment("é").to_string(), "%C3%A9");
     }
 }

@@ -2,9 +2,9 @@
 //! paged with opaque cursors so that no response grows with the account or the trace.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use agentvista_store::{EventCursor, TraceCursor, TraceSummary};
+use agentvista_store::{EventCursor, SpanStatus, TraceCursor, TraceFilter, TraceSummary};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Auth, Declared};
@@ -39,6 +39,19 @@ struct TraceItem<'a> {
     started_at: DateTime<Utc>,
     /// How many events it has.
     event_count: u64,
+    /// From its first start to its last end, in milliseconds (up to three decimals); `null`
+    /// when no event has an end time.
+    #[schema(required)]
+    duration_ms: Option<f64>,
+    /// `error` if any event failed, else `ok` if any has a status, else `null`.
+    #[schema(required, value_type = Option<String>, pattern = "^(ok|error)$")]
+    status: Option<&'static str>,
+    /// The sum of its events' input tokens; `null` when none reports usage.
+    #[schema(required)]
+    input_tokens: Option<u64>,
+    /// The sum of its events' output tokens; `null` when none reports usage.
+    #[schema(required)]
+    output_tokens: Option<u64>,
 }
 
 impl<'a> From<&'a TraceSummary> for TraceItem<'a> {
@@ -48,6 +61,10 @@ impl<'a> From<&'a TraceSummary> for TraceItem<'a> {
             name: trace.name.as_deref(),
             started_at: trace.started_at,
             event_count: trace.event_count,
+            duration_ms: trace.duration().map(trace_page::millis),
+            status: trace.status.map(SpanStatus::as_str),
+            input_tokens: trace.usage.map(|u| u.input_tokens),
+            output_tokens: trace.usage.map(|u| u.output_tokens),
         }
     }
 }
@@ -87,11 +104,145 @@ struct EventItem<'a> {
     /// What it carries (for OTLP events, with their resource and scope).
     #[schema(value_type = Option<Object>, required)]
     body: Option<&'a serde_json::Value>,
+    /// The `id` of its parent event in the same trace (for OTLP spans,
+    /// `<trace id>-<parent span id>`).
+    #[schema(required)]
+    parent_id: Option<&'a str>,
+    /// When it ended.
+    #[schema(required)]
+    end_time: Option<DateTime<Utc>>,
+    /// From `timestamp` to `end_time` in milliseconds (up to three decimals); `null` without
+    /// an end time.
+    #[schema(required)]
+    duration_ms: Option<f64>,
+    /// `ok` or `error`; `null` when it does not say.
+    #[schema(required, value_type = Option<String>, pattern = "^(ok|error)$")]
+    status: Option<&'a str>,
+    /// What its status says, in words.
+    #[schema(required)]
+    status_message: Option<&'a str>,
+    /// The model a generation called.
+    #[schema(required)]
+    model: Option<&'a str>,
+    /// The tokens a generation used.
+    #[schema(required)]
+    usage: Option<Usage>,
 }
 
-/// The account's traces, newest first (by their earliest event), a page at a time.
+/// Tokens a model call used.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Usage {
+    /// Tokens of the prompt.
+    pub(crate) input_tokens: u64,
+    /// Tokens of the completion.
+    pub(crate) output_tokens: u64,
+}
+
+/// The trace list's query: paging and filters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<u64>,
+    name: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    status: Option<String>,
+}
+
+/// The trace list's filter and page from a query string; a malformed value is a 400 naming
+/// it. From the dashboard's form (`form`), an empty field is no filter and a time without a
+/// zone (`2026-12-06T12:00`, as a browser's date-time field sends it) is in UTC.
+pub(crate) fn list_query(
+    query: &str,
+    form: bool,
+) -> Result<(TraceFilter, Option<TraceCursor>, u64), ApiError> {
+    let mut query = web::Query::<ListQuery>::from_query(query)
+        .map_err(|e| ApiError::BadRequest(format!("query: {e}")))?
+        .into_inner();
+    if form {
+        for field in [
+            &mut query.cursor,
+            &mut query.name,
+            &mut query.from,
+            &mut query.to,
+            &mut query.status,
+        ] {
+            if field.as_deref().is_some_and(str::is_empty) {
+                *field = None;
+            }
+        }
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit: must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let time = |field: &str, value: Option<String>| {
+        value
+            .map(|text| {
+                DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .or_else(|e| match form {
+                        true => chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M")
+                            .map(|t| t.and_utc()),
+                        false => Err(e),
+                    })
+                    .map_err(|_| {
+                        ApiError::BadRequest(format!(
+                            "{field}: not an RFC 3339 time (e.g. 2026-12-06T12:00:00Z)"
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    let name = match query.name {
+        Some(name) if name.is_empty() => None,
+        Some(name) if name.contains('\0') => {
+            return Err(ApiError::BadRequest(
+                "name: must not contain the NUL character".into(),
+            ));
+        }
+        Some(name) if name.chars().count() > agentvista_ingest::MAX_ID_CHARS => {
+            return Err(ApiError::BadRequest(format!(
+                "name: longer than {} characters",
+                agentvista_ingest::MAX_ID_CHARS
+            )));
+        }
+        name => name,
+    };
+    let errors_only = match query.status.as_deref() {
+        None => false,
+        Some("error") => true,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "status: only `error` is accepted".into(),
+            ));
+        }
+    };
+    let filter = TraceFilter {
+        name,
+        from: time("from", query.from)?,
+        to: time("to", query.to)?,
+        errors_only,
+    };
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(TraceCursor::decode)
+        .transpose()
+        .map_err(|_| ApiError::BadRequest("cursor: not a cursor this API returned".into()))?;
+    Ok((filter, cursor, limit))
+}
+
+/// The account's traces, newest first (by their earliest event), a page at a time, filtered
+/// by name, start time and errors.
 ///
 /// Scope `read` or a session. Events without a trace id are stored and counted but not listed.
+/// A name search reads at most 50,000 traces per page: a page may then hold fewer traces than
+/// `limit` (even none) and still have a `next_cursor`. A cursor works only with the filters
+/// of the page that returned it.
 #[utoipa::path(
     get,
     path = "/api/v1/traces/",
@@ -100,7 +251,15 @@ struct EventItem<'a> {
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 100,
             description = "Traces per page: 1 to 100, 50 when absent."),
         ("cursor" = Option<String>, Query, min_length = 1,
-            description = "The previous page's `next_cursor`: an opaque value; any other is a 400."),
+            description = "The previous page's `next_cursor`, with the same filters: an opaque value; any other is a 400."),
+        ("name" = Option<String>, Query, max_length = 256,
+            description = "Only traces whose name holds this text, ASCII letters in either case."),
+        ("from" = Option<DateTime<Utc>>, Query,
+            description = "Only traces started at or after this time (RFC 3339)."),
+        ("to" = Option<DateTime<Utc>>, Query,
+            description = "Only traces started before this time (RFC 3339)."),
+        ("status" = Option<String>, Query, pattern = "^error$",
+            description = "`error`: only traces with a failed event."),
     ),
     security(("bearer_key" = ["read"]), ("session" = [])),
     responses(
@@ -113,12 +272,11 @@ pub(crate) async fn list_traces(
     auth: Auth<Declared>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (cursor, limit) =
-        super::paging::page_query(&req, DEFAULT_LIMIT, MAX_LIMIT, TraceCursor::decode)?;
+    let (filter, cursor, limit) = list_query(req.query_string(), false)?;
     let page = state
         .store
         .events()
-        .traces(auth.principal.account_id, cursor.as_ref(), limit)
+        .traces(auth.principal.account_id, &filter, cursor.as_ref(), limit)
         .await?;
     Ok(HttpResponse::Ok().json(TraceList {
         data: page.traces.iter().map(TraceItem::from).collect(),

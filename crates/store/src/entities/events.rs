@@ -16,6 +16,13 @@ pub(crate) struct Model {
     pub(crate) body: Option<Json>,
     pub(crate) received_at: DateTimeUtc,
     pub(crate) context_id: Option<i64>,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) end_time: Option<DateTimeUtc>,
+    pub(crate) status: Option<String>,
+    pub(crate) status_message: Option<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) input_tokens: Option<i64>,
+    pub(crate) output_tokens: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

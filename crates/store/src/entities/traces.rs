@@ -12,6 +12,12 @@ pub(crate) struct Model {
     pub(crate) started_at: DateTimeUtc,
     pub(crate) last_at: DateTimeUtc,
     pub(crate) event_count: i64,
+    pub(crate) ended_at: Option<DateTimeUtc>,
+    pub(crate) error_count: i64,
+    pub(crate) status_count: i64,
+    pub(crate) usage_count: i64,
+    pub(crate) input_tokens: i64,
+    pub(crate) output_tokens: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::KeyId;
+use crate::{KeyId, SpanFields};
 
-/// Rows per INSERT statement: 10 values each stays far below both databases' parameter limits.
+/// Rows per INSERT statement: 17 values each stays far below both databases' parameter limits
+/// (32,766 for SQLite, 65,535 for PostgreSQL).
 pub(crate) const ROWS_PER_INSERT: usize = 500;
 
 /// Fields shared by many events of one request (an OTLP resource and scope, or a metric's unit
@@ -43,6 +44,8 @@ pub struct NewEvent {
     /// Index in [`EventBatch::contexts`] of the context whose fields (and its parents') the
     /// event's body is read back with.
     pub context: Option<usize>,
+    /// Its parent, end time, status, model and usage; `None` when it has none of them.
+    pub span: Option<Box<SpanFields>>,
 }
 
 /// Events received in one request: stored and counted all together, or not at all.

@@ -9,12 +9,13 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement,
 use super::batch::{NewEvent, ROWS_PER_INSERT};
 use crate::db::db_time;
 use crate::entities::{events, traces};
-use crate::{AccountId, KeyId};
+use crate::{AccountId, KeyId, SpanFields, SpanStatus};
 
 /// How a trace's summary takes in a batch's share (rows named `excluded`), in SQL that both
 /// databases read alike: the earliest named event gives the name (on a tie the stored one
 /// stays, as the older event has the lower id; SQLite compares the stored timestamps as text,
-/// which orders them correctly: one format, one offset), the times widen, the counts add.
+/// which orders them correctly: one format, one offset), the times widen, the counts and token
+/// sums add.
 macro_rules! merge_summary {
     () => {
         "ON CONFLICT (account_id, trace_id) DO UPDATE SET \
@@ -28,7 +29,14 @@ macro_rules! merge_summary {
                THEN excluded.started_at ELSE traces.started_at END, \
   last_at = CASE WHEN excluded.last_at > traces.last_at \
             THEN excluded.last_at ELSE traces.last_at END, \
-  event_count = traces.event_count + excluded.event_count"
+  event_count = traces.event_count + excluded.event_count, \
+  ended_at = CASE WHEN traces.ended_at IS NULL OR excluded.ended_at > traces.ended_at \
+             THEN excluded.ended_at ELSE traces.ended_at END, \
+  error_count = traces.error_count + excluded.error_count, \
+  status_count = traces.status_count + excluded.status_count, \
+  usage_count = traces.usage_count + excluded.usage_count, \
+  input_tokens = traces.input_tokens + excluded.input_tokens, \
+  output_tokens = traces.output_tokens + excluded.output_tokens"
     };
 }
 
@@ -38,6 +46,7 @@ struct NewRow {
     trace_id: Option<String>,
     timestamp: DateTime<Utc>,
     name: Option<String>,
+    outcome: Outcome,
 }
 
 impl NewRow {
@@ -47,6 +56,7 @@ impl NewRow {
             trace_id: self.trace_id.as_deref(),
             timestamp: self.timestamp,
             name: self.name.as_deref(),
+            outcome: self.outcome,
         }
     }
 }
@@ -58,6 +68,48 @@ struct RowRef<'a> {
     trace_id: Option<&'a str>,
     timestamp: DateTime<Utc>,
     name: Option<&'a str>,
+    outcome: Outcome,
+}
+
+/// What an event adds to its trace's outcome: its end, its status, its tokens.
+#[derive(Clone, Copy, Debug, Default)]
+struct Outcome {
+    end_time: Option<DateTime<Utc>>,
+    status: Option<SpanStatus>,
+    /// Input and output tokens.
+    usage: Option<(i64, i64)>,
+}
+
+impl Outcome {
+    fn of(span: Option<&SpanFields>) -> Self {
+        let Some(span) = span else {
+            return Outcome::default();
+        };
+        Outcome {
+            end_time: span.end_time.map(db_time),
+            status: span.status,
+            usage: span
+                .usage
+                .map(|u| (tokens(u.input_tokens), tokens(u.output_tokens))),
+        }
+    }
+
+    /// From the columns an insert returned.
+    fn read(row: &sea_orm::QueryResult) -> Result<Self, DbErr> {
+        let status: Option<String> = row.try_get("", "status")?;
+        let input: Option<i64> = row.try_get("", "input_tokens")?;
+        let output: Option<i64> = row.try_get("", "output_tokens")?;
+        Ok(Outcome {
+            end_time: row.try_get("", "end_time")?,
+            status: status.as_deref().and_then(SpanStatus::parse),
+            usage: input.map(|input| (input, output.unwrap_or(0))),
+        })
+    }
+}
+
+/// A token count as stored: counts past `i64::MAX` are kept at it.
+fn tokens(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// What [`EventWriter::insert_counted`] did.
@@ -160,6 +212,7 @@ impl EventWriter<'_> {
             trace_id: e.trace_id.as_deref(),
             timestamp: db_time(e.timestamp),
             name: e.name.as_deref(),
+            outcome: Outcome::of(e.span.as_deref()),
         });
         let summaries = summaries_if_counted(self.account, &deltas(rows));
         values.extend(count.values.map(|v| v.0).unwrap_or_default());
@@ -213,8 +266,17 @@ impl EventWriter<'_> {
             E::Body,
             E::ReceivedAt,
             E::ContextId,
+            E::ParentId,
+            E::EndTime,
+            E::Status,
+            E::StatusMessage,
+            E::Model,
+            E::InputTokens,
+            E::OutputTokens,
         ]);
         for event in chunk {
+            let span = event.span.as_deref();
+            let usage = span.and_then(|s| s.usage);
             insert
                 .values([
                     self.account.0.into(),
@@ -230,6 +292,13 @@ impl EventWriter<'_> {
                         .context
                         .and_then(|c| self.context_ids.get(c).copied())
                         .into(),
+                    span.and_then(|s| s.parent_id.clone()).into(),
+                    span.and_then(|s| s.end_time.map(db_time)).into(),
+                    span.and_then(|s| s.status.map(SpanStatus::as_str)).into(),
+                    span.and_then(|s| s.status_message.clone()).into(),
+                    span.and_then(|s| s.model.clone()).into(),
+                    usage.map(|u| tokens(u.input_tokens)).into(),
+                    usage.map(|u| tokens(u.output_tokens)).into(),
                 ])
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
@@ -257,6 +326,10 @@ impl EventWriter<'_> {
             E::TraceId,
             E::Timestamp,
             E::Name,
+            E::EndTime,
+            E::Status,
+            E::InputTokens,
+            E::OutputTokens,
         ]));
         let Statement { sql, values, .. } = DbBackend::Postgres.build(&insert);
         // The insert's own text, with its own placeholders, inside a fixed frame that adds
@@ -286,13 +359,23 @@ impl EventWriter<'_> {
     ) -> Result<(), DbErr> {
         use events::Column as E;
         let mut insert = self.statement(DbBackend::Postgres, chunk)?;
-        insert.returning(Query::returning().columns([E::Id, E::TraceId, E::Timestamp, E::Name]));
+        insert.returning(Query::returning().columns([
+            E::Id,
+            E::TraceId,
+            E::Timestamp,
+            E::Name,
+            E::EndTime,
+            E::Status,
+            E::InputTokens,
+            E::OutputTokens,
+        ]));
         for row in txn.query_all(&insert).await? {
             new_rows.push(NewRow {
                 id: row.try_get("", "id")?,
                 trace_id: row.try_get("", "trace_id")?,
                 timestamp: row.try_get("", "timestamp")?,
                 name: row.try_get("", "name")?,
+                outcome: Outcome::read(&row)?,
             });
         }
         Ok(())
@@ -304,11 +387,15 @@ impl EventWriter<'_> {
 /// name, the older (lower id) on a tie, as [`update_traces`] does.
 const SUMMARISE_INSERTED: &str = concat!(
     "\
-INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count) \
+INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count, \
+                    ended_at, error_count, status_count, usage_count, input_tokens, \
+                    output_tokens) \
 SELECT account_id, trace_id, \
        (array_agg(name ORDER BY timestamp, id) FILTER (WHERE name IS NOT NULL))[1], \
        MIN(timestamp) FILTER (WHERE name IS NOT NULL), \
-       MIN(timestamp), MAX(timestamp), COUNT(*) \
+       MIN(timestamp), MAX(timestamp), COUNT(*), \
+       MAX(end_time), COUNT(*) FILTER (WHERE status = 'error'), COUNT(status), \
+       COUNT(input_tokens), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) \
 FROM inserted WHERE trace_id IS NOT NULL GROUP BY account_id, trace_id ORDER BY trace_id \
 ",
     merge_summary!()
@@ -327,11 +414,16 @@ pub(super) async fn summarise_sqlite(
 ) -> Result<(), DbErr> {
     const SQL: &str = concat!(
         "\
-INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count) \
+INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count, \
+                    ended_at, error_count, status_count, usage_count, input_tokens, \
+                    output_tokens) \
 SELECT ?, trace_id, substr(k, instr(k, ' ') + 22), substr(k, 1, instr(k, ' ') - 1), \
-       started_at, last_at, n \
+       started_at, last_at, n, ended_at, errors, statuses, usages, input, output \
 FROM (SELECT trace_id, MIN(timestamp) AS started_at, MAX(timestamp) AS last_at, \
-             COUNT(*) AS n, \
+             COUNT(*) AS n, MAX(end_time) AS ended_at, \
+             SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, \
+             COUNT(status) AS statuses, COUNT(input_tokens) AS usages, \
+             COALESCE(SUM(input_tokens), 0) AS input, COALESCE(SUM(output_tokens), 0) AS output, \
              MIN(CASE WHEN name IS NOT NULL \
                       THEN timestamp || ' ' || printf('%020d', id) || ' ' || name END) AS k \
       FROM events WHERE id > (SELECT MAX(id) FROM events) - ? AND +trace_id IS NOT NULL \
@@ -359,6 +451,12 @@ struct TraceDelta<'a> {
     count: i64,
     /// The earliest named event: timestamp, order (for ties), name.
     named: Option<(DateTime<Utc>, i64, &'a str)>,
+    ended_at: Option<DateTime<Utc>>,
+    errors: i64,
+    statuses: i64,
+    usages: i64,
+    input_tokens: i64,
+    output_tokens: i64,
 }
 
 /// Each trace's share of `rows`, in trace id order (so that concurrent requests lock the
@@ -375,10 +473,25 @@ fn deltas<'a>(rows: impl Iterator<Item = RowRef<'a>>) -> Vec<(&'a str, TraceDelt
             last_at: row.timestamp,
             count: 0,
             named: None,
+            ended_at: None,
+            errors: 0,
+            statuses: 0,
+            usages: 0,
+            input_tokens: 0,
+            output_tokens: 0,
         });
         delta.started_at = Ord::min(delta.started_at, row.timestamp);
         delta.last_at = Ord::max(delta.last_at, row.timestamp);
         delta.count += 1;
+        let outcome = row.outcome;
+        delta.ended_at = Ord::max(delta.ended_at, outcome.end_time);
+        delta.errors += i64::from(outcome.status == Some(SpanStatus::Error));
+        delta.statuses += i64::from(outcome.status.is_some());
+        if let Some((input, output)) = outcome.usage {
+            delta.usages += 1;
+            delta.input_tokens = delta.input_tokens.saturating_add(input);
+            delta.output_tokens = delta.output_tokens.saturating_add(output);
+        }
         if let Some(named) = named
             && delta
                 .named
@@ -391,8 +504,8 @@ fn deltas<'a>(rows: impl Iterator<Item = RowRef<'a>>) -> Vec<(&'a str, TraceDelt
     deltas.into_iter().collect()
 }
 
-/// One summary row's values: account, trace, name, name_at, started_at, last_at, count.
-fn summary_values(account: AccountId, trace_id: &str, delta: &TraceDelta) -> [Value; 7] {
+/// One summary row's values, in the order of [`SUMMARY_COLUMNS`].
+fn summary_values(account: AccountId, trace_id: &str, delta: &TraceDelta) -> [Value; 13] {
     let (name_at, name) = match delta.named {
         Some((at, _, name)) => (Some(db_time(at)), Some(name)),
         None => (None, None),
@@ -405,8 +518,31 @@ fn summary_values(account: AccountId, trace_id: &str, delta: &TraceDelta) -> [Va
         db_time(delta.started_at).into(),
         db_time(delta.last_at).into(),
         delta.count.into(),
+        delta.ended_at.into(),
+        delta.errors.into(),
+        delta.statuses.into(),
+        delta.usages.into(),
+        delta.input_tokens.into(),
+        delta.output_tokens.into(),
     ]
 }
+
+/// The summary columns [`summary_values`] fills.
+const SUMMARY_COLUMNS: [traces::Column; 13] = [
+    traces::Column::AccountId,
+    traces::Column::TraceId,
+    traces::Column::Name,
+    traces::Column::NameAt,
+    traces::Column::StartedAt,
+    traces::Column::LastAt,
+    traces::Column::EventCount,
+    traces::Column::EndedAt,
+    traces::Column::ErrorCount,
+    traces::Column::StatusCount,
+    traces::Column::UsageCount,
+    traces::Column::InputTokens,
+    traces::Column::OutputTokens,
+];
 
 /// Adds the inserted events to their traces' summaries: one upsert row per trace, in trace id
 /// order.
@@ -415,19 +551,10 @@ async fn update_traces<'a>(
     account: AccountId,
     rows: impl Iterator<Item = RowRef<'a>>,
 ) -> Result<(), DbErr> {
-    use traces::Column as T;
     let deltas = deltas(rows);
     for chunk in deltas.chunks(ROWS_PER_INSERT) {
         let mut upsert = Query::insert();
-        upsert.into_table(traces::Entity).columns([
-            T::AccountId,
-            T::TraceId,
-            T::Name,
-            T::NameAt,
-            T::StartedAt,
-            T::LastAt,
-            T::EventCount,
-        ]);
+        upsert.into_table(traces::Entity).columns(SUMMARY_COLUMNS);
         for (trace_id, delta) in chunk {
             upsert
                 .values(summary_values(account, trace_id, delta).map(Expr::val))
@@ -458,14 +585,15 @@ fn summaries_if_counted(account: AccountId, deltas: &[(&str, TraceDelta)]) -> Op
     }
     let mut sql = String::from(
         "INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, \
-         event_count) SELECT * FROM (VALUES ",
+         event_count, ended_at, error_count, status_count, usage_count, input_tokens, \
+         output_tokens) SELECT * FROM (VALUES ",
     );
-    let mut values = Vec::with_capacity(deltas.len() * 7);
+    let mut values = Vec::with_capacity(deltas.len() * SUMMARY_COLUMNS.len());
     for (i, (trace_id, delta)) in deltas.iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str("(?, ?, ?, ?, ?, ?, ?)");
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
         values.extend(summary_values(account, trace_id, delta));
     }
     sql.push_str(") WHERE changes() = 1 ");

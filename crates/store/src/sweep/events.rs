@@ -15,6 +15,25 @@ struct Gone {
     account: i64,
     trace: Option<String>,
     named: bool,
+    end_time: Option<DateTime<Utc>>,
+    error: bool,
+    status: bool,
+    /// Input and output tokens.
+    usage: Option<(i64, i64)>,
+}
+
+/// What one trace lost: its events, whether a named one was among them, and their share of
+/// the trace's outcome.
+#[derive(Default)]
+struct Lost {
+    events: i64,
+    named: bool,
+    latest_end: Option<DateTime<Utc>>,
+    errors: i64,
+    statuses: i64,
+    usages: i64,
+    input_tokens: i64,
+    output_tokens: i64,
 }
 
 /// Deletes the events with ids in `(after, upto]` received before their plan's cutoff (an
@@ -42,30 +61,46 @@ pub(super) async fn delete_window(
             &format!(
                 "DELETE FROM events WHERE id > $1 AND id <= $2 \
                  AND received_at < (SELECT {case} FROM accounts a WHERE a.id = events.account_id) \
-                 RETURNING account_id, trace_id, name"
+                 RETURNING account_id, trace_id, name, end_time, status, input_tokens, \
+                 output_tokens"
             ),
             values,
         ))
         .await?;
     let mut gone = Vec::with_capacity(rows.len());
     for row in &rows {
+        let status: Option<String> = row.try_get("", "status")?;
+        let input: Option<i64> = row.try_get("", "input_tokens")?;
+        let output: Option<i64> = row.try_get("", "output_tokens")?;
         gone.push(Gone {
             account: row.try_get("", "account_id")?,
             trace: row.try_get("", "trace_id")?,
             named: row.try_get::<Option<String>>("", "name")?.is_some(),
+            end_time: row.try_get("", "end_time")?,
+            error: status.as_deref() == Some("error"),
+            status: status.is_some(),
+            usage: input.map(|input| (input, output.unwrap_or(0))),
         });
     }
-    // Per account: events gone per trace, and whether a named one was among them.
-    let mut traces: BTreeMap<i64, BTreeMap<&str, (i64, bool)>> = BTreeMap::new();
+    // Per account: what each trace lost.
+    let mut traces: BTreeMap<i64, BTreeMap<&str, Lost>> = BTreeMap::new();
     for g in &gone {
         if let Some(trace) = &g.trace {
-            let entry = traces
+            let lost = traces
                 .entry(g.account)
                 .or_default()
                 .entry(trace.as_str())
                 .or_default();
-            entry.0 += 1;
-            entry.1 |= g.named;
+            lost.events += 1;
+            lost.named |= g.named;
+            lost.latest_end = Ord::max(lost.latest_end, g.end_time);
+            lost.errors += i64::from(g.error);
+            lost.statuses += i64::from(g.status);
+            if let Some((input, output)) = g.usage {
+                lost.usages += 1;
+                lost.input_tokens = lost.input_tokens.saturating_add(input);
+                lost.output_tokens = lost.output_tokens.saturating_add(output);
+            }
         }
     }
     for (account, gone) in &traces {
@@ -74,16 +109,18 @@ pub(super) async fn delete_window(
     Ok(gone.len() as u64)
 }
 
-/// Brings the summaries of the traces `gone` (trace id → events deleted, whether one was
-/// named) of `account` back in line with the events left: a trace with none is deleted (no
-/// longer listed); the others lose the count deleted and take their first and last
-/// timestamps, and when a named event went their name, from index probes.
+/// Brings the summaries of the traces `gone` (trace id → what it lost) of `account` back in
+/// line with the events left: a trace with none is deleted (no longer listed); the others lose
+/// the counts and tokens deleted and take their first and last timestamps, and when a named
+/// event went their name, from index probes. When the event that ended a trace last may be
+/// gone, its end is read again from the events left: a read of that trace's rows, which only a
+/// trace received across the retention cutoff pays.
 /// On PostgreSQL the summary rows are locked first, in trace order as ingestion locks them, so
 /// that an ingestion adding to one of these traces waits and then adds to the repaired row.
 async fn repair_summaries(
     txn: &impl ConnectionTrait,
     account: i64,
-    gone: &BTreeMap<&str, (i64, bool)>,
+    gone: &BTreeMap<&str, Lost>,
 ) -> Result<(), DbErr> {
     let backend = txn.get_database_backend();
     let with_account = |rest: Vec<Value>| -> Vec<Value> {
@@ -112,21 +149,38 @@ async fn repair_summaries(
         with_account(ids.clone()),
     ))
     .await?;
-    // `event_count - CASE trace_id WHEN … THEN <deleted> … END`, one statement per account.
+    // `event_count - CASE trace_id WHEN … THEN <deleted> … END`, and so for each count, one
+    // statement per account.
     let mut values = with_account(ids);
-    let mut minus = String::from("CASE trace_id");
-    for (trace, (n, _)) in gone {
-        let at = values.len();
-        minus.push_str(&format!(" WHEN ${} THEN ${}", at + 1, at + 2));
-        values.push((*trace).into());
-        values.push((*n).into());
-    }
-    minus.push_str(" ELSE 0 END");
+    let mut minus = |lost: fn(&Lost) -> i64| {
+        let mut case = String::from("CASE trace_id");
+        for (trace, gone) in gone.iter().filter(|(_, gone)| lost(gone) != 0) {
+            let at = values.len();
+            case.push_str(&format!(" WHEN ${} THEN ${}", at + 1, at + 2));
+            values.push((*trace).into());
+            values.push(lost(gone).into());
+        }
+        if case.len() == "CASE trace_id".len() {
+            // No trace lost any of this count.
+            return "0".to_owned();
+        }
+        case.push_str(" ELSE 0 END");
+        case
+    };
+    let counts = [
+        ("event_count", minus(|l| l.events)),
+        ("error_count", minus(|l| l.errors)),
+        ("status_count", minus(|l| l.statuses)),
+        ("usage_count", minus(|l| l.usages)),
+        ("input_tokens", minus(|l| l.input_tokens)),
+        ("output_tokens", minus(|l| l.output_tokens)),
+    ]
+    .map(|(column, case)| format!("{column} = {column} - {case}, "))
+    .concat();
     txn.execute_raw(statement(
         backend,
         &format!(
-            "UPDATE traces SET \
-               event_count = event_count - {minus}, \
+            "UPDATE traces SET {counts}\
                started_at = (SELECT e.timestamp {of_trace} ORDER BY e.timestamp LIMIT 1), \
                last_at = (SELECT e.timestamp {of_trace} ORDER BY e.timestamp DESC LIMIT 1) \
              WHERE account_id = $1 AND trace_id IN ({list})"
@@ -138,7 +192,7 @@ async fn repair_summaries(
     // event starts at the trace's first event, in the index's order.
     let renamed: Vec<Value> = gone
         .iter()
-        .filter(|(_, (_, named))| *named)
+        .filter(|(_, lost)| lost.named)
         .map(|(trace, _)| Value::from(*trace))
         .collect();
     if !renamed.is_empty() {
@@ -154,6 +208,34 @@ async fn repair_summaries(
                  WHERE account_id = $1 AND trace_id IN ({list})"
             ),
             with_account(ids),
+        ))
+        .await?;
+    }
+    // The end moves only where a deleted event ended at or after the trace's end as stored.
+    let mut values = vec![Value::from(account)];
+    let mut latest = String::from("CASE trace_id");
+    for (trace, end) in gone.iter().filter_map(|(t, l)| Some((*t, l.latest_end?))) {
+        let at = values.len();
+        latest.push_str(&format!(" WHEN ${} THEN ${}", at + 1, at + 2));
+        values.push(trace.into());
+        values.push(end.into());
+    }
+    if values.len() > 1 {
+        let (list, ids) = in_list(
+            values.len() + 1,
+            gone.iter()
+                .filter(|(_, l)| l.latest_end.is_some())
+                .map(|(t, _)| Value::from(*t)),
+        );
+        values.extend(ids);
+        txn.execute_raw(statement(
+            backend,
+            &format!(
+                "UPDATE traces SET ended_at = (SELECT MAX(e.end_time) {of_trace}) \
+                 WHERE account_id = $1 AND trace_id IN ({list}) \
+                 AND ended_at <= {latest} END"
+            ),
+            values,
         ))
         .await?;
     }

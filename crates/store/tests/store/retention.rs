@@ -414,7 +414,7 @@ async fn listed(
 ) -> Vec<(String, u64, Option<String>, DateTime<Utc>)> {
     db.store
         .events()
-        .traces(account, None, 50)
+        .traces(account, &TraceFilter::default(), None, 50)
         .await
         .unwrap()
         .traces

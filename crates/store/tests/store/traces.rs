@@ -27,7 +27,12 @@ async fn traces_page_newest_first_with_a_cursor(db: &TestDb) {
         .await
         .unwrap();
 
-    let first = db.store.events().traces(acme, None, 2).await.unwrap();
+    let first = db
+        .store
+        .events()
+        .traces(acme, &TraceFilter::default(), None, 2)
+        .await
+        .unwrap();
     let ids: Vec<_> = first.traces.iter().map(|t| t.trace_id.as_str()).collect();
     assert_eq!(ids, ["trace-4", "trace-3"]);
     assert_eq!(first.traces[0].event_count, 5);
@@ -38,7 +43,7 @@ async fn traces_page_newest_first_with_a_cursor(db: &TestDb) {
     let second = db
         .store
         .events()
-        .traces(acme, Some(&cursor), 2)
+        .traces(acme, &TraceFilter::default(), Some(&cursor), 2)
         .await
         .unwrap();
     let ids: Vec<_> = second.traces.iter().map(|t| t.trace_id.as_str()).collect();
@@ -46,7 +51,12 @@ async fn traces_page_newest_first_with_a_cursor(db: &TestDb) {
     let third = db
         .store
         .events()
-        .traces(acme, second.next_cursor.as_ref(), 2)
+        .traces(
+            acme,
+            &TraceFilter::default(),
+            second.next_cursor.as_ref(),
+            2,
+        )
         .await
         .unwrap();
     let ids: Vec<_> = third.traces.iter().map(|t| t.trace_id.as_str()).collect();
@@ -310,7 +320,12 @@ async fn trace_summaries_count_only_new_events_and_keep_the_earliest_name(db: &T
     // Named at the same instant as the current name, but stored later: the name stays.
     record(vec![at("x6", 7, Some("tie"))]).await.unwrap();
 
-    let page = db.store.events().traces(acme, None, 10).await.unwrap();
+    let page = db
+        .store
+        .events()
+        .traces(acme, &TraceFilter::default(), None, 10)
+        .await
+        .unwrap();
     assert_eq!(page.traces.len(), 1);
     let trace = &page.traces[0];
     assert_eq!(trace.trace_id, "t");
@@ -355,7 +370,12 @@ async fn summaries_are_the_same_whether_a_batch_is_one_statement_or_several(db: 
             .record(acme, period, &plans, batch(events(n)))
             .await
             .unwrap();
-        let page = db.store.events().traces(acme, None, 10).await.unwrap();
+        let page = db
+            .store
+            .events()
+            .traces(acme, &TraceFilter::default(), None, 10)
+            .await
+            .unwrap();
         let mut got: Vec<_> = page
             .traces
             .into_iter()
@@ -476,7 +496,12 @@ async fn the_migration_summarises_existing_traces(db: &TestDb) {
     Migrator::up(&conn, None).await.unwrap();
     conn.close().await.unwrap();
 
-    let page = db.store.events().traces(acme, None, 10).await.unwrap();
+    let page = db
+        .store
+        .events()
+        .traces(acme, &TraceFilter::default(), None, 10)
+        .await
+        .unwrap();
     let summaries: Vec<_> = page
         .traces
         .iter()
@@ -526,7 +551,12 @@ async fn the_migration_summarises_existing_traces(db: &TestDb) {
         .record(acme, Period::containing(noon()), &unlimited(), more)
         .await
         .unwrap();
-    let page = db.store.events().traces(acme, None, 10).await.unwrap();
+    let page = db
+        .store
+        .events()
+        .traces(acme, &TraceFilter::default(), None, 10)
+        .await
+        .unwrap();
     assert_eq!(
         (page.traces[1].event_count, page.traces[1].last_at),
         (5, noon() + TimeDelta::seconds(20))
