@@ -112,8 +112,9 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     Ok(())
 }
 
-/// Deletes what is past retention (events, unreferenced contexts, audit entries): at start,
-/// then `every` after each sweep ends, on whichever replica holds the sweep's lease. A failed
+/// Fills the span fields of OTLP spans stored before an upgrade (until done), then deletes what
+/// is past retention (events, unreferenced contexts, audit entries): at start, then `every`
+/// after each sweep ends, on whichever replica holds each job's lease. A failed
 /// sweep is logged and tried again next time; what it deleted stays deleted.
 async fn sweep_retention(
     store: Store,
@@ -122,6 +123,11 @@ async fn sweep_retention(
     sweep: agentvista_store::Sweep,
 ) {
     loop {
+        // The one-off job of an upgrade first: until it is done, OTLP spans stored before show
+        // no tree or outcome. Done, it costs one read.
+        if let Err(err) = agentvista_http::fill_span_fields(&store, &sweep).await {
+            tracing::warn!(error = %error_chain(&err), "span fields: a batch failed; going on at the next interval");
+        }
         let now = chrono::Utc::now();
         if let Err(err) = store.sweep_retention(&plans, now, &sweep).await {
             tracing::warn!(error = %error_chain(&err), "retention sweep failed; retrying at the next interval");

@@ -58,7 +58,7 @@ pub use sessions::{
 pub use setup::FirstUser;
 pub use span::{SpanFields, SpanStatus, TokenUsage};
 pub use store::Store;
-pub use sweep::{Sweep, Swept};
+pub use sweep::{Filled, SpanMapping, Sweep, Swept};
 pub use telemetry::describe_metrics;
 pub use trace_page::{PageContext, PageEvent, TraceEventsPage, TraceEventsPlan};
 pub use users::{PasswordChange, User, UserCredentials, Users};

@@ -9,7 +9,7 @@ use agentvista_ingest::{
     Context, Decoded, Event, Format, Signal, decode_batch, decode_otlp, expansion, export_response,
 };
 use agentvista_quota::{Period, QuotaExceeded, RecordError, Recorded};
-use agentvista_store::{EventBatch, NewContext, NewEvent, SpanFields, SpanStatus, TokenUsage};
+use agentvista_store::{EventBatch, NewContext, NewEvent};
 use chrono::{DateTime, Utc};
 use prost::Message;
 use serde::Serialize;
@@ -418,21 +418,8 @@ fn new_event(event: Event) -> NewEvent {
         timestamp: event.timestamp,
         body: event.body,
         context: event.context,
-        span: event.span.map(|span| {
-            Box::new(SpanFields {
-                parent_id: span.parent_id,
-                end_time: span.end_time,
-                status: span.status.map(|status| match status {
-                    agentvista_ingest::Status::Ok => SpanStatus::Ok,
-                    agentvista_ingest::Status::Error => SpanStatus::Error,
-                }),
-                status_message: span.status_message,
-                model: span.model,
-                usage: span.usage.map(|usage| TokenUsage {
-                    input_tokens: usage.input_tokens,
-                    output_tokens: usage.output_tokens,
-                }),
-            })
-        }),
+        span: event
+            .span
+            .map(|span| Box::new(crate::span_fields::stored(*span))),
     }
 }

@@ -16,6 +16,9 @@
 //! - **Deleted accounts**: all their data, table after table (see `closed`); the account row
 //!   stays as the deletion's tombstone.
 //!
+//! The same rules run a one-off job (`span_fields`): OTLP spans stored before their tree and
+//! outcome had columns get them, a batch per transaction, under a lease of its own.
+//!
 //! Only the replica holding the sweep's lease sweeps; the lease is renewed before each batch.
 //! Each batch is one short write transaction, and the sweep pauses between them, so that
 //! ingestion waits at most one batch (the longest is reported in [`Swept`]).
@@ -25,6 +28,7 @@ mod closed;
 mod contexts;
 mod events;
 mod lease;
+mod span_fields;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -37,6 +41,7 @@ use crate::db::{begin_immediate, db_time, placeholders};
 use crate::sql::statement;
 use crate::{Store, StoreError};
 use lease::Lease;
+pub use span_fields::{Filled, SpanMapping};
 
 /// How a sweep runs and what it keeps beyond the plans' retention.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -384,3 +384,116 @@ async fn a_name_search_stops_after_its_window_and_says_where_to_go_on(db: &TestD
     assert_eq!(second.next_cursor, None);
 }
 on_both!(a_name_search_stops_after_its_window_and_says_where_to_go_on);
+
+/// An OTLP-shaped span as the decoder stores it: in a context, its own fields in its body.
+fn stored_span(id: &str, body: serde_json::Value) -> NewEvent {
+    NewEvent {
+        context: Some(0),
+        body: Some(fields(body)),
+        ..event(Some(id), Some("t"), noon())
+    }
+}
+
+/// The test's stand-in for the decoder's mapping: `parent`, `end_ms` and `failed` read back.
+fn mapping(trace: &str, body: &serde_json::Value) -> SpanFields {
+    SpanFields {
+        parent_id: body["parent"].as_str().map(|p| format!("{trace}-{p}")),
+        end_time: body["end_ms"]
+            .as_i64()
+            .map(|ms| noon() + TimeDelta::milliseconds(ms)),
+        status: body["failed"].as_bool().map(|failed| {
+            if failed {
+                SpanStatus::Error
+            } else {
+                SpanStatus::Ok
+            }
+        }),
+        ..SpanFields::default()
+    }
+}
+
+async fn the_span_fields_job_fills_spans_stored_before_their_columns(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let spans = EventBatch {
+        contexts: vec![NewContext {
+            parent: None,
+            fields: fields(json!({"resource": {"service.name": "agent"}})),
+        }],
+        ..batch(vec![
+            stored_span("root", json!({"end_ms": 56, "failed": false})),
+            stored_span(
+                "child",
+                json!({"parent": "root", "end_ms": 30, "failed": true}),
+            ),
+            stored_span("bare", json!({})),
+            // A batch event (no context) keeps what it was sent with: nothing.
+            event(Some("batch-event"), Some("t"), noon()),
+        ])
+    };
+    db.store
+        .record(acme, Period::containing(noon()), &unlimited(), spans)
+        .await
+        .unwrap();
+    // As if those were stored before the columns: the migration that added them runs again
+    // and finds every event already there.
+    let conn = Database::connect(&db.url).await.unwrap();
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    conn.close().await.unwrap();
+    let late = EventBatch {
+        contexts: vec![NewContext {
+            parent: None,
+            fields: fields(json!({"resource": {"service.name": "agent"}})),
+        }],
+        ..batch(vec![stored_span("late", json!({"failed": true}))])
+    };
+    db.store
+        .record(acme, Period::containing(noon()), &unlimited(), late)
+        .await
+        .unwrap();
+    assert_eq!(summary(db, acme, "t").await.status, None, "not filled yet");
+
+    let sweep = Sweep {
+        batch: 2,
+        pause: Duration::ZERO,
+        ..Sweep::default()
+    };
+    let filled = db.store.fill_span_fields(&sweep, &mapping).await.unwrap();
+    assert!(filled.completed && filled.done, "{filled:?}");
+    assert_eq!((filled.scanned, filled.filled, filled.batches), (3, 2, 2));
+    let trace = summary(db, acme, "t").await;
+    assert_eq!(
+        (trace.status, trace.error_count),
+        (Some(SpanStatus::Error), 1)
+    );
+    assert_eq!(trace.duration(), Some(TimeDelta::milliseconds(56)));
+    let events = db
+        .store
+        .events()
+        .of_trace(acme, "t", None, 10)
+        .await
+        .unwrap()
+        .events;
+    let span_of = |id: &str| {
+        events
+            .iter()
+            .find(|e| e.client_event_id.as_deref() == Some(id))
+            .unwrap()
+            .span
+            .clone()
+    };
+    assert_eq!(span_of("child").parent_id.as_deref(), Some("t-root"));
+    assert_eq!(span_of("child").status, Some(SpanStatus::Error));
+    assert_eq!(span_of("bare"), SpanFields::default());
+    assert_eq!(span_of("batch-event"), SpanFields::default());
+    assert_eq!(
+        span_of("late"),
+        SpanFields::default(),
+        "stored after: not the job's"
+    );
+
+    // Done, it reads its progress and stops.
+    let again = db.store.fill_span_fields(&sweep, &mapping).await.unwrap();
+    assert_eq!((again.done, again.scanned, again.batches), (true, 0, 0));
+}
+on_both!(the_span_fields_job_fills_spans_stored_before_their_columns);
