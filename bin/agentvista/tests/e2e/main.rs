@@ -17,6 +17,7 @@ mod replicas;
 mod revocations;
 mod teams;
 mod telemetry;
+mod trace_view;
 mod wire;
 
 use agentvista_store::on_both;
@@ -421,6 +422,11 @@ async fn docs_api_examples_run_as_written(db: Db) {
 #[tokio::test]
 async fn the_dashboard_takes_a_new_user_from_setup_to_revocation() {
     browser::the_dashboard_takes_a_new_user_from_setup_to_revocation().await;
+}
+
+#[tokio::test]
+async fn a_trace_sent_by_the_sdk_opens_as_a_tree() {
+    trace_view::a_trace_sent_by_the_sdk_opens_as_a_tree().await;
 }
 
 #[tokio::test]

@@ -289,7 +289,10 @@ pub(crate) async fn trace(
                             @let event = &events[row.index];
                             @let failed = event.span.status == Some(SpanStatus::Error);
                             tr.failed[failed] data-depth=(row.depth) data-name=(event.name.as_deref().unwrap_or("")) {
-                                td.name style=(format!("padding-left: {:.2}rem", 0.75 + row.depth.min(MAX_INDENT) as f64 * 1.1)) {
+                                td.name {
+                                    // Indented by elements, not a style attribute: the pages'
+                                    // policy runs no inline style.
+                                    @for _ in 0..row.depth.min(MAX_INDENT) { span.indent {} }
                                     @if row.depth > 0 { span.branch aria-hidden="true" { "└ " } }
                                     a href=(format!("#event-{}", row.index)) { (event.name.as_deref().unwrap_or("(unnamed)")) }
                                 }
@@ -441,26 +444,36 @@ impl Axis {
         }
     }
 
-    /// `event`'s bar: where it starts and how long it lasts, as shares of the axis (a point in
-    /// time for an event without an end).
+    /// `event`'s bar: where it starts and how long it lasts on the axis, drawn in SVG (whose
+    /// geometry is markup, not a style the pages' policy would block); a short mark for an
+    /// event without an end.
     fn bar(&self, event: &PageEvent) -> Markup {
+        /// Units of the drawing's width.
+        const WIDTH: f64 = 1000.0;
         let micros = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64;
         let whole = micros(self.span).max(1.0);
-        let left = (micros(event.timestamp - self.start) / whole * 100.0).clamp(0.0, 100.0);
-        let width = event
-            .span
-            .duration_from(event.timestamp)
-            .map(|d| (micros(d) / whole * 100.0).clamp(0.0, 100.0 - left));
+        let x = (micros(event.timestamp - self.start) / whole * WIDTH).clamp(0.0, WIDTH - 4.0);
+        let lasted = event.span.duration_from(event.timestamp);
+        let width = lasted.map_or(4.0, |d| (micros(d) / whole * WIDTH).clamp(4.0, WIDTH - x));
         let kind = match (event.span.status, event.event_type.as_str()) {
             (Some(SpanStatus::Error), _) => "bar failed",
             (_, "generation") => "bar generation",
             _ if event.span.model.is_some() => "bar generation",
+            _ if lasted.is_none() => "bar point",
             _ => "bar",
         };
+        let label = match lasted {
+            Some(d) => format!(
+                "from {} for {}",
+                duration(event.timestamp - self.start),
+                duration(d)
+            ),
+            None => format!("at {}", duration(event.timestamp - self.start)),
+        };
         html! {
-            @match width {
-                Some(width) => span class=(kind) style=(format!("left: {left:.3}%; width: max({width:.3}%, 2px)")) {},
-                None => span class=(format!("{kind} point")) style=(format!("left: {left:.3}%")) {},
+            svg viewBox="0 0 1000 12" preserveAspectRatio="none" role="img" aria-label=(label) {
+                title { (label) }
+                rect class=(kind) x=(format!("{x:.1}")) y="2" width=(format!("{width:.1}")) height="8" {}
             }
         }
     }
