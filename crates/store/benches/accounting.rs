@@ -13,7 +13,10 @@
 use std::time::{Duration, Instant};
 
 use agentvista_quota::{Period, Plan, Plans};
-use agentvista_store::{AccountId, EventBatch, NewContext, NewEvent, Store, TraceFilter, testing};
+use agentvista_store::{
+    AccountId, EventBatch, NewContext, NewEvent, SpanFields, SpanStatus, Store, TokenUsage,
+    TraceFilter, testing,
+};
 use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait, Value};
@@ -95,7 +98,24 @@ fn events(next_id: &mut u64, n: u64) -> Vec<NewEvent> {
                     .unwrap(),
                 ),
                 context: Some(0),
-                span: None,
+                // As an instrumented agent sends them: each span ends, says how it went and
+                // names its parent; one in five is a model call with its tokens; one in seven
+                // failed.
+                span: Some(Box::new(SpanFields {
+                    parent_id: Some(format!("evt-{}", *next_id - 1)),
+                    end_time: Some(now + chrono::TimeDelta::milliseconds(5)),
+                    status: Some(if next_id.is_multiple_of(7) {
+                        SpanStatus::Error
+                    } else {
+                        SpanStatus::Ok
+                    }),
+                    status_message: None,
+                    model: next_id.is_multiple_of(5).then(|| "gpt-4o-mini".to_owned()),
+                    usage: next_id.is_multiple_of(5).then_some(TokenUsage {
+                        input_tokens: 120,
+                        output_tokens: 40,
+                    }),
+                })),
             }
         })
         .collect()
@@ -301,9 +321,10 @@ async fn bulk_account(target: &Target, name: &str, events: u64) -> AccountId {
             ),
             format!(
                 "INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, \
-                 event_count) \
+                 event_count, error_count, status_count) \
                  SELECT {account}, 'trace-' || j, 'op', to_timestamp(1800000000 + 10 * j), \
-                        to_timestamp(1800000000 + 10 * j), to_timestamp(1800000009 + 10 * j), 10 \
+                        to_timestamp(1800000000 + 10 * j), to_timestamp(1800000009 + 10 * j), 10, \
+                        CASE WHEN j % 100 = 0 THEN 1 ELSE 0 END, 10 \
                  FROM generate_series(0, {traces} - 1) AS j"
             ),
         )
@@ -327,8 +348,9 @@ async fn bulk_account(target: &Target, name: &str, events: u64) -> AccountId {
                 "WITH RECURSIVE n(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM n \
                  WHERE j + 1 < {traces}) \
                  INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, \
-                 event_count) \
-                 SELECT {account}, 'trace-' || j, 'op', {}, {}, {}, 10 FROM n",
+                 event_count, error_count, status_count) \
+                 SELECT {account}, 'trace-' || j, 'op', {}, {}, {}, 10, \
+                        CASE WHEN j % 100 = 0 THEN 1 ELSE 0 END, 10 FROM n",
                 at("10 * j"),
                 at("10 * j"),
                 at("10 * j + 9")
@@ -381,6 +403,50 @@ fn list_traces(c: &mut Criterion, rt: &tokio::runtime::Runtime, target: &Target)
                     .unwrap()
             });
         });
+        // The first page under each filter: one trace in a hundred failed; the time range is
+        // the middle half of the account's traces; a name search that matches every trace
+        // stops at the page, one that matches none reads its whole window.
+        let traces = i64::try_from(rt.block_on(events.count(account)).unwrap() / 10).unwrap();
+        let at = |j: i64| chrono::DateTime::from_timestamp(1_800_000_000 + 10 * j, 0);
+        let filters = [
+            (
+                "errors",
+                TraceFilter {
+                    errors_only: true,
+                    ..TraceFilter::default()
+                },
+            ),
+            (
+                "time_range",
+                TraceFilter {
+                    from: at(traces / 4),
+                    to: at(3 * traces / 4),
+                    ..TraceFilter::default()
+                },
+            ),
+            (
+                "name_found",
+                TraceFilter {
+                    name: Some("OP".into()),
+                    ..TraceFilter::default()
+                },
+            ),
+            (
+                "name_missing",
+                TraceFilter {
+                    name: Some("needle".into()),
+                    ..TraceFilter::default()
+                },
+            ),
+        ];
+        for (label, filter) in filters {
+            group.bench_function(BenchmarkId::new(format!("first_page_{label}"), size), |b| {
+                b.iter(|| {
+                    rt.block_on(events.traces(account, &filter, None, PAGE))
+                        .unwrap()
+                });
+            });
+        }
     }
     group.finish();
 }
