@@ -12,8 +12,9 @@
 //!   ids up to `after_id`, and has nothing to do past `upto_id` (the last event stored before
 //!   this migration); the job's lease is a row of `sweeps`.
 //!
-//! Columns and indexes only: no event is rewritten here, so that the migration takes
-//! milliseconds whatever the table's size.
+//! Columns and indexes only: no event is rewritten here, and the one index is of `traces` (a
+//! row per trace, not per event), so that the migration costs a read of the trace summaries,
+//! whatever the number of events.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -48,6 +48,13 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     let mut http_config = settings.http_config();
     // Port 0 asked for any port: links name the one the server got.
     http_config.public_url = settings.server.public_url_at(bound);
+    let span_fields = (settings.retention.interval_secs > 0).then(|| {
+        actix_web::rt::spawn(fill_span_fields(
+            store.clone(),
+            Duration::from_secs(settings.retention.interval_secs),
+            settings.sweep(),
+        ))
+    });
     let retention = (settings.retention.interval_secs > 0).then(|| {
         actix_web::rt::spawn(sweep_retention(
             store.clone(),
@@ -97,8 +104,8 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     // Tests and scripts read this line to learn the port when binding to port 0.
     tracing::info!("listening on http://{bound}");
     let served = server.await.map_err(|e| e.to_string());
-    if let Some(retention) = retention {
-        retention.abort();
+    for task in [retention, span_fields].into_iter().flatten() {
+        task.abort();
     }
     if let Some(metrics) = metrics {
         metrics.stop(true).await;
@@ -112,9 +119,8 @@ pub(crate) async fn serve(store: Store, settings: &Settings) -> Result<(), Strin
     Ok(())
 }
 
-/// Fills the span fields of OTLP spans stored before an upgrade (until done), then deletes what
-/// is past retention (events, unreferenced contexts, audit entries): at start, then `every`
-/// after each sweep ends, on whichever replica holds each job's lease. A failed
+/// Deletes what is past retention (events, unreferenced contexts, audit entries): at start,
+/// then `every` after each sweep ends, on whichever replica holds the sweep's lease. A failed
 /// sweep is logged and tried again next time; what it deleted stays deleted.
 async fn sweep_retention(
     store: Store,
@@ -123,14 +129,25 @@ async fn sweep_retention(
     sweep: agentvista_store::Sweep,
 ) {
     loop {
-        // The one-off job of an upgrade first: until it is done, OTLP spans stored before show
-        // no tree or outcome. Done, it costs one read.
-        if let Err(err) = agentvista_http::fill_span_fields(&store, &sweep).await {
-            tracing::warn!(error = %error_chain(&err), "span fields: a batch failed; going on at the next interval");
-        }
         let now = chrono::Utc::now();
         if let Err(err) = store.sweep_retention(&plans, now, &sweep).await {
             tracing::warn!(error = %error_chain(&err), "retention sweep failed; retrying at the next interval");
+        }
+        actix_web::rt::time::sleep(every).await;
+    }
+}
+
+/// Gives the OTLP spans stored before an upgrade their tree and outcome, beside the retention
+/// sweep (a long fill must not hold retention back): from start-up until done, trying again
+/// `every` while another replica holds the job or a batch fails.
+async fn fill_span_fields(store: Store, every: Duration, sweep: agentvista_store::Sweep) {
+    loop {
+        match agentvista_http::fill_span_fields(&store, &sweep).await {
+            Ok(filled) if filled.done => return,
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %error_chain(&err), "span fields: a batch failed; going on at the next interval");
+            }
         }
         actix_web::rt::time::sleep(every).await;
     }

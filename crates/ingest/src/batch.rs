@@ -9,8 +9,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::{
-    Caps, Decoded, Event, EventKind, IngestError, MAX_DEPTH, MAX_ELEMENTS, SpanFields, Status,
-    Usage,
+    Caps, Decoded, Event, EventKind, IngestError, MAX_DEPTH, MAX_ELEMENTS, MAX_TOKENS, SpanFields,
+    Status, Usage,
 };
 
 /// Most events one batch may carry.
@@ -196,6 +196,16 @@ pub fn decode_batch(body: &[u8], caps: &Caps) -> Result<Decoded, IngestError> {
         }
         if let Some(model) = &item.model {
             text("model", model)?;
+        }
+        if let Some(usage) = item.usage {
+            for (field, n) in [
+                ("usage.input_tokens", usage.input_tokens),
+                ("usage.output_tokens", usage.output_tokens),
+            ] {
+                if n > MAX_TOKENS {
+                    return Err(invalid(field, &format!("at most {MAX_TOKENS}")));
+                }
+            }
         }
         if let Some(raw) = item.body {
             check_body(raw, caps, &mut path)
@@ -625,6 +635,11 @@ mod tests {
         assert!(error(&batch(&[item(r#","status":"failed""#)])).starts_with("batch[0].status:"));
         let negative = r#"{"type":"generation","trace_id":"t","timestamp":"2026-11-27T12:00:00Z","usage":{"input_tokens":-1,"output_tokens":0}}"#;
         assert!(error(&batch(&[negative.to_owned()])).starts_with("batch[0].usage.input_tokens:"));
+        let huge = r#"{"type":"generation","trace_id":"t","timestamp":"2026-11-27T12:00:00Z","usage":{"input_tokens":1,"output_tokens":4294967296}}"#;
+        assert_eq!(
+            error(&batch(&[huge.to_owned()])),
+            "batch[0].usage.output_tokens: at most 4294967295"
+        );
         let extra = r#"{"type":"generation","trace_id":"t","timestamp":"2026-11-27T12:00:00Z","usage":{"input_tokens":1,"output_tokens":0,"cost":3}}"#;
         assert!(
             error(&batch(&[extra.to_owned()]))

@@ -23,4 +23,4 @@ pub use event::{Event, EventKind};
 pub use json::contains_nul;
 pub use otlp::{MAX_OTLP_EVENTS, decode_otlp, export_response};
 pub use signal::{Format, Signal};
-pub use span::{SpanFields, Status, Usage, stored_span_fields};
+pub use span::{MAX_TOKENS, SpanFields, Status, Usage, stored_span_fields};

@@ -283,7 +283,7 @@ fn spans(
         for (s, scope_spans) in resource_spans.scope_spans.into_iter().enumerate() {
             let group = || format!("resourceSpans[{r}].scopeSpans[{s}]");
             let mut scope = scope_context(scope_spans.scope, &group)?;
-            for (i, span) in scope_spans.spans.into_iter().enumerate() {
+            for (i, mut span) in scope_spans.spans.into_iter().enumerate() {
                 let at = |field: &str| format!("{}.spans[{i}].{field}", group());
                 if span.trace_id.len() != 16 {
                     return Err(IngestError::Invalid(format!(
@@ -302,8 +302,17 @@ fn spans(
                 let span_id = hex::encode(&span.span_id);
                 let id = format!("{trace_id}-{span_id}");
                 let parent_span_id = hex::encode(&span.parent_span_id);
-                let status_message = match &span.status {
-                    Some(status) => text(status.message.clone(), || at("status.message"))?,
+                let status_message = match &mut span.status {
+                    Some(status) if status.message.len() > caps.max_attribute_bytes => {
+                        return Err(IngestError::Invalid(format!(
+                            "{}: longer than the limit of {} bytes",
+                            at("status.message"),
+                            caps.max_attribute_bytes
+                        )));
+                    }
+                    Some(status) => {
+                        text(std::mem::take(&mut status.message), || at("status.message"))?
+                    }
                     None => String::new(),
                 };
                 let fields = OtlpSpan {

@@ -38,6 +38,10 @@ impl Status {
     }
 }
 
+/// Most tokens one event may report of each kind: far beyond any model's window, and low
+/// enough that a trace's sums stay exact in a 64-bit column over billions of events.
+pub const MAX_TOKENS: u64 = u32::MAX as u64;
+
 /// Tokens a model call used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,14 +105,17 @@ const OUTPUT_KEYS: [&str; 2] = [
 ];
 
 impl<'a, F: Fn(&str) -> Option<Attr<'a>>> OtlpSpan<'a, F> {
-    /// The fields: an end time of zero or before the start is none (one exporter's odd span
-    /// must not refuse its whole batch), UNSET is no status, a model name that is empty or
-    /// longer than an id may be is none, and token counts that are not whole non-negative
-    /// numbers are none.
+    /// The fields: an end time of zero or before the start, or of a span without a start, is
+    /// none (one exporter's odd span must not refuse its whole batch), a parent span id that is
+    /// not 8 bytes is none, UNSET is no status, a model name that is empty or longer than an id
+    /// may be is none, and token counts that are not whole numbers from 0 to [`MAX_TOKENS`] are
+    /// none.
     pub(crate) fn fields(&self) -> SpanFields {
-        let parent_id = (!self.parent_span_id.is_empty() && !is_zero(self.parent_span_id))
+        let parent_id = (self.parent_span_id.len() == 16 && !is_zero(self.parent_span_id))
             .then(|| format!("{}-{}", self.trace_id, self.parent_span_id));
-        let end_time = (self.end_unix_nano != 0 && self.end_unix_nano >= self.start_unix_nano)
+        let end_time = (self.start_unix_nano != 0
+            && self.end_unix_nano != 0
+            && self.end_unix_nano >= self.start_unix_nano)
             .then(|| i64::try_from(self.end_unix_nano).ok())
             .flatten()
             .map(DateTime::from_timestamp_nanos);
@@ -146,9 +153,9 @@ impl<'a, F: Fn(&str) -> Option<Attr<'a>>> OtlpSpan<'a, F> {
     }
 }
 
-/// A token count: a whole number, not negative.
+/// A token count: a whole number from 0 to [`MAX_TOKENS`].
 fn count(value: Attr<'_>) -> Option<u64> {
-    match value {
+    let n = match value {
         Attr::Int(n) => u64::try_from(n).ok(),
         #[allow(
             clippy::cast_possible_truncation,
@@ -159,7 +166,8 @@ fn count(value: Attr<'_>) -> Option<u64> {
             Some(x as u64)
         }
         _ => None,
-    }
+    };
+    n.filter(|n| *n <= MAX_TOKENS)
 }
 
 fn is_zero(hex: &str) -> bool {
@@ -275,6 +283,10 @@ mod tests {
             ("gen_ai.request.model", Attr::Int(4)),
             ("gen_ai.usage.input_tokens", Attr::Int(-1)),
             ("gen_ai.usage.output_tokens", Attr::Double(1.5)),
+            (
+                "gen_ai.usage.prompt_tokens",
+                Attr::Int(i64::from(u32::MAX) + 1),
+            ),
         ];
         let mut odd = span(&attributes);
         odd.end_unix_nano = 50;
@@ -288,13 +300,17 @@ mod tests {
     #[test]
     fn a_parent_is_named_by_its_event_id_and_the_end_time_kept() {
         let mut child = span(&[]);
-        child.parent_span_id = "0a0b";
+        child.parent_span_id = "0a0b0c0d0e0f0102";
         child.status_code = 1;
         let fields = child.fields();
-        assert_eq!(fields.parent_id.as_deref(), Some("t-0a0b"));
+        assert_eq!(fields.parent_id.as_deref(), Some("t-0a0b0c0d0e0f0102"));
         assert_eq!(fields.end_time, Some(DateTime::from_timestamp_nanos(300)));
         assert_eq!(fields.status, Some(Status::Ok));
-        child.parent_span_id = "0000";
+        child.parent_span_id = "0000000000000000";
         assert_eq!(child.fields().parent_id, None);
+        child.parent_span_id = "0a0b";
+        assert_eq!(child.fields().parent_id, None, "not a span id");
+        child.start_unix_nano = 0;
+        assert_eq!(child.fields().end_time, None, "no start to end after");
     }
 }

@@ -219,6 +219,14 @@ pub struct EventPage {
     pub next_cursor: Option<EventCursor>,
 }
 
+/// Whether both databases store and compare `at` alike: years 1 to 9999 (SQLite compares the
+/// text, whose order breaks past them; PostgreSQL refuses some of them).
+#[must_use]
+pub fn in_storable_range(at: &DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&at.year())
+}
+
 /// Both cursors' opaque form: hex of "<microseconds>\n<the rest>".
 fn encode_cursor(at: DateTime<Utc>, rest: impl std::fmt::Display) -> String {
     hex::encode(format!("{}\n{rest}", at.timestamp_micros()))
@@ -230,7 +238,9 @@ fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, String), CursorError> {
     let text = String::from_utf8(bytes).map_err(|_| CursorError)?;
     let (micros, rest) = text.split_once('\n').ok_or(CursorError)?;
     let micros: i64 = micros.parse().map_err(|_| CursorError)?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or(CursorError)?;
+    let at = DateTime::from_timestamp_micros(micros)
+        .filter(in_storable_range)
+        .ok_or(CursorError)?;
     Ok((at, rest.to_owned()))
 }
 
@@ -458,8 +468,8 @@ impl Events<'_> {
         row.as_ref().map(summary_of).transpose()
     }
 
-    /// The last trace of a full name-search window: the one the next window starts after;
-    /// `None` when the window was not full (the search has read every trace).
+    /// The last trace of a full name-search window, the one the next window starts after;
+    /// `None` when no trace follows the window (the search has read every trace).
     async fn window_end(
         &self,
         backend: sea_orm::DbBackend,
@@ -472,21 +482,27 @@ impl Events<'_> {
         let window = values.len();
         let offset = i64::try_from(NAME_SEARCH_WINDOW.saturating_sub(1)).unwrap_or(i64::MAX);
         values.push(offset.into());
-        let row = self
+        let rows = self
             .store
             .reader()
-            .query_one_raw(statement(
+            .query_all_raw(statement(
                 backend,
                 &format!(
                     "SELECT started_at, trace_id FROM traces WHERE {conditions} {order} \
-                     LIMIT 1 OFFSET ${}",
+                     LIMIT 2 OFFSET ${}",
                     window + 1
                 ),
                 values,
             ))
             .await?;
-        row.map(|row| Ok((row.try_get("", "started_at")?, row.try_get("", "trace_id")?)))
-            .transpose()
+        // The window's last row, if another follows it.
+        match rows.as_slice() {
+            [last, _] => Ok(Some((
+                last.try_get("", "started_at")?,
+                last.try_get("", "trace_id")?,
+            ))),
+            _ => Ok(None),
+        }
     }
 }
 

@@ -44,7 +44,7 @@ pub use db::{DEFAULT_LEASE, MAX_LEASE, MIN_LEASE, SqliteSync, StoreOptions};
 pub use error::{ConnectFailure, StoreError};
 pub use events::{
     CursorError, EventCursor, EventPage, Events, NAME_SEARCH_WINDOW, StoredEvent, TraceCursor,
-    TraceFilter, TracePage, TraceSummary,
+    TraceFilter, TracePage, TraceSummary, in_storable_range,
 };
 pub use ids::{AccountId, KeyId, UserId};
 pub use invitations::{Acceptance, Invitation, Invitations, NewInvitation, PendingInvitation};

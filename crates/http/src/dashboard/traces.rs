@@ -230,8 +230,9 @@ pub(crate) async fn trace(
     let contexts = crate::trace_page::Contexts::of(&page_of)?;
     let events = &page_of.events;
     // Details are shown up to the page's bytes (what its budget paid for), each body counted
-    // twice (its fields, and its input and output drawn out of them); a larger one is named
-    // with its size, for the API to read.
+    // twice (its fields, and its input and output drawn out of them), and so is the status
+    // message (its preview and its whole); a larger one is named with its size, for the API to
+    // read.
     let mut room = max_bytes;
     let shown: Vec<Result<Option<Shown>, usize>> = events
         .iter()
@@ -239,7 +240,10 @@ pub(crate) async fn trace(
             let Some(body) = contexts.body(event) else {
                 return Ok(None);
             };
-            let len = agentvista_ingest::json::written_len(&body).saturating_mul(2);
+            let message = event.span.status_message.as_ref().map_or(0, String::len);
+            let len = agentvista_ingest::json::written_len(&body)
+                .saturating_mul(2)
+                .saturating_add(message.saturating_mul(2));
             if len > room {
                 return Err(len);
             }
@@ -294,7 +298,7 @@ pub(crate) async fn trace(
                                     // policy runs no inline style.
                                     @for _ in 0..row.depth.min(MAX_INDENT) { span.indent {} }
                                     @if row.depth > 0 { span.branch aria-hidden="true" { "└ " } }
-                                    a href=(format!("#event-{}", row.index)) { (event.name.as_deref().unwrap_or("(unnamed)")) }
+                                    a href=(format!("#event-{}", row.index)) title=(event.name.as_deref().unwrap_or("(unnamed)")) { (event.name.as_deref().unwrap_or("(unnamed)")) }
                                 }
                                 td { span.tag { (event.event_type) } }
                                 td.num { (event.span.duration_from(event.timestamp).map_or_else(|| "—".to_owned(), duration)) }

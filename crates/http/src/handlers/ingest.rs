@@ -74,7 +74,7 @@ const ERROR_DOMAIN: &str = "agentvista";
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"batch": [
     {"id": "evt-1", "type": "trace", "trace_id": "trace-42", "timestamp": "2026-11-27T12:00:00Z", "name": "support agent"},
-    {"id": "evt-2", "type": "generation", "trace_id": "trace-42", "timestamp": "2026-11-27T12:00:01Z", "name": "gpt call", "body": {"tokens": 812}}
+    {"id": "evt-2", "type": "generation", "trace_id": "trace-42", "parent_id": "evt-1", "timestamp": "2026-11-27T12:00:01Z", "end_time": "2026-11-27T12:00:02Z", "name": "gpt call", "status": "ok", "model": "gpt-4o-mini", "usage": {"input_tokens": 812, "output_tokens": 64}}
 ]}))]
 #[allow(dead_code, reason = "a schema: decode_batch reads the body")]
 struct BatchRequest {
@@ -83,8 +83,9 @@ struct BatchRequest {
     batch: Vec<BatchEvent>,
 }
 
-/// One event of a batch. Fields this server does not know are ignored.
+/// One event of a batch. A field this server does not know is a 400 naming it.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code, reason = "a schema: decode_batch reads the body")]
 struct BatchEvent {
     /// The client's id: a second event with an id already stored for the account is a
@@ -105,6 +106,41 @@ struct BatchEvent {
     /// Anything the event carries.
     #[schema(value_type = Option<Object>)]
     body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The `id` of its parent event in the same trace: not blank, at most 256 characters.
+    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
+    parent_id: Option<String>,
+    /// When it ended (RFC 3339), not before `timestamp`.
+    end_time: Option<DateTime<Utc>>,
+    /// How it ended.
+    status: Option<BatchEventStatus>,
+    /// What its status says, in words.
+    status_message: Option<String>,
+    /// The model a `generation` called (on any other type, a 400): not blank, at most 256
+    /// characters.
+    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
+    model: Option<String>,
+    /// The tokens a `generation` used (on any other type, a 400).
+    usage: Option<BatchUsage>,
+}
+
+/// How a batch event ended.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "a schema: decode_batch reads the body")]
+enum BatchEventStatus {
+    Ok,
+    Error,
+}
+
+/// The tokens a model call used.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a schema: decode_batch reads the body")]
+struct BatchUsage {
+    /// Tokens of the prompt.
+    input_tokens: u64,
+    /// Tokens of the completion.
+    output_tokens: u64,
 }
 
 /// The kinds of batch event.

@@ -189,9 +189,12 @@ pub(crate) fn list_query(
                             .map(|t| t.and_utc()),
                         false => Err(e),
                     })
-                    .map_err(|_| {
+                    .ok()
+                    .filter(agentvista_store::in_storable_range)
+                    .ok_or_else(|| {
                         ApiError::BadRequest(format!(
-                            "{field}: not an RFC 3339 time (e.g. 2026-12-06T12:00:00Z)"
+                            "{field}: not an RFC 3339 time from year 1 to 9999 \
+                             (e.g. 2026-12-06T12:00:00Z)"
                         ))
                     })
             })

@@ -188,6 +188,10 @@ async fn the_trace_list_filters_by_name_time_and_errors_and_refuses_what_it_cann
             "to: not an RFC 3339 time",
         ),
         (
+            "/api/v1/traces/?from=9999-12-31T23:59:59-23:59".to_owned(),
+            "from: not an RFC 3339 time from year 1 to 9999",
+        ),
+        (
             "/api/v1/traces/?status=ok".to_owned(),
             "status: only `error` is accepted",
         ),

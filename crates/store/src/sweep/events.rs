@@ -22,6 +22,9 @@ struct Gone {
     usage: Option<(i64, i64)>,
 }
 
+/// Traces repaired per statement.
+const TRACES_PER_REPAIR: usize = 2000;
+
 /// What one trace lost: its events, whether a named one was among them, and their share of
 /// the trace's outcome.
 #[derive(Default)]
@@ -104,7 +107,12 @@ pub(super) async fn delete_window(
         }
     }
     for (account, gone) in &traces {
-        repair_summaries(txn, *account, gone).await?;
+        // A statement's values stay far below both databases' limits (13 per trace at most).
+        let gone: Vec<_> = gone.iter().collect();
+        for chunk in gone.chunks(TRACES_PER_REPAIR) {
+            let chunk: BTreeMap<&str, &Lost> = chunk.iter().map(|(t, l)| (**t, *l)).collect();
+            repair_summaries(txn, *account, &chunk).await?;
+        }
     }
     Ok(gone.len() as u64)
 }
@@ -120,7 +128,7 @@ pub(super) async fn delete_window(
 async fn repair_summaries(
     txn: &impl ConnectionTrait,
     account: i64,
-    gone: &BTreeMap<&str, Lost>,
+    gone: &BTreeMap<&str, &Lost>,
 ) -> Result<(), DbErr> {
     let backend = txn.get_database_backend();
     let with_account = |rest: Vec<Value>| -> Vec<Value> {

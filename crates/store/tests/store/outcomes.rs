@@ -497,3 +497,68 @@ async fn the_span_fields_job_fills_spans_stored_before_their_columns(db: &TestDb
     assert_eq!((again.done, again.scanned, again.batches), (true, 0, 0));
 }
 on_both!(the_span_fields_job_fills_spans_stored_before_their_columns);
+
+async fn a_sweep_repairs_thousands_of_traces_in_one_batch(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let old = noon() - TimeDelta::days(40);
+    const TRACES: usize = 3000;
+    let failed_call = SpanFields {
+        status: Some(SpanStatus::Error),
+        ..model_call("none", 5, 5)
+    };
+    let aged = EventBatch {
+        received_at: old,
+        ..batch(
+            (0..TRACES)
+                .map(|t| {
+                    spanned(
+                        &format!("old-{t}"),
+                        &format!("t{t}"),
+                        0,
+                        failed_call.clone(),
+                    )
+                })
+                .collect(),
+        )
+    };
+    db.store
+        .record(acme, Period::containing(old), &unlimited(), aged)
+        .await
+        .unwrap();
+    let kept = (0..TRACES)
+        .map(|t| {
+            spanned(
+                &format!("new-{t}"),
+                &format!("t{t}"),
+                1,
+                model_call("none", 1, 2),
+            )
+        })
+        .collect();
+    record_at(db, acme, kept).await;
+    // One batch takes every aged event: its repair touches every trace, more than one
+    // statement's worth of values on either database.
+    let sweep = Sweep {
+        batch: 10_000,
+        pause: Duration::ZERO,
+        ..Sweep::default()
+    };
+    let swept = db
+        .store
+        .sweep_retention(&unlimited(), noon(), &sweep)
+        .await
+        .unwrap();
+    assert_eq!(swept.deleted, TRACES as u64);
+    for t in [0, TRACES / 2, TRACES - 1] {
+        let trace = summary(db, acme, &format!("t{t}")).await;
+        assert_eq!((trace.event_count, trace.error_count), (1, 0));
+        assert_eq!(
+            trace.usage,
+            Some(TokenUsage {
+                input_tokens: 1,
+                output_tokens: 2
+            })
+        );
+    }
+}
+on_both!(a_sweep_repairs_thousands_of_traces_in_one_batch);
