@@ -320,17 +320,9 @@ impl EventWriter<'_> {
     ) -> Result<u64, DbErr> {
         use events::Column as E;
         let mut insert = self.statement(DbBackend::Postgres, events)?;
-        insert.returning(Query::returning().columns([
-            E::AccountId,
-            E::Id,
-            E::TraceId,
-            E::Timestamp,
-            E::Name,
-            E::EndTime,
-            E::Status,
-            E::InputTokens,
-            E::OutputTokens,
-        ]));
+        insert.returning(
+            Query::returning().columns([E::AccountId].into_iter().chain(SUMMARISED_COLUMNS)),
+        );
         let Statement { sql, values, .. } = DbBackend::Postgres.build(&insert);
         // The insert's own text, with its own placeholders, inside a fixed frame that adds
         // none: the frame's values all come from the inserted rows.
@@ -357,18 +349,8 @@ impl EventWriter<'_> {
         chunk: &[NewEvent],
         new_rows: &mut Vec<NewRow>,
     ) -> Result<(), DbErr> {
-        use events::Column as E;
         let mut insert = self.statement(DbBackend::Postgres, chunk)?;
-        insert.returning(Query::returning().columns([
-            E::Id,
-            E::TraceId,
-            E::Timestamp,
-            E::Name,
-            E::EndTime,
-            E::Status,
-            E::InputTokens,
-            E::OutputTokens,
-        ]));
+        insert.returning(Query::returning().columns(SUMMARISED_COLUMNS));
         for row in txn.query_all(&insert).await? {
             new_rows.push(NewRow {
                 id: row.try_get("", "id")?,
@@ -381,6 +363,18 @@ impl EventWriter<'_> {
         Ok(())
     }
 }
+
+/// What the summaries read of each inserted event (PostgreSQL returns them from the insert).
+const SUMMARISED_COLUMNS: [events::Column; 8] = [
+    events::Column::Id,
+    events::Column::TraceId,
+    events::Column::Timestamp,
+    events::Column::Name,
+    events::Column::EndTime,
+    events::Column::Status,
+    events::Column::InputTokens,
+    events::Column::OutputTokens,
+];
 
 /// PostgreSQL: adds the rows of `inserted` (a CTE of the rows an insert returned) to their
 /// traces' summaries, one row per trace in trace id order. The earliest named event wins the

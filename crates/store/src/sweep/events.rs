@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::in_list;
+use super::{OF_TRACE, in_list, lock_summaries};
 use crate::sql::statement;
 
 /// What the deleting statement returned of one event.
@@ -135,19 +135,8 @@ async fn repair_summaries(
         std::iter::once(Value::from(account)).chain(rest).collect()
     };
     let (list, ids) = in_list(2, gone.keys().map(|t| Value::from(*t)));
-    if backend == DbBackend::Postgres {
-        txn.query_all_raw(statement(
-            backend,
-            &format!(
-                "SELECT trace_id FROM traces WHERE account_id = $1 AND trace_id IN ({list}) \
-                 ORDER BY trace_id FOR UPDATE"
-            ),
-            with_account(ids.clone()),
-        ))
-        .await?;
-    }
-    let of_trace = "FROM events e WHERE e.account_id = traces.account_id \
-                    AND e.trace_id = traces.trace_id";
+    lock_summaries(txn, &list, with_account(ids.clone())).await?;
+    let of_trace = OF_TRACE;
     txn.execute_raw(statement(
         backend,
         &format!(

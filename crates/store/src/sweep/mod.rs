@@ -342,6 +342,34 @@ fn in_list(first: usize, values: impl Iterator<Item = Value>) -> (String, Vec<Va
     (placeholders(first, values.len()), values)
 }
 
+/// The events of the summary row being updated (`traces`), aliased `e`, for subqueries.
+const OF_TRACE: &str = "FROM events e WHERE e.account_id = traces.account_id \
+                        AND e.trace_id = traces.trace_id";
+
+/// PostgreSQL: locks the summary rows of `account`'s traces in `list` (placeholders from `$2`,
+/// `values` the account and then the trace ids), in trace order as ingestion locks them, so
+/// that an ingestion adding to one of them waits and then adds to the row as rewritten. SQLite's
+/// one writer needs no lock.
+async fn lock_summaries(
+    txn: &impl ConnectionTrait,
+    list: &str,
+    values: Vec<Value>,
+) -> Result<(), DbErr> {
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        txn.query_all_raw(statement(
+            backend,
+            &format!(
+                "SELECT trace_id FROM traces WHERE account_id = $1 AND trace_id IN ({list}) \
+                 ORDER BY trace_id FOR UPDATE"
+            ),
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// `batch` as a `LIMIT`: at least one row.
 fn limit(batch: u64) -> i64 {
     i64::try_from(batch.max(1)).unwrap_or(i64::MAX)

@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::lease::Lease;
-use super::{Sweep, in_list, limit};
+use super::{OF_TRACE, Sweep, in_list, limit, lock_summaries};
 use crate::db::db_time;
 use crate::sql::statement;
 use crate::{SpanFields, SpanStatus, Store, StoreError};
@@ -218,19 +218,8 @@ async fn recompute(
     let backend = txn.get_database_backend();
     let (list, ids) = in_list(2, traces.iter().map(|t| Value::from(*t)));
     let values: Vec<Value> = std::iter::once(Value::from(account)).chain(ids).collect();
-    if backend == DbBackend::Postgres {
-        txn.query_all_raw(statement(
-            backend,
-            &format!(
-                "SELECT trace_id FROM traces WHERE account_id = $1 AND trace_id IN ({list}) \
-                 ORDER BY trace_id FOR UPDATE"
-            ),
-            values.clone(),
-        ))
-        .await?;
-    }
-    let of_trace = "FROM events e WHERE e.account_id = traces.account_id \
-                    AND e.trace_id = traces.trace_id";
+    lock_summaries(txn, &list, values.clone()).await?;
+    let of_trace = OF_TRACE;
     txn.execute_raw(statement(
         backend,
         &format!(

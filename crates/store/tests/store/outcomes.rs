@@ -51,6 +51,24 @@ async fn summary(db: &TestDb, account: AccountId, trace: &str) -> TraceSummary {
         .expect("the trace is listed")
 }
 
+/// The span fields of `trace`'s events (its first 100), by event id.
+async fn spans_of(
+    db: &TestDb,
+    account: AccountId,
+    trace: &str,
+) -> std::collections::HashMap<String, SpanFields> {
+    let page = db
+        .store
+        .events()
+        .of_trace(account, trace, None, 100)
+        .await
+        .unwrap();
+    page.events
+        .into_iter()
+        .filter_map(|e| Some((e.client_event_id?, e.span)))
+        .collect()
+}
+
 async fn record_at(db: &TestDb, account: AccountId, events: Vec<NewEvent>) {
     db.store
         .record(
@@ -96,21 +114,8 @@ async fn fields_are_stored_and_summed_whatever_the_order_they_arrive_in(db: &Tes
     );
     assert_eq!(trace.duration(), Some(TimeDelta::milliseconds(56)));
 
-    let events = db
-        .store
-        .events()
-        .of_trace(acme, "t", None, 10)
-        .await
-        .unwrap()
-        .events;
-    let by_id = |id: &str| {
-        events
-            .iter()
-            .find(|e| e.client_event_id.as_deref() == Some(id))
-            .unwrap()
-            .span
-            .clone()
-    };
+    let spans = spans_of(db, acme, "t").await;
+    let by_id = |id: &str| spans[id].clone();
     assert_eq!(
         by_id("search"),
         lasting(Some("root"), 35, 14, Some(SpanStatus::Error))
@@ -467,21 +472,8 @@ async fn the_span_fields_job_fills_spans_stored_before_their_columns(db: &TestDb
         (Some(SpanStatus::Error), 1)
     );
     assert_eq!(trace.duration(), Some(TimeDelta::milliseconds(56)));
-    let events = db
-        .store
-        .events()
-        .of_trace(acme, "t", None, 10)
-        .await
-        .unwrap()
-        .events;
-    let span_of = |id: &str| {
-        events
-            .iter()
-            .find(|e| e.client_event_id.as_deref() == Some(id))
-            .unwrap()
-            .span
-            .clone()
-    };
+    let spans = spans_of(db, acme, "t").await;
+    let span_of = |id: &str| spans[id].clone();
     assert_eq!(span_of("child").parent_id.as_deref(), Some("t-root"));
     assert_eq!(span_of("child").status, Some(SpanStatus::Error));
     assert_eq!(span_of("bare"), SpanFields::default());
