@@ -244,10 +244,10 @@ pub(super) fn bodies_and_json(ctx: &Ctx) -> Vec<Case> {
         );
     }
     cases.push(
-        Case::post("batch: unknown item fields are ignored", BATCH)
+        Case::post("batch: an unknown item field is refused, not dropped", BATCH)
             .key(&ctx.write)
             .json(batch_of(&json!({"future_field": {"x": 1}})))
-            .ok(200),
+            .err(400, "bad_request"),
     );
     cases
 }
