@@ -244,7 +244,7 @@ pub(super) fn bodies_and_json(ctx: &Ctx) -> Vec<Case> {
         );
     }
     cases.push(
-        Case::post("batch: an unknown item field is refused, not dropped", BATCH)
+        Case::post("batch: an unknown item field is refused", BATCH)
             .key(&ctx.write)
             .json(batch_of(&json!({"future_field": {"x": 1}})))
             .err(400, "bad_request"),
