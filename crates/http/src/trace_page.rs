@@ -87,7 +87,16 @@ struct EventOut<'a> {
     status: Option<&'static str>,
     status_message: Option<&'a str>,
     model: Option<&'a str>,
-    usage: Option<crate::handlers::traces::Usage>,
+    usage: Option<Usage>,
+}
+
+/// Tokens a model call used (the OpenAPI document's `Usage`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Usage {
+    /// Tokens of the prompt.
+    pub(crate) input_tokens: u64,
+    /// Tokens of the completion.
+    pub(crate) output_tokens: u64,
 }
 
 /// A duration in milliseconds, to the microsecond (three decimals).
@@ -199,7 +208,7 @@ pub(crate) fn write(
             status: event.span.status.map(SpanStatus::as_str),
             status_message: event.span.status_message.as_deref(),
             model: event.span.model.as_deref(),
-            usage: event.span.usage.map(|u| crate::handlers::traces::Usage {
+            usage: event.span.usage.map(|u| Usage {
                 input_tokens: u.input_tokens,
                 output_tokens: u.output_tokens,
             }),

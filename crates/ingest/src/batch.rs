@@ -9,14 +9,12 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::{
-    Caps, Decoded, Event, EventKind, IngestError, MAX_DEPTH, MAX_ELEMENTS, MAX_TOKENS, SpanFields,
-    Status, Usage,
+    Caps, Decoded, Event, EventKind, IngestError, MAX_DEPTH, MAX_ELEMENTS, MAX_ID_CHARS,
+    MAX_TOKENS, SpanFields, Status, Usage,
 };
 
 /// Most events one batch may carry.
 pub const MAX_BATCH_EVENTS: usize = 1000;
-/// Longest `id`, `trace_id` or `name` accepted, in characters.
-pub const MAX_ID_CHARS: usize = 256;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

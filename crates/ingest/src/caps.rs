@@ -10,6 +10,10 @@ pub const MAX_DEPTH: usize = 32;
 /// a JSON array or object inside a batch event's `body` (its top level included).
 pub const MAX_ELEMENTS: usize = 10_000;
 
+/// Longest `id`, `trace_id`, `name`, `parent_id` or `model` accepted, in characters (and the
+/// longest OTLP metric name or GenAI model name kept).
+pub const MAX_ID_CHARS: usize = 256;
+
 /// Most attribute values in one OTLP request: every `KeyValue` and every `AnyValue` (a log
 /// body, an element of an array) at any depth. Counted before the message is decoded, since
 /// an empty value is 2 bytes on the wire and tens of bytes decoded.

@@ -14,8 +14,10 @@ mod signal;
 mod span;
 mod tree;
 
-pub use batch::{MAX_BATCH_EVENTS, MAX_ID_CHARS, decode_batch};
-pub use caps::{Caps, MAX_ATTRIBUTE_VALUES, MAX_DEPTH, MAX_ELEMENTS, MAX_NESTED_ENTRIES};
+pub use batch::{MAX_BATCH_EVENTS, decode_batch};
+pub use caps::{
+    Caps, MAX_ATTRIBUTE_VALUES, MAX_DEPTH, MAX_ELEMENTS, MAX_ID_CHARS, MAX_NESTED_ENTRIES,
+};
 pub use decoded::{Context, Decoded, merge_context};
 pub use encoding::{ContentEncoding, Inflate};
 pub use error::IngestError;

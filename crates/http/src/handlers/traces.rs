@@ -126,16 +126,7 @@ struct EventItem<'a> {
     model: Option<&'a str>,
     /// The tokens a generation used.
     #[schema(required)]
-    usage: Option<Usage>,
-}
-
-/// Tokens a model call used.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Usage {
-    /// Tokens of the prompt.
-    pub(crate) input_tokens: u64,
-    /// Tokens of the completion.
-    pub(crate) output_tokens: u64,
+    usage: Option<trace_page::Usage>,
 }
 
 /// The trace list's query: paging and filters.
