@@ -90,8 +90,10 @@ struct EventOut<'a> {
     usage: Option<Usage>,
 }
 
-/// Tokens a model call used (the OpenAPI document's `Usage`).
+/// Tokens a model call used.
+// `TokenUsage` in the OpenAPI document, whose `Usage` is the month's usage object.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TokenUsage)]
 pub(crate) struct Usage {
     /// Tokens of the prompt.
     pub(crate) input_tokens: u64,

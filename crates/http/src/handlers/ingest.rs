@@ -138,8 +138,10 @@ enum BatchEventStatus {
 #[allow(dead_code, reason = "a schema: decode_batch reads the body")]
 struct BatchUsage {
     /// Tokens of the prompt.
+    #[schema(maximum = 4_294_967_295_u64)]
     input_tokens: u64,
     /// Tokens of the completion.
+    #[schema(maximum = 4_294_967_295_u64)]
     output_tokens: u64,
 }
 
