@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sqlx::postgres::PgSslMode;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -106,7 +107,8 @@ impl Default for StoreOptions {
 }
 
 /// Pool options for `url`: SQLite gets WAL, the chosen `synchronous`, foreign keys and a busy
-/// timeout on every connection.
+/// timeout on every connection; PostgreSQL on this host gets no TLS unless asked for (see
+/// [`plain_on_loopback`]).
 pub(crate) fn pool_options(
     url: &str,
     max_connections: u32,
@@ -128,7 +130,31 @@ pub(crate) fn pool_options(
             .foreign_keys(true)
             .busy_timeout(busy)
     });
+    let asked = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+    opts.map_sqlx_postgres_opts(move |o| {
+        if plain_on_loopback(o.get_host(), o.get_ssl_mode(), asked) {
+            o.ssl_mode(PgSslMode::Disable)
+        } else {
+            o
+        }
+    });
     opts
+}
+
+/// Whether a PostgreSQL connection to `host` goes without TLS: when nobody asked for a mode
+/// (`asked`: the URL's `sslmode` or `PGSSLMODE`), the driver's default (`prefer`) would use TLS
+/// wherever the server offers it — and over loopback TLS protects nothing but costs a stall:
+/// the driver sets no `TCP_NODELAY`, so a statement larger than one TLS record (16 KiB) leaves
+/// in several writes, each after the first waiting for the server's delayed acknowledgement
+/// (about 40 ms). An explicit mode is always kept.
+fn plain_on_loopback(host: &str, mode: PgSslMode, asked: bool) -> bool {
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !asked && loopback && matches!(mode, PgSslMode::Prefer)
 }
 
 /// Times as the databases keep them: PostgreSQL stores microseconds, so does SQLite here, and a
@@ -184,4 +210,31 @@ pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
         err.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unasked_loopback_connection_goes_without_tls() {
+        for host in [
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.53",
+        ] {
+            assert!(plain_on_loopback(host, PgSslMode::Prefer, false), "{host}");
+        }
+        for host in ["10.0.0.5", "db.example.com", "/var/run/postgresql", ""] {
+            assert!(!plain_on_loopback(host, PgSslMode::Prefer, false), "{host}");
+        }
+        assert!(
+            !plain_on_loopback("127.0.0.1", PgSslMode::Prefer, true),
+            "asked for"
+        );
+        assert!(!plain_on_loopback("127.0.0.1", PgSslMode::Require, false));
+    }
 }
