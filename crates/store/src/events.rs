@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 use serde_json::{Map, Value};
 
 use crate::db::db_time;
@@ -413,9 +415,29 @@ impl Events<'_> {
                 )
             }
         };
-        let rows = db
-            .query_all_raw(statement(backend, &sql, values.clone()))
-            .await?;
+        // A name search reads its page and, when the page is not full, where its window ended:
+        // two statements, on one snapshot, so that no trace deleted or added between them
+        // moves the window's end.
+        let searching = filter.name.is_some();
+        let txn = if !searching {
+            None
+        } else if backend == sea_orm::DbBackend::Postgres {
+            Some(
+                db.begin_with_config(
+                    Some(sea_orm::IsolationLevel::RepeatableRead),
+                    Some(sea_orm::AccessMode::ReadOnly),
+                )
+                .await?,
+            )
+        } else {
+            // SQLite in WAL mode: a read transaction keeps its first read's snapshot.
+            Some(db.begin().await?)
+        };
+        let query = statement(backend, &sql, values.clone());
+        let rows = match &txn {
+            Some(txn) => txn.query_all_raw(query).await?,
+            None => db.query_all_raw(query).await?,
+        };
         let mut traces = rows
             .iter()
             .map(summary_of)
@@ -432,13 +454,14 @@ impl Events<'_> {
             .then(|| traces.last())
             .flatten()
             .map(|last| cursor_after(last.started_at, last.trace_id.clone()));
-        if filter.name.is_some() && !more {
-            // The page is not full: either the window held fewer matches, and the search goes
-            // on after its last trace, or there are no more traces at all.
-            let last_read = self
-                .window_end(backend, &conditions, &values, order)
-                .await?;
-            next_cursor = last_read.map(|(at, id)| cursor_after(at, id));
+        if let Some(txn) = txn {
+            if !more {
+                // The page is not full: either the window held fewer matches, and the search
+                // goes on after its last trace, or there are no more traces at all.
+                let last_read = window_end(&txn, &conditions, &values, order).await?;
+                next_cursor = last_read.map(|(at, id)| cursor_after(at, id));
+            }
+            txn.commit().await?;
         }
         Ok(TracePage {
             traces,
@@ -467,42 +490,40 @@ impl Events<'_> {
             .await?;
         row.as_ref().map(summary_of).transpose()
     }
+}
 
-    /// The last trace of a full name-search window, the one the next window starts after;
-    /// `None` when no trace follows the window (the search has read every trace).
-    async fn window_end(
-        &self,
-        backend: sea_orm::DbBackend,
-        conditions: &str,
-        values: &[sea_orm::Value],
-        order: &str,
-    ) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
-        // The same conditions and values, without the window, pattern and page size bound last.
-        let mut values = values[..values.len().saturating_sub(3)].to_vec();
-        let window = values.len();
-        let offset = i64::try_from(NAME_SEARCH_WINDOW.saturating_sub(1)).unwrap_or(i64::MAX);
-        values.push(offset.into());
-        let rows = self
-            .store
-            .reader()
-            .query_all_raw(statement(
-                backend,
-                &format!(
-                    "SELECT started_at, trace_id FROM traces WHERE {conditions} {order} \
+/// The last trace of a full name-search window, the one the next window starts after; `None`
+/// when no trace follows the window (the search has read every trace).
+async fn window_end(
+    db: &impl ConnectionTrait,
+    conditions: &str,
+    values: &[sea_orm::Value],
+    order: &str,
+) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
+    let backend = db.get_database_backend();
+    // The same conditions and values, without the window, pattern and page size bound last.
+    let mut values = values[..values.len().saturating_sub(3)].to_vec();
+    let window = values.len();
+    let offset = i64::try_from(NAME_SEARCH_WINDOW.saturating_sub(1)).unwrap_or(i64::MAX);
+    values.push(offset.into());
+    let rows = db
+        .query_all_raw(statement(
+            backend,
+            &format!(
+                "SELECT started_at, trace_id FROM traces WHERE {conditions} {order} \
                      LIMIT 2 OFFSET ${}",
-                    window + 1
-                ),
-                values,
-            ))
-            .await?;
-        // The window's last row, if another follows it.
-        match rows.as_slice() {
-            [last, _] => Ok(Some((
-                last.try_get("", "started_at")?,
-                last.try_get("", "trace_id")?,
-            ))),
-            _ => Ok(None),
-        }
+                window + 1
+            ),
+            values,
+        ))
+        .await?;
+    // The window's last row, if another follows it.
+    match rows.as_slice() {
+        [last, _] => Ok(Some((
+            last.try_get("", "started_at")?,
+            last.try_get("", "trace_id")?,
+        ))),
+        _ => Ok(None),
     }
 }
 
