@@ -88,6 +88,30 @@ impl SpanFields {
     }
 }
 
+impl SpanFields {
+    /// The values of its columns, in [`SpanColumns::SELECT`]'s order, as written: the mirror
+    /// of [`SpanFields::from_columns`].
+    pub(crate) fn column_values(fields: Option<&SpanFields>) -> [sea_orm::Value; 7] {
+        let usage = fields.and_then(|f| f.usage);
+        [
+            fields.and_then(|f| f.parent_id.clone()).into(),
+            fields
+                .and_then(|f| f.end_time.map(crate::db::db_time))
+                .into(),
+            fields.and_then(|f| f.status.map(SpanStatus::as_str)).into(),
+            fields.and_then(|f| f.status_message.clone()).into(),
+            fields.and_then(|f| f.model.clone()).into(),
+            usage.map(|u| stored_tokens(u.input_tokens)).into(),
+            usage.map(|u| stored_tokens(u.output_tokens)).into(),
+        ]
+    }
+}
+
+/// A token count as stored: counts past `i64::MAX` are kept at it.
+pub(crate) fn stored_tokens(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// The span fields' columns of one row, as read.
 pub(crate) struct SpanColumns {
     pub(crate) parent_id: Option<String>,

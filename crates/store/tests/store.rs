@@ -115,6 +115,15 @@ fn event(id: Option<&str>, trace: Option<&str>, at: DateTime<Utc>) -> NewEvent {
     }
 }
 
+/// The first `limit` traces of `account`'s list, unfiltered.
+async fn first_traces(db: &TestDb, account: AccountId, limit: u64) -> agentvista_store::TracePage {
+    db.store
+        .events()
+        .traces(account, &TraceFilter::default(), None, limit)
+        .await
+        .unwrap()
+}
+
 fn batch(events: Vec<NewEvent>) -> EventBatch {
     EventBatch {
         api_key_id: None,

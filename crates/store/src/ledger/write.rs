@@ -9,7 +9,16 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement,
 use super::batch::{NewEvent, ROWS_PER_INSERT};
 use crate::db::db_time;
 use crate::entities::{events, traces};
+use crate::span::stored_tokens;
 use crate::{AccountId, KeyId, SpanFields, SpanStatus};
+
+/// The summary columns every write path fills, in the order of [`SUMMARY_COLUMNS`].
+macro_rules! summary_columns {
+    () => {
+        "account_id, trace_id, name, name_at, started_at, last_at, event_count, ended_at, \
+         error_count, status_count, usage_count, input_tokens, output_tokens"
+    };
+}
 
 /// How a trace's summary takes in a batch's share (rows named `excluded`), in SQL that both
 /// databases read alike: the earliest named event gives the name (on a tie the stored one
@@ -88,9 +97,12 @@ impl Outcome {
         Outcome {
             end_time: span.end_time.map(db_time),
             status: span.status,
-            usage: span
-                .usage
-                .map(|u| (tokens(u.input_tokens), tokens(u.output_tokens))),
+            usage: span.usage.map(|u| {
+                (
+                    stored_tokens(u.input_tokens),
+                    stored_tokens(u.output_tokens),
+                )
+            }),
         }
     }
 
@@ -105,11 +117,6 @@ impl Outcome {
             usage: input.map(|input| (input, output.unwrap_or(0))),
         })
     }
-}
-
-/// A token count as stored: counts past `i64::MAX` are kept at it.
-fn tokens(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// What [`EventWriter::insert_counted`] did.
@@ -275,8 +282,15 @@ impl EventWriter<'_> {
             E::OutputTokens,
         ]);
         for event in chunk {
-            let span = event.span.as_deref();
-            let usage = span.and_then(|s| s.usage);
+            let [
+                parent_id,
+                end_time,
+                status,
+                status_message,
+                model,
+                input,
+                output,
+            ] = SpanFields::column_values(event.span.as_deref());
             insert
                 .values([
                     self.account.0.into(),
@@ -292,13 +306,13 @@ impl EventWriter<'_> {
                         .context
                         .and_then(|c| self.context_ids.get(c).copied())
                         .into(),
-                    span.and_then(|s| s.parent_id.clone()).into(),
-                    span.and_then(|s| s.end_time.map(db_time)).into(),
-                    span.and_then(|s| s.status.map(SpanStatus::as_str)).into(),
-                    span.and_then(|s| s.status_message.clone()).into(),
-                    span.and_then(|s| s.model.clone()).into(),
-                    usage.map(|u| tokens(u.input_tokens)).into(),
-                    usage.map(|u| tokens(u.output_tokens)).into(),
+                    parent_id.into(),
+                    end_time.into(),
+                    status.into(),
+                    status_message.into(),
+                    model.into(),
+                    input.into(),
+                    output.into(),
                 ])
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
@@ -380,10 +394,9 @@ const SUMMARISED_COLUMNS: [events::Column; 8] = [
 /// traces' summaries, one row per trace in trace id order. The earliest named event wins the
 /// name, the older (lower id) on a tie, as [`update_traces`] does.
 const SUMMARISE_INSERTED: &str = concat!(
-    "\
-INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count, \
-                    ended_at, error_count, status_count, usage_count, input_tokens, \
-                    output_tokens) \
+    "INSERT INTO traces (",
+    summary_columns!(),
+    ") \
 SELECT account_id, trace_id, \
        (array_agg(name ORDER BY timestamp, id) FILTER (WHERE name IS NOT NULL))[1], \
        MIN(timestamp) FILTER (WHERE name IS NOT NULL), \
@@ -407,10 +420,9 @@ pub(super) async fn summarise_sqlite(
     inserted: u64,
 ) -> Result<(), DbErr> {
     const SQL: &str = concat!(
-        "\
-INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, event_count, \
-                    ended_at, error_count, status_count, usage_count, input_tokens, \
-                    output_tokens) \
+        "INSERT INTO traces (",
+        summary_columns!(),
+        ") \
 SELECT ?, trace_id, substr(k, instr(k, ' ') + 22), substr(k, 1, instr(k, ' ') - 1), \
        started_at, last_at, n, ended_at, errors, statuses, usages, input, output \
 FROM (SELECT trace_id, MIN(timestamp) AS started_at, MAX(timestamp) AS last_at, \
@@ -577,17 +589,18 @@ fn summaries_if_counted(account: AccountId, deltas: &[(&str, TraceDelta)]) -> Op
     if deltas.is_empty() {
         return None;
     }
-    let mut sql = String::from(
-        "INSERT INTO traces (account_id, trace_id, name, name_at, started_at, last_at, \
-         event_count, ended_at, error_count, status_count, usage_count, input_tokens, \
-         output_tokens) SELECT * FROM (VALUES ",
-    );
+    let mut sql = String::from(concat!(
+        "INSERT INTO traces (",
+        summary_columns!(),
+        ") SELECT * FROM (VALUES "
+    ));
+    let row = format!("({})", vec!["?"; SUMMARY_COLUMNS.len()].join(", "));
     let mut values = Vec::with_capacity(deltas.len() * SUMMARY_COLUMNS.len());
     for (i, (trace_id, delta)) in deltas.iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        sql.push_str(&row);
         values.extend(summary_values(account, trace_id, delta));
     }
     sql.push_str(") WHERE changes() = 1 ");

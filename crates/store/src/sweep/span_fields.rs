@@ -12,9 +12,8 @@ use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::lease::Lease;
 use super::{OF_TRACE, Sweep, in_list, limit, lock_summaries};
-use crate::db::db_time;
 use crate::sql::statement;
-use crate::{SpanFields, SpanStatus, Store, StoreError};
+use crate::{SpanFields, Store, StoreError};
 
 /// The job's name: its row of `backfills` and of `sweeps`.
 const JOB: &str = "span_fields";
@@ -183,24 +182,16 @@ async fn write_fields(
     id: i64,
     fields: &SpanFields,
 ) -> Result<(), DbErr> {
-    let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let usage = fields.usage;
     txn.execute_raw(statement(
         txn.get_database_backend(),
         "UPDATE events SET parent_id = $1, end_time = $2, status = $3, status_message = $4, \
          model = $5, input_tokens = $6, output_tokens = $7 \
          WHERE id = $8 AND parent_id IS NULL AND end_time IS NULL AND status IS NULL \
          AND model IS NULL AND input_tokens IS NULL",
-        [
-            fields.parent_id.clone().into(),
-            fields.end_time.map(db_time).into(),
-            fields.status.map(SpanStatus::as_str).into(),
-            fields.status_message.clone().into(),
-            fields.model.clone().into(),
-            usage.map(|u| tokens(u.input_tokens)).into(),
-            usage.map(|u| tokens(u.output_tokens)).into(),
-            id.into(),
-        ],
+        SpanFields::column_values(Some(fields))
+            .into_iter()
+            .chain([id.into()])
+            .collect::<Vec<_>>(),
     ))
     .await?;
     Ok(())

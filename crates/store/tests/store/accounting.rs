@@ -494,12 +494,7 @@ async fn remembered_terms_are_confirmed_by_the_count(db: &TestDb) {
     assert_eq!(db.store.used(acme, period).await.unwrap(), 12);
     // The events counted after the terms were read again are in their trace's summary; the
     // refused ones are not.
-    let page = db
-        .store
-        .events()
-        .traces(acme, &TraceFilter::default(), None, 10)
-        .await
-        .unwrap();
+    let page = first_traces(db, acme, 10).await;
     assert_eq!(page.traces[0].event_count, 12);
 }
 on_both!(remembered_terms_are_confirmed_by_the_count);

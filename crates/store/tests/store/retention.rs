@@ -412,11 +412,8 @@ async fn listed(
     db: &TestDb,
     account: AccountId,
 ) -> Vec<(String, u64, Option<String>, DateTime<Utc>)> {
-    db.store
-        .events()
-        .traces(account, &TraceFilter::default(), None, 50)
+    first_traces(db, account, 50)
         .await
-        .unwrap()
         .traces
         .into_iter()
         .map(|t| (t.trace_id, t.event_count, t.name, t.started_at))

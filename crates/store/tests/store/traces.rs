@@ -27,12 +27,7 @@ async fn traces_page_newest_first_with_a_cursor(db: &TestDb) {
         .await
         .unwrap();
 
-    let first = db
-        .store
-        .events()
-        .traces(acme, &TraceFilter::default(), None, 2)
-        .await
-        .unwrap();
+    let first = first_traces(db, acme, 2).await;
     let ids: Vec<_> = first.traces.iter().map(|t| t.trace_id.as_str()).collect();
     assert_eq!(ids, ["trace-4", "trace-3"]);
     assert_eq!(first.traces[0].event_count, 5);
@@ -320,12 +315,7 @@ async fn trace_summaries_count_only_new_events_and_keep_the_earliest_name(db: &T
     // Named at the same instant as the current name, but stored later: the name stays.
     record(vec![at("x6", 7, Some("tie"))]).await.unwrap();
 
-    let page = db
-        .store
-        .events()
-        .traces(acme, &TraceFilter::default(), None, 10)
-        .await
-        .unwrap();
+    let page = first_traces(db, acme, 10).await;
     assert_eq!(page.traces.len(), 1);
     let trace = &page.traces[0];
     assert_eq!(trace.trace_id, "t");
@@ -370,12 +360,7 @@ async fn summaries_are_the_same_whether_a_batch_is_one_statement_or_several(db: 
             .record(acme, period, &plans, batch(events(n)))
             .await
             .unwrap();
-        let page = db
-            .store
-            .events()
-            .traces(acme, &TraceFilter::default(), None, 10)
-            .await
-            .unwrap();
+        let page = first_traces(db, acme, 10).await;
         let mut got: Vec<_> = page
             .traces
             .into_iter()
@@ -496,12 +481,7 @@ async fn the_migration_summarises_existing_traces(db: &TestDb) {
     Migrator::up(&conn, None).await.unwrap();
     conn.close().await.unwrap();
 
-    let page = db
-        .store
-        .events()
-        .traces(acme, &TraceFilter::default(), None, 10)
-        .await
-        .unwrap();
+    let page = first_traces(db, acme, 10).await;
     let summaries: Vec<_> = page
         .traces
         .iter()
@@ -551,12 +531,7 @@ async fn the_migration_summarises_existing_traces(db: &TestDb) {
         .record(acme, Period::containing(noon()), &unlimited(), more)
         .await
         .unwrap();
-    let page = db
-        .store
-        .events()
-        .traces(acme, &TraceFilter::default(), None, 10)
-        .await
-        .unwrap();
+    let page = first_traces(db, acme, 10).await;
     assert_eq!(
         (page.traces[1].event_count, page.traces[1].last_at),
         (5, noon() + TimeDelta::seconds(20))
