@@ -529,7 +529,9 @@ impl Server {
         for reader in self.readers.drain(..) {
             reader.join().unwrap();
         }
-        self.secrets.check(&self.log.lock().unwrap());
+        let log = self.log.lock().unwrap();
+        self.secrets.check(&log);
+        assert!(!log.contains("panicked at"), "the server panicked:\n{log}");
         waited.1.unwrap()
     }
 

@@ -39,6 +39,7 @@ on_both!(
     sessions_create_and_revoke_keys_with_csrf,
     revocation_fails_the_key_on_the_very_next_request,
     keys_and_sessions_survive_a_restart,
+    a_stop_right_after_requests_ends_cleanly,
     docs_api_examples_run_as_written,
     the_opentelemetry_sdk_exports_spans_that_are_stored_and_counted,
     the_monthly_limit_holds_under_concurrent_clients,
@@ -413,6 +414,39 @@ async fn keys_and_sessions_survive_a_restart(db: Db) {
         session.csrf.as_str()
     );
     server.stop_and_check_logs(&[&kept, &gone]).await;
+}
+
+/// A key's first use is noted after its answer: a stop that follows at once must let those
+/// notes end where they can still close their database connection, not panic in a stopped
+/// worker.
+async fn a_stop_right_after_requests_ends_cleanly(db: Db) {
+    db.create_user("ada@example.com");
+    let admin = db.create_key("ada@example.com", "admin", "admin");
+    let server = Server::start(&db).await;
+    let http = crate::harness::client();
+    let mut keys = Vec::new();
+    for n in 0..40 {
+        let res = bearer(http.post(server.url(KEYS)), &admin)
+            .json(&json!({"name": format!("k{n}"), "scopes": ["read"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let created: Value = res.json().await.unwrap();
+        let key = created["key"].as_str().unwrap().to_owned();
+        server.secret(&key);
+        keys.push(key);
+    }
+    // Each key's first use spawns a note of it; the stop comes while they are written.
+    let pings = keys.iter().map(|key| {
+        let req = bearer(http.get(server.url(PING)), key).send();
+        async move { req.await.unwrap().status() }
+    });
+    for status in futures_util::future::join_all(pings).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    let status = server.stop().await;
+    assert!(status.success(), "SIGTERM is a graceful stop: {status:?}");
 }
 
 async fn docs_api_examples_run_as_written(db: Db) {

@@ -49,6 +49,8 @@ pub struct KeyAuth {
     lookup: Arc<dyn KeyLookup>,
     /// When this replica last asked the lookup to note each key's use.
     touched: Mutex<HashMap<KeyId, DateTime<Utc>>>,
+    /// Where notes of a key's use run: the runtime this was built on, when there was one.
+    notes: Option<tokio::runtime::Handle>,
     /// The size of `touched` at which it is next pruned.
     prune_at: AtomicUsize,
     /// The buckets of the keys with a rate limit.
@@ -69,11 +71,18 @@ impl KeyAuth {
 
     /// Authentication over `lookup`, with at most `unknown` lookups that find no key per
     /// client address.
+    ///
+    /// Built inside a Tokio runtime (as `main` does before starting the HTTP server), it
+    /// notes keys' uses on that runtime: a note still being written when the server stops
+    /// then finishes there, rather than being dropped with a worker's runtime while it holds
+    /// a database connection. Built outside one, it notes them on the worker that verified
+    /// the key.
     #[must_use]
     pub fn with_unknown_keys(lookup: Arc<dyn KeyLookup>, unknown: Bucket) -> Self {
         KeyAuth {
             lookup,
             touched: Mutex::new(HashMap::new()),
+            notes: tokio::runtime::Handle::try_current().ok(),
             prune_at: AtomicUsize::new(PRUNE_AT_LEAST),
             rates: RateLimits::default(),
             unknown: UnknownKeys::new(unknown),
@@ -291,11 +300,15 @@ impl KeyAuth {
             }
         }
         let lookup = Arc::clone(&self.lookup);
-        actix_web::rt::spawn(async move {
+        let note = async move {
             if let Err(err) = lookup.touch_last_used(id, now).await {
                 tracing::warn!(error = %error_chain(&err), "could not record a key's last use");
             }
-        });
+        };
+        match &self.notes {
+            Some(runtime) => drop(runtime.spawn(note)),
+            None => drop(actix_web::rt::spawn(note)),
+        }
     }
 }
 
