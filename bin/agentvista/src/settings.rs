@@ -185,6 +185,8 @@ pub(crate) struct LimitSettings {
     pub(crate) max_response_bytes: usize,
     /// Most active keys one account may hold.
     pub(crate) max_active_keys: u32,
+    /// Most pending invitations one account may have.
+    pub(crate) max_pending_invitations: u32,
 }
 
 /// A configuration that cannot be used; the message names the key.
@@ -231,6 +233,7 @@ impl Settings {
             .set_default("limits.max_attribute_bytes", 1_048_576)?
             .set_default("limits.max_response_bytes", 8_388_608)?
             .set_default("limits.max_active_keys", 1000)?
+            .set_default("limits.max_pending_invitations", 100)?
             .set_default("auth.cache_capacity", 100_000)?
             .set_default("metrics.bind", "")?
             .set_default("log.format", "text")?
@@ -327,6 +330,12 @@ impl Settings {
         if !(1..=1_000_000).contains(&self.limits.max_active_keys) {
             return Err(invalid("limits.max_active_keys", "must be 1 to 1000000"));
         }
+        if !(1..=10_000).contains(&self.limits.max_pending_invitations) {
+            return Err(invalid(
+                "limits.max_pending_invitations",
+                "must be 1 to 10000",
+            ));
+        }
         self.http_config()
             .check_memory()
             .map_err(|problem| SettingsError::Invalid {
@@ -380,6 +389,7 @@ impl Settings {
             sqlite_sync: self.database.sqlite_synchronous,
             lease: std::time::Duration::from_millis(self.auth.lease_ms),
             max_active_keys: self.limits.max_active_keys,
+            max_pending_invitations: self.limits.max_pending_invitations,
             ..StoreOptions::default()
         }
     }

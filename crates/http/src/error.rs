@@ -71,6 +71,16 @@ pub enum ApiError {
         /// The limit.
         limit: u32,
     },
+    /// 409 `too_many_invitations`, with `limit`: inviting one more e-mail would pass the
+    /// account's `limits.max_pending_invitations`.
+    #[error(
+        "The account has {limit} pending invitations, the most it may: withdraw one, or wait \
+         for one to be accepted or to expire"
+    )]
+    TooManyInvitations {
+        /// The limit.
+        limit: u32,
+    },
     /// 409 `already_rolled`: the key has a successor already; it rolls once.
     #[error("This key was rolled already: roll its successor, or create a key")]
     AlreadyRolled,
@@ -162,6 +172,8 @@ pub enum ErrorCode {
     NotFound,
     /// 409: creating or rolling a key past the account's limit of active keys.
     TooManyKeys,
+    /// 409: inviting past the account's limit of pending invitations.
+    TooManyInvitations,
     /// 409: a roll of a key that has a successor already.
     AlreadyRolled,
     /// 409: removing, demoting or letting leave the account's last owner.
@@ -200,6 +212,7 @@ impl ErrorCode {
             ErrorCode::CsrfFailed => "csrf_failed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::TooManyKeys => "too_many_keys",
+            ErrorCode::TooManyInvitations => "too_many_invitations",
             ErrorCode::AlreadyRolled => "already_rolled",
             ErrorCode::LastOwner => "last_owner",
             ErrorCode::PayloadTooLarge => "payload_too_large",
@@ -233,7 +246,8 @@ pub struct ErrorBody {
     #[schema(value_type = crate::schema::RoleName, nullable = false)]
     pub required_role: Option<Role>,
     /// With `monthly_event_limit_exceeded`: the events this month allows; with
-    /// `too_many_keys`: the most active keys an account may hold.
+    /// `too_many_keys`: the most active keys an account may hold; with
+    /// `too_many_invitations`: the most pending invitations it may have.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub limit: Option<u64>,
@@ -270,6 +284,7 @@ impl ApiError {
             ApiError::CsrfFailed => ErrorCode::CsrfFailed,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::TooManyKeys { .. } => ErrorCode::TooManyKeys,
+            ApiError::TooManyInvitations { .. } => ErrorCode::TooManyInvitations,
             ApiError::AlreadyRolled => ErrorCode::AlreadyRolled,
             ApiError::LastOwner => ErrorCode::LastOwner,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
@@ -308,7 +323,9 @@ impl ApiError {
         match self {
             ApiError::InsufficientScope(scope) => body.required_scope = Some(*scope),
             ApiError::InsufficientRole(role) => body.required_role = Some(*role),
-            ApiError::TooManyKeys { limit } => body.limit = Some(u64::from(*limit)),
+            ApiError::TooManyKeys { limit } | ApiError::TooManyInvitations { limit } => {
+                body.limit = Some(u64::from(*limit));
+            }
             ApiError::QuotaExceeded { exceeded, .. } => {
                 body.limit = Some(exceeded.limit);
                 body.used = Some(exceeded.used);
@@ -416,9 +433,10 @@ impl ResponseError for ApiError {
             | ApiError::InsufficientRole(_)
             | ApiError::CsrfFailed => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::TooManyKeys { .. } | ApiError::AlreadyRolled | ApiError::LastOwner => {
-                StatusCode::CONFLICT
-            }
+            ApiError::TooManyKeys { .. }
+            | ApiError::TooManyInvitations { .. }
+            | ApiError::AlreadyRolled
+            | ApiError::LastOwner => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::QuotaExceeded { .. }
@@ -482,6 +500,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound | StoreError::AlreadySetUp => ApiError::NotFound,
             StoreError::TooManyKeys { limit } => ApiError::TooManyKeys { limit },
+            StoreError::TooManyInvitations { limit } => ApiError::TooManyInvitations { limit },
             StoreError::LastOwner => ApiError::LastOwner,
             StoreError::InsufficientRole(role) => ApiError::InsufficientRole(role),
             StoreError::InvitedSomeoneElse(email) => ApiError::SignInAs(email),
@@ -616,6 +635,7 @@ mod tests {
             ApiError::CsrfFailed,
             ApiError::NotFound,
             ApiError::TooManyKeys { limit: 1 },
+            ApiError::TooManyInvitations { limit: 1 },
             ApiError::AlreadyRolled,
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::UnsupportedMediaType(String::new()),

@@ -19,8 +19,8 @@ use crate::schema::{
     BadRequest, Forbidden, Internal, InvalidCredentials, LastOwner, NotFound, OtlpBadRequest,
     OtlpForbidden, OtlpInternal, OtlpPayloadTooLarge, OtlpQuotaExceeded, OtlpUnauthorized,
     OtlpUnavailable, OtlpUnsupportedMediaType, PayloadTooLarge, QuotaExceeded, RateLimitSchema,
-    RateLimited, RoleName, RollConflict, ScopeName, TooManyAttempts, TooManyKeys, Unauthorized,
-    Unavailable, UnsupportedMediaType,
+    RateLimited, RoleName, RollConflict, ScopeName, TooManyAttempts, TooManyInvitations,
+    TooManyKeys, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 
 /// What the document says of itself: what it covers and what it leaves out.
@@ -74,6 +74,7 @@ macro_rules! api_doc {
                     Forbidden,
                     NotFound,
                     TooManyKeys,
+                    TooManyInvitations,
                     RollConflict,
                     LastOwner,
                     PayloadTooLarge,

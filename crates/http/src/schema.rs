@@ -334,6 +334,13 @@ responses! {
          (`limit` says how many).",
         [],
     );
+    /// 409 `too_many_invitations`.
+    TooManyInvitations => json_error(
+        "`too_many_invitations`: the account has `limits.max_pending_invitations` pending \
+         invitations already (`limit` says how many); withdraw one, or wait for one to be \
+         accepted or to expire.",
+        [],
+    );
     /// 409 `already_rolled` or `too_many_keys`.
     RollConflict => json_error(
         "`already_rolled`: the key has a successor already (a key rolls once; two rolls at \

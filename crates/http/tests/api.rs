@@ -16,7 +16,7 @@ use agentvista_keys::{
     AccountId, Actor, ApiKey, Expiry, KeyHash, KeyId, KeyRecord, LookupError, Revoked, Role,
 };
 use agentvista_quota::{Plan, Plans};
-use agentvista_store::{NewKey, Store};
+use agentvista_store::{NewKey, Store, StoreOptions};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
@@ -66,7 +66,14 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
+    fixture_with(StoreOptions::default()).await
+}
+
+/// [`fixture`] over a store opened with `options`.
+async fn fixture_with(options: StoreOptions) -> Fixture {
+    let store = Store::connect_with("sqlite::memory:", options)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let account = store
         .accounts()
@@ -119,7 +126,21 @@ async fn test_app_with(
         Error = actix_web::Error,
     >,
 > {
-    let f = fixture().await;
+    test_app_over(config, StoreOptions::default()).await
+}
+
+/// [`TestApp`] with `config`, over a store opened with `options`.
+async fn test_app_over(
+    config: HttpConfig,
+    options: StoreOptions,
+) -> TestApp<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
+    let f = fixture_with(options).await;
     let app = app(AppState::new(f.store.clone(), config).unwrap()).await;
     TestApp {
         app,

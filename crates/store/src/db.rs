@@ -53,6 +53,9 @@ pub struct StoreOptions {
     /// Most active keys (neither revoked nor expired) one account may hold
     /// (`limits.max_active_keys`): creating or rolling past it is refused.
     pub max_active_keys: u32,
+    /// Most pending invitations (neither accepted, withdrawn nor expired) one account may
+    /// have (`limits.max_pending_invitations`): inviting one more e-mail is refused.
+    pub max_pending_invitations: u32,
 }
 
 /// The shortest lease a store accepts: shorter, and renewals could not keep up.
@@ -102,6 +105,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             lease: DEFAULT_LEASE,
             max_active_keys: 1000,
+            max_pending_invitations: 100,
         }
     }
 }

@@ -57,6 +57,13 @@ pub enum StoreError {
         /// The limit.
         limit: u32,
     },
+    /// The account has [`StoreOptions::max_pending_invitations`](crate::StoreOptions)
+    /// pending invitations already: another would pass the limit.
+    #[error("the account has {limit} pending invitations, the most it may")]
+    TooManyInvitations {
+        /// The limit.
+        limit: u32,
+    },
     /// A user with this e-mail address exists already.
     #[error("a user with this e-mail address exists already")]
     EmailTaken,

@@ -7,6 +7,7 @@ use agentvista_keys::{Email, InvitationHash, Origin, Role};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 
+use crate::accounts::lock_open_account;
 use crate::audit::{AuditAction, NewAuditEntry, append_in};
 use crate::db::{begin_immediate, db_time};
 use crate::memberships::{add_in, role_in};
@@ -92,15 +93,19 @@ impl Store {
 const COLUMNS: &str = "i.id, i.account_id, i.email, i.role, i.created_at, i.expires_at";
 
 impl Invitations<'_> {
-    /// Stores an invitation, revoking any pending one for the same e-mail and account, and
-    /// writes `invitation.created`, in one transaction.
+    /// Stores an invitation, replacing (deleting) any pending one for the same e-mail and
+    /// account, and writes `invitation.created`, in one transaction. The account may have
+    /// at most [`StoreOptions::max_pending_invitations`](crate::StoreOptions) pending, counted
+    /// under its row's lock, so that concurrent invitations cannot pass the limit together.
     ///
     /// # Errors
-    /// [`StoreError::AlreadyMember`] when the e-mail's person belongs to the account already,
-    /// or the database's.
+    /// [`StoreError::AlreadyMember`] when the e-mail's person belongs to the account already;
+    /// [`StoreError::TooManyInvitations`] at the limit; [`StoreError::NotFound`] for a deleted
+    /// account; or the database's.
     pub async fn create(&self, new: NewInvitation<'_>) -> Result<Invitation, StoreError> {
         let txn = begin_immediate(&self.store.write).await?;
         let backend = txn.get_database_backend();
+        lock_open_account(&txn, new.account).await?;
         let member = txn
             .query_one_raw(statement(
                 backend,
@@ -123,17 +128,31 @@ impl Invitations<'_> {
         for row in &replaced {
             may_withdraw(new.acting, row)?;
         }
+        // Deleted, not marked: re-inviting in a loop must not pile up rows. The audit log
+        // keeps the earlier invitation's `invitation.created`.
         txn.execute_raw(statement(
             backend,
-            "UPDATE invitations SET revoked_at = $1 WHERE account_id = $2 AND email = $3 \
+            "DELETE FROM invitations WHERE account_id = $1 AND email = $2 \
              AND accepted_at IS NULL AND revoked_at IS NULL",
-            [
-                db_time(new.now).into(),
-                new.account.0.into(),
-                new.email.as_str().into(),
-            ],
+            [new.account.0.into(), new.email.as_str().into()],
         ))
         .await?;
+        let limit = self.store.options.max_pending_invitations;
+        let row = txn
+            .query_one_raw(statement(
+                backend,
+                "SELECT COUNT(*) AS n FROM invitations WHERE account_id = $1 \
+                 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2",
+                [new.account.0.into(), db_time(new.now).into()],
+            ))
+            .await?
+            .ok_or(StoreError::Corrupt {
+                what: "COUNT(*) of invitations",
+            })?;
+        let pending: i64 = row.try_get("", "n")?;
+        if pending >= i64::from(limit) {
+            return Err(StoreError::TooManyInvitations { limit });
+        }
         let row = txn
             .query_one_raw(statement(
                 backend,
@@ -204,7 +223,8 @@ impl Invitations<'_> {
     }
 
     /// Revokes `account`'s pending invitation `id` on behalf of someone of role `acting`,
-    /// writing `invitation.revoked` with it.
+    /// writing `invitation.revoked` with it. The row is deleted (its token then finds nothing,
+    /// as a revoked one would); the audit log keeps the invitation's story.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when no such invitation is pending;
@@ -234,7 +254,7 @@ impl Invitations<'_> {
         let row = txn
             .query_one_raw(statement(
                 backend,
-                "UPDATE invitations SET revoked_at = $1 WHERE id = $2 AND account_id = $3 \
+                "DELETE FROM invitations WHERE id = $2 AND account_id = $3 \
                  AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
                  RETURNING email",
                 [db_time(now).into(), id.into(), account.0.into()],

@@ -11,6 +11,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
+use crate::accounts::lock_open_account;
 use crate::db::{begin_immediate, is_unique_violation};
 use crate::entities::{OfAccount, api_keys};
 use crate::sql::statement;
@@ -273,24 +274,10 @@ pub(crate) async fn ensure_room_for_a_key(
     now: DateTime<Utc>,
     max: u32,
 ) -> Result<(), StoreError> {
-    let backend = txn.get_database_backend();
     // A deleted account takes no new key: its deletion revoked every key it had, and takes
     // this row's lock to do so.
-    let lock = if backend == sea_orm::DbBackend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
-    let open = txn
-        .query_one_raw(statement(
-            backend,
-            &format!("SELECT id FROM accounts WHERE id = $1 AND deleted_at IS NULL{lock}"),
-            [account.0.into()],
-        ))
-        .await?;
-    if open.is_none() {
-        return Err(StoreError::NotFound);
-    }
+    lock_open_account(txn, account).await?;
+    let backend = txn.get_database_backend();
     let row = txn
         .query_one_raw(statement(
             backend,

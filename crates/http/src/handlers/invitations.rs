@@ -77,7 +77,8 @@ pub(crate) struct Invite {
 
 /// Invites an e-mail to the account with a role. An admin's session (a key cannot); only an
 /// owner invites an owner. The answer's `url` carries the one-time token, shown this once; a
-/// pending invitation for the same e-mail is replaced; inviting a member is a 400.
+/// pending invitation for the same e-mail is replaced; inviting a member is a 400; an account
+/// has at most `limits.max_pending_invitations` pending (409 `too_many_invitations`).
 #[utoipa::path(
     post,
     path = "/api/v1/me/invitations/",
@@ -88,6 +89,7 @@ pub(crate) struct Invite {
         (status = 201, description = "The invitation and its link, shown this once.",
             body = CreatedInvitation,
             headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 409, response = crate::schema::TooManyInvitations),
         crate::schema::SessionErrors,
         crate::schema::BodyErrors,
     ),

@@ -1,6 +1,8 @@
 //! Invitations through the API: made by an admin with a link shown once, accepted by a new
 //! person with a password or by an existing one only with their own session, once.
 
+use agentvista_store::StoreOptions;
+
 use super::*;
 
 const INVITATIONS: &str = "/api/v1/me/invitations/";
@@ -203,4 +205,43 @@ async fn invitations_are_replaced_revoked_and_refused_as_the_rules_say() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+#[actix_web::test]
+async fn an_account_has_at_most_max_pending_invitations() {
+    let options = StoreOptions {
+        max_pending_invitations: 2,
+        ..StoreOptions::default()
+    };
+    let t = test_app_over(config(), options).await;
+    let (cookie, csrf) = t.session().await;
+    let owner = (cookie.as_str(), csrf.as_str());
+    let (_, first) = invite(&t, owner, "one@example.com", "member").await;
+    let (status, _) = invite(&t, owner, "two@example.com", "member").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = invite(&t, owner, "three@example.com", "member").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        (body["error"].as_str(), body["limit"].as_u64()),
+        (Some("too_many_invitations"), Some(2))
+    );
+    // Re-inviting an e-mail replaces its invitation: still two pending.
+    let (status, _) = invite(&t, owner, "two@example.com", "admin").await;
+    assert_eq!(status, StatusCode::CREATED);
+    // A withdrawn invitation makes room.
+    let revoke = with_session(
+        test::TestRequest::delete().uri(&format!("{INVITATIONS}{}/", first["id"])),
+        owner,
+    );
+    assert_eq!(send(&t.app, revoke).await.0, StatusCode::NO_CONTENT);
+    let (status, _) = invite(&t, owner, "three@example.com", "member").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, _, pending) = send(&t.app, with_session(get(INVITATIONS), owner)).await;
+    let emails: Vec<&str> = pending["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["three@example.com", "two@example.com"]);
 }

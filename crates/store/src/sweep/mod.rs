@@ -13,6 +13,7 @@
 //! - **Contexts** that no event refers to any more (their `last_seen` day is past their plan's
 //!   retention), in two phases (see `contexts`).
 //! - **Audit entries** older than the audit log's retention.
+//! - **Invitations** that ended: accepted, withdrawn or expired.
 //! - **Deleted accounts**: all their data, table after table (see `closed`); the account row
 //!   stays as the deletion's tombstone.
 //!
@@ -27,6 +28,7 @@ mod audit;
 mod closed;
 mod contexts;
 mod events;
+mod invitations;
 mod lease;
 mod span_fields;
 
@@ -84,6 +86,8 @@ pub struct Swept {
     pub contexts_deleted: u64,
     /// Audit entries deleted.
     pub audit_deleted: u64,
+    /// Ended invitations deleted.
+    pub invitations_deleted: u64,
     /// Rows of deleted accounts removed (events, traces, contexts, usage, audit entries,
     /// invitations, keys).
     pub closed_rows_deleted: u64,
@@ -110,8 +114,9 @@ struct Window {
 
 impl Store {
     /// Deletes what is past retention at `now`: events under `plans`, contexts no event refers
-    /// to, audit entries under `sweep.audit_retention`. Does nothing (and says so in
-    /// [`Swept::completed`]) while another replica sweeps.
+    /// to, audit entries under `sweep.audit_retention`, invitations that ended, the data of
+    /// deleted accounts. Does nothing (and says so in [`Swept::completed`]) while another
+    /// replica sweeps.
     ///
     /// # Errors
     /// [`StoreError`] from the database; what was deleted before stays deleted.
@@ -134,13 +139,18 @@ impl Store {
         let released = lease.release().await;
         swept.completed = outcome?;
         released?;
-        if swept.deleted + swept.contexts_deleted + swept.audit_deleted + swept.closed_rows_deleted
+        if swept.deleted
+            + swept.contexts_deleted
+            + swept.audit_deleted
+            + swept.invitations_deleted
+            + swept.closed_rows_deleted
             > 0
         {
             tracing::info!(
                 events = swept.deleted,
                 contexts = swept.contexts_deleted,
                 audit_entries = swept.audit_deleted,
+                invitations = swept.invitations_deleted,
                 deleted_accounts_rows = swept.closed_rows_deleted,
                 batches = swept.batches,
                 longest_transaction_ms = swept.longest_transaction.as_millis() as u64,
@@ -155,7 +165,7 @@ impl Store {
         Ok(swept)
     }
 
-    /// The sweep's three walks under `lease`; `false` if the lease was lost on the way.
+    /// The sweep's walks under `lease`; `false` if the lease was lost on the way.
     async fn sweep_holding(
         &self,
         lease: &Lease<'_>,
@@ -248,6 +258,21 @@ impl Store {
                 }
                 self.pace(sweep.pause).await;
             }
+        }
+        loop {
+            if !lease.take().await? {
+                return Ok(false);
+            }
+            let started = Instant::now();
+            let txn = self.sweep_transaction().await?;
+            let deleted = invitations::delete_ended(&txn, now, sweep.batch).await?;
+            txn.commit().await?;
+            swept.timed(started);
+            swept.invitations_deleted += deleted;
+            if deleted < sweep.batch.max(1) {
+                break;
+            }
+            self.pace(sweep.pause).await;
         }
         for account in closed::pending(self.reader()).await? {
             loop {

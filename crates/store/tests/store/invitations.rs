@@ -2,9 +2,36 @@
 //! accepts race for it.
 
 use agentvista_keys::{InvitationToken, Origin};
-use agentvista_store::{Acceptance, NewInvitation};
+use agentvista_store::{Acceptance, NewInvitation, StoreOptions};
 
 use super::*;
+
+/// An invitation of `email` as a member made by the operator on `store` at `now`: its token,
+/// or why it was refused.
+async fn invite_at(
+    store: &Store,
+    account: AccountId,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<InvitationToken, StoreError> {
+    let token = InvitationToken::generate().unwrap();
+    store
+        .invitations()
+        .create(NewInvitation {
+            account,
+            email: &Email::parse(email).unwrap(),
+            role: Role::Member,
+            token_hash: &token.hash(),
+            invited_by: None,
+            acting: Role::Owner,
+            actor: "cli",
+            origin: &Origin::default(),
+            now,
+            expires_at: now + TimeDelta::days(7),
+        })
+        .await
+        .map(|_| token)
+}
 
 async fn invited(db: &TestDb, account: AccountId, email: &str) -> InvitationToken {
     invited_by(db, account, email, None).await
@@ -124,3 +151,124 @@ async fn a_removed_admins_invitations_stop_working(db: &TestDb) {
     );
 }
 on_both!(a_removed_admins_invitations_stop_working);
+
+async fn concurrent_invitations_never_pass_max_pending_invitations(db: &TestDb) {
+    let options = StoreOptions {
+        max_pending_invitations: 3,
+        ..StoreOptions::default()
+    };
+    let store = Store::connect_with(&db.url, options).await.unwrap();
+    let acme = account(&store, "acme").await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            let email = format!("p{i}@example.com");
+            tokio::spawn(async move { invite_at(&store, acme, &email, noon()).await.map(|_| ()) })
+        })
+        .collect();
+    let (mut made, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => made += 1,
+            Err(StoreError::TooManyInvitations { limit: 3 }) => refused += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((made, refused), (3, 7));
+    let pending = store.invitations().pending(acme, noon()).await.unwrap();
+    assert_eq!(pending.len(), 3);
+    // Another account has its own three.
+    let other = account(&store, "other").await;
+    invite_at(&store, other, "p0@example.com", noon())
+        .await
+        .unwrap();
+    // Re-inviting a pending e-mail replaces its invitation: no room needed.
+    invite_at(&store, acme, &pending[0].email, noon())
+        .await
+        .unwrap();
+    // Expired invitations leave room.
+    let week = noon() + TimeDelta::days(7);
+    invite_at(&store, acme, "late@example.com", week)
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+}
+on_both!(concurrent_invitations_never_pass_max_pending_invitations);
+
+async fn ended_invitations_leave_no_rows(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let owner = person(db, acme, "owner@example.com", Role::Owner).await;
+    let all = "SELECT COUNT(*) AS n FROM invitations";
+    // Replaced and withdrawn invitations are deleted at once.
+    for _ in 0..3 {
+        invited(db, acme, "again@example.com").await;
+    }
+    assert_eq!(count_rows(db, all).await, 1);
+    let withdrawn = db.store.invitations().pending(acme, noon()).await.unwrap();
+    db.store
+        .invitations()
+        .revoke(
+            acme,
+            withdrawn[0].id,
+            Role::Owner,
+            "cli",
+            &Origin::default(),
+            noon(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count_rows(db, all).await, 0);
+
+    // Accepted, expired and withdrawn-with-their-inviter ones go with the sweep.
+    let accepted = invited(db, acme, "yes@example.com").await;
+    db.store
+        .invitations()
+        .accept(
+            &accepted.hash(),
+            Acceptance::NewPerson(&phc("h")),
+            &Origin::default(),
+            noon(),
+        )
+        .await
+        .unwrap();
+    let ann = person(db, acme, "ann@example.com", Role::Admin).await;
+    invited_by(db, acme, "friend@example.com", Some(ann.id)).await;
+    db.store
+        .memberships()
+        .change(agentvista_store::MemberChange {
+            account: acme,
+            target: ann.id,
+            next: None,
+            by: agentvista_store::ChangedBy::Member(owner.id),
+            actor: "user:1",
+            origin: &Origin::default(),
+            at: noon(),
+        })
+        .await
+        .unwrap();
+    invite_at(
+        &db.store,
+        acme,
+        "old@example.com",
+        noon() - TimeDelta::days(8),
+    )
+    .await
+    .unwrap();
+    let kept = invited(db, acme, "pending@example.com").await;
+    assert_eq!(count_rows(db, all).await, 4);
+
+    let swept = db
+        .store
+        .sweep_retention(&unlimited(), noon(), &sweep(2))
+        .await
+        .unwrap();
+    assert_eq!(swept.invitations_deleted, 3);
+    assert_eq!(count_rows(db, all).await, 1);
+    let invitations = db.store.invitations();
+    let found = invitations
+        .find_pending(&kept.hash(), noon())
+        .await
+        .unwrap();
+    assert!(found.is_some());
+}
+on_both!(ended_invitations_leave_no_rows);
