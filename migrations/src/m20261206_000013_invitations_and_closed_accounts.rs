@@ -2,7 +2,7 @@
 //!
 //! - `invitations`: an admin invites an e-mail to an account with a role; the link's token is
 //!   kept as its SHA-256 only. A pending invitation is one neither accepted nor revoked and
-//!   not yet expired; a new one for the same e-mail and account revokes the pending one.
+//!   not yet expired; a new one for the same e-mail and account replaces the pending one.
 //! - `accounts.deleted_at`, `deleted_by`, `purged_at`: a deleted account's row stays as its
 //!   tombstone (who deleted it, when, and when its data was all removed), so that no
 //!   deletion ever reaches a person's login or a key's row before its time.

@@ -183,6 +183,10 @@ pub(crate) fn account(row: accounts::Model) -> Result<Account, StoreError> {
 /// Takes `account`'s row lock on PostgreSQL (SQLite's write transaction holds the database's),
 /// which an account's deletion takes too: nothing is added to a deleted account, and what
 /// is counted against a limit under the lock cannot be passed by concurrent transactions.
+/// `FOR NO KEY UPDATE`, not `FOR UPDATE`: the foreign-key checks of other transactions'
+/// inserts (an audit entry, a membership) take `KEY SHARE` on this row, and must not wait
+/// for it — one that holds an invitation's row while it writes its audit entry would
+/// otherwise deadlock with an invitation made for the same e-mail.
 ///
 /// [`StoreError::NotFound`] for a deleted (or unknown) account.
 pub(crate) async fn lock_open_account(
@@ -191,7 +195,7 @@ pub(crate) async fn lock_open_account(
 ) -> Result<(), StoreError> {
     let backend = txn.get_database_backend();
     let lock = if backend == sea_orm::DbBackend::Postgres {
-        " FOR UPDATE"
+        " FOR NO KEY UPDATE"
     } else {
         ""
     };

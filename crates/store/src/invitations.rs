@@ -117,7 +117,7 @@ impl Invitations<'_> {
         if member.is_some() {
             return Err(StoreError::AlreadyMember);
         }
-        let replaced = txn
+        let pending = txn
             .query_all_raw(statement(
                 backend,
                 "SELECT role FROM invitations WHERE account_id = $1 AND email = $2 \
@@ -125,18 +125,22 @@ impl Invitations<'_> {
                 [new.account.0.into(), new.email.as_str().into()],
             ))
             .await?;
-        for row in &replaced {
+        for row in &pending {
             may_withdraw(new.acting, row)?;
         }
         // Deleted, not marked: re-inviting in a loop must not pile up rows. The audit log
-        // keeps the earlier invitation's `invitation.created`.
-        txn.execute_raw(statement(
-            backend,
-            "DELETE FROM invitations WHERE account_id = $1 AND email = $2 \
-             AND accepted_at IS NULL AND revoked_at IS NULL",
-            [new.account.0.into(), new.email.as_str().into()],
-        ))
-        .await?;
+        // says which invitation replaced it.
+        let replaced = txn
+            .query_all_raw(statement(
+                backend,
+                "DELETE FROM invitations WHERE account_id = $1 AND email = $2 \
+                 AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id",
+                [new.account.0.into(), new.email.as_str().into()],
+            ))
+            .await?
+            .iter()
+            .map(|row| row.try_get::<i64>("", "id"))
+            .collect::<Result<Vec<_>, _>>()?;
         let limit = self.store.options.max_pending_invitations;
         let row = txn
             .query_one_raw(statement(
@@ -174,6 +178,21 @@ impl Invitations<'_> {
                 what: "invitations.id",
             })?;
         let id: i64 = row.try_get("", "id")?;
+        for old in replaced {
+            append_in(
+                &txn,
+                NewAuditEntry {
+                    account: new.account,
+                    action: AuditAction::InvitationRevoked,
+                    actor: new.actor.to_owned(),
+                    target: Some(new.email.as_str().to_owned()),
+                    origin: new.origin,
+                    detail: Some(serde_json::json!({"invitation_id": old, "replaced_by": id})),
+                    at: new.now,
+                },
+            )
+            .await?;
+        }
         append_in(
             &txn,
             NewAuditEntry {

@@ -309,18 +309,21 @@ async fn change_in(
     };
     // Invitations stand for whoever made them: one who may no longer invite takes theirs back,
     // or a removed admin could come back through an address of their own.
+    let mut withdrawn = 0;
     if change.next.is_none_or(|role| role < Role::Admin) {
-        txn.execute_raw(statement(
-            backend,
-            "UPDATE invitations SET revoked_at = $1 WHERE account_id = $2 AND invited_by = $3 \
+        withdrawn = txn
+            .execute_raw(statement(
+                backend,
+                "UPDATE invitations SET revoked_at = $1 WHERE account_id = $2 AND invited_by = $3 \
              AND accepted_at IS NULL AND revoked_at IS NULL",
-            [
-                crate::db::db_time(change.at).into(),
-                account.into(),
-                change.target.0.into(),
-            ],
-        ))
-        .await?;
+                [
+                    crate::db::db_time(change.at).into(),
+                    account.into(),
+                    change.target.0.into(),
+                ],
+            ))
+            .await?
+            .rows_affected();
     }
     append_in(
         txn,
@@ -333,6 +336,7 @@ async fn change_in(
             detail: Some(serde_json::json!({
                 "from": target.role,
                 "to": change.next,
+                "invitations_withdrawn": withdrawn,
             })),
             at: change.at,
         },

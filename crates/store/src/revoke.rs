@@ -3,7 +3,9 @@
 //! then waits for one revocation barrier, for the highest change among them.
 //!
 //! Lock order, in this and every transaction that takes more than one of these: key rows in
-//! ascending id, then `key_log_head`, then the account row, then usage rows.
+//! ascending id, then `key_log_head`, then the account row, then usage rows. Making a key or
+//! an invitation takes the account row (`FOR NO KEY UPDATE`, which leaves other
+//! transactions' foreign-key checks free) before the invitation rows.
 
 use agentvista_keys::{AccountId, Actor, KeyHash, KeyId, KeyRecord, Origin, Revoked};
 use chrono::{DateTime, Utc};

@@ -218,6 +218,35 @@ async fn ended_invitations_leave_no_rows(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(count_rows(db, all).await, 0);
+    // Each ended invitation is in the log: two replaced (by the next one), one withdrawn.
+    let log = db.store.audit().page(acme, None, 10).await.unwrap();
+    let revoked: Vec<(i64, Option<i64>)> = log
+        .entries
+        .iter()
+        .filter(|e| e.action == "invitation.revoked")
+        .map(|e| {
+            let detail = e.detail.as_ref().unwrap();
+            (
+                detail["invitation_id"].as_i64().unwrap(),
+                detail["replaced_by"].as_i64(),
+            )
+        })
+        .collect();
+    let created: Vec<i64> = log
+        .entries
+        .iter()
+        .filter(|e| e.action == "invitation.created")
+        .map(|e| {
+            e.detail.as_ref().unwrap()["invitation_id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    let (third, second, first) = (created[0], created[1], created[2]);
+    assert_eq!(
+        revoked,
+        [(third, None), (second, Some(third)), (first, Some(second))]
+    );
 
     // Accepted, expired and withdrawn-with-their-inviter ones go with the sweep.
     let accepted = invited(db, acme, "yes@example.com").await;
@@ -246,6 +275,10 @@ async fn ended_invitations_leave_no_rows(db: &TestDb) {
         })
         .await
         .unwrap();
+    let log = db.store.audit().page(acme, None, 1).await.unwrap();
+    let removed = &log.entries[0];
+    assert_eq!(removed.action, "member.removed");
+    assert_eq!(removed.detail.as_ref().unwrap()["invitations_withdrawn"], 1);
     invite_at(
         &db.store,
         acme,
