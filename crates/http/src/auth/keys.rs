@@ -73,10 +73,12 @@ impl KeyAuth {
     /// client address.
     ///
     /// Built inside a Tokio runtime (as `main` does before starting the HTTP server), it
-    /// notes keys' uses on that runtime: a note still being written when the server stops
-    /// then finishes there, rather than being dropped with a worker's runtime while it holds
-    /// a database connection. Built outside one, it notes them on the worker that verified
-    /// the key.
+    /// notes keys' uses on that runtime, which outlives the HTTP workers: a note still being
+    /// written when the workers stop goes on there, and is at worst cancelled with that
+    /// runtime, inside it — never dropped with a worker's runtime while it holds a database
+    /// connection, which panics in the driver. Built outside a runtime, or inside a worker
+    /// (in `HttpServer::new`'s factory), it notes them on the worker that verified the key.
+    /// A note lost at shutdown costs only that key's `last_used_at`, by at most a minute.
     #[must_use]
     pub fn with_unknown_keys(lookup: Arc<dyn KeyLookup>, unknown: Bucket) -> Self {
         KeyAuth {
