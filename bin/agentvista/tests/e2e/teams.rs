@@ -368,8 +368,26 @@ pub(crate) async fn a_team_is_built_and_run_from_the_dashboard() {
     server.secret(&vics_key);
     let http = harness::client();
     assert_eq!(send_event(&http, &server, &vics_key).await, StatusCode::OK);
-    // Removed, with the offer to revoke the key she made taken: the key fails at once.
+    // Removed, with the offer to revoke the key she made taken: the key fails at once. The
+    // owner's 100 newer keys put hers on the key list's second page.
     owner.goto(&server.url("/settings/members")).await.unwrap();
+    let made = owner
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             const csrf = document.querySelector('meta[name=csrf-token]').content; \
+             Promise.all(Array.from({length: 100}, (_, i) => \
+               fetch('/api/v1/me/api-keys/', {method: 'POST', credentials: 'same-origin', \
+                 headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, \
+                 body: JSON.stringify({name: `owner-${i}`, scopes: ['read']})}) \
+               .then((r) => r.json()))) \
+             .then((bodies) => done(bodies.map((b) => b.key)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for key in made.as_array().unwrap() {
+        server.secret(key.as_str().unwrap());
+    }
     js(&owner, "window.beforeRemoval = true").await;
     click(
         &owner,

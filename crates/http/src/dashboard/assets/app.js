@@ -362,10 +362,17 @@ document.addEventListener("DOMContentLoaded", () => {
         : `Remove ${button.dataset.email}? Their sessions in this account end at once; the keys they made stay the account's.`;
       if (!confirm(question)) return;
       const id = Number(button.dataset.removeMember);
-      // Their keys stay the account's; offer to revoke the live ones they made.
-      const keys = leaving ? null : await api("GET", "/api/v1/me/api-keys/");
-      const theirs = (keys?.data?.data ?? []).filter(
-        (key) => key.created_by?.user_id === id && key.revoked_at === null);
+      // Their keys stay the account's; offer to revoke the live ones they made, on every
+      // page of the key list (it answers 100 at most).
+      const theirs = [];
+      for (let path = leaving ? null : "/api/v1/me/api-keys/?limit=100"; path;) {
+        const page = await api("GET", path);
+        if (!page.ok) break;
+        theirs.push(...page.data.data.filter(
+          (key) => key.created_by?.user_id === id && key.revoked_at === null));
+        const next = page.data.next_cursor;
+        path = next ? `/api/v1/me/api-keys/?limit=100&cursor=${encodeURIComponent(next)}` : null;
+      }
       const result = await api("DELETE", `/api/v1/me/members/${id}/`);
       if (!result.ok) { showError(membersError, result); return; }
       if (theirs.length > 0 && confirm(`Also revoke the ${theirs.length} key(s) they created (${theirs.map((k) => k.prefix).join(", ")})? Requests with them will fail at once.`)) {
