@@ -194,6 +194,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/invite/{token}", web::get().to(team::invitation))
         .route("/traces", web::get().to(traces))
         .route("/traces/{trace_id}", web::get().to(trace))
+        .route("/trace", web::get().to(traces::trace_by_id))
         .route("/assets/app.css", web::get().to(css))
         .route("/assets/app.js", web::get().to(js))
         .route("/assets/favicon.svg", web::get().to(favicon));

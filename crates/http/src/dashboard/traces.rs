@@ -95,7 +95,7 @@ pub(crate) async fn traces(
                         @for trace in &listed.traces {
                             tr data-trace=(trace.trace_id) {
                                 td.wraps {
-                                    a href=(format!("/traces/{}", path_segment(&trace.trace_id))) { (trace.name.as_deref().unwrap_or("(unnamed)")) }
+                                    a href=(trace_href(&trace.trace_id)) { (trace.name.as_deref().unwrap_or("(unnamed)")) }
                                     br; code.hint { (trace.trace_id) }
                                 }
                                 td.date { (moment(&trace.started_at)) }
@@ -190,15 +190,39 @@ fn status_mark(status: Option<SpanStatus>) -> Markup {
     }
 }
 
+/// `/traces/{trace_id}`: a trace's page.
 pub(crate) async fn trace(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    show_trace(state, req, path.into_inner()).await
+}
+
+/// The query of `/trace?id=…`.
+#[derive(serde::Deserialize)]
+pub(crate) struct TraceById {
+    id: String,
+}
+
+/// `/trace?id=…`: the same page, for the trace ids no path can carry (`.` and `..`, which
+/// browsers resolve as the current and the parent directory, escaped or not).
+pub(crate) async fn trace_by_id(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<TraceById>,
+) -> Result<HttpResponse, ApiError> {
+    show_trace(state, req, query.into_inner().id).await
+}
+
+async fn show_trace(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    trace_id: String,
+) -> Result<HttpResponse, ApiError> {
     let Some(viewer) = viewer(&req).await? else {
         return Ok(redirect("/login"));
     };
-    let trace_id = path.into_inner();
     if trace_id.contains('\0') {
         return Err(ApiError::NotFound);
     }
@@ -496,6 +520,16 @@ fn path_segment(text: &str) -> percent_encoding::PercentEncode<'_> {
     percent_encoding::utf8_percent_encode(text, SEGMENT)
 }
 
+/// The link to trace `id`'s page: `/traces/<id>`, or `/trace?id=<id>` for an id that a path
+/// cannot hold.
+fn trace_href(id: &str) -> String {
+    if id == "." || id == ".." {
+        format!("/trace?id={}", path_segment(id))
+    } else {
+        format!("/traces/{}", path_segment(id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +542,10 @@ mod tests {
             "a%2Fb%3Fc%23d%25e%20f"
         );
         assert_eq!(path_segment("é").to_string(), "%C3%A9");
+        assert_eq!(trace_href("a/b"), "/traces/a%2Fb");
+        assert_eq!(trace_href("..."), "/traces/...");
+        assert_eq!(trace_href(".."), "/trace?id=..");
+        assert_eq!(trace_href("."), "/trace?id=.");
     }
 
     #[test]

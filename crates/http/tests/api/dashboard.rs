@@ -334,3 +334,41 @@ async fn an_invitation_page_names_the_account_and_sends_no_referrer() {
     assert_eq!(headers.get(header::REFERRER_POLICY).unwrap(), "no-referrer");
     assert!(html.contains("cannot be used"), "{html}");
 }
+
+#[actix_web::test]
+async fn traces_whose_ids_are_dot_segments_open_from_the_list() {
+    let t = test_app().await;
+    let writer = t.key("write").await;
+    let batch = json!({"batch": [
+        {"type": "trace", "trace_id": "..", "name": "parent dir", "timestamp": "2026-11-27T12:00:00Z"},
+        {"type": "trace", "trace_id": ".", "name": "this dir", "timestamp": "2026-11-27T12:00:01Z"},
+        {"type": "trace", "trace_id": "...", "name": "three dots", "timestamp": "2026-11-27T12:00:02Z"},
+    ]});
+    let req = bearer(
+        test::TestRequest::post().uri("/api/v1/traces/batch/"),
+        &writer,
+    )
+    .set_json(&batch);
+    assert_eq!(send(&t.app, req).await.0, StatusCode::OK);
+    let (cookie, _) = t.session().await;
+    let (status, _, list) = html_of(&t.app, "/traces", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Each link, as the browser would follow it, opens its own trace.
+    for (href, name) in [
+        ("/trace?id=..", "parent dir"),
+        ("/trace?id=.", "this dir"),
+        ("/traces/...", "three dots"),
+    ] {
+        assert!(list.contains(&format!("href=\"{href}\"")), "{href}: {list}");
+        let (status, _, page) = html_of(&t.app, href, Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{href}");
+        assert!(page.contains(name), "{href}: {page}");
+    }
+    let (status, _, _) = html_of(&t.app, "/trace?id=nothing", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The API reads the path as sent: a client that does not resolve `..` reaches the trace.
+    let reader = t.key("read").await;
+    let (status, _, body) = send(&t.app, bearer(get("/api/v1/traces/../"), &reader)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"][0]["name"], "parent dir", "{body}");
+}
