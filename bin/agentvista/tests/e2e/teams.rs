@@ -379,15 +379,24 @@ pub(crate) async fn a_team_is_built_and_run_from_the_dashboard() {
                fetch('/api/v1/me/api-keys/', {method: 'POST', credentials: 'same-origin', \
                  headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, \
                  body: JSON.stringify({name: `owner-${i}`, scopes: ['read']})}) \
-               .then((r) => r.json()))) \
-             .then((bodies) => done(bodies.map((b) => b.key)));",
+               .then((r) => r.text().then((text) => r.status === 201 \
+                 ? JSON.parse(text).key : `HTTP ${r.status}: ${text}`)))) \
+             .then(done, (err) => done([String(err)]));",
             vec![],
         )
         .await
         .unwrap();
-    for key in made.as_array().unwrap() {
-        server.secret(key.as_str().unwrap());
+    let made: Vec<&str> = made
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for key in &made {
+        assert!(key.starts_with("av_"), "a key was not made: {key}");
+        server.secret(key);
     }
+    assert_eq!(made.len(), 100);
     js(&owner, "window.beforeRemoval = true").await;
     click(
         &owner,

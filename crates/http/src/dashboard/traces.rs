@@ -202,7 +202,7 @@ pub(crate) async fn trace(
 /// The query of `/trace?id=…`.
 #[derive(serde::Deserialize)]
 pub(crate) struct TraceById {
-    id: String,
+    id: Option<String>,
 }
 
 /// `/trace?id=…`: the same page, for the trace ids no path can carry (`.` and `..`, which
@@ -212,7 +212,8 @@ pub(crate) async fn trace_by_id(
     req: HttpRequest,
     query: web::Query<TraceById>,
 ) -> Result<HttpResponse, ApiError> {
-    show_trace(state, req, query.into_inner().id).await
+    // No id names no trace: the same 404 (after the sign-in check) as an unknown one.
+    show_trace(state, req, query.into_inner().id.unwrap_or_default()).await
 }
 
 async fn show_trace(

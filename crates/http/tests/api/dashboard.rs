@@ -364,8 +364,18 @@ async fn traces_whose_ids_are_dot_segments_open_from_the_list() {
         assert_eq!(status, StatusCode::OK, "{href}");
         assert!(page.contains(name), "{href}: {page}");
     }
-    let (status, _, _) = html_of(&t.app, "/trace?id=nothing", Some(&cookie)).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    for unknown in ["/trace?id=nothing", "/trace"] {
+        let (status, _, _) = html_of(&t.app, unknown, Some(&cookie)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+    }
+    let (status, headers, _) = html_of(&t.app, "/trace?id=..", None).await;
+    assert_eq!(
+        (
+            status,
+            headers.get(header::LOCATION).unwrap().to_str().unwrap()
+        ),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     // The API reads the path as sent: a client that does not resolve `..` reaches the trace.
     let reader = t.key("read").await;
     let (status, _, body) = send(&t.app, bearer(get("/api/v1/traces/../"), &reader)).await;

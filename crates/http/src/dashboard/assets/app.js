@@ -367,7 +367,8 @@ document.addEventListener("DOMContentLoaded", () => {
       const theirs = [];
       for (let path = leaving ? null : "/api/v1/me/api-keys/?limit=100"; path;) {
         const page = await api("GET", path);
-        if (!page.ok) break;
+        // Nothing is done on a list that could not be read whole: the offer would leave keys out.
+        if (!page.ok) { showError(membersError, page); return; }
         theirs.push(...page.data.data.filter(
           (key) => key.created_by?.user_id === id && key.revoked_at === null));
         const next = page.data.next_cursor;
