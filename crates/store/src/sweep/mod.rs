@@ -104,6 +104,15 @@ impl Swept {
     }
 }
 
+/// What [`Store::delete_in_batches`] deletes.
+#[derive(Clone, Copy)]
+enum Batched {
+    /// Audit entries written before this time.
+    AuditBefore(DateTime<Utc>),
+    /// Invitations ended at this time.
+    InvitationsEndedAt(DateTime<Utc>),
+}
+
 /// One window of events: where the next starts, and whether the walk is done.
 struct Window {
     scanned: u64,
@@ -243,37 +252,17 @@ impl Store {
         }
         if let Some(keep) = sweep.audit_retention {
             let cutoff = db_time(now - keep);
-            loop {
-                if !lease.take().await? {
-                    return Ok(false);
-                }
-                let started = Instant::now();
-                let txn = self.sweep_transaction().await?;
-                let deleted = audit::delete_oldest(&txn, cutoff, sweep.batch).await?;
-                txn.commit().await?;
-                swept.timed(started);
-                swept.audit_deleted += deleted;
-                if deleted < sweep.batch.max(1) {
-                    break;
-                }
-                self.pace(sweep.pause).await;
-            }
-        }
-        loop {
-            if !lease.take().await? {
+            let deleted = self.delete_in_batches(lease, sweep, swept, Batched::AuditBefore(cutoff));
+            let Some(deleted) = deleted.await? else {
                 return Ok(false);
-            }
-            let started = Instant::now();
-            let txn = self.sweep_transaction().await?;
-            let deleted = invitations::delete_ended(&txn, now, sweep.batch).await?;
-            txn.commit().await?;
-            swept.timed(started);
-            swept.invitations_deleted += deleted;
-            if deleted < sweep.batch.max(1) {
-                break;
-            }
-            self.pace(sweep.pause).await;
+            };
+            swept.audit_deleted += deleted;
         }
+        let deleted = self.delete_in_batches(lease, sweep, swept, Batched::InvitationsEndedAt(now));
+        let Some(deleted) = deleted.await? else {
+            return Ok(false);
+        };
+        swept.invitations_deleted += deleted;
         for account in closed::pending(self.reader()).await? {
             loop {
                 if !lease.take().await? {
@@ -293,6 +282,41 @@ impl Store {
             }
         }
         Ok(true)
+    }
+
+    /// Deletes `what` a batch (`sweep.batch` rows) per transaction, pausing between them,
+    /// until a batch comes out short: the rows deleted, or `None` if the lease was lost on
+    /// the way.
+    async fn delete_in_batches(
+        &self,
+        lease: &Lease<'_>,
+        sweep: &Sweep,
+        swept: &mut Swept,
+        what: Batched,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut total = 0;
+        loop {
+            if !lease.take().await? {
+                return Ok(None);
+            }
+            let started = Instant::now();
+            let txn = self.sweep_transaction().await?;
+            let deleted = match what {
+                Batched::AuditBefore(cutoff) => {
+                    audit::delete_oldest(&txn, cutoff, sweep.batch).await?
+                }
+                Batched::InvitationsEndedAt(now) => {
+                    invitations::delete_ended(&txn, now, sweep.batch).await?
+                }
+            };
+            txn.commit().await?;
+            swept.timed(started);
+            total += deleted;
+            if deleted < sweep.batch.max(1) {
+                return Ok(Some(total));
+            }
+            self.pace(sweep.pause).await;
+        }
     }
 
     /// A write transaction of the sweep. On PostgreSQL its statements are planned for their

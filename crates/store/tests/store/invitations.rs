@@ -33,6 +33,28 @@ async fn invite_at(
         .map(|_| token)
 }
 
+/// `member` removed from `account` by `owner`.
+async fn remove(
+    db: &TestDb,
+    account: AccountId,
+    member: agentvista_store::UserId,
+    owner: agentvista_store::UserId,
+) {
+    db.store
+        .memberships()
+        .change(agentvista_store::MemberChange {
+            account,
+            target: member,
+            next: None,
+            by: agentvista_store::ChangedBy::Member(owner),
+            actor: "user:1",
+            origin: &Origin::default(),
+            at: noon(),
+        })
+        .await
+        .unwrap();
+}
+
 async fn invited(db: &TestDb, account: AccountId, email: &str) -> InvitationToken {
     invited_by(db, account, email, None).await
 }
@@ -121,19 +143,7 @@ async fn a_removed_admins_invitations_stop_working(db: &TestDb) {
     let ann = person(db, acme, "ann@example.com", Role::Admin).await;
     let hers = invited_by(db, acme, "friend@example.com", Some(ann.id)).await;
     let theirs = invited_by(db, acme, "other@example.com", Some(owner.id)).await;
-    db.store
-        .memberships()
-        .change(agentvista_store::MemberChange {
-            account: acme,
-            target: ann.id,
-            next: None,
-            by: agentvista_store::ChangedBy::Member(owner.id),
-            actor: "user:1",
-            origin: &Origin::default(),
-            at: noon(),
-        })
-        .await
-        .unwrap();
+    remove(db, acme, ann.id, owner.id).await;
     let invitations = db.store.invitations();
     assert!(
         invitations
@@ -262,19 +272,7 @@ async fn ended_invitations_leave_no_rows(db: &TestDb) {
         .unwrap();
     let ann = person(db, acme, "ann@example.com", Role::Admin).await;
     invited_by(db, acme, "friend@example.com", Some(ann.id)).await;
-    db.store
-        .memberships()
-        .change(agentvista_store::MemberChange {
-            account: acme,
-            target: ann.id,
-            next: None,
-            by: agentvista_store::ChangedBy::Member(owner.id),
-            actor: "user:1",
-            origin: &Origin::default(),
-            at: noon(),
-        })
-        .await
-        .unwrap();
+    remove(db, acme, ann.id, owner.id).await;
     let log = db.store.audit().page(acme, None, 1).await.unwrap();
     let removed = &log.entries[0];
     assert_eq!(removed.action, "member.removed");
