@@ -364,16 +364,27 @@ async fn accept_in(
     now: DateTime<Utc>,
 ) -> Result<(User, AccountId), StoreError> {
     let backend = txn.get_database_backend();
+    let token_hash_hex = hex::encode(token_hash.as_bytes());
+    // The account row before the invitation's, as the account's deletion takes them (and
+    // a deleted account's invitation finds nothing): the other way round, the membership
+    // this inserts (whose foreign key needs the account row) and the deletion (which needs
+    // the invitation row) would wait for each other.
+    let invited_to = txn
+        .query_one_raw(statement(
+            backend,
+            "SELECT account_id FROM invitations WHERE token_hash = $1",
+            [token_hash_hex.clone().into()],
+        ))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    lock_open_account(txn, AccountId(invited_to.try_get("", "account_id")?)).await?;
     let row = txn
         .query_one_raw(statement(
             backend,
             "UPDATE invitations SET accepted_at = $1 WHERE token_hash = $2 \
              AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
              RETURNING id, account_id, email, role, created_at, expires_at",
-            [
-                db_time(now).into(),
-                hex::encode(token_hash.as_bytes()).into(),
-            ],
+            [db_time(now).into(), token_hash_hex.into()],
         ))
         .await?
         .ok_or(StoreError::NotFound)?;

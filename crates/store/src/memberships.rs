@@ -5,6 +5,7 @@ use agentvista_keys::{Origin, Role};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult};
 
+use crate::accounts::lock_open_account;
 use crate::audit::{AuditAction, NewAuditEntry, append_in};
 use crate::db::{begin_immediate, db_time, is_unique_violation};
 use crate::sql::statement;
@@ -242,6 +243,10 @@ async fn change_in(
 ) -> Result<Option<Member>, StoreError> {
     let backend = txn.get_database_backend();
     let account = change.account.0;
+    // The account row before any membership, as the account's deletion takes them: the other
+    // way round, this change's audit entry (whose foreign key needs the account row) and the
+    // deletion (which needs the membership rows) would wait for each other.
+    lock_open_account(txn, change.account).await?;
     // Every change that could take an owner away waits here for any other such change, in
     // one order, so two of them cannot each count the other owner as staying.
     let owners = txn

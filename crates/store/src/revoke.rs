@@ -4,8 +4,9 @@
 //!
 //! Lock order, in this and every transaction that takes more than one of these: key rows in
 //! ascending id, then `key_log_head`, then the account row, then usage rows. Making a key or
-//! an invitation takes the account row (`FOR NO KEY UPDATE`, which leaves other
-//! transactions' foreign-key checks free) before the invitation rows.
+//! an invitation, accepting one and changing a member take the account row (`FOR NO KEY
+//! UPDATE`, which leaves other transactions' foreign-key checks free) before any invitation
+//! or membership row, as the account's deletion does.
 
 use agentvista_keys::{AccountId, Actor, KeyHash, KeyId, KeyRecord, Origin, Revoked};
 use chrono::{DateTime, Utc};

@@ -372,3 +372,83 @@ async fn the_membership_migration_makes_every_existing_user_an_owner(db: &TestDb
     assert_eq!(role_of(db, acme, &first).await, Some(Role::Owner));
 }
 on_both!(the_membership_migration_makes_every_existing_user_an_owner);
+
+/// The account's deletion holds the account row and then deletes its memberships; a member's
+/// removal that came in between must wait for the account row before it takes any membership
+/// row, or each would wait for the other. PostgreSQL only: SQLite runs one write at a time.
+async fn a_removal_during_the_accounts_deletion_waits_for_it(db: &TestDb) {
+    let acme = account(&db.store, "acme").await;
+    let owner = person(db, acme, "owner@example.com", Role::Owner).await;
+    let ann = person(db, acme, "ann@example.com", Role::Member).await;
+    let conn = Database::connect(&db.url).await.unwrap();
+    let deletion = locking_transaction(&conn).await;
+    let backend = conn.get_database_backend();
+    let run = |sql: String| Statement::from_string(backend, sql);
+    deletion
+        .execute_raw(run(format!(
+            "SELECT id FROM accounts WHERE id = {} FOR UPDATE",
+            acme.0
+        )))
+        .await
+        .unwrap();
+
+    let store = db.store.clone();
+    let removal = tokio::spawn(async move {
+        store
+            .memberships()
+            .change(agentvista_store::MemberChange {
+                account: acme,
+                target: ann.id,
+                next: None,
+                by: agentvista_store::ChangedBy::Member(owner.id),
+                actor: "user:1",
+                origin: &Origin::default(),
+                at: noon(),
+            })
+            .await
+    });
+    // Observed, not assumed: the removal is blocked before the deletion goes on.
+    let probe = Database::connect(&db.url).await.unwrap();
+    let waiting = "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    loop {
+        let row = probe
+            .query_one_raw(Statement::from_string(backend, waiting))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get::<i64>("", "n").unwrap() > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // The deletion's next steps need the membership rows: free, since the removal took none.
+    deletion
+        .execute_raw(run(format!(
+            "DELETE FROM memberships WHERE account_id = {}",
+            acme.0
+        )))
+        .await
+        .unwrap();
+    deletion
+        .execute_raw(run(format!(
+            "UPDATE accounts SET deleted_at = '2026-11-27 12:00:00+00' WHERE id = {}",
+            acme.0
+        )))
+        .await
+        .unwrap();
+    deletion.commit().await.unwrap();
+    let removed = removal.await.unwrap();
+    assert!(matches!(removed, Err(StoreError::NotFound)), "{removed:?}");
+}
+
+mod a_removal_during_the_accounts_deletion_waits_for_it {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        super::run(
+            super::a_removal_during_the_accounts_deletion_waits_for_it,
+            agentvista_store::testing::Engine::Postgres,
+        )
+        .await;
+    }
+}
