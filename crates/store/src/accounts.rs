@@ -4,12 +4,10 @@ use agentvista_keys::password::PasswordHash;
 use agentvista_keys::{AccountName, Email, Role};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
 };
 
 use crate::entities::accounts;
-use crate::sql::statement;
 use crate::users::create_in;
 use crate::{AccountId, Store, StoreError, User, db::db_time};
 
@@ -178,33 +176,4 @@ pub(crate) fn account(row: accounts::Model) -> Result<Account, StoreError> {
         created_at: row.created_at,
         deleted_at: row.deleted_at,
     })
-}
-
-/// Takes `account`'s row lock on PostgreSQL (SQLite's write transaction holds the database's),
-/// which an account's deletion takes too: nothing is added to a deleted account, and what
-/// is counted against a limit under the lock cannot be passed by concurrent transactions.
-/// `FOR NO KEY UPDATE`, not `FOR UPDATE`: the foreign-key checks of other transactions'
-/// inserts (an audit entry, a membership) take `KEY SHARE` on this row, and must not wait
-/// for it — one that holds an invitation's row while it writes its audit entry would
-/// otherwise deadlock with an invitation made for the same e-mail.
-///
-/// [`StoreError::NotFound`] for a deleted (or unknown) account.
-pub(crate) async fn lock_open_account(
-    txn: &DatabaseTransaction,
-    account: AccountId,
-) -> Result<(), StoreError> {
-    let backend = txn.get_database_backend();
-    let lock = if backend == sea_orm::DbBackend::Postgres {
-        " FOR NO KEY UPDATE"
-    } else {
-        ""
-    };
-    txn.query_one_raw(statement(
-        backend,
-        &format!("SELECT id FROM accounts WHERE id = $1 AND deleted_at IS NULL{lock}"),
-        [account.0.into()],
-    ))
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    Ok(())
 }

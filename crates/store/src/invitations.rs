@@ -7,9 +7,9 @@ use agentvista_keys::{Email, InvitationHash, Origin, Role};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 
-use crate::accounts::lock_open_account;
 use crate::audit::{AuditAction, NewAuditEntry, append_in};
 use crate::db::{begin_immediate, db_time};
+use crate::locks::lock_open_account;
 use crate::memberships::{add_in, role_in};
 use crate::sql::statement;
 use crate::users::create_in;

@@ -11,9 +11,9 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use crate::accounts::lock_open_account;
 use crate::db::{begin_immediate, is_unique_violation};
 use crate::entities::{OfAccount, api_keys};
+use crate::locks::lock_open_account;
 use crate::sql::statement;
 use crate::{AccountId, KeyId, Store, StoreError, UserId, db::db_time};
 

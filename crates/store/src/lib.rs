@@ -16,6 +16,7 @@ mod ids;
 mod invitations;
 mod keys;
 mod ledger;
+mod locks;
 mod lookup;
 mod memberships;
 mod replica;

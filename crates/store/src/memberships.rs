@@ -5,9 +5,9 @@ use agentvista_keys::{Origin, Role};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult};
 
-use crate::accounts::lock_open_account;
 use crate::audit::{AuditAction, NewAuditEntry, append_in};
 use crate::db::{begin_immediate, db_time, is_unique_violation};
+use crate::locks::lock_open_account;
 use crate::sql::statement;
 use crate::{AccountId, Store, StoreError, UserId};
 
