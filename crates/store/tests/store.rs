@@ -298,6 +298,33 @@ fn pro_and_small() -> Plans {
     ])
 }
 
+/// Whether, within 20 s, some transaction of this PostgreSQL database is seen waiting for a
+/// lock: a test's sign that another transaction has reached the lock it holds.
+async fn a_transaction_waits_on_a_lock(db: &TestDb) -> bool {
+    let probe = Database::connect(&db.url).await.unwrap();
+    let waiting = "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let row = probe
+                .query_one_raw(Statement::from_string(
+                    probe.get_database_backend(),
+                    waiting,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            if row.try_get::<i64>("", "n").unwrap() > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    probe.close().await.unwrap();
+    waited.is_ok()
+}
+
 /// A transaction of its own on a connection of its own; on SQLite it holds the write lock.
 async fn locking_transaction(conn: &DatabaseConnection) -> sea_orm::DatabaseTransaction {
     conn.begin_with_options(TransactionOptions {

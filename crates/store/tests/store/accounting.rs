@@ -325,31 +325,10 @@ async fn accounting_waits_for_an_uncommitted_plan_change(db: &TestDb) {
     });
     if db.store.is_postgres() {
         // Observed, not assumed: the accounting transaction waits for the row lock.
-        let probe = Database::connect(&db.url).await.unwrap();
-        let waiting = "SELECT COUNT(*) AS n FROM pg_stat_activity \
-                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
-        let waited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-            loop {
-                let row = probe
-                    .query_one_raw(Statement::from_string(
-                        probe.get_database_backend(),
-                        waiting,
-                    ))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                if row.try_get::<i64>("", "n").unwrap() > 0 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
         assert!(
-            waited.is_ok(),
+            a_transaction_waits_on_a_lock(db).await,
             "accounting did not wait for the plan change"
         );
-        probe.close().await.unwrap();
     }
     // (On SQLite the open transaction holds the write lock, so accounting cannot start before
     // the commit; when it did start is not observable, so there the test only checks the end.)

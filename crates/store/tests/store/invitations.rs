@@ -6,12 +6,13 @@ use agentvista_store::{Acceptance, NewInvitation, StoreOptions};
 
 use super::*;
 
-/// An invitation of `email` as a member made by the operator on `store` at `now`: its token,
-/// or why it was refused.
+/// An invitation of `email` as a member made by `by` (`None`: the operator) on `store` at
+/// `now`: its token, or why it was refused.
 async fn invite_at(
     store: &Store,
     account: AccountId,
     email: &str,
+    by: Option<agentvista_store::UserId>,
     now: DateTime<Utc>,
 ) -> Result<InvitationToken, StoreError> {
     let token = InvitationToken::generate().unwrap();
@@ -22,7 +23,7 @@ async fn invite_at(
             email: &Email::parse(email).unwrap(),
             role: Role::Member,
             token_hash: &token.hash(),
-            invited_by: None,
+            invited_by: by,
             acting: Role::Owner,
             actor: "cli",
             origin: &Origin::default(),
@@ -59,31 +60,16 @@ async fn invited(db: &TestDb, account: AccountId, email: &str) -> InvitationToke
     invited_by(db, account, email, None).await
 }
 
-/// An invitation of `email` as a member, made by `by` (`None`: the operator).
+/// An invitation of `email` as a member, made by `by` (`None`: the operator) at noon.
 async fn invited_by(
     db: &TestDb,
     account: AccountId,
     email: &str,
     by: Option<agentvista_store::UserId>,
 ) -> InvitationToken {
-    let token = InvitationToken::generate().unwrap();
-    db.store
-        .invitations()
-        .create(NewInvitation {
-            account,
-            email: &Email::parse(email).unwrap(),
-            role: Role::Member,
-            token_hash: &token.hash(),
-            invited_by: by,
-            acting: Role::Owner,
-            actor: "cli",
-            origin: &Origin::default(),
-            now: noon(),
-            expires_at: noon() + TimeDelta::days(7),
-        })
+    invite_at(&db.store, account, email, by, noon())
         .await
-        .unwrap();
-    token
+        .unwrap()
 }
 
 async fn an_invitation_is_pending_until_it_expires(db: &TestDb) {
@@ -173,7 +159,11 @@ async fn concurrent_invitations_never_pass_max_pending_invitations(db: &TestDb) 
         .map(|i| {
             let store = store.clone();
             let email = format!("p{i}@example.com");
-            tokio::spawn(async move { invite_at(&store, acme, &email, noon()).await.map(|_| ()) })
+            tokio::spawn(async move {
+                invite_at(&store, acme, &email, None, noon())
+                    .await
+                    .map(|_| ())
+            })
         })
         .collect();
     let (mut made, mut refused) = (0, 0);
@@ -189,16 +179,16 @@ async fn concurrent_invitations_never_pass_max_pending_invitations(db: &TestDb) 
     assert_eq!(pending.len(), 3);
     // Another account has its own three.
     let other = account(&store, "other").await;
-    invite_at(&store, other, "p0@example.com", noon())
+    invite_at(&store, other, "p0@example.com", None, noon())
         .await
         .unwrap();
     // Re-inviting a pending e-mail replaces its invitation: no room needed.
-    invite_at(&store, acme, &pending[0].email, noon())
+    invite_at(&store, acme, &pending[0].email, None, noon())
         .await
         .unwrap();
     // Expired invitations leave room.
     let week = noon() + TimeDelta::days(7);
-    invite_at(&store, acme, "late@example.com", week)
+    invite_at(&store, acme, "late@example.com", None, week)
         .await
         .unwrap();
     store.close().await.unwrap();
@@ -281,6 +271,7 @@ async fn ended_invitations_leave_no_rows(db: &TestDb) {
         &db.store,
         acme,
         "old@example.com",
+        None,
         noon() - TimeDelta::days(8),
     )
     .await

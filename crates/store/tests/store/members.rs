@@ -408,20 +408,10 @@ async fn a_removal_during_the_accounts_deletion_waits_for_it(db: &TestDb) {
             .await
     });
     // Observed, not assumed: the removal is blocked before the deletion goes on.
-    let probe = Database::connect(&db.url).await.unwrap();
-    let waiting = "SELECT COUNT(*) AS n FROM pg_stat_activity \
-                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    loop {
-        let row = probe
-            .query_one_raw(Statement::from_string(backend, waiting))
-            .await
-            .unwrap()
-            .unwrap();
-        if row.try_get::<i64>("", "n").unwrap() > 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    assert!(
+        a_transaction_waits_on_a_lock(db).await,
+        "the removal did not wait"
+    );
     // The deletion's next steps need the membership rows: free, since the removal took none.
     deletion
         .execute_raw(run(format!(
